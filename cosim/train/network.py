@@ -1,0 +1,184 @@
+"""Architectures from a small spec, and the :class:`Network` that runs them.
+
+A spec is a list of layer tuples; every weight layer except the last (the digital classifier
+head) is followed by its activation quantizer (the ADC, ReLU embedded):
+
+``mlp``
+    Flatten, Dense(128), Dense(64), Dense(classes): a sensor/HAR-style MLP (64 inputs for
+    digits, 561 for UCI HAR).
+``lenet5``
+    Conv 5x5 (6), AvgPool 2, Conv 5x5 (16), AvgPool 2, Flatten, Dense(120), Dense(84),
+    Dense(classes); on 1x28x28: 6@24x24 -> 6@12x12 -> 16@8x8 -> 16@4x4 = 256 -> 120 -> 84 -> 10.
+``cnn6``
+    Six 3x3 convolutions (padding 1) of 32, 32, 64, 64, 128, 128 channels with a 2x2 max
+    pool after every second one, Flatten, Dense(classes): for 3x32x32 (CIFAR-10) inputs.
+
+Examples
+--------
+>>> net = build_network("lenet5", (1, 28, 28), 10, np.random.default_rng(0))
+>>> [lay.kind for lay in net.layers][:4]
+['conv2d', 'act', 'avgpool2d', 'conv2d']
+>>> net.shapes[-1]
+(10,)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cosim.errors import DataError
+from cosim.train.layers import (
+    ActQuant,
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    WeightLayer,
+)
+
+ARCHITECTURES: dict[str, list[tuple[Any, ...]]] = {
+    "mlp": [("flatten",), ("dense", 128), ("dense", 64), ("dense", None)],
+    "lenet5": [
+        ("conv", 6, 5, 1, 0),
+        ("avgpool", 2),
+        ("conv", 16, 5, 1, 0),
+        ("avgpool", 2),
+        ("flatten",),
+        ("dense", 120),
+        ("dense", 84),
+        ("dense", None),
+    ],
+    "cnn6": [
+        ("conv", 32, 3, 1, 1),
+        ("conv", 32, 3, 1, 1),
+        ("maxpool", 2),
+        ("conv", 64, 3, 1, 1),
+        ("conv", 64, 3, 1, 1),
+        ("maxpool", 2),
+        ("conv", 128, 3, 1, 1),
+        ("conv", 128, 3, 1, 1),
+        ("maxpool", 2),
+        ("flatten",),
+        ("dense", None),
+    ],
+}
+
+
+def check_architecture(name: str) -> str:
+    """Return ``name`` if it is a known architecture, else raise a clear error."""
+    if name not in ARCHITECTURES:
+        raise DataError(f"unknown model {name!r}: choose one of {', '.join(ARCHITECTURES)}")
+    return name
+
+
+class Network:
+    """An ordered list of layers with the shapes between them (NHWC inside).
+
+    Parameters
+    ----------
+    layers
+        The layers, the last weight layer being the classifier head.
+    input_shape
+        One sample as the dataset gives it: ``(features,)`` or ``(C, H, W)``.
+    """
+
+    def __init__(self, layers: list[Layer], input_shape: tuple[int, ...], arch: str = "") -> None:
+        self.layers = layers
+        self.arch = arch
+        self.input_shape = tuple(input_shape)
+        shape = self._internal(self.input_shape)
+        self.shapes = [shape]
+        for lay in layers:
+            shape = lay.out_shape(shape)
+            self.shapes.append(shape)
+        self.weight_layers = [lay for lay in layers if isinstance(lay, WeightLayer)]
+        self.acts = [lay for lay in layers if isinstance(lay, ActQuant)]
+        self.head = self.weight_layers[-1]
+        self.hidden = self.weight_layers[:-1]
+        for i, lay in enumerate(self.weight_layers):
+            lay.need_dx = i > 0  # nothing trainable precedes the first weight layer
+
+    @staticmethod
+    def _internal(shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+    def to_internal(self, x: np.ndarray) -> np.ndarray:
+        """Dataset layout ``(N, C, H, W)`` to NHWC (feature batches pass unchanged)."""
+        return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+
+    def forward(self, x: np.ndarray, train: bool = False, start: int = 0) -> np.ndarray:
+        """Logits (real units) of a batch; ``x`` is in the internal layout when ``start > 0``."""
+        a = self.to_internal(x) if start == 0 else x
+        for lay in self.layers[start:]:
+            a = lay.forward(a, train)
+        return a * np.float32(self.head.q.acc_unit)
+
+    def forward_collect(self, x: np.ndarray) -> list[np.ndarray]:
+        """Inputs of every layer (internal layout) and the final head output, inference only."""
+        a = self.to_internal(x)
+        out = [a]
+        for lay in self.layers:
+            a = lay.forward(a, False)
+            out.append(a)
+        return out
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Backpropagate d(loss)/d(logits); fills every weight layer's ``grads``."""
+        d = dlogits  # the logits are the head's real pre-activation z
+        for lay in reversed(self.layers):
+            d = lay.backward(d)
+            if d is None:
+                break
+
+    def filters(self) -> list[tuple[int, int]]:
+        """``(weight layer index, filter)`` of every hidden filter, in order."""
+        return [(li, f) for li, lay in enumerate(self.hidden) for f in range(lay.n_out)]
+
+
+def build_network(
+    arch: str, input_shape: tuple[int, ...], n_classes: int, rng: np.random.Generator
+) -> Network:
+    """Build architecture ``arch`` for samples of ``input_shape`` and ``n_classes`` classes."""
+    spec = ARCHITECTURES[check_architecture(arch)]
+    shape: tuple[int, ...] = Network._internal(tuple(input_shape))
+    layers: list[Layer] = []
+    n_weight = sum(1 for s in spec if s[0] in ("dense", "conv"))
+    seen = 0
+    for item in spec:
+        kind = item[0]
+        try:
+            if kind == "conv":
+                if len(shape) != 3:
+                    raise ValueError("convolutions need image samples (C, H, W)")
+                _, n_out, k, stride, pad = item
+                lay: Layer = Conv2D(shape[2], n_out, k, rng, stride=stride, padding=pad)
+            elif kind == "dense":
+                if len(shape) != 1:
+                    layers.append(Flatten())
+                    shape = layers[-1].out_shape(shape)
+                lay = Dense(shape[0], item[1] if item[1] is not None else n_classes, rng)
+            elif kind == "avgpool":
+                lay = AvgPool2D(item[1])
+            elif kind == "maxpool":
+                lay = MaxPool2D(item[1])
+            else:
+                if len(shape) == 1:
+                    continue
+                lay = Flatten()
+            shape = lay.out_shape(shape)
+        except ValueError as exc:
+            raise DataError(
+                f"model {arch} does not fit samples of shape {tuple(input_shape)}: {exc}; "
+                "use an image dataset of matching size (lenet5: 1x28x28, cnn6: 3x32x32) or "
+                "the mlp"
+            ) from None
+        layers.append(lay)
+        if isinstance(lay, WeightLayer):
+            seen += 1
+            if seen < n_weight:
+                layers.append(ActQuant(lay))
+    return Network(layers, input_shape, arch)
