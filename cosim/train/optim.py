@@ -9,7 +9,7 @@ Examples
 >>> p = {"w": np.ones(3, dtype=np.float32)}
 >>> opt = Adam(lr=0.1)
 >>> opt.step(p, {"w": np.ones(3, dtype=np.float32)}, lr=0.1)
->>> np.round(p["w"], 3).tolist()
+>>> [round(float(v), 3) for v in p["w"]]
 [0.9, 0.9, 0.9]
 """
 

@@ -1,0 +1,1 @@
+"""Data files that ship with cosim (the default hardware card)."""

@@ -1,0 +1,147 @@
+"""Worker process: one libngspice instance per process (libngspice is not re-entrant).
+
+The parent talks to it over a pipe. Messages to the worker: ``("run", payload)`` or
+``("stop",)``. Replies: ``("ready", version)`` once at start, ``("fatal", message)`` if the
+library cannot be loaded, then ``("ok", job_id, arrays, info)`` or
+``("err", job_id, message, spice_lines, tried)`` per job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Convergence aids tried in order when a run fails; each is inserted as an .options line.
+FALLBACKS: tuple[tuple[str, str], ...] = (
+    ("plain", ""),
+    (
+        "gmin/source stepping with relaxed tolerances",
+        ".options gminsteps=200 srcsteps=200 itl1=2000 itl2=1000 itl4=100 reltol=1e-3 "
+        "abstol=1e-13 vntol=1e-7",
+    ),
+    ("gear integration, tighter steps", ".options method=gear itl4=200 reltol=1e-3 maxord=2"),
+)
+
+
+def _insert_options(netlist: str, options: str) -> str:
+    """Insert an .options line right after the title (an .options line first would be lost)."""
+    if not options:
+        return netlist
+    title, _, rest = netlist.partition("\n")
+    return f"{title}\n{options}\n{rest}"
+
+
+def _load_ngspice():
+    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Unsupported Ngspice version")
+    from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+
+    lib = os.environ.get("COSIM_NGSPICE_LIBRARY")
+    if lib is not None:
+        NgSpiceShared.LIBRARY_PATH = lib
+        NgSpiceShared.setup_platform = classmethod(lambda cls: None)  # keep our path
+    return NgSpiceShared.new_instance()
+
+
+def _collect(ng, wanted: list[str] | None) -> dict[str, np.ndarray]:
+    plot = ng.plot(None, ng.last_plot)
+    out: dict[str, np.ndarray] = {}
+    names = {k.lower(): k for k in plot}
+    keys = list(names) if wanted is None else [w.lower() for w in wanted]
+    missing = [k for k in keys if k not in names]
+    if missing:
+        raise KeyError(
+            "ngspice produced no vector named "
+            + ", ".join(missing[:5])
+            + f" (have: {', '.join(sorted(names)[:12])}...)"
+        )
+    for k in keys:
+        wf = plot[names[k]]
+        data = getattr(wf, "_data", wf)
+        out[k] = np.array(np.real(np.asarray(data)), dtype=float, copy=True).reshape(-1)
+    return out
+
+
+def _spice_lines(ng) -> list[str]:
+    lines = [ln for ln in (list(ng._stdout) + list(ng._stderr)) if ln.strip()]
+    keep = [
+        ln
+        for ln in lines
+        if any(w in ln.lower() for w in ("error", "warning", "singular", "converge", "timestep"))
+    ]
+    return keep or lines[-10:]
+
+
+def _run_one(ng, payload: dict[str, Any]) -> tuple:
+    job_id = payload["job_id"]
+    netlist: str = payload["netlist"]
+    tried: list[str] = []
+    messages: list[str] = []
+    fallbacks = FALLBACKS if payload.get("fallbacks", True) else FALLBACKS[:1]
+    for label, options in fallbacks:
+        tried.append(label)
+        text = _insert_options(netlist, options)
+        try:
+            ng.destroy()
+            ng.remove_circuit()
+        except Exception:  # nothing loaded yet
+            pass
+        try:
+            ng.load_circuit(text)
+            load_errors = [ln for ln in ng._stderr if ln.lower().startswith("error")]
+        except Exception:
+            load_errors = _spice_lines(ng) or ["(no message)"]
+        if load_errors:  # a netlist error will not be fixed by convergence aids
+            return ("err", job_id, "ngspice rejected the netlist", load_errors, tried)
+        t0 = time.perf_counter()
+        try:
+            ng.run()
+            arrays = _collect(ng, payload.get("vectors"))
+        except KeyError as exc:
+            return ("err", job_id, str(exc.args[0]), _spice_lines(ng), tried)
+        except Exception:
+            messages = _spice_lines(ng)
+            continue
+        info = {"elapsed_s": time.perf_counter() - t0, "fallback": label}
+        return ("ok", job_id, arrays, info)
+    return ("err", job_id, "ngspice did not converge", messages, tried)
+
+
+def worker_main(conn, workdir: str) -> None:
+    """Entry point of a worker process (started with the ``spawn`` method)."""
+    try:
+        ng = _load_ngspice()
+        version = str(ng.ngspice_version)
+    except Exception as exc:  # library missing or broken
+        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        conn.close()
+        return
+    conn.send(("ready", version))
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg[0] == "stop":
+            return
+        payload = msg[1]
+        try:
+            reply = _run_one(ng, payload)
+        except Exception as exc:  # pragma: no cover - defensive: report instead of dying
+            reply = ("err", payload["job_id"], f"{type(exc).__name__}: {exc}", [], ["plain"])
+        conn.send(reply)
+
+
+def sleep_forever_main(conn, workdir: str) -> None:  # pragma: no cover - used by tests
+    """A worker that never answers (for testing the hang timeout)."""
+    conn.send(("ready", "test"))
+    while True:
+        time.sleep(3600)

@@ -1,0 +1,232 @@
+"""Dataset loaders on small files written in each dataset's real format, and their errors."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cosim.datasets import (
+    FASHION_MNIST_DIR,
+    load_dataset,
+    parse_spec,
+    read_cifar_batch,
+    read_idx,
+)
+from cosim.errors import DataError
+
+
+# ------------------------------------------------------------------------------ writers
+def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> None:
+    """IDX: magic 0x00 0x00 0x08 ndim, big-endian int32 dims, then uint8 data."""
+    raw = bytes([0, 0, 8, arr.ndim]) + b"".join(struct.pack(">i", d) for d in arr.shape)
+    raw += arr.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        raw = gzip.compress(raw)
+    path.write_bytes(raw)
+
+
+def write_mnist_dir(d: Path, n_train=64, n_test=32, gz=False, rng=None) -> Path:
+    rng = rng or np.random.default_rng(0)
+    d.mkdir(parents=True, exist_ok=True)
+    write_idx(d / "train-images-idx3-ubyte", rng.integers(0, 256, (n_train, 28, 28)), gz)
+    write_idx(d / "train-labels-idx1-ubyte", rng.integers(0, 10, n_train), gz)
+    write_idx(d / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)), gz)
+    write_idx(d / "t10k-labels-idx1-ubyte", rng.integers(0, 10, n_test), gz)
+    return d
+
+
+def write_har_dir(d: Path, n_train=40, n_test=20, n_feat=561, rng=None) -> Path:
+    """UCI HAR layout: space-separated features in [-1, 1], one label 1..6 per line."""
+    rng = rng or np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        (d / split).mkdir(parents=True, exist_ok=True)
+        x = rng.uniform(-1, 1, (n, n_feat))
+        lines = ["  " + " ".join(f"{v:.8e}" for v in row) for row in x]  # real files: "  -2.5e-001"
+        (d / split / f"X_{split}.txt").write_text("\n".join(lines) + "\n")
+        y = rng.integers(1, 7, n)
+        (d / split / f"y_{split}.txt").write_text("\n".join(map(str, y)) + "\n")
+    return d
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Writes what Python 2's cPickle wrote for CIFAR-10: protocol 2, byte strings as
+    SHORT_BINSTRING/BINSTRING and numpy globals under ``numpy.core.multiarray``."""
+
+    def save_bytes(self, obj):
+        n = len(obj)
+        if n < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", n) + obj)
+        self.memoize(obj)
+
+    def save_str(self, obj):
+        self.save_bytes(obj.encode("latin-1"))
+
+    def save_global(self, obj, name=None):
+        module = getattr(obj, "__module__", None)
+        name = name or obj.__qualname__
+        if module == "numpy._core.multiarray" or module == "numpy.core.multiarray":
+            module = "numpy.core.multiarray"
+        self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode())
+        self.memoize(obj)
+
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[bytes] = save_bytes
+    dispatch[str] = save_str
+
+
+def write_cifar_batch(path: Path, n: int, rng, label=b"training batch 1 of 5") -> None:
+    obj = {
+        b"batch_label": label,
+        b"labels": [int(v) for v in rng.integers(0, 10, n)],
+        b"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
+        b"filenames": [b"img_%d.png" % i for i in range(n)],
+    }
+    with open(path, "wb") as fh:
+        _Py2Pickler(fh, protocol=2).dump(obj)
+
+
+def write_cifar_dir(d: Path, n=8, rng=None) -> Path:
+    rng = rng or np.random.default_rng(0)
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 6):
+        write_cifar_batch(d / f"data_batch_{i}", n, rng)
+    write_cifar_batch(d / "test_batch", n, rng, label=b"testing batch 1 of 1")
+    return d
+
+
+# -------------------------------------------------------------------------------- tests
+def test_digits_is_bundled_and_split_fixed():
+    a, b = load_dataset("digits"), load_dataset("digits")
+    assert a.x_train.shape == (1438, 1, 8, 8) and a.x_test.shape == (359, 1, 8, 8)
+    assert np.array_equal(a.y_test, b.y_test)
+    assert set(np.unique(a.y_test)) == set(range(10))
+    assert a.preprocessing.scale == 16.0
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_idx_dir(tmp_path, gz):
+    d = write_mnist_dir(tmp_path / "m", gz=gz)
+    ds = load_dataset(f"mnist:{d}")
+    assert ds.x_train.shape == (64, 1, 28, 28) and ds.x_train.dtype == np.uint8
+    assert ds.x_test.shape == (32, 1, 28, 28) and ds.y_train.dtype == np.int64
+    raw = read_idx(d / ("train-images-idx3-ubyte" + (".gz" if gz else "")))
+    assert np.array_equal(raw, ds.x_train[:, 0])
+    assert load_dataset(f"fashion-mnist:{d}").x_train.shape == (64, 1, 28, 28)
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_installed_fashion_mnist():
+    ds = load_dataset("fashion-mnist")
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    assert np.bincount(ds.y_train).tolist() == [6000] * 10
+
+
+def test_har_dir(tmp_path):
+    ds = load_dataset(f"har:{write_har_dir(tmp_path / 'UCI HAR Dataset')}")
+    assert ds.x_train.shape == (40, 561) and ds.n_classes == 6
+    assert ds.y_train.min() >= 0 and ds.y_train.max() <= 5
+    assert ds.preprocessing.offset == -1.0 and ds.preprocessing.scale == 2.0
+
+
+def test_cifar10_dir_in_the_python2_pickle_format(tmp_path):
+    d = write_cifar_dir(tmp_path / "cifar-10-batches-py")
+    assert (d / "test_batch").read_bytes()[:2] == b"\x80\x02"
+    ds = load_dataset(f"cifar10:{d}")
+    assert ds.x_train.shape == (40, 3, 32, 32) and ds.x_test.shape == (8, 3, 32, 32)
+    x, y = read_cifar_batch(d / "data_batch_1")
+    # the row layout is 1024 red, 1024 green, 1024 blue values, row-major 32x32
+    with open(d / "data_batch_1", "rb") as fh:
+        raw = pickle.load(fh, encoding="bytes")
+    assert np.array_equal(x.reshape(len(x), -1), raw[b"data"])
+    assert y.tolist() == raw[b"labels"]
+
+
+def test_cifar_batch_that_would_run_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    with pytest.raises(DataError, match="not a readable CIFAR-10"):
+        read_cifar_batch(p)
+    assert not (tmp_path / "pwned").exists()
+
+
+# ------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("spec", ["imagenet", "mnist2:/x", "", "svhn:/data"])
+def test_unknown_dataset(spec):
+    with pytest.raises(DataError, match="unknown dataset"):
+        load_dataset(spec)
+
+
+@pytest.mark.parametrize("spec", ["mnist", "har", "cifar10"])
+def test_dataset_needing_a_path(spec):
+    with pytest.raises(DataError, match=f"{spec}:DIR"):
+        parse_spec(spec)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "har", "cifar10"])
+def test_path_without_the_expected_files(tmp_path, name):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as exc:
+        load_dataset(f"{name}:{tmp_path / 'empty'}")
+    assert str(tmp_path / "empty") in str(exc.value)
+    with pytest.raises(DataError, match="not a directory"):
+        load_dataset(f"{name}:{tmp_path / 'missing'}")
+
+
+def test_corrupt_idx_files(tmp_path):
+    d = write_mnist_dir(tmp_path / "m")
+    f = d / "train-images-idx3-ubyte"
+    good = f.read_bytes()
+    f.write_bytes(good[:-10])  # truncated
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        load_dataset(f"mnist:{d}")
+    f.write_bytes(b"\x08\x03" + good[2:])  # bad magic
+    with pytest.raises(DataError, match="not an IDX file"):
+        load_dataset(f"mnist:{d}")
+    f.write_bytes(good)
+    write_idx(d / "train-labels-idx1-ubyte", np.zeros(63))  # labels of another set
+    with pytest.raises(DataError, match="do not belong together"):
+        load_dataset(f"mnist:{d}")
+
+
+def test_har_with_nan_and_wrong_shapes(tmp_path):
+    d = write_har_dir(tmp_path / "h", n_feat=5)
+    x = d / "train" / "X_train.txt"
+    good = x.read_text()
+    x.write_text(good.replace(good.split()[3], "NaN", 1))
+    with pytest.raises(DataError, match="NaN"):
+        load_dataset(f"har:{d}")
+    lines = good.splitlines()
+    x.write_text("\n".join(lines[:-1] + [lines[-1] + " 0.5"]) + "\n")  # ragged row
+    with pytest.raises(DataError, match="different numbers of columns"):
+        load_dataset(f"har:{d}")
+    x.write_text(good)
+    (d / "test" / "X_test.txt").write_text("0.1 0.2\n" * 20)  # 2 features instead of 5
+    with pytest.raises(DataError, match="features"):
+        load_dataset(f"har:{d}")
+    write_har_dir(d, n_feat=5)
+    (d / "train" / "y_train.txt").write_text("7\n" * 40)
+    with pytest.raises(DataError, match="1..6"):
+        load_dataset(f"har:{d}")
+
+
+def test_cifar_wrong_format(tmp_path):
+    d = write_cifar_dir(tmp_path / "c", n=4)
+    (d / "data_batch_3").write_bytes(b"PK\x03\x04 not a pickle")
+    with pytest.raises(DataError, match="not a CIFAR-10 python batch"):
+        load_dataset(f"cifar10:{d}")
+    with open(d / "data_batch_3", "wb") as fh:
+        _Py2Pickler(fh, protocol=2).dump({b"data": np.zeros((4, 1024), np.uint8), b"labels": [0] * 4})
+    with pytest.raises(DataError, match="3072"):
+        load_dataset(f"cifar10:{d}")
