@@ -432,11 +432,11 @@ def train(
             "time_s": time.perf_counter() - t0,
         }
         history.append(rec)
-        if on_epoch is not None:
-            on_epoch(rec)
         if ckpt is not None:
             state = {"epoch": epoch + 1, "searched": searched, "history": history}
             save_checkpoint(ckpt, cfg, dataset, net, opt, scheme, masks, rng, state)
+        if on_epoch is not None:
+            on_epoch(rec)
 
     if cfg.unipolar_fraction > 0:
         project_unipolar(net, masks)

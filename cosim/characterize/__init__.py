@@ -1,0 +1,1 @@
+"""``cosim characterize``: SPICE sweeps of every block, surrogate fits, held-out validation."""
