@@ -77,7 +77,7 @@ class _Py2Pickler(pickle._Pickler):
         self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode())
         self.memoize(obj)
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch = dict(pickle._Pickler.dispatch)  # noqa: RUF012 - the pickler protocol
     dispatch[bytes] = save_bytes
     dispatch[str] = save_str
 
@@ -208,7 +208,7 @@ def test_har_with_nan_and_wrong_shapes(tmp_path):
     with pytest.raises(DataError, match="NaN"):
         load_dataset(f"har:{d}")
     lines = good.splitlines()
-    x.write_text("\n".join(lines[:-1] + [lines[-1] + " 0.5"]) + "\n")  # ragged row
+    x.write_text("\n".join([*lines[:-1], lines[-1] + " 0.5"]) + "\n")  # ragged row
     with pytest.raises(DataError, match="different numbers of columns"):
         load_dataset(f"har:{d}")
     x.write_text(good)
@@ -217,7 +217,7 @@ def test_har_with_nan_and_wrong_shapes(tmp_path):
         load_dataset(f"har:{d}")
     write_har_dir(d, n_feat=5)
     (d / "train" / "y_train.txt").write_text("7\n" * 40)
-    with pytest.raises(DataError, match="1..6"):
+    with pytest.raises(DataError, match=r"1\.\.6"):
         load_dataset(f"har:{d}")
 
 
@@ -227,6 +227,8 @@ def test_cifar_wrong_format(tmp_path):
     with pytest.raises(DataError, match="not a CIFAR-10 python batch"):
         load_dataset(f"cifar10:{d}")
     with open(d / "data_batch_3", "wb") as fh:
-        _Py2Pickler(fh, protocol=2).dump({b"data": np.zeros((4, 1024), np.uint8), b"labels": [0] * 4})
+        _Py2Pickler(fh, protocol=2).dump(
+            {b"data": np.zeros((4, 1024), np.uint8), b"labels": [0] * 4}
+        )
     with pytest.raises(DataError, match="3072"):
         load_dataset(f"cifar10:{d}")

@@ -55,7 +55,9 @@ def _check_layer(layer, x, rng, params=("W", "b"), check_x=True):
     dx = layer.backward(r)
     if check_x:
         idx, num = _num_grad(loss, x, rng=rng)
-        np.testing.assert_allclose(dx.reshape(-1)[idx], num, rtol=RTOL, atol=RTOL * np.abs(num).max())
+        np.testing.assert_allclose(
+            dx.reshape(-1)[idx], num, rtol=RTOL, atol=RTOL * np.abs(num).max()
+        )
     for key in params:
         p = layer.params[key]
         idx, num = _num_grad(loss, p, rng=rng)

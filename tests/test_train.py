@@ -83,7 +83,11 @@ def test_reported_accuracy_is_the_integer_path_and_training_forward_agrees(globa
     assert m["test_accuracy"] == np.mean(pred == digits.y_test)
     res = integer_forward(global_mlp.model, digits.x_test, keep_codes=True)
     acts, fwd_pred = _training_forward_codes(global_mlp, digits, digits.x_test)
-    hidden_codes = [c for lay, c in zip(global_mlp.model.layers, res.codes, strict=False) if getattr(lay, "role", "") == "hidden"]
+    hidden_codes = [
+        c
+        for lay, c in zip(global_mlp.model.layers, res.codes, strict=False)
+        if getattr(lay, "role", "") == "hidden"
+    ]
     for a, c in zip(acts, hidden_codes, strict=True):
         assert np.array_equal(a.astype(np.int64), c)  # bit-identical hidden codes
     assert np.array_equal(fwd_pred, res.predictions)
@@ -96,9 +100,15 @@ def test_conv_and_pool_paths_agree_with_the_integer_reference(tmp_path):
     out = train(cfg, ds, np.random.default_rng(1))
     res = integer_forward(out.model, ds.x_test, keep_codes=True)
     acts, pred = _training_forward_codes(out, ds, ds.x_test)
-    hidden = [c for lay, c in zip(out.model.layers, res.codes, strict=False) if getattr(lay, "role", "") == "hidden"]
+    hidden = [
+        c
+        for lay, c in zip(out.model.layers, res.codes, strict=False)
+        if getattr(lay, "role", "") == "hidden"
+    ]
     for a, c in zip(acts, hidden, strict=True):
-        assert np.array_equal(np.moveaxis(a, -1, 1).astype(np.int64) if a.ndim == 4 else a.astype(np.int64), c)
+        assert np.array_equal(
+            np.moveaxis(a, -1, 1).astype(np.int64) if a.ndim == 4 else a.astype(np.int64), c
+        )
     assert np.array_equal(pred, res.predictions)
     pools = [i for i, lay in enumerate(out.model.layers) if isinstance(lay, PoolLayer)]
     before = res.codes[pools[0] - 1]
@@ -113,7 +123,9 @@ def test_conv_and_pool_paths_agree_with_the_integer_reference(tmp_path):
 
 
 def test_unipolar_fraction_one_makes_every_hidden_weight_nonnegative(digits):
-    cfg = TrainConfig(model="mlp", scheme="global", w_bits=2, a_bits=3, epochs=4, unipolar_fraction=1.0)
+    cfg = TrainConfig(
+        model="mlp", scheme="global", w_bits=2, a_bits=3, epochs=4, unipolar_fraction=1.0
+    )
     out = train(cfg, digits, np.random.default_rng(0))
     for lay in out.model.hidden_layers:
         assert lay.unipolar.all()
@@ -126,7 +138,9 @@ def test_unipolar_fraction_one_makes_every_hidden_weight_nonnegative(digits):
 
 
 def test_unipolar_search_picks_the_requested_fraction(digits):
-    cfg = TrainConfig(model="mlp", scheme="global", w_bits=4, a_bits=3, epochs=4, unipolar_fraction=0.4)
+    cfg = TrainConfig(
+        model="mlp", scheme="global", w_bits=4, a_bits=3, epochs=4, unipolar_fraction=0.4
+    )
     out = train(cfg, digits, np.random.default_rng(0))
     n_uni = sum(int(lay.unipolar.sum()) for lay in out.model.hidden_layers)
     assert n_uni == round(0.4 * 192)
@@ -136,7 +150,9 @@ def test_unipolar_search_picks_the_requested_fraction(digits):
 
 
 def test_same_seed_same_model_and_resume_is_exact(digits, tmp_path):
-    cfg = TrainConfig(model="mlp", scheme="global", w_bits=3, a_bits=2, epochs=4, unipolar_fraction=0.25)
+    cfg = TrainConfig(
+        model="mlp", scheme="global", w_bits=3, a_bits=2, epochs=4, unipolar_fraction=0.25
+    )
     a = train(cfg, digits, np.random.default_rng(3))
     b = train(cfg, digits, np.random.default_rng(3))
     ckpt = tmp_path / "run.ckpt.npz"
@@ -148,9 +164,13 @@ def test_same_seed_same_model_and_resume_is_exact(digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, digits, np.random.default_rng(3), ckpt, on_epoch=stop_after_2)
     assert ckpt.is_file()
-    c = train(cfg, digits, np.random.default_rng(99), ckpt, resume=True)  # state comes from the file
+    c = train(
+        cfg, digits, np.random.default_rng(99), ckpt, resume=True
+    )  # state comes from the file
     assert len(c.history) == 4
-    for x, y, z in zip(a.model.weight_layers, b.model.weight_layers, c.model.weight_layers, strict=True):
+    for x, y, z in zip(
+        a.model.weight_layers, b.model.weight_layers, c.model.weight_layers, strict=True
+    ):
         assert np.array_equal(x.n_w, y.n_w) and np.array_equal(x.n_w, z.n_w)
         assert np.array_equal(x.n_b, z.n_b) and np.array_equal(x.unipolar, z.unipolar)
     assert a.metrics["test_accuracy"] == c.metrics["test_accuracy"]

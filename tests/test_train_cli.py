@@ -71,7 +71,13 @@ def test_cli_resume_continues_from_checkpoint(tmp_path, capsys):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, load_dataset("digits"), np.random.default_rng(0), tmp_path / "r2.ckpt.npz", on_epoch=stop)
+        train(
+            cfg,
+            load_dataset("digits"),
+            np.random.default_rng(0),
+            tmp_path / "r2.ckpt.npz",
+            on_epoch=stop,
+        )
     code, _, err = _run(capsys, *args[:-1], str(tmp_path / "r2.npz"), "--resume")
     assert code == 0 and "epoch   1/3" not in err and "epoch   2/3" in err
     res = load_model(tmp_path / "r2.npz")
@@ -89,9 +95,24 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, load_dataset("digits"), np.random.default_rng(0), tmp_path / "x.ckpt.npz", on_epoch=stop)
+        train(
+            cfg,
+            load_dataset("digits"),
+            np.random.default_rng(0),
+            tmp_path / "x.ckpt.npz",
+            on_epoch=stop,
+        )
     code, _, err = _run(
-        capsys, "--dataset", "digits", "--epochs", "2", "--w-bits", "3", "--out", str(tmp_path / "x.npz"), "--resume"
+        capsys,
+        "--dataset",
+        "digits",
+        "--epochs",
+        "2",
+        "--w-bits",
+        "3",
+        "--out",
+        str(tmp_path / "x.npz"),
+        "--resume",
     )
     assert code == 2 and "different run" in err
 
@@ -121,7 +142,9 @@ def test_clear_errors(tmp_path, capsys, argv, message):
 
 def test_path_without_expected_files(tmp_path, capsys):
     (tmp_path / "d").mkdir()
-    code, _, err = _run(capsys, "--dataset", f"har:{tmp_path / 'd'}", "--out", str(tmp_path / "m.npz"))
+    code, _, err = _run(
+        capsys, "--dataset", f"har:{tmp_path / 'd'}", "--out", str(tmp_path / "m.npz")
+    )
     assert code == 2 and "X_train.txt" in err and "train/X_train.txt" in err
 
 
@@ -135,7 +158,9 @@ def test_nan_data_is_refused(tmp_path, capsys):
 
 def test_har_mlp_trains(tmp_path, capsys):
     d = write_har_dir(tmp_path / "har", n_feat=12, n_train=60)
-    code, out, _ = _run(capsys, "--dataset", f"har:{d}", "--epochs", "1", "--out", str(tmp_path / "h.npz"))
+    code, _, _ = _run(
+        capsys, "--dataset", f"har:{d}", "--epochs", "1", "--out", str(tmp_path / "h.npz")
+    )
     assert code == 0
     assert load_model(tmp_path / "h.npz").weight_layers[0].in_shape == (12,)
 
@@ -191,7 +216,9 @@ def test_model_file_validation(trained, tmp_path, edit, message):
 
 def test_model_file_with_pickled_objects_is_refused(trained, tmp_path):
     dst = tmp_path / "p.npz"
-    _rewrite(trained / "m.npz", dst, edit_arrays=lambda a: a.update({"x": np.array([{}], dtype=object)}))
+    _rewrite(
+        trained / "m.npz", dst, edit_arrays=lambda a: a.update({"x": np.array([{}], dtype=object)})
+    )
     with zipfile.ZipFile(dst) as zf:
         assert "x.npy" in zf.namelist()
     with pytest.raises(ModelFileError, match="corrupt"):

@@ -286,8 +286,12 @@ def read_npz(path: str | Path, what: str = "model file") -> dict[str, np.ndarray
     if not path.is_file():
         raise ModelFileError(f"{what} {path} does not exist; train one with `cosim train --out`")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                raise ValueError("not a zip archive")
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         raise ModelFileError(
             f"{what} {path} is corrupt or not a cosim .npz file ({exc}); retrain it with "
