@@ -325,6 +325,10 @@ def train(
     scheme = Scheme(
         cfg.scheme, net, cfg.w_bits, cfg.a_bits, cfg.in_bits, cfg.b_bits, cfg.hi, cfg.w_max
     )
+    if scheme.quantized:  # start inside the weight range: He std capped at w_max / 2
+        for lay in net.weight_layers:
+            std = float(np.sqrt(2.0 / lay.fan_in))
+            lay.params["W"] *= np.float32(min(1.0, 0.5 * cfg.w_max / std))
     if dataset.preprocessing.in_bits != cfg.in_bits:
         from dataclasses import replace
 
@@ -416,6 +420,7 @@ def train(
                     bar.set_postfix(
                         loss=f"{loss:.3f}", acc=f"{correct / ((s * cfg.batch_size) + len(y)):.3f}"
                     )
+        train_time = time.perf_counter() - t0
         test_acc, test_loss = evaluate(net, dataset, scheme, dataset.x_test, dataset.y_test)
         rec = {
             "epoch": epoch + 1,
@@ -429,6 +434,7 @@ def train(
             "hi_x": scheme.hi_x.tolist(),
             "hi_y": scheme.hi_y.tolist(),
             "unipolar_filters": int(sum(m.sum() for m in masks)),
+            "train_time_s": train_time,
             "time_s": time.perf_counter() - t0,
         }
         history.append(rec)
