@@ -192,3 +192,16 @@ def test_one_bit_weights_and_activations(digits):
     for lay in out.model.weight_layers:
         assert set(np.unique(lay.n_w)) <= {-1, 1}  # binary: +-w_max
     assert out.metrics["prediction_agreement"] == 1.0
+
+
+def test_forward_from_a_cached_layer_input_matches_the_full_forward():
+    """The unipolar search re-runs the network from a layer's cached (NHWC) input."""
+    from cosim.train.network import build_network
+
+    rng = np.random.default_rng(4)
+    net = build_network("lenet5", (1, 28, 28), 10, rng)
+    x = rng.random((3, 1, 28, 28)).astype(np.float32)
+    ins = net.forward_collect(x)
+    full = net.forward(x)
+    for pos in (0, 3, 7):
+        assert np.array_equal(net.forward(ins[pos], start=pos, internal=True), full)

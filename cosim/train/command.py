@@ -125,12 +125,23 @@ def run(args: argparse.Namespace) -> int:
     save_model(outcome.model, out, extra_arrays=shadow)
     metrics = dict(outcome.metrics)
     metrics["model_file"] = str(out)
-    metrics["command"] = "cosim train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    metrics["command"] = _command_line(args)
     if args.json:
         write_json_atomic(args.json, metrics)
     ckpt.unlink(missing_ok=True)
     print(summary_table(metrics))
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The ``cosim train`` command that reproduces this run (every option spelled out)."""
+    parts = ["cosim train"]
+    for key, value in vars(args).items():
+        if key in ("command", "resume") or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    return " ".join(parts)
 
 
 def summary_table(m: dict) -> str:

@@ -110,9 +110,15 @@ class Network:
         """Dataset layout ``(N, C, H, W)`` to NHWC (feature batches pass unchanged)."""
         return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
 
-    def forward(self, x: np.ndarray, train: bool = False, start: int = 0) -> np.ndarray:
-        """Logits (real units) of a batch; ``x`` is in the internal layout when ``start > 0``."""
-        a = self.to_internal(x) if start == 0 else x
+    def forward(
+        self, x: np.ndarray, train: bool = False, start: int = 0, internal: bool = False
+    ) -> np.ndarray:
+        """Logits (real units) of a batch.
+
+        ``start`` skips the first layers (``x`` is then the input of ``layers[start]``, as
+        :meth:`forward_collect` returns it); ``internal`` says ``x`` is already NHWC.
+        """
+        a = x if (internal or start > 0) else self.to_internal(x)
         for lay in self.layers[start:]:
             a = lay.forward(a, train)
         return a * np.float32(self.head.q.acc_unit)
