@@ -158,7 +158,7 @@ def run_suites(names: list[str], jobs: int) -> list[dict]:
     return done
 
 
-def write_summary(records: list[dict]) -> None:
+def write_summary(records: list[dict], produced_by: str) -> None:
     path = RESULTS / "train_accuracy.json"
     old = json.loads(path.read_text()) if path.is_file() else {"runs": []}
     by_name = {r["name"]: r for r in old["runs"]}
@@ -167,25 +167,29 @@ def write_summary(records: list[dict]) -> None:
     runs = [by_name[n] for n in order if n in by_name]
     summary = {
         "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
-        "produced_by": "python benchmarks/train_accuracy.py --jobs 2",
+        "produced_by": produced_by,
         "runs": runs,
     }
     path.write_text(json.dumps(summary, indent=2) + "\n")
     lines = [
         "# cosim train accuracy",
         "",
-        f"Produced by `python benchmarks/train_accuracy.py --jobs 2` on {summary['machine']}",
-        "(two runs at a time under `nice`; the machine was shared). Test accuracy of",
-        "quantized models comes from the integer reference path (`integer_forward`).",
+        f"Produced by `{produced_by}` on {summary['machine']}",
+        "(under `nice`, on a machine shared with other work, so times vary). Test accuracy of",
+        "quantized models comes from the integer reference path (`integer_forward`);",
+        "'process (s)' is the whole `cosim train` process, data loading included.",
         "",
-        "| run | test accuracy | unipolar filters | epochs | wall (s) | command |",
-        "|---|---|---|---|---|---|",
+        "| run | test accuracy | unipolar filters | epochs | train (s) | process (s) | command |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         acc = "failed" if r["test_accuracy"] is None else f"{100 * r['test_accuracy']:.2f}%"
         uni = f"{r['unipolar_filters']}/{r['hidden_filters']}" if r["hidden_filters"] else ""
-        wall = f"{r['train_wall_s']:.0f}" if r["train_wall_s"] else ""
-        lines.append(f"| {r['name']} | {acc} | {uni} | {r['epochs']} | {wall} | `{r['command']}` |")
+        wall = f"{r['train_wall_s']:.1f}" if r["train_wall_s"] else ""
+        proc = f"{r['process_wall_s']:.1f}"
+        lines.append(
+            f"| {r['name']} | {acc} | {uni} | {r['epochs']} | {wall} | {proc} | `{r['command']}` |"
+        )
     (RESULTS / "train_accuracy.md").write_text("\n".join(lines) + "\n")
 
 
@@ -195,7 +199,10 @@ def main(argv=None) -> None:
     ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args(argv)
     records = run_suites(args.suite or list(SUITES), max(1, args.jobs))
-    write_summary(records)
+    cmd = "python benchmarks/train_accuracy.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    write_summary(records, cmd.strip())
     print((RESULTS / "train_accuracy.md").read_text())
 
 
