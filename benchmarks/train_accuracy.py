@@ -161,20 +161,21 @@ def run_suites(names: list[str], jobs: int) -> list[dict]:
 def write_summary(records: list[dict], produced_by: str) -> None:
     path = RESULTS / "train_accuracy.json"
     old = json.loads(path.read_text()) if path.is_file() else {"runs": []}
+    for r in old["runs"]:
+        r.setdefault("produced_by", old.get("produced_by"))
+    for r in records:
+        r["produced_by"] = produced_by
     by_name = {r["name"]: r for r in old["runs"]}
     by_name.update({r["name"]: r for r in records})
     order = [n for s in SUITES.values() for n, _ in s]
     runs = [by_name[n] for n in order if n in by_name]
-    summary = {
-        "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
-        "produced_by": produced_by,
-        "runs": runs,
-    }
+    summary = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}", "runs": runs}
+    producers = sorted({r["produced_by"] for r in runs if r.get("produced_by")})
     path.write_text(json.dumps(summary, indent=2) + "\n")
     lines = [
         "# cosim train accuracy",
         "",
-        f"Produced by `{produced_by}` on {summary['machine']}",
+        "Produced by " + ", ".join(f"`{p}`" for p in producers) + f" on {summary['machine']}",
         "(under `nice`, on a machine shared with other work, so times vary). Test accuracy of",
         "quantized models comes from the integer reference path (`integer_forward`);",
         "'process (s)' is the whole `cosim train` process, data loading included.",

@@ -244,3 +244,40 @@ def test_saturation_penalty_gradient_beyond_hi():
     assert act.last_penalty == pytest.approx(0.0625, rel=1e-5)
     dz = act.backward(np.zeros((1, 2), dtype=np.float32))
     np.testing.assert_allclose(dz, [[0.0, 2 * 0.5 * 1.0 / (2 * 4)]], rtol=1e-5)
+
+
+def test_accumulator_is_exact_beyond_float32_integers():
+    """8-bit levels x 8-bit codes x 300 inputs can exceed 2**24: the layer switches to float64."""
+    rng = np.random.default_rng(10)
+    lay = Dense(300, 4, rng)
+    w, x = WeightGrid(0.25, 8), ActGrid(2.0, 8)
+    lay.q = LayerQuant(
+        w_grid=w, in_grid=x, out_grid=ActGrid(2.0, 8), b_grid=BiasGrid.for_layer(w, x, 10)
+    )
+    lay.params["W"][:] = 0.25  # every level at n_max = 255
+    k = np.full((2, 300), 255, dtype=np.float32)
+    k[1, 0] = 254  # an odd total that float32 cannot hold
+    acc = lay.forward(k)
+    ref = k.astype(np.int64) @ np.full((300, 4), 255, dtype=np.int64)
+    assert acc.dtype == np.float64 and ref.max() > 2**24
+    assert np.array_equal(acc.astype(np.int64), ref)
+
+
+def test_optimizers_and_schedule():
+    from cosim.train.optim import SGD, Adam, cosine_lr, make_optimizer
+
+    p = {"w": np.array([1.0, -1.0], dtype=np.float32)}
+    g = {"w": np.array([0.5, 0.5], dtype=np.float32)}
+    sgd = SGD(lr=0.1, momentum=0.9)
+    sgd.step(p, g, 0.1)
+    sgd.step(p, g, 0.1)  # v = 0.5, then 0.9 * 0.5 + 0.5 = 0.95
+    np.testing.assert_allclose(p["w"], [1.0 - 0.05 - 0.095, -1.0 - 0.05 - 0.095], rtol=1e-6)
+    p = {"w": np.array([1.0], dtype=np.float32)}
+    adam = Adam(lr=0.01)
+    for _ in range(3):
+        adam.step(p, {"w": np.array([2.0], dtype=np.float32)}, 0.01)
+    np.testing.assert_allclose(p["w"], [0.97], rtol=1e-5)  # bias-corrected: lr per step
+    assert cosine_lr(1.0, 0, 100, warmup=10) == pytest.approx(0.1)
+    assert cosine_lr(1.0, 55, 100, warmup=10) == pytest.approx(0.505)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer("rmsprop", 0.1)

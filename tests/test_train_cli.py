@@ -129,6 +129,7 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
         (["--in-bits", "0"], "--in-bits = 0 is out of range"),
         (["--unipolar-fraction", "1.5"], "--unipolar-fraction 1.5 must lie in 0..1"),
         (["--dataset", "mnist"], "use --dataset mnist:DIR"),
+        (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["--dataset", "digits", "--model", "lenet5"], "does not fit samples of shape (1, 8, 8)"),
     ],
 )
@@ -159,7 +160,17 @@ def test_nan_data_is_refused(tmp_path, capsys):
 def test_har_mlp_trains(tmp_path, capsys):
     d = write_har_dir(tmp_path / "har", n_feat=12, n_train=60)
     code, _, _ = _run(
-        capsys, "--dataset", f"har:{d}", "--epochs", "1", "--out", str(tmp_path / "h.npz")
+        capsys,
+        "--dataset",
+        f"har:{d}",
+        "--epochs",
+        "1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--out",
+        str(tmp_path / "h.npz"),
     )
     assert code == 0
     assert load_model(tmp_path / "h.npz").weight_layers[0].in_shape == (12,)
