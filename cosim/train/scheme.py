@@ -1,34 +1,41 @@
 """Quantization schemes: float, per-layer STE, and global quantization.
 
 Every weight layer l of a quantized network has a weight grid ``W_l = (w_max_l, b)``, an input
-grid ``X_l``, an output grid ``Y_l = (hi_l, a)`` (hidden layers; the head has none) and a bias
-grid ``B_l`` tied to them (``step = u_l * hi(X_l)``). ``X_{l+1} = Y_l``: the codes an ADC
-writes are the codes the next DAC reads. The first layer's input grid has ``in_bits``.
+grid ``X_l = (hi_x_l, a)`` (``in_bits`` for the first layer), an output grid
+``Y_l = (hi_y_l, a)`` (hidden layers; the head has none) and a bias grid ``B_l`` tied to them
+(``step = u_l * hi_x_l``). Codes pass unchanged from an ADC to the next DAC, so ``Y_l`` and
+``X_{l+1}`` have the same bits. docs/training.md gives the full formulation.
 
 ``per-layer`` (the standard STE baseline)
-    Each layer has its own range variables ``w_max_l`` and ``hi_l``, calibrated from that
-    layer's own statistics (the global-control update below, applied per layer). The input
-    grid keeps the target range. No extra loss terms.
+    Each layer has its own ``w_max_l`` and ``hi_y_l``, calibrated from that layer's own
+    statistics by the control update below (one group per layer); ``X_{l+1} = Y_l``; the
+    input grid keeps the target range. No extra loss terms.
 
 ``global`` (García-Redondo et al.)
-    One set of range variables, ``hi`` (X and Y of every hidden layer and the input grid) and
-    ``w_max`` (W of every layer, head included), so one DAC/ADC/TIA design serves all of
-    them; B follows (``step_b = u * hi``). The variables are updated by *global control*
-    from the pooled statistics of all hidden layers, and custom loss terms with an
-    epoch-dependent strength pull every layer's distribution into the shared ranges.
+    One set of grids for every hidden layer: X and Y share ``hi`` (also the input grid's
+    range), W shares ``w_max`` (head included), B follows (``step_b = u * hi``), so every
+    hidden layer has the same requantization scale and one DAC/ADC/TIA design serves all of
+    them. With X and Y sharing ``hi`` no code depends on ``hi`` (the scale
+    ``u * (hi / 2**a_in) / (hi / 2**a)`` does not), so ``hi`` is held at its target and the
+    controlled global variable is ``w_max``: the weight resolution and the shared gain.
+    Custom loss terms with an epoch-dependent strength pull every layer into the shared
+    ranges.
 
-Global control (both quantized schemes; one group for global, one group per layer otherwise)
-    Every ``control_every`` steps while ``epoch < control_epochs``::
+Control (``w_max`` for both quantized schemes, ``hi_y`` for per-layer)
+    Every ``control_every`` steps while ``epoch < control_epochs``, per group (global: all
+    hidden layers pooled; per-layer: each layer)::
 
-        s_w = argmin_c  sum_i (w_i - Q_W(w_i; c, b))**2      over the group's shadow weights
-        s_x = argmin_h  sum_j (y_j - Q_Y(y_j; h, a))**2      y = relu(z), the group's hidden
-                                                              pre-activations of this batch
-        w_max <- w_max + mu (s_w - w_max),   hi <- hi + mu (s_x - hi)      (mu = 0.2)
+        s_w = argmin_c  sum_i (w_i - Q_W(w_i; c, b))**2      the group's shadow weights, each
+                                                              filter on its own grid (bipolar
+                                                              or unipolar)
+        s_y = argmin_h  sum_j (y_j - Q_Y(y_j; h, a))**2      y = relu(z), the layer's
+                                                              pre-activations (per-layer only)
+        w_max <- w_max + mu (s_w - w_max),   hi_y <- hi_y + mu (s_y - hi_y)     (mu = 0.2)
 
-    i.e. an exponential moving average toward the range that minimizes the quantization
-    error of everything the group holds (searched over 48 candidates from 1% to 100% of the
-    largest magnitude). Afterwards the ranges are frozen, so the last epochs train on the
-    grids the hardware will have. Ranges stay within [1/8, 8] x their targets.
+    an exponential moving average toward the range that minimizes the quantization error of
+    everything the group holds (48 candidates from 1 % to 100 % of the largest magnitude).
+    Afterwards the ranges are frozen, so the last epochs train on the grids the hardware
+    will have. Ranges stay within [1/8, 8] x their targets.
 
 Range loss terms (global only), with strength ``lam(e) = range_penalty * (e + 1) / E``::
 
