@@ -4,7 +4,8 @@ Suites (``--suite``, repeatable; default all):
 
 ``digits``
     MLP on scikit-learn digits: float, per-layer W4A3, global W4A3 (must be >= 95 % and
-    within 2 points of float, in <= 2 minutes), global W2A3 bipolar and all-unipolar.
+    within 2 points of float, in <= 2 minutes), float all-unipolar, global W2A3 bipolar and
+    all-unipolar.
 ``fashion``
     LeNet-5 on Fashion-MNIST: float (>= 89 %), global W4A3 (within 1.5 points of float),
     per-layer W4A3 and global W2A1.
@@ -45,6 +46,7 @@ SUITES: dict[str, list[tuple[str, list[str]]]] = {
             [*MLP, "--scheme", "per-layer", "--w-bits", "4", "--a-bits", "3"],
         ),
         ("digits-mlp-global-w4a3", [*MLP, "--scheme", "global", "--w-bits", "4", "--a-bits", "3"]),
+        ("digits-mlp-float-unipolar1.0", [*MLP, "--scheme", "float", "--unipolar-fraction", "1.0"]),
         ("digits-mlp-global-w2a3", [*MLP, "--scheme", "global", "--w-bits", "2", "--a-bits", "3"]),
         (
             "digits-mlp-global-w2a3-unipolar1.0",
