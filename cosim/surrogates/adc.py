@@ -633,10 +633,25 @@ class ThresholdAdc:
         """The threshold table of a fitted SAR instance (full conversions)."""
         return cls(model.bits, model.v_ref_v, model.thresholds())
 
-    def convert(self, v: Any) -> np.ndarray:
-        """Codes of ``v`` (any shape): the number of thresholds ``<= v`` (int64)."""
+    def convert(self, v: Any, skip: Any = 0) -> np.ndarray:
+        """Codes of ``v`` (any shape): the number of thresholds ``<= v`` (int64).
+
+        With ``skip`` (broadcastable) MSB cycles skipped the code saturates at
+        ``2**(bits - skip) - 1``, as a SAR whose skipped bits are forced to 0 does; for a
+        legal skip (true code below that) it changes nothing.
+
+        Examples
+        --------
+        >>> adc = comparison_level_variation(3, 1.0, 0.0, np.random.default_rng(0))
+        >>> adc.convert([0.3, 0.9], skip=1).tolist()
+        [2, 3]
+        """
         x = np.asarray(v, dtype=float)
-        return np.searchsorted(self.thresholds_v, x, side="right").astype(np.int64)
+        code = np.searchsorted(self.thresholds_v, x, side="right").astype(np.int64)
+        if np.isscalar(skip) and skip == 0:
+            return code
+        k = _skip_array(skip, self.bits)
+        return np.minimum(code, (np.int64(1) << (self.bits - k)) - 1)
 
     __call__ = convert
 
