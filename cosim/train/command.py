@@ -111,12 +111,15 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=max(1, args.blas_threads), user_api="blas"):
-        outcome = train(
-            cfg, dataset, np.random.default_rng(cfg.seed), ckpt, resume=args.resume, on_epoch=report
-        )
+    outcome = train(
+        cfg,
+        dataset,
+        np.random.default_rng(cfg.seed),
+        ckpt,
+        resume=args.resume,
+        on_epoch=report,
+        blas_threads=args.blas_threads,
+    )
     shadow = {
         f"L{i}.{k}": v
         for i, lay in enumerate(outcome.net.weight_layers)
