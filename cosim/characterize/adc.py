@@ -14,10 +14,12 @@ parallel on ``ctx.runner``'s workers):
   inputs uniform over the legal range) and versus resolution (N in {1, 2, 3, 4, 6, 8} and
   the card's bits, inputs uniform over ``[0, V_ref)``).
 
-The surrogate is the nominal :class:`~cosim.surrogates.adc.SarAdcModel` (its energy table
-from the nominal fit and skip sweep); ``validation`` compares every instance's model with
-SPICE on its held-out conversions; ``extra`` holds the Monte-Carlo instances, INL/DNL
-statistics and the energy tables.
+The surrogate is the nominal :class:`~cosim.surrogates.adc.SarAdcModel`; its weights are
+fitted on the nominal fit and skip-sweep conversions, its energy table (mean per skip
+count, over inputs uniform on the legal range ``[0, (2**(N-k) - 1/2) LSB)``) and the linear
+dependence of the reference energy on the output bits on the skip sweep. ``validation``
+compares every instance's model with SPICE on its held-out conversions; ``extra`` holds the
+Monte-Carlo instances, INL/DNL statistics and the energy tables.
 
 Examples
 --------
@@ -268,7 +270,11 @@ def characterize_adc(ctx: CharContext) -> BlockResult:
             fit_data = _concat(fit_data, {k: skip_data[k] for k in fit_data})
             v_fit = np.concatenate([v_fit, skip_b.v])
             k_fit = np.concatenate([k_fit, skip_b.k])
-        f = SarAdcFitter(nb, p.v_ref_v, p.conversion_time_s).fit(v_fit, k_fit, fit_data, trip)
+        # the nominal energy table: the skip sweep's uniform legal inputs only
+        e_mask = np.arange(v_fit.size) >= fit_b[i].v.size if i == 0 else None
+        f = SarAdcFitter(nb, p.v_ref_v, p.conversion_time_s).fit(
+            v_fit, k_fit, fit_data, trip, energy_mask=e_mask
+        )
         fitters.append(f)
         if i == 0:
             m = f.model()

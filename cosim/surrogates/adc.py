@@ -449,6 +449,7 @@ class SarAdcFitter:
         skip: np.ndarray,
         probes: Mapping[str, np.ndarray],
         comparator_trip_v: float,
+        energy_mask: np.ndarray | None = None,
     ) -> SarAdcFitter:
         """Fit from testbench data.
 
@@ -464,6 +465,10 @@ class SarAdcFitter:
         comparator_trip_v
             Top-plate voltage at which the comparator output crosses mid-rail (V), from
             :func:`netlists.sar_adc.comparator_trip_netlist`; the offset is its negative.
+        energy_mask
+            Conversions (boolean, ``(n,)``) whose energies form the energy table, so that
+            its input distribution is a deliberate choice; default all. Only legal ones
+            (true code ``< 2**(bits - skip)``) are ever used.
 
         Returns
         -------
@@ -507,6 +512,8 @@ class SarAdcFitter:
         # the energy table describes legal skips only (true code < 2**(bits - skip))
         full = self.model_codes(v)
         legal = full < 2 ** (n - k)
+        if energy_mask is not None:
+            legal &= np.asarray(energy_mask, dtype=bool).reshape(v.shape)
         self._fit_energy(
             codes[legal], k[legal], {e: np.asarray(probes[e])[legal] for e in ("e_ref_j", "e_dd_j")}
         )
