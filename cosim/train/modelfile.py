@@ -399,6 +399,8 @@ def _build(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> M
                 raise _fail(path, f"layer {i}: float weights w/b are missing")
             if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
                 raise _fail(path, f"layer {i}: weights hold NaN/inf")
+            if w.shape[:1] == uni.shape and np.any(w[uni] < 0):
+                raise _fail(path, f"layer {i}: a unipolar filter has negative weights")
             lay = WeightLayer(kind, role, ins, outs, uni, **kw, w=w, b=b)
             arr_w, arr_b = w, b
         if arr_w.shape != lay.weight_shape() or arr_b.shape != (outs[0],):
