@@ -225,11 +225,14 @@ class SpiceRunner:
         self._workers = []
 
     @property
+    def _base_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir
+        return Path(os.environ.get("TMPDIR", "/tmp")) / "cosim-spice"
+
+    @property
     def _workdir(self) -> Path:
-        base = (
-            self.cache_dir if self.cache_dir is not None else Path(os.environ.get("TMPDIR", "/tmp"))
-        )
-        return base / "work"
+        return self._base_dir / "work"
 
     def _spawn(self) -> _Worker:
         w = _Worker(self._ctx, self._workdir, self._target)
@@ -270,10 +273,7 @@ class SpiceRunner:
                 np.savez(fh, **result.arrays)
 
     def _failed_netlist_path(self, job: SpiceJob, key: str) -> Path:
-        base = (
-            self.cache_dir if self.cache_dir is not None else Path(os.environ.get("TMPDIR", "/tmp"))
-        )
-        path = base / "failed" / f"{key[:16]}.cir"
+        path = self._base_dir / "failed" / f"{key[:16]}.cir"
         write_text_atomic(path, job.netlist)
         return path
 

@@ -101,14 +101,22 @@ def _run_one(ng, payload: dict[str, Any]) -> tuple:
         if load_errors:  # a netlist error will not be fixed by convergence aids
             return ("err", job_id, "ngspice rejected the netlist", load_errors, tried)
         t0 = time.perf_counter()
+        before = ng.last_plot
+        ng.clear_output()
+        # PySpice's own run() treats every non-"Warning" stderr line (gmin stepping
+        # progress, for instance) as failure; judge success from ngspice's errors instead.
+        rc = ng._ngspice_shared.ngSpice_Command(b"run")
+        failed = rc != 0 or any(
+            ln.lower().startswith("error") or "aborted" in ln.lower()
+            for ln in list(ng._stdout) + list(ng._stderr)
+        )
+        if failed or ng.last_plot == before or ng.last_plot == "const":
+            messages = _spice_lines(ng)
+            continue
         try:
-            ng.run()
             arrays = _collect(ng, payload.get("vectors"))
         except KeyError as exc:
             return ("err", job_id, str(exc.args[0]), _spice_lines(ng), tried)
-        except Exception:
-            messages = _spice_lines(ng)
-            continue
         info = {"elapsed_s": time.perf_counter() - t0, "fallback": label}
         return ("ok", job_id, arrays, info)
     return ("err", job_id, "ngspice did not converge", messages, tried)

@@ -1,0 +1,138 @@
+"""``cosim characterize``: arguments, the run, and a readable summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Add the sub-command's arguments (import-light)."""
+    p.add_argument(
+        "--card",
+        type=Path,
+        default=None,
+        help="hardware card (TOML); default: the card that ships with cosim",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("cosim-library"),
+        help="library directory to write (default: ./cosim-library)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sweeps: about 3 minutes on 2 cores for the default card",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="parallel ngspice workers (default: number of CPUs, at most 8)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of sweeps and Monte-Carlo draws")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="SPICE result cache (default: $COSIM_CACHE_DIR or ~/.cache/cosim/spice)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="simulate everything again")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the validation summary as JSON",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Characterize the card and print a summary; returns the exit status."""
+    from cosim.card import load_card
+    from cosim.characterize.pipeline import run_characterization
+    from cosim.errors import CosimError
+    from cosim.fileio import write_json_atomic
+
+    card = load_card(args.card)
+    jobs = args.jobs if args.jobs is not None else max(1, min(8, os.cpu_count() or 1))
+    if jobs < 1:
+        raise CosimError("--jobs must be at least 1")
+    cache: Any = None if args.no_cache else (args.cache_dir if args.cache_dir else ...)
+    mode = "quick" if args.quick else "full"
+    print(f"cosim characterize: card '{card.name}', {mode} sweeps, {jobs} ngspice worker(s)")
+    rep = run_characterization(
+        card, args.out, quick=args.quick, jobs=jobs, seed=args.seed, cache_dir=cache
+    )
+    print(format_summary(rep, card))
+    if args.json is not None:
+        write_json_atomic(
+            args.json,
+            {
+                "library": str(rep.out_dir),
+                "wall_s": rep.wall_s,
+                "block_s": rep.block_s,
+                "ngspice_version": rep.ngspice_version,
+                "runner": rep.runner_stats,
+                "energy": rep.energy,
+                "validation": rep.validation,
+            },
+        )
+    return 0
+
+
+def format_summary(rep, card) -> str:
+    """The designer's table: each block's held-out error in ADC LSBs."""
+    v = rep.validation
+    lines = [
+        "",
+        f"library: {rep.out_dir}  (library.json, arrays.npz, validation.json)",
+        f"ngspice {rep.ngspice_version}; {rep.runner_stats.get('simulated', 0)} runs simulated, "
+        f"{rep.runner_stats.get('cached', 0)} from cache; {rep.wall_s:.0f} s",
+        f"errors against held-out SPICE runs, in LSB of the {card.adc.bits}-bit ADC "
+        f"({card.adc_lsb_v * 1e3:.2f} mV, {card.i_lsb_a * 1e9:.1f} nA at the TIA input):",
+        f"  {'block':<11} {'held-out':>9} {'rms':>9} {'max':>9}   notes",
+    ]
+    for name in ("crossbar", "tia", "subtractor"):
+        if name in v:
+            b = v[name]
+            note = ""
+            if name == "crossbar":
+                note = (
+                    f"{b['size']}; without IR-drop model: max {b['ideal_model_max_error_lsb']:.1f};"
+                    f" at 2.5 ohm: max {b['at_2p5_ohm']['max_error_lsb']:.2f}"
+                )
+                if "extrapolation_128x128" in b:
+                    note += f"; 128x128: max {b['extrapolation_128x128']['max_error_lsb']:.2f}"
+            else:
+                note = f"clipping: max {b['clip_max_error_lsb']:.3f}"
+            lines.append(
+                f"  {name:<11} {b['n_heldout']:>9} {b['rms_error_lsb']:>9.3f} "
+                f"{b['max_error_lsb']:>9.3f}   {note}"
+            )
+    if "sar_adc" in v:
+        b = v["sar_adc"]
+        lines.append(
+            f"  {'sar_adc':<11} {b['n_heldout']:>9} {'code agreement':>19} "
+            f"{b['code_agreement']:.4f}; INL max {b.get('inl_max_lsb', float('nan')):.2f}"
+            f", DNL max {b.get('dnl_max_lsb', float('nan')):.2f}"
+        )
+    if "sense_row" in v:
+        b = v["sense_row"]
+        lines.append(
+            f"  {'sense_row':<11} {b['n_heldout']:>9} {'bound violations':>19} "
+            f"{b['bound_violations']}; thresholds "
+            + ", ".join(f"{x * 1e3:.0f}" for x in b["thresholds_v"])
+            + " mV"
+        )
+    if rep.energy.get("adc_energy_per_conversion_j"):
+        e = rep.energy["adc_energy_per_conversion_j"]
+        lines.append(
+            "ADC energy per conversion vs skipped MSBs: "
+            + ", ".join(f"{x * 1e15:.0f}" for x in e)
+            + " fJ"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""Run every block's characterization and write the surrogate library.
+
+Order: crossbar → TIA → subtractor → SAR ADC → sense row (which needs the crossbar and TIA
+surrogates and the ADC's transitions) → energy figures from the same runs. Every SPICE run
+goes through one :class:`~cosim.spice.runner.SpiceRunner`, whose cache makes a re-run
+instant and lets an interrupted characterization resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim.card import Card
+from cosim.characterize.context import BlockResult, CharContext
+from cosim.library import write_library
+from cosim.spice.runner import SpiceRunner
+from device_models import from_card
+
+
+@dataclass
+class CharacterizeReport:
+    """What a characterization produced: where, how long, and each block's validation."""
+
+    out_dir: Path
+    validation: dict[str, Any]
+    wall_s: float
+    block_s: dict[str, float]
+    runner_stats: dict[str, Any]
+    ngspice_version: str
+    energy: dict[str, Any] = field(default_factory=dict)
+
+
+def energy_figures(card: Card, blocks: dict[str, BlockResult]) -> dict[str, Any]:
+    """Energy per operation that the engine uses, from the SPICE-measured blocks."""
+    out: dict[str, Any] = {}
+    adc = blocks.get("sar_adc")
+    if adc is not None:
+        sur = adc.surrogate
+        skips = np.arange(card.adc.bits)
+        out["adc_energy_per_conversion_j"] = [
+            float(sur.energy_per_conversion_j(int(k))) for k in skips
+        ]
+    sense = blocks.get("sense_row")
+    if sense is not None and "opamp_power_w" in sense.extra:
+        out["opamp_power_w"] = float(sense.extra["opamp_power_w"])
+    return out
+
+
+def run_characterization(
+    card: Card,
+    out_dir: str | Path,
+    *,
+    quick: bool = False,
+    jobs: int = 1,
+    seed: int = 0,
+    cache_dir: str | Path | type(...) | None = ...,  # type: ignore[valid-type]
+    log=print,
+) -> CharacterizeReport:
+    """Characterize every block of ``card`` and write the library to ``out_dir``.
+
+    Parameters
+    ----------
+    card
+        Validated hardware card.
+    out_dir
+        Library directory (replaced atomically when complete).
+    quick
+        Smaller sweeps (≤ 3 min on 2 cores for the default card).
+    jobs
+        Parallel ngspice worker processes.
+    seed
+        Base seed of every sweep design and Monte-Carlo instance.
+    cache_dir
+        SPICE result cache (default ``$COSIM_CACHE_DIR`` or ``~/.cache/cosim/spice``;
+        ``None`` disables it).
+    log
+        Called with one line per finished block.
+    """
+    from cosim.characterize.adc import characterize_adc
+    from cosim.characterize.crossbar import characterize_crossbar
+    from cosim.characterize.periphery import characterize_subtractor, characterize_tia
+    from cosim.characterize.sense_row import characterize_sense_row
+
+    t0 = time.perf_counter()
+    device = from_card(card)
+    block_s: dict[str, float] = {}
+    results: dict[str, BlockResult] = {}
+    with SpiceRunner(jobs=jobs, cache_dir=cache_dir) as runner:
+        ctx = CharContext(card, device, runner, quick=quick, seed=seed)
+
+        def step(name, fn, *args):
+            t = time.perf_counter()
+            res = fn(ctx, *args)
+            block_s[name] = time.perf_counter() - t
+            results[name] = res
+            log(f"  {name:<11} {block_s[name]:6.1f} s  {_headline(name, res.validation)}")
+            return res
+
+        xb = step("crossbar", characterize_crossbar)
+        tia = step("tia", characterize_tia)
+        step("subtractor", characterize_subtractor)
+        adc = step("sar_adc", characterize_adc)
+        if card.sense_row.enabled:
+            transitions = np.asarray(adc.surrogate.thresholds(), dtype=float)
+            step("sense_row", characterize_sense_row, xb.surrogate, tia.surrogate, transitions)
+        version = runner.version
+        stats = dict(runner.stats)
+    energy = energy_figures(card, results)
+    validation = {name: r.validation for name, r in results.items()}
+    blocks = {
+        name: {"surrogate": r.surrogate, "netlist_hashes": r.netlist_hashes, "extra": r.extra}
+        for name, r in results.items()
+    }
+    wall = time.perf_counter() - t0
+    meta = {
+        "ngspice_version": version,
+        "quick": quick,
+        "seed": seed,
+        "jobs": jobs,
+        "wall_s": wall,
+        "block_s": block_s,
+        "spice_runs": {name: r.n_spice_runs for name, r in results.items()},
+        "runner_stats": stats,
+        "energy": energy,
+    }
+    write_library(out_dir, card, blocks, validation, meta)
+    return CharacterizeReport(Path(out_dir), validation, wall, block_s, stats, version, energy)
+
+
+def _headline(name: str, v: dict[str, Any]) -> str:
+    if name in ("crossbar", "tia", "subtractor"):
+        return (
+            f"held-out {v.get('n_heldout')}: rms {v.get('rms_error_lsb', 0):.3f} LSB, "
+            f"max {v.get('max_error_lsb', 0):.3f} LSB"
+        )
+    if name == "sar_adc":
+        return f"held-out {v.get('n_heldout')}: code agreement {v.get('code_agreement', 0):.4f}"
+    if name == "sense_row":
+        return (
+            f"held-out {v.get('n_heldout')}: bound violations {v.get('bound_violations')}, "
+            f"mean skipped MSBs {v.get('mean_skipped_bits_heldout', 0):.2f}"
+        )
+    return ""
