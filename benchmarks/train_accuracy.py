@@ -115,7 +115,7 @@ def run_suites(names: list[str], jobs: int) -> list[dict]:
                 "--json",
                 str(RESULTS / "runs" / f"{name}.json"),
             ]
-            log = open(RESULTS / "runs" / f"{name}.log", "w")  # closed when the run ends
+            log = open(tmp / f"{name}.log", "w")  # closed when the run ends
             cmd = ["nice", sys.executable, "-m", "cosim", "train", *argv]
             running.append(
                 (
