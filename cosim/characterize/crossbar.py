@@ -2,7 +2,8 @@
 
 Design of the sweeps
 --------------------
-* **Fit** on small arrays (32×32 and 24×40, with the sense line): the fitted parameters are
+* **Fit** on smaller arrays (half the card's size, and 3/8 × 5/8 of it: 32×32 and 24×40 for
+  a 64×64 card; with the sense line): the fitted parameters are
   physical (κ and resistance scales), so fitting on other sizes and then validating at the
   card's size is itself a test of generalization.
 * **Held out** at the card's array size: weight matrices and inputs never seen in fitting —
@@ -125,7 +126,11 @@ def _specs(ctx: CharContext, which: str) -> list[_Spec]:
     rng = ctx.rng(f"crossbar-{which}")
     specs: list[_Spec] = []
     if which == "fit":
-        sizes = [(32, 32), (24, 40)]
+        r0, c0 = card.array.rows, card.array.cols
+        sizes = [  # other shapes than the card's: the held-out test is also one of size
+            (max(8, r0 // 2), max(8, c0 // 2)),
+            (max(8, 3 * r0 // 8), max(8, 5 * c0 // 8)),
+        ]
         kinds = ["pairs", "uniform", "allmax", "checker"]
         n = 8 if ctx.quick else 12
         for rows, cols in sizes:
