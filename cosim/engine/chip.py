@@ -1,0 +1,171 @@
+"""One Monte-Carlo chip instance: programmed conductances and periphery instances per tile.
+
+Everything random about a chip is drawn here, once, from the chip's own generator: device
+programming noise, the Bao et al. ``nvw`` variation, stuck-at faults, drift exponents, every
+op-amp's offset, every subtractor's resistor mismatch, every ADC's capacitor mismatch and
+comparator offset (or its ``nva`` comparison-level variation). The per-read noise is drawn
+during inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cosim.card import Card
+from cosim.engine.config import EngineConfig
+from cosim.engine.mapping import LayerMap, Tile
+from cosim.surrogates.crossbar import CrossbarModel
+from cosim.surrogates.periphery import SubtractorModel, TiaModel
+from device_models import DeviceModel
+
+
+@dataclass
+class TileState:
+    """A programmed tile of one chip: what the engine needs to run MACs on it."""
+
+    tile: Tile
+    g: np.ndarray  # (rows, n_lines) programmed conductances (S), sense line last if present
+    m_eff: np.ndarray  # (rows, n_lines) effective transfer (S): I = s(V) @ m_eff
+    g_norton: np.ndarray  # (n_lines,)
+    read_sigma: np.ndarray | None  # (rows, n_lines) per-read conductance sigma (S)
+    bias_current: np.ndarray  # (n_lines,) current of the bias rows (A), input-independent
+    bias_var: np.ndarray  # (n_lines,) read-noise variance of the bias rows (A^2)
+    row_g_sum: np.ndarray  # (rows,) conductance per row (S), for read energy
+    tia_offset_v: np.ndarray  # (n_lines,)
+    adc_of_output: np.ndarray  # (n_outputs,) ADC instance index of each output
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LayerState:
+    """A layer of one chip: its tiles, subtractor instances and ADC instances."""
+
+    lmap: LayerMap
+    tiles: list[TileState]
+    sub_coeffs: dict[int, np.ndarray]  # col tile -> (n_outputs, 3): a_pos, a_neg, c
+    sub_models: dict[int, list[SubtractorModel | None]]
+    adcs: dict[tuple[int, int], list[Any]]  # (row tile or -1, col tile) -> ADC instances
+    sense_offset_v: float = 0.0
+
+
+def program_tile(
+    levels: np.ndarray,
+    sense: bool,
+    card: Card,
+    device: DeviceModel,
+    cfg: EngineConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Programmed conductances (rows, n_lines) and per-read sigma for target ``levels``."""
+    g = device.level_conductance(levels)
+    if sense:
+        g = np.concatenate([g, np.full((g.shape[0], 1), card.sense_row.g_sense_s)], axis=1)
+    target = g
+    if cfg.programming_noise:
+        g = device.program(g, rng)
+    if cfg.nvw > 0:
+        g = device.gaussian_variation(g, cfg.nvw, rng)
+    if cfg.drift_t_s is not None:
+        nu = device.sample_nu(target, rng)
+        g = device.drift(g, nu, cfg.drift_t_s)
+    if cfg.stuck_faults:
+        mask = device.stuck_mask(g.shape, rng)
+        if sense:
+            mask[:, -1] = 0  # the sense line is verified after programming
+        g = device.apply_stuck(g, mask)
+    sigma = None
+    if cfg.read_noise:
+        t = cfg.drift_t_s if cfg.drift_t_s is not None else device.drift_t0_s
+        sigma = device.read_sigma(g, t, card.tia.t_read_s)
+        if not np.any(sigma):
+            sigma = None
+    return g, sigma
+
+
+def build_layer(
+    lmap: LayerMap,
+    card: Card,
+    device: DeviceModel,
+    crossbar: CrossbarModel,
+    tia: TiaModel,
+    sub: SubtractorModel,
+    adc_factory,
+    cfg: EngineConfig,
+    rng: np.random.Generator,
+) -> LayerState:
+    """Draw one chip's instance of a mapped layer."""
+    sense = card.sense_row.enabled
+    o = card.opamp
+    tiles = []
+    v_read = card.dac.v_read_v
+    drive_b = crossbar.drive(np.array([v_read])) if cfg.nonlinearity else np.array([v_read])
+    for t in lmap.tiles:
+        g, sigma = program_tile(t.levels, sense, card, device, cfg, rng)
+        if cfg.ir_drop:
+            m_eff, g_n = crossbar.transfer(g, sense_first=sense)
+        else:
+            m_eff, g_n = g, g.sum(axis=0)
+        pol = np.zeros(g.shape[0])
+        pol[t.bias_rows] = t.bias_polarity
+        # inverted rows are driven at +v_read: the odd I-V gives the opposite current
+        bias_cur = (pol * drive_b[0]) @ m_eff
+        bias_var = (
+            (pol**2 * drive_b[0] ** 2) @ (sigma**2) if sigma is not None else np.zeros(g.shape[1])
+        )
+        if cfg.periphery:
+            offs = tia.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal(g.shape[1])
+        else:
+            offs = np.zeros(g.shape[1])
+        n_out = len(t.outputs)
+        adc_of = np.arange(n_out) // card.adc.columns_per_adc
+        tiles.append(
+            TileState(t, g, m_eff, g_n, sigma, bias_cur, bias_var, g.sum(axis=1), offs, adc_of)
+        )
+    sub_coeffs: dict[int, np.ndarray] = {}
+    sub_models: dict[int, list[SubtractorModel | None]] = {}
+    adcs: dict[tuple[int, int], list[Any]] = {}
+    n_ct = lmap.n_col_tiles
+    for ct in range(n_ct):
+        outs = next(t.tile.outputs for t in tiles if t.tile.col_tile == ct)
+        coeffs = np.zeros((len(outs), 3))
+        models: list[SubtractorModel | None] = []
+        for k, (_, _, n) in enumerate(outs):
+            if n is None:
+                coeffs[k] = (1.0, 0.0, 0.0)
+                models.append(None)
+                continue
+            if cfg.periphery:
+                # resistors of this instance: nominal value with the card's mismatch
+                r = card.subtractor.r_ohm * (
+                    1.0 + card.subtractor.mismatch_sigma_rel * rng.standard_normal(4)
+                )
+                m = SubtractorModel(
+                    r[0], r[1], r[2], r[3],
+                    v_ref_v=sub.v_ref_v,
+                    opamp=sub.opamp.__class__(
+                        sub.opamp.dc_gain_v_per_v,
+                        sub.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal(),
+                        sub.opamp.v_out_min_v, sub.opamp.v_out_max_v, sub.opamp.r_out_ohm,
+                    ),
+                )
+                coeffs[k] = m.linear()
+                models.append(m)
+            else:
+                coeffs[k] = (1.0, 1.0, 0.0)
+                models.append(None)
+        sub_coeffs[ct] = coeffs
+        sub_models[ct] = models
+        n_adc = int(np.ceil(len(outs) / card.adc.columns_per_adc))
+        split = lmap.n_row_tiles > 1 and cfg.partial_sums == "digital"
+        keys = list(range(lmap.n_row_tiles)) if split else [-1]
+        for rt in keys:
+            adcs[(rt, ct)] = [adc_factory(rt, rng) for _ in range(n_adc)]
+    sense_off = (
+        tia.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal()
+        if cfg.periphery
+        else 0.0
+    )
+    return LayerState(lmap, tiles, sub_coeffs, sub_models, adcs, sense_off)

@@ -1,0 +1,73 @@
+"""Area model: component counts times the per-component areas of the hardware card.
+
+Two periphery organisations are counted:
+
+* **dedicated** (the traditional design, and what per-layer-quantized models need): every
+  tile has its own DACs (one per used row), column TIAs, subtractors (one per differential
+  pair), ADCs (one per ``columns_per_adc`` outputs) and sense row, because each layer's
+  periphery is tuned to its own ranges;
+* **shared** (possible because global quantization gives every hidden layer the same
+  ranges): layers run one after the other on one periphery bank sized for the largest layer,
+  and every tile connects to it.
+
+Crossbar cells (including sense devices) and the digital periphery are counted per tile in
+both. Areas come from the card (``area.device_cell_m2``, ``dac.area_m2``, ``tia.area_m2``,
+``subtractor.area_m2``, ``adc.area_m2``, ``sense_row.area_m2``,
+``digital.area_per_column_m2``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cosim.card import Card
+from cosim.engine.mapping import LayerMap
+
+
+def _periphery_counts(lm: LayerMap, card: Card) -> dict[str, int]:
+    dac = tia = sub = adc = sense = 0
+    for t in lm.tiles:
+        n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
+        dac += t.n_rows_used
+        tia += n_cols
+        sub += sum(q is not None for _, _, q in t.outputs)
+        adc += math.ceil(len(t.outputs) / card.adc.columns_per_adc)
+        sense += 1 if card.sense_row.enabled else 0
+    return {"dac": dac, "tia": tia, "subtractor": sub, "adc": adc, "sense_row": sense}
+
+
+def area_breakdown(maps: list[LayerMap], card: Card, scheme: str) -> dict[str, Any]:
+    """Area per component (m²) for the model's periphery organisation, and both totals."""
+    unit = {
+        "dac": card.dac.area_m2,
+        "tia": card.tia.area_m2,
+        "subtractor": card.subtractor.area_m2,
+        "adc": card.adc.area_m2,
+        "sense_row": card.sense_row.area_m2,
+    }
+    cells = sum(card.array.rows * (card.array.cols + (1 if card.sense_row.enabled else 0))
+                for m in maps for _ in m.tiles)
+    digital_cols = sum(m.n_out for m in maps)
+    per_layer = [_periphery_counts(m, card) for m in maps]
+    dedicated = {k: sum(c[k] for c in per_layer) for k in unit}
+    shared = {k: max((c[k] for c in per_layer), default=0) for k in unit}
+    common = {
+        "crossbar_cells": cells * card.area.device_cell_m2,
+        "digital": digital_cols * card.digital.area_per_column_m2,
+    }
+
+    def total(counts):
+        return sum(counts[k] * unit[k] for k in unit) + sum(common.values())
+
+    mode = "shared" if scheme == "global" else "dedicated"
+    counts = shared if mode == "shared" else dedicated
+    breakdown = {**common, **{k: counts[k] * unit[k] for k in unit}}
+    return {
+        "periphery": mode,
+        "breakdown_m2": breakdown,
+        "total_m2": sum(breakdown.values()),
+        "counts": {**counts, "crossbar_cells": cells, "tiles": sum(len(m.tiles) for m in maps)},
+        "total_dedicated_m2": total(dedicated),
+        "total_shared_m2": total(shared),
+    }

@@ -1,0 +1,110 @@
+"""Evaluate a model over a dataset and Monte-Carlo chips: accuracy, statistics, energy, area."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cosim.engine.config import EngineConfig
+from cosim.engine.core import COMPONENTS, Engine, LayerStats
+from cosim.engine.costs import area_breakdown
+from cosim.library import SurrogateLibrary
+from cosim.progress import Bar
+from cosim.train.modelfile import Model
+
+
+@dataclass
+class EvalResult:
+    """Accuracy over chips, per-layer statistics, energy and area per inference."""
+
+    accuracy_per_chip: list[float]
+    predictions: list[np.ndarray]
+    layers: list[dict[str, Any]]
+    energy_per_inference_j: dict[str, float]
+    area_m2: dict[str, Any]
+    n_samples: int
+    wall_s: float
+    config: dict[str, Any]
+    periphery: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy_mean(self) -> float:
+        return float(np.mean(self.accuracy_per_chip))
+
+    @property
+    def accuracy_std(self) -> float:
+        return float(np.std(self.accuracy_per_chip))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy_mean": self.accuracy_mean,
+            "accuracy_std": self.accuracy_std,
+            "accuracy_per_chip": self.accuracy_per_chip,
+            "n_samples": self.n_samples,
+            "layers": self.layers,
+            "energy_per_inference_j": self.energy_per_inference_j,
+            "energy_total_per_inference_j": float(sum(self.energy_per_inference_j.values())),
+            "area_m2": self.area_m2,
+            "periphery": self.periphery,
+            "wall_s": self.wall_s,
+            "config": self.config,
+        }
+
+
+def evaluate(
+    model: Model,
+    library: SurrogateLibrary,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: EngineConfig,
+    desc: str = "evaluate",
+) -> EvalResult:
+    """Run ``x`` through ``config.chips`` chip instances; labels ``y`` give the accuracy."""
+    t0 = time.perf_counter()
+    eng = Engine(model, library, config)
+    x = eng.check_input(x)
+    y = np.asarray(y).reshape(-1)
+    if y.shape[0] != x.shape[0]:
+        from cosim.errors import DataError
+
+        raise DataError(f"{x.shape[0]} samples but {y.shape[0]} labels")
+    n = x.shape[0]
+    chips = 1 if config.ideal else config.chips
+    accs, preds = [], []
+    total: dict[int, LayerStats] = {}
+    batches = range(0, n, config.batch)
+    with Bar(total=chips * len(batches), desc=desc) as bar:
+        for k in range(chips):
+            chip = None if config.ideal else eng.chip(k)
+            rng = np.random.default_rng([config.seed, k, 1])
+            stats: dict[int, LayerStats] = {}
+            pred = np.empty(n, dtype=np.int64)
+            for b0 in batches:
+                logits = eng.forward(chip, x[b0 : b0 + config.batch], rng, stats)
+                pred[b0 : b0 + config.batch] = np.argmax(logits, axis=1)
+                bar.update()
+            accs.append(float(np.mean(pred == y)))
+            preds.append(pred)
+            for i, s in stats.items():
+                total.setdefault(i, LayerStats(s.name)).merge(s)
+    per_inf = n * chips
+    layers = [s.summary(per_inf) for _, s in sorted(total.items())]
+    energy = dict.fromkeys(COMPONENTS, 0.0)
+    for lay in layers:
+        for comp, e in lay["energy_per_inference_j"].items():
+            energy[comp] += e
+    periphery = {
+        "shared": model.scheme == "global",
+        "transimpedance_ohm": [m.periphery.r_t_ohm for m in eng.maps],
+        "card_r_feedback_ohm": library.card.tia.r_feedback_ohm,
+        "adc_bits": [m.periphery.adc_bits for m in eng.maps],
+        "tiles": [len(m.tiles) for m in eng.maps],
+        "row_tiles": [m.n_row_tiles for m in eng.maps],
+    }
+    return EvalResult(
+        accs, preds, layers, energy, area_breakdown(eng.maps, library.card, model.scheme),
+        n, time.perf_counter() - t0, config.describe(), periphery,
+    )

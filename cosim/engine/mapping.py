@@ -1,0 +1,263 @@
+"""Mapping a trained network onto crossbar tiles of the card's size.
+
+For every hidden weight layer (dense, or conv unrolled by im2col, fan-in ``F`` in
+``(C, kh, kw)`` order) the mapping decides:
+
+* **rows**: each tile has ``rows`` wordlines; the bias rows sit in the first row tile and the
+  rest carry consecutive chunks of the fan-in. Inputs are DAC voltages on the layer's input
+  grid, ``V = k·v_read/2**bits_in``.
+* **bias rows**: a bias ``n_b`` (units of ``u·hi_in``) is ``n_b·s`` device levels at the DAC's
+  full scale ``v_read``, split over as many rows as needed (each device holds at most
+  ``2**level_bits − 1`` levels). Bipolar filters use the differential pair on rows driven
+  normally (at ``−v_read``); unipolar filters realise a negative bias on *inverted* bias rows,
+  driven at ``+v_read``, whose current flows the other way.
+* **columns**: a bipolar filter takes a differential pair ``(p, n)`` (weight level ``n`` →
+  ``s·max(n, 0)`` on ``p`` and ``s·max(−n, 0)`` on ``n``); a unipolar filter one column.
+  Pairs are never split across column tiles.
+* **level scale** ``s = ⌊(2**level_bits − 1)/(2**w_bits − 1)⌋`` device levels per weight unit,
+  so a low-precision weight uses the device's whole conductance range on its own grid.
+* **transimpedance** ``R_t`` that maps the output grid's full scale ``hi_out`` onto the ADC's
+  ``V_ref``: one value for every hidden layer of a globally quantized model (the shared
+  periphery), one per layer otherwise.
+
+A model whose precisions the card cannot hold is refused with an error naming both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cosim.card import Card
+from cosim.errors import CosimError
+from cosim.train.modelfile import Model, WeightLayer
+
+
+class MappingError(CosimError, ValueError):
+    """The model cannot be mapped onto the card (bits, ranges, sizes)."""
+
+
+@dataclass(frozen=True)
+class Periphery:
+    """Periphery settings of one layer (identical for every hidden layer when shared)."""
+
+    r_t_ohm: float  # transimpedance of the column TIAs
+    adc_bits: int  # conversion resolution = output grid bits
+    in_bits: int  # DAC resolution of this layer's inputs
+    v_read_v: float
+    v_ref_v: float
+
+    @property
+    def v_in_lsb(self) -> float:
+        return self.v_read_v / 2**self.in_bits
+
+
+@dataclass
+class Tile:
+    """One crossbar tile: target device levels and what each row and column carries."""
+
+    row_tile: int
+    col_tile: int
+    levels: np.ndarray  # (rows, cols) int device levels (0 = g_min)
+    data_rows: np.ndarray  # physical row of each fan-in index in [f0, f1)
+    f0: int
+    f1: int
+    bias_rows: np.ndarray  # physical rows that are bias rows
+    bias_polarity: np.ndarray  # +1 normal (adds current), -1 inverted
+    outputs: list[tuple[int, int, int | None]]  # (filter, p column, n column or None)
+
+    @property
+    def n_rows_used(self) -> int:
+        return int(self.data_rows.size + self.bias_rows.size)
+
+
+@dataclass
+class LayerMap:
+    """How one hidden weight layer sits on tiles."""
+
+    index: int
+    layer: WeightLayer
+    fan_in: int
+    n_out: int
+    level_scale: int
+    periphery: Periphery
+    n_bias_normal: int
+    n_bias_inverted: int
+    row_chunks: list[tuple[int, int]]
+    tiles: list[Tile] = field(default_factory=list)
+
+    @property
+    def n_row_tiles(self) -> int:
+        return len(self.row_chunks)
+
+    @property
+    def n_col_tiles(self) -> int:
+        return 1 + max(t.col_tile for t in self.tiles)
+
+    @property
+    def unipolar(self) -> np.ndarray:
+        return np.asarray(self.layer.unipolar, dtype=bool)
+
+
+def transimpedance(card: Card, layer: WeightLayer, level_scale: int) -> float:
+    """``R_t`` (ohm) mapping the layer's output full scale onto the ADC reference.
+
+    The differential current of an accumulator ``acc`` is ``acc·s·g_step·v_read/2**bits_in``
+    and ``y = acc·u·step_in``; full scale ``y = hi_out`` must give ``V_ref``.
+    """
+    g_step = (card.device.g_max_s - card.device.g_min_s) / (2**card.device.level_bits - 1)
+    u = layer.w_grid.unit  # type: ignore[union-attr]
+    hi_in = layer.in_grid.hi  # type: ignore[union-attr]
+    hi_out = layer.out_grid.hi  # type: ignore[union-attr]
+    return card.adc.v_ref_v * u * hi_in / (level_scale * g_step * card.dac.v_read_v * hi_out)
+
+
+def check_model(model: Model, card: Card) -> None:
+    """Refuse models the card cannot run, with an error that names what to change."""
+    if not model.quantized:
+        raise MappingError(
+            f"the model was trained with scheme '{model.scheme}': it has no quantization grid "
+            "to map onto device levels and ADC codes; train with --scheme global or per-layer"
+        )
+    for i, lay in enumerate(model.hidden_layers):
+        wb = lay.w_grid.bits  # type: ignore[union-attr]
+        ab = lay.out_grid.bits  # type: ignore[union-attr]
+        ib = lay.in_grid.bits  # type: ignore[union-attr]
+        if wb > card.device.level_bits:
+            raise MappingError(
+                f"hidden layer {i} has {wb}-bit weights but the card's {card.device.technology} "
+                f"device holds {card.device.level_bits}-bit levels ({2**card.device.level_bits}); "
+                f"use a card with device.level_bits >= {wb} or retrain with --w-bits "
+                f"{card.device.level_bits}"
+            )
+        if ab > card.adc.bits:
+            raise MappingError(
+                f"hidden layer {i} has {ab}-bit activations but the card's ADC has "
+                f"{card.adc.bits} bits; use a card with adc.bits >= {ab} or retrain with "
+                f"--a-bits {card.adc.bits}"
+            )
+        if ib > card.dac.bits:
+            raise MappingError(
+                f"hidden layer {i} takes {ib}-bit inputs but the card's DAC has {card.dac.bits} "
+                f"bits; use a card with dac.bits >= {ib}"
+            )
+
+
+def _bias_split(n: np.ndarray, per_row: int, n_rows: int) -> np.ndarray:
+    """Split non-negative level totals ``n`` (per column) over ``n_rows`` rows (rows, cols)."""
+    out = np.zeros((n_rows, n.size), dtype=np.int64)
+    rest = n.astype(np.int64).copy()
+    for r in range(n_rows):
+        take = np.minimum(rest, per_row)
+        out[r] = take
+        rest -= take
+    if np.any(rest):
+        raise AssertionError("bias split left levels over")  # pragma: no cover
+    return out
+
+
+def map_layer(
+    index: int, layer: WeightLayer, card: Card, periphery: Periphery | None = None
+) -> LayerMap:
+    """Tile one hidden weight layer (see the module docstring)."""
+    rows, cols = card.array.rows, card.array.cols
+    top = 2**card.device.level_bits - 1
+    wb = layer.w_grid.bits  # type: ignore[union-attr]
+    s = top // (2**wb - 1)
+    n_w = np.asarray(layer.n_w, dtype=np.int64).reshape(layer.n_w.shape[0], -1)  # type: ignore[union-attr]
+    n_out, fan_in = n_w.shape
+    n_b = np.asarray(layer.n_b, dtype=np.int64)
+    uni = np.asarray(layer.unipolar, dtype=bool)
+    if np.any(n_w[uni] < 0):
+        raise MappingError(f"layer {index}: a unipolar filter holds a negative weight level")
+    # bias rows: normal rows carry |n_b| of bipolar filters and positive n_b of unipolar ones
+    bias_lv = np.abs(n_b) * s
+    need_norm = np.where(uni, np.maximum(n_b, 0), np.abs(n_b)) * s
+    need_inv = np.where(uni, np.maximum(-n_b, 0), 0) * s
+    n_bn = max(math.ceil(int(need_norm.max(initial=0)) / top), 0)
+    n_bi = max(math.ceil(int(need_inv.max(initial=0)) / top), 0)
+    n_bias = n_bn + n_bi
+    data_first = rows - n_bias
+    if data_first < 1:
+        raise MappingError(
+            f"layer {index}: its biases need {n_bias} bias rows, more than the card's {rows} "
+            "rows; use a larger array or fewer bias bits (--b-bits)"
+        )
+    chunks = [(0, min(fan_in, data_first))]
+    while chunks[-1][1] < fan_in:
+        f0 = chunks[-1][1]
+        chunks.append((f0, min(fan_in, f0 + rows)))
+    # columns: pairs for bipolar filters, one column for unipolar; never split a pair
+    col_of: list[tuple[int, int, int | None]] = []
+    ct, c = 0, 0
+    for o in range(n_out):
+        width = 1 if uni[o] else 2
+        if c + width > cols:
+            ct, c = ct + 1, 0
+        col_of.append((ct, c, None if uni[o] else c + 1))
+        c += width
+    n_ct = ct + 1
+    per_tile: list[list[tuple[int, int, int | None]]] = [[] for _ in range(n_ct)]
+    for o, (t, p, n) in enumerate(col_of):
+        per_tile[t].append((o, p, n))
+    if periphery is None:
+        periphery = Periphery(
+            transimpedance(card, layer, s),
+            layer.out_grid.bits,  # type: ignore[union-attr]
+            layer.in_grid.bits,  # type: ignore[union-attr]
+            card.dac.v_read_v,
+            card.adc.v_ref_v,
+        )
+    lm = LayerMap(index, layer, fan_in, n_out, s, periphery, n_bn, n_bi, chunks)
+    for rt, (f0, f1) in enumerate(chunks):
+        first = rt == 0
+        data_rows = np.arange(f1 - f0) + (n_bias if first else 0)
+        b_rows = np.arange(n_bias) if first else np.zeros(0, dtype=np.int64)
+        b_pol = (
+            np.concatenate([np.ones(n_bn, np.int64), -np.ones(n_bi, np.int64)])
+            if first
+            else np.zeros(0, np.int64)
+        )
+        for t in range(n_ct):
+            lev = np.zeros((rows, cols), dtype=np.int64)
+            outs = per_tile[t]
+            o_idx = np.array([o for o, _, _ in outs])
+            pcol = np.array([p for _, p, _ in outs])
+            w = n_w[o_idx, f0:f1].T * s  # (chunk, n_outs_in_tile)
+            lev[np.ix_(data_rows, pcol)] = np.maximum(w, 0)
+            bip = np.array([n is not None for _, _, n in outs], dtype=bool)
+            if bip.any():
+                ncol = np.array([n for _, _, n in outs if n is not None])
+                lev[np.ix_(data_rows, ncol)] = np.maximum(-w[:, bip], 0)
+            if first and n_bias:
+                bl = bias_lv[o_idx]
+                sign = np.sign(n_b[o_idx])
+                if n_bn:
+                    pos = np.where(bip, np.where(sign > 0, bl, 0), np.maximum(n_b[o_idx], 0) * s)
+                    lev[np.ix_(np.arange(n_bn), pcol)] = _bias_split(pos, top, n_bn)
+                    if bip.any():
+                        neg = np.where(sign < 0, bl, 0)[bip]
+                        lev[np.ix_(np.arange(n_bn), ncol)] = _bias_split(neg, top, n_bn)
+                if n_bi:
+                    inv = np.where(bip, 0, np.maximum(-n_b[o_idx], 0) * s)
+                    lev[np.ix_(n_bn + np.arange(n_bi), pcol)] = _bias_split(inv, top, n_bi)
+            lm.tiles.append(Tile(rt, t, lev, data_rows, f0, f1, b_rows, b_pol, outs))
+    return lm
+
+
+def map_model(model: Model, card: Card) -> list[LayerMap]:
+    """Map every hidden layer; a globally quantized model shares one periphery setting."""
+    check_model(model, card)
+    hidden = [(i, lay) for i, lay in enumerate(model.layers) if isinstance(lay, WeightLayer)
+              and lay.is_hidden]
+    maps = [map_layer(i, lay, card) for i, lay in hidden]
+    if model.scheme == "global" and maps:
+        r = {round(m.periphery.r_t_ohm, 6) for m in maps[1:]}
+        if len(r) > 1:
+            raise MappingError(
+                "the model claims global quantization but its hidden layers need different "
+                f"transimpedances ({sorted(r)} ohm): its ranges are not shared; retrain it"
+            )
+    return maps
