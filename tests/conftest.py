@@ -1,0 +1,66 @@
+"""Shared test set-up: no progress bars, no user SPICE cache, one quick characterization.
+
+Fixtures
+--------
+``quick_library``
+    One ``--quick`` characterization of the **default card** (seed 0, 2 ngspice workers),
+    run once per test session into a temporary directory with its own fresh SPICE cache
+    (nothing comes from a user cache, so it really simulates). It returns a
+    :class:`QuickLibrary` named tuple ``(path, report)``: the library directory (holding
+    ``library.json``, ``arrays.npz``, ``validation.json``) and the
+    :class:`~cosim.characterize.pipeline.CharacterizeReport`. Treat the directory as
+    read-only: copy it (``shutil.copytree``) before corrupting it in a test. It costs about
+    a minute on 2 cores the first time a test asks for it; tests that use it are SPICE
+    tests and carry ``@pytest.mark.ngspice``.
+``quick_library_cache``
+    The SPICE cache directory that ``quick_library`` filled: re-running the same
+    characterization (default card, ``--quick``, seed 0) against it is served from cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+# progress bars would only clutter captured output; subprocesses inherit this too
+os.environ["COSIM_PROGRESS"] = "0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_spice_cache(tmp_path_factory):
+    """A runner built without an explicit cache_dir must not read the user's cache."""
+    old = os.environ.get("COSIM_CACHE_DIR")
+    os.environ["COSIM_CACHE_DIR"] = str(tmp_path_factory.mktemp("default-spice-cache"))
+    yield
+    if old is None:
+        os.environ.pop("COSIM_CACHE_DIR", None)
+    else:
+        os.environ["COSIM_CACHE_DIR"] = old
+
+
+class QuickLibrary(NamedTuple):
+    """The session's quick characterization: library directory and its report."""
+
+    path: Path
+    report: object  # cosim.characterize.pipeline.CharacterizeReport
+
+
+@pytest.fixture(scope="session")
+def quick_library_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("quick-library-spice-cache")
+
+
+@pytest.fixture(scope="session")
+def quick_library(tmp_path_factory, quick_library_cache) -> QuickLibrary:
+    from cosim.card import load_card
+    from cosim.characterize.pipeline import run_characterization
+
+    out = tmp_path_factory.mktemp("quick-library") / "lib"
+    report = run_characterization(
+        load_card(), out, quick=True, jobs=2, seed=0, cache_dir=quick_library_cache,
+        log=lambda line: None,
+    )  # fmt: skip
+    return QuickLibrary(out, report)
