@@ -86,8 +86,14 @@ class CrossbarParams:
         return self.cols + (1 if self.sense else 0)
 
     def with_g_matrix(self, g: np.ndarray) -> np.ndarray:
-        """The full conductance matrix (rows, n_lines): ``g`` plus the sense column."""
+        """The full conductance matrix (rows, n_lines): ``g`` plus the sense column.
+
+        A matrix that already has ``n_lines`` columns is taken as is (a programmed sense
+        line with its own variation).
+        """
         g = np.asarray(g, dtype=float)
+        if self.sense and g.shape == (self.rows, self.n_lines):
+            return g  # already holds the (programmed) sense column
         if g.shape != (self.rows, self.cols):
             raise ValueError(
                 f"conductance matrix has shape {g.shape}, the crossbar is {(self.rows, self.cols)}"

@@ -90,10 +90,16 @@ def mac_analog_elements(
     driver_nodes: list[str],
     tia_offsets_v: np.ndarray | None = None,
     sub_offsets_v: np.ndarray | None = None,
+    subtractors: list[SubtractorParams | None] | None = None,
+    sub_ref_node: str = "0",
 ) -> tuple[list[str], list[str]]:
     """Netlist lines of the analog MAC unit and the names of its output nodes.
 
     Output nodes: ``out{k}`` for layout entry ``k``, ``vsense`` for the sense TIA.
+    ``g`` is (rows, cols), or (rows, cols + 1) with a programmed sense column.
+    ``subtractors`` gives each layout entry its own instance (resistor mismatch; ``None``
+    for unipolar entries); ``sub_ref_node`` is where every R4 returns (ground, or a
+    half-scale node for offset-binary partial sums).
     """
     xb = p.crossbar
     n_cols = xb.cols
@@ -108,7 +114,7 @@ def mac_analog_elements(
         else np.asarray(sub_offsets_v, dtype=float)
     )
     lines = [opamp_subckt(p.tia.opamp), tia_subckt(p.tia)]
-    if p.sense_tia is not None:
+    if p.sense_tia is not None and p.sense_tia.subckt_name != p.tia.subckt_name:
         lines.append(tia_subckt(p.sense_tia))
     ends = [f"t{j}" for j in range(xb.n_lines)]
     lines += crossbar_elements(xb, device, g, driver_nodes, ends)
@@ -123,14 +129,16 @@ def mac_analog_elements(
         if b is None:
             lines.append(f"Vbuf{k} o{a} out{k} 0")
         else:
+            inst = subtractors[k] if subtractors is not None else None
             lines += subtractor_elements(
-                p.subtractor,
+                inst if inst is not None else p.subtractor,
                 f"{k}",
                 f"o{a}",
                 f"o{b}",
                 f"out{k}",
                 "vdd",
                 "vss",
+                v_ref=sub_ref_node,
                 offset_v=float(sub_off[k]),
             )
         outs.append(f"out{k}")
@@ -150,24 +158,35 @@ def mac_analog_netlist(
     tia_offsets_v: np.ndarray | None = None,
     sub_offsets_v: np.ndarray | None = None,
     title: str = "cosim mac analog",
+    subtractors: list[SubtractorParams | None] | None = None,
+    sub_ref_v: float = 0.0,
 ) -> tuple[str, tuple[str, ...]]:
     """DC sweep of the analog MAC unit over input vectors ``inputs_v`` (n, rows) (V).
 
-    Returns the netlist and the vectors to read: ``out{k}`` per layout entry (V), then
-    ``vsense`` if the sense line is present, then ``i(vdd)``/``i(vss)`` supply currents.
+    Row ``i`` is driven at ``-inputs_v[:, i]`` (a negative entry drives an inverted bias
+    row). Returns the netlist and the vectors to read: ``out{k}`` per layout entry (V), then
+    ``vsense`` if the sense line is present, then the supply currents.
     """
     xb = p.crossbar
     v = np.asarray(inputs_v, dtype=float)
     if v.ndim != 2 or v.shape[1] != xb.rows:
         raise ValueError(f"inputs_v must have shape (n, {xb.rows}), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("inputs_v holds NaN or inf")
     src, analysis = index_sweep(v.shape[0])
     vdd, vss = p.supplies
     lines = [title, src, f"Vdd vdd 0 {num(vdd)}", f"Vss vss 0 {num(vss)}"]
+    ref_node = "0"
+    if sub_ref_v != 0.0:
+        lines.append(f"Vhalf vhalf 0 {num(sub_ref_v)}")
+        ref_node = "vhalf"
     drivers = []
     for i in range(xb.rows):
         lines.append(f"Bdac{i} drv{i} 0 V=-{pwl_of_index(v[:, i])}")
         drivers.append(f"drv{i}")
-    body, outs = mac_analog_elements(p, device, g, drivers, tia_offsets_v, sub_offsets_v)
+    body, outs = mac_analog_elements(
+        p, device, g, drivers, tia_offsets_v, sub_offsets_v, subtractors, ref_node
+    )
     lines += body
     vectors = (*outs, "vdd#branch", "vss#branch")
     lines.append(".save " + " ".join(vectors))

@@ -143,12 +143,17 @@ def build_layer(
                     1.0 + card.subtractor.mismatch_sigma_rel * rng.standard_normal(4)
                 )
                 m = SubtractorModel(
-                    r[0], r[1], r[2], r[3],
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
                     v_ref_v=sub.v_ref_v,
                     opamp=sub.opamp.__class__(
                         sub.opamp.dc_gain_v_per_v,
                         sub.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal(),
-                        sub.opamp.v_out_min_v, sub.opamp.v_out_max_v, sub.opamp.r_out_ohm,
+                        sub.opamp.v_out_min_v,
+                        sub.opamp.v_out_max_v,
+                        sub.opamp.r_out_ohm,
                     ),
                 )
                 coeffs[k] = m.linear()

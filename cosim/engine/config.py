@@ -54,6 +54,9 @@ class EngineConfig:
     sense_skip
         Sparsity-aware conversion: the sense row's thresholds decide how many MSB cycles
         each conversion skips.
+    adc_bits
+        Convert at this resolution instead of the output grid's (the codes are then
+        re-expressed on the output grid); ``None``: the output grid's bits.
     partial_sums
         ``"digital"``: each row tile of a layer is converted on its own (signed, offset-binary
         around half scale) and the codes are added digitally, then re-quantized to the Y
@@ -79,6 +82,7 @@ class EngineConfig:
     adc: bool = True
     nva: float = 0.0
     sense_skip: bool = True
+    adc_bits: int | None = None
     partial_sums: str = "digital"
     chips: int = 1
     seed: int = 0
@@ -97,6 +101,8 @@ class EngineConfig:
             raise CosimError("--chips must be at least 1")
         if self.batch < 1:
             raise CosimError("batch must be at least 1")
+        if self.adc_bits is not None and not 1 <= self.adc_bits <= 8:
+            raise CosimError(f"adc_bits = {self.adc_bits} is out of range 1..8")
 
     @classmethod
     def ideal_mode(cls, **kw: Any) -> EngineConfig:
@@ -113,7 +119,9 @@ class EngineConfig:
         known = {f.name for f in fields(self)}
         bad = sorted(set(kw) - known)
         if bad:
-            raise CosimError(f"unknown engine setting '{bad[0]}'; known: {', '.join(sorted(known))}")
+            raise CosimError(
+                f"unknown engine setting '{bad[0]}'; known: {', '.join(sorted(known))}"
+            )
         return replace(self, **kw)
 
     def describe(self) -> dict[str, Any]:

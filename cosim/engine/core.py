@@ -67,8 +67,17 @@ class LayerStats:
     energy_j: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
 
     def merge(self, o: LayerStats) -> None:
-        for k in ("outputs", "adc_clipped", "conversions", "tia_saturated", "tia_reads",
-                  "cycles", "skipped_cycles", "bound_violations", "psum_clipped"):
+        for k in (
+            "outputs",
+            "adc_clipped",
+            "conversions",
+            "tia_saturated",
+            "tia_reads",
+            "cycles",
+            "skipped_cycles",
+            "bound_violations",
+            "psum_clipped",
+        ):
             setattr(self, k, getattr(self, k) + getattr(o, k))
         for k, v in o.energy_j.items():
             self.energy_j[k] += v
@@ -114,6 +123,7 @@ class Engine:
         self.sense = library.block("sense_row") if self.card.sense_row.enabled else None
         self._adc_by_bits = _adc_models(library)
         self.stats: dict[int, LayerStats] = {}
+        self._capture: dict[int, np.ndarray] | None = None
 
     # -- chips ----------------------------------------------------------------------------
     def chip(self, k: int) -> list[LayerState]:
@@ -121,17 +131,35 @@ class Engine:
         rng = np.random.default_rng([self.cfg.seed, k])
         out = []
         for m in self.maps:
-            bits_final = m.periphery.adc_bits
+            bits_final = self._conv_bits(m)
 
             def factory(rt, r, bits_final=bits_final):
                 bits = bits_final if rt < 0 else self.card.adc.bits
                 return self._make_adc(bits, r)
 
             out.append(
-                build_layer(m, self.card, self.device, self.crossbar, self.tia, self.sub,
-                            factory, self.cfg, rng)
+                build_layer(
+                    m,
+                    self.card,
+                    self.device,
+                    self.crossbar,
+                    self.tia,
+                    self.sub,
+                    factory,
+                    self.cfg,
+                    rng,
+                )
             )
         return out
+
+    def _conv_bits(self, lm: LayerMap) -> int:
+        """Resolution of the final conversion (the output grid's unless overridden)."""
+        b = self.cfg.adc_bits if self.cfg.adc_bits is not None else lm.periphery.adc_bits
+        if b > self.card.adc.bits:
+            raise CosimError(
+                f"ADC resolution {b} exceeds the card's adc.bits = {self.card.adc.bits}"
+            )
+        return b
 
     def _make_adc(self, bits: int, rng: np.random.Generator):
         from cosim.surrogates import adc as adcmod
@@ -166,8 +194,13 @@ class Engine:
             raise DataError("input samples hold NaN or inf; clean the data first")
         return x
 
-    def forward(self, chip: list[LayerState] | None, x_raw: np.ndarray,
-                rng: np.random.Generator, stats: dict[int, LayerStats]) -> np.ndarray:
+    def forward(
+        self,
+        chip: list[LayerState] | None,
+        x_raw: np.ndarray,
+        rng: np.random.Generator,
+        stats: dict[int, LayerStats],
+    ) -> np.ndarray:
         """Logits (float64) of a batch of raw samples on one chip (``None`` in ideal mode)."""
         x = self.check_input(x_raw)
         k = self.model.preprocessing.codes(x)
@@ -193,14 +226,24 @@ class Engine:
         assert logits is not None
         return logits
 
-    def _hidden(self, i: int, lay: WeightLayer, k: np.ndarray, st: LayerState | None,
-                rng: np.random.Generator, stats: LayerStats) -> np.ndarray:
+    def _hidden(
+        self,
+        i: int,
+        lay: WeightLayer,
+        k: np.ndarray,
+        st: LayerState | None,
+        rng: np.random.Generator,
+        stats: LayerStats,
+    ) -> np.ndarray:
         n = k.shape[0]
         if lay.kind == "conv2d":
             cols, ho, wo = _im2col(k, lay.kernel, lay.stride, lay.padding)  # type: ignore[arg-type]
         else:
             cols = k.reshape(n, -1)
         lm = self._by_index[i]
+        cap = getattr(self, "_capture", None)
+        if cap is not None:  # --verify-spice records what each layer saw
+            cap[i] = cols if i not in cap else np.concatenate([cap[i], cols])
         if self.cfg.ideal:
             y = self._ideal_layer(lm, cols)
         else:
@@ -232,8 +275,14 @@ class Engine:
         return requantize(acc, lm.layer.scale, lm.periphery.adc_bits)
 
     # -- the analog path --------------------------------------------------------------------
-    def _analog_layer(self, lm: LayerMap, st: LayerState, cols: np.ndarray,
-                      rng: np.random.Generator, stats: LayerStats) -> np.ndarray:
+    def _analog_layer(
+        self,
+        lm: LayerMap,
+        st: LayerState,
+        cols: np.ndarray,
+        rng: np.random.Generator,
+        stats: LayerStats,
+    ) -> np.ndarray:
         card, cfg, per = self.card, self.cfg, lm.periphery
         n = cols.shape[0]
         codes_in = np.arange(1 << per.in_bits)
@@ -247,7 +296,6 @@ class Engine:
         for ct in range(lm.n_col_tiles):
             ts_ct = [ts for ts in st.tiles if ts.tile.col_tile == ct]
             currents = []
-            var_sum = None
             for ts in ts_ct:
                 t = ts.tile
                 m = ts.m_eff[t.data_rows]
@@ -262,8 +310,21 @@ class Engine:
             if split:
                 total = np.zeros((n, len(outs)), dtype=np.int64)
                 for rt, (ts, cur) in enumerate(zip(ts_ct, currents, strict=True)):
-                    c = self._convert(lm, st, ct, rt, cur, ts.g_norton, ts.tia_offset_v,
-                                      per.r_t_ohm / 2, card.adc.bits, True, None, stats, ts)
+                    c = self._convert(
+                        lm,
+                        st,
+                        ct,
+                        rt,
+                        cur,
+                        ts.g_norton,
+                        ts.tia_offset_v,
+                        per.r_t_ohm / 2,
+                        card.adc.bits,
+                        True,
+                        None,
+                        stats,
+                        ts,
+                    )
                     total += c - (1 << (card.adc.bits - 1))
                     stats.energy_j["digital"] += card.digital.e_add_j * c.size
                 shift = per.adc_bits + 1 - card.adc.bits
@@ -273,10 +334,15 @@ class Engine:
                 cur = currents[0] if len(currents) == 1 else np.sum(currents, axis=0)
                 g_n = np.sum([ts.g_norton for ts in ts_ct], axis=0)
                 offs = ts_ct[0].tia_offset_v
-                skip = self._skip(lm, st, cur, g_n, offs) if self._sense_on() else None
-                y = self._convert(lm, st, ct, -1, cur, g_n, offs, per.r_t_ohm, per.adc_bits,
-                                  False, skip, stats, ts_ct[0])
-                y = self._leak_correct(lm, ts_ct, cols, y)
+                b = self._conv_bits(lm)
+                skip = self._skip(lm, st, cur, g_n, offs, b) if self._sense_on() else None
+                y = self._convert(
+                    lm, st, ct, -1, cur, g_n, offs, per.r_t_ohm, b, False, skip, stats, ts_ct[0]
+                )
+                y = self._leak_correct(lm, ts_ct, cols, y, b)
+                if b != per.adc_bits:  # re-express b-bit codes on the output grid
+                    sh = per.adc_bits - b
+                    y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
             out[:, o_idx] = y
             stats.energy_j["digital"] += card.digital.e_activation_j * y.size
         return out
@@ -284,34 +350,76 @@ class Engine:
     def _sense_on(self) -> bool:
         return self.sense is not None and self.cfg.sense_skip
 
-    def _skip(self, lm: LayerMap, st: LayerState, cur: np.ndarray, g_n: np.ndarray,
-              offs: np.ndarray) -> np.ndarray:
+    def _skip(
+        self,
+        lm: LayerMap,
+        st: LayerState,
+        cur: np.ndarray,
+        g_n: np.ndarray,
+        offs: np.ndarray,
+        bits: int,
+    ) -> np.ndarray:
         """MSB cycles each conversion may skip, from the sense line (last column)."""
         sense = self.sense
         card = self.card
         ratio = lm.periphery.r_t_ohm / card.tia.r_feedback_ohm  # keep β: scale R_s with R_t
         s_tia = TiaModel(sense.tia.r_feedback_ohm * ratio, self.tia.opamp)
         v_s = s_tia.predict(cur[:, -1], g_n[-1], st.sense_offset_v)
-        bits = lm.periphery.adc_bits
-        k_max = min(card.sense_row.max_skip_bits, bits - 1)
-        if k_max < 1:
+        th = self.sense_thresholds(bits)
+        if th.size == 0:
             return np.zeros(cur.shape[0], dtype=np.int64)
-        lsb = card.adc.v_ref_v / 2**bits
-        trans = (np.arange(1, 2**bits) - 0.5) * lsb
-        th = sense_thresholds(sense.beta, sense.gamma_v, trans, bits, k_max, lsb,
-                              card.sense_row.margin_rel)
         return np.sum(v_s[:, None] < th[None, :], axis=1).astype(np.int64)
 
-    def _convert(self, lm: LayerMap, st: LayerState, ct: int, rt: int, cur: np.ndarray,
-                 g_n: np.ndarray, offs: np.ndarray, r_t: float, bits: int, offset_binary: bool,
-                 skip: np.ndarray | None, stats: LayerStats, ts) -> np.ndarray:
+    def sense_thresholds(self, bits: int) -> np.ndarray:
+        """``V_th,k`` (V) for a ``bits``-bit conversion, k = 1 .. min(max_skip, bits − 1)."""
+        card = self.card
+        k_max = min(card.sense_row.max_skip_bits, bits - 1)
+        if k_max < 1 or self.sense is None:
+            return np.zeros(0)
+        lsb = card.adc.v_ref_v / 2**bits
+        trans = (np.arange(1, 2**bits) - 0.5) * lsb
+        return sense_thresholds(
+            self.sense.beta, self.sense.gamma_v, trans, bits, k_max, lsb, card.sense_row.margin_rel
+        )
+
+    def _convert(
+        self,
+        lm: LayerMap,
+        st: LayerState,
+        ct: int,
+        rt: int,
+        cur: np.ndarray,
+        g_n: np.ndarray,
+        offs: np.ndarray,
+        r_t: float,
+        bits: int,
+        offset_binary: bool,
+        skip: np.ndarray | None,
+        stats: LayerStats,
+        ts,
+    ) -> np.ndarray:
         """TIAs, subtractors and ADCs of one column tile: codes (n, outputs)."""
+        v_out = self._analog_out(st, ct, cur, g_n, offs, r_t, offset_binary, stats, ts)
+        return self._adc_codes(st, ct, rt, v_out, bits, offset_binary, skip, stats)
+
+    def _analog_out(
+        self,
+        st: LayerState,
+        ct: int,
+        cur: np.ndarray,
+        g_n: np.ndarray,
+        offs: np.ndarray,
+        r_t: float,
+        offset_binary: bool,
+        stats: LayerStats,
+        ts,
+    ) -> np.ndarray:
+        """Voltages the ADCs sample (n, outputs): TIAs, then subtractors for pairs."""
         cfg, card = self.cfg, self.card
         outs = ts.tile.outputs
         p = np.array([q for _, q, _ in outs])
         nn = np.array([q if q is not None else -1 for _, _, q in outs])
         bip = nn >= 0
-        n = cur.shape[0]
         vref_half = card.adc.v_ref_v / 2 if offset_binary else 0.0
         used = np.concatenate([p, nn[bip]])
         if cfg.periphery:
@@ -323,10 +431,14 @@ class Engine:
             stats.tia_reads += v_col.size
             if near.any():
                 r_i, c_i = np.nonzero(near)
-                v_col[r_i, c_i] = tia.predict(cur[:, used][r_i, c_i], g_n[used][c_i],
-                                              offs[used][c_i])
-                stats.tia_saturated += int(np.count_nonzero(
-                    (v_col > o.v_out_max_v - 0.02) | (v_col < o.v_out_min_v + 0.02)))
+                v_col[r_i, c_i] = tia.predict(
+                    cur[:, used][r_i, c_i], g_n[used][c_i], offs[used][c_i]
+                )
+                stats.tia_saturated += int(
+                    np.count_nonzero(
+                        (v_col > o.v_out_max_v - 0.02) | (v_col < o.v_out_min_v + 0.02)
+                    )
+                )
         else:
             v_col = cur[:, used] * r_t
         vp = v_col[:, : p.size]
@@ -350,22 +462,44 @@ class Engine:
                         v_out[rows_j, j] = m.__class__(
                             m.r1_ohm, m.r2_ohm, m.r3_ohm, m.r4_ohm, m.opamp, vref_half
                         ).predict(vp[rows_j, j], v_col[rows_j, p.size + int(np.sum(bip[:j]))])
+        return v_out
+
+    def _adc_codes(
+        self,
+        st: LayerState,
+        ct: int,
+        rt: int,
+        v_out: np.ndarray,
+        bits: int,
+        offset_binary: bool,
+        skip: np.ndarray | None,
+        stats: LayerStats,
+    ) -> np.ndarray:
+        """Codes of the column tile's ADC instances (with the sense skips)."""
+        card = self.card
+        n, n_outs = v_out.shape
         adcs = st.adcs[(rt, ct)]
-        codes = np.empty((n, len(outs)), dtype=np.int64)
+        codes = np.empty((n, n_outs), dtype=np.int64)
         per_adc = card.adc.columns_per_adc
         for a, adc in enumerate(adcs):
-            sl = slice(a * per_adc, min((a + 1) * per_adc, len(outs)))
+            sl = slice(a * per_adc, min((a + 1) * per_adc, n_outs))
             full = adc.convert(v_out[:, sl])
             if skip is not None:
                 cap = (1 << (bits - skip)) - 1
                 codes[:, sl] = np.minimum(full, cap[:, None])
                 stats.bound_violations += int(np.count_nonzero(full > cap[:, None]))
-                e = adc.energy_per_conversion_j(skip[:, None], codes[:, sl]) \
-                    if hasattr(adc, "energy_per_conversion_j") else 0.0
+                e = (
+                    adc.energy_per_conversion_j(skip[:, None], codes[:, sl])
+                    if hasattr(adc, "energy_per_conversion_j")
+                    else 0.0
+                )
             else:
                 codes[:, sl] = full
-                e = adc.energy_per_conversion_j(0, full) \
-                    if hasattr(adc, "energy_per_conversion_j") else 0.0
+                e = (
+                    adc.energy_per_conversion_j(0, full)
+                    if hasattr(adc, "energy_per_conversion_j")
+                    else 0.0
+                )
             stats.energy_j["adc"] += float(np.sum(np.broadcast_to(e, full.shape)))
         stats.conversions += codes.size
         stats.cycles += codes.size * bits
@@ -375,14 +509,16 @@ class Engine:
             stats.psum_clipped += int(np.count_nonzero((codes == 0) | (codes == (1 << bits) - 1)))
         return codes
 
-    def _leak_correct(self, lm: LayerMap, ts_ct, cols: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _leak_correct(
+        self, lm: LayerMap, ts_ct, cols: np.ndarray, y: np.ndarray, bits: int
+    ) -> np.ndarray:
         """Unipolar columns: subtract the g_min leakage, estimated digitally from the codes."""
         outs = ts_ct[0].tile.outputs
         uni = np.array([q is None for _, _, q in outs])
         if not uni.any():
             return y
         card, per = self.card, lm.periphery
-        lsb = card.adc.v_ref_v / 2**per.adc_bits
+        lsb = card.adc.v_ref_v / 2**bits
         k_sum = cols.sum(axis=1).astype(np.float64)  # every data row of every row tile
         bias = sum(float(np.sum(ts.tile.bias_polarity)) for ts in ts_ct) * (1 << per.in_bits)
         leak = per.r_t_ohm * card.device.g_min_s * per.v_in_lsb * (k_sum + bias) / lsb
@@ -398,8 +534,12 @@ class Engine:
         read = float(np.sum(vu @ ts.row_g_sum[t.data_rows]))
         if t.bias_rows.size:
             v = card.dac.v_read_v
-            read += n * v * float(self.crossbar.drive(np.array([v]))[0]) * float(
-                np.sum(ts.row_g_sum[t.bias_rows]))
+            read += (
+                n
+                * v
+                * float(self.crossbar.drive(np.array([v]))[0])
+                * float(np.sum(ts.row_g_sum[t.bias_rows]))
+            )
         stats.energy_j["crossbar_read"] += read * t_read
         stats.energy_j["dac"] += card.dac.e_conv_j * n * t.data_rows.size
         p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
@@ -409,7 +549,9 @@ class Engine:
         stats.energy_j["subtractor"] += p_op * t_read * n * n_pairs
         if self.card.sense_row.enabled:
             e_cmp = card.sense_row.c_comparator_f * card.adc.v_dd_v**2
-            stats.energy_j["sense_row"] += n * (p_op * t_read + card.sense_row.max_skip_bits * e_cmp)
+            stats.energy_j["sense_row"] += n * (
+                p_op * t_read + card.sense_row.max_skip_bits * e_cmp
+            )
 
 
 def _adc_models(library: SurrogateLibrary) -> dict[int, Any]:

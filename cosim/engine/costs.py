@@ -46,8 +46,11 @@ def area_breakdown(maps: list[LayerMap], card: Card, scheme: str) -> dict[str, A
         "adc": card.adc.area_m2,
         "sense_row": card.sense_row.area_m2,
     }
-    cells = sum(card.array.rows * (card.array.cols + (1 if card.sense_row.enabled else 0))
-                for m in maps for _ in m.tiles)
+    cells = sum(
+        card.array.rows * (card.array.cols + (1 if card.sense_row.enabled else 0))
+        for m in maps
+        for _ in m.tiles
+    )
     digital_cols = sum(m.n_out for m in maps)
     per_layer = [_periphery_counts(m, card) for m in maps]
     dedicated = {k: sum(c[k] for c in per_layer) for k in unit}

@@ -105,6 +105,13 @@ def evaluate(
         "row_tiles": [m.n_row_tiles for m in eng.maps],
     }
     return EvalResult(
-        accs, preds, layers, energy, area_breakdown(eng.maps, library.card, model.scheme),
-        n, time.perf_counter() - t0, config.describe(), periphery,
+        accs,
+        preds,
+        layers,
+        energy,
+        area_breakdown(eng.maps, library.card, model.scheme),
+        n,
+        time.perf_counter() - t0,
+        config.describe(),
+        periphery,
     )

@@ -250,8 +250,11 @@ def map_layer(
 def map_model(model: Model, card: Card) -> list[LayerMap]:
     """Map every hidden layer; a globally quantized model shares one periphery setting."""
     check_model(model, card)
-    hidden = [(i, lay) for i, lay in enumerate(model.layers) if isinstance(lay, WeightLayer)
-              and lay.is_hidden]
+    hidden = [
+        (i, lay)
+        for i, lay in enumerate(model.layers)
+        if isinstance(lay, WeightLayer) and lay.is_hidden
+    ]
     maps = [map_layer(i, lay, card) for i, lay in hidden]
     if model.scheme == "global" and maps:
         r = {round(m.periphery.r_t_ohm, 6) for m in maps[1:]}

@@ -1,0 +1,269 @@
+"""``--verify-spice K``: re-run K random MAC operations of an evaluation in ngspice.
+
+An operation is (layer, tile, input vector, output column) of chip instance 0, drawn at
+random from the very inputs the engine saw. For each tile involved, the MAC unit of that
+chip is rebuilt as netlists — the tile's *programmed* conductances (with their variation
+and faults), its TIAs with their sampled offsets and the engine's transimpedance, each
+pair's subtractor with its own resistor mismatch and offset, the sense line and sense TIA —
+and simulated in two stages joined by an ideal sample-and-hold:
+
+1. the analog MAC unit in a DC sweep over the chosen input vectors (the ADC samples a
+   settled output; its capacitive input draws no DC current), giving each output voltage
+   and ``V_sense``;
+2. each output's own SAR ADC instance (its capacitor values and comparator offset) in a
+   transient that converts the SPICE voltages with the skip the sense comparators choose
+   from the SPICE ``V_sense``.
+
+The engine's codes for the same operations (read noise off: it is a random draw per read)
+are compared code by code; the analog output voltages are compared too, in LSB.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim.card import Card
+from cosim.engine.config import EngineConfig
+from cosim.engine.core import Engine, LayerStats
+from cosim.errors import CosimError
+from cosim.library import SurrogateLibrary
+from cosim.spice.runner import SpiceJob, SpiceRunner
+from cosim.train.modelfile import Model
+from netlists.crossbar import CrossbarParams
+from netlists.mac_unit import MacAnalogParams, mac_analog_netlist
+from netlists.opamp import OpampParams
+from netlists.subtractor import SubtractorParams
+from netlists.tia import TiaParams
+
+
+def _capture_inputs(eng: Engine, chip, x: np.ndarray, rng) -> dict[int, np.ndarray]:
+    """Each hidden layer's unrolled input codes for the samples ``x``."""
+    captured: dict[int, np.ndarray] = {}
+    eng._capture = captured  # type: ignore[attr-defined]
+    try:
+        eng.forward(chip, x, rng, {})
+    finally:
+        eng._capture = None  # type: ignore[attr-defined]
+    return captured
+
+
+def verify_spice(
+    model: Model,
+    library: SurrogateLibrary,
+    x: np.ndarray,
+    cfg: EngineConfig,
+    k_ops: int,
+    jobs: int = 1,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    n_samples: int = 16,
+) -> dict[str, Any]:
+    """Compare ``k_ops`` engine MAC operations with ngspice (see the module docstring)."""
+    t0 = time.perf_counter()
+    if k_ops < 1:
+        raise CosimError("--verify-spice needs K >= 1")
+    base = cfg if not cfg.ideal else EngineConfig()
+    vcfg = base.with_(read_noise=False, chips=1, ideal=False)
+    eng = Engine(model, library, vcfg)
+    card: Card = library.card
+    chip = eng.chip(0)
+    rng = np.random.default_rng([seed, 4242])
+    idx = rng.choice(len(x), min(n_samples, len(x)), replace=False)
+    captured = _capture_inputs(eng, chip, np.asarray(x)[np.sort(idx)], np.random.default_rng(0))
+    states = {s.lmap.index: s for s in chip}
+    eligible = [m for m in eng.maps if m.n_row_tiles == 1 or vcfg.partial_sums == "digital"]
+    if not eligible:
+        raise CosimError(
+            "--verify-spice covers layers with one row tile or digital partial "
+            "sums; use --partial-sums digital"
+        )
+    # draw operations; group by (layer, tile)
+    groups: dict[tuple[int, int], dict[str, Any]] = {}
+    for _ in range(k_ops):
+        lm = eligible[rng.integers(len(eligible))]
+        ti = int(rng.integers(len(lm.tiles)))
+        vec = int(rng.integers(captured[lm.index].shape[0]))
+        out = int(rng.integers(len(lm.tiles[ti].outputs)))
+        g = groups.setdefault((lm.index, ti), {"vecs": [], "ops": []})
+        if vec not in g["vecs"]:
+            g["vecs"].append(vec)
+        g["ops"].append((g["vecs"].index(vec), out))
+    # engine side and netlists
+    jobs_list, contexts = [], []
+    for (li, ti), g in groups.items():
+        lm = eng._by_index[li]
+        st = states[li]
+        ts = st.tiles[ti]
+        t = ts.tile
+        per = lm.periphery
+        cols = captured[li][np.array(g["vecs"])]
+        split = lm.n_row_tiles > 1 and vcfg.partial_sums == "digital"
+        v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
+        u = eng.crossbar.drive(v_tab)[cols] if vcfg.nonlinearity else v_tab[cols]
+        cur = u[:, t.f0 : t.f1] @ ts.m_eff[t.data_rows] + ts.bias_current
+        st_dummy = LayerStats("verify")
+        r_t = per.r_t_ohm / 2 if split else per.r_t_ohm
+        bits = card.adc.bits if split else eng._conv_bits(lm)
+        rt_key = t.row_tile if split else -1
+        skip = None
+        th = None
+        if not split and eng._sense_on():
+            skip = eng._skip(lm, st, cur, ts.g_norton, ts.tia_offset_v, bits)
+            th = eng.sense_thresholds(bits)
+        v_eng = eng._analog_out(
+            st, t.col_tile, cur, ts.g_norton, ts.tia_offset_v, r_t, split, st_dummy, ts
+        )
+        codes_eng = eng._adc_codes(st, t.col_tile, rt_key, v_eng, bits, split, skip, st_dummy)
+        # the same MAC unit as a netlist
+        v_rows = np.zeros((cols.shape[0], card.array.rows))
+        v_rows[:, t.data_rows] = v_tab[cols[:, t.f0 : t.f1]]
+        v_rows[:, t.bias_rows] = t.bias_polarity * card.dac.v_read_v
+        opamp = OpampParams.from_card(card)
+        ratio = per.r_t_ohm / card.tia.r_feedback_ohm
+        sense_tia = (
+            TiaParams(card.sense_row.r_feedback_ohm * ratio * (0.5 if split else 1.0), opamp)
+            if card.sense_row.enabled
+            else None
+        )
+        layout = tuple((p, q) for _, p, q in t.outputs)
+        p = MacAnalogParams(
+            CrossbarParams.from_card(card),
+            TiaParams(r_t, opamp),
+            sense_tia,
+            SubtractorParams.nominal(card),
+            layout,
+        )
+        subs, sub_off = [], []
+        for m in st.sub_models[t.col_tile]:
+            if m is None:
+                subs.append(None)
+                sub_off.append(0.0)
+            else:
+                subs.append(SubtractorParams(m.r1_ohm, m.r2_ohm, m.r3_ohm, m.r4_ohm, opamp))
+                sub_off.append(m.opamp.offset_v)
+        offs = ts.tia_offset_v.copy()
+        if card.sense_row.enabled:
+            offs[-1] = st.sense_offset_v
+        text, vectors = mac_analog_netlist(
+            p,
+            eng.device if vcfg.nonlinearity else _ohmic(eng.device),
+            ts.g,
+            v_rows,
+            offs,
+            np.array(sub_off),
+            title=f"cosim verify layer {li} tile {ti}",
+            subtractors=subs,
+            sub_ref_v=card.adc.v_ref_v / 2 if split else 0.0,
+        )
+        jobs_list.append(SpiceJob(text, vectors, 1800.0, f"verify layer {li} tile {ti}"))
+        contexts.append(
+            dict(
+                lm=lm,
+                st=st,
+                ts=ts,
+                g=g,
+                split=split,
+                bits=bits,
+                rt_key=rt_key,
+                th=th,
+                v_eng=v_eng,
+                codes_eng=codes_eng,
+                skip_eng=skip,
+            )
+        )
+    cache: Any = cache_dir if cache_dir is not None else ...
+    with SpiceRunner(jobs=jobs, cache_dir=cache) as runner:
+        results = runner.run(jobs_list, desc="verify: MAC units")
+        # stage 2: each ADC instance converts its SPICE voltages
+        conv: dict[int, list[tuple[int, int, int, float, int]]] = defaultdict(list)
+        adc_objs: dict[int, Any] = {}
+        rows_out = []
+        for gi, (ctx, res) in enumerate(zip(contexts, results, strict=True)):
+            n_v = len(ctx["g"]["vecs"])
+            t = ctx["ts"].tile
+            v_sp = np.stack(
+                [np.asarray(res[f"out{k}"])[:n_v] for k in range(len(t.outputs))], axis=1
+            )
+            skip_sp = np.zeros(n_v, dtype=np.int64)
+            if ctx["th"] is not None:
+                vs = np.asarray(res["vsense"])[:n_v]
+                skip_sp = np.sum(vs[:, None] < ctx["th"][None, :], axis=1)
+            per_adc = card.adc.columns_per_adc
+            for vi, oj in ctx["g"]["ops"]:
+                adc = ctx["st"].adcs[(ctx["rt_key"], t.col_tile)][oj // per_adc]
+                adc_objs[id(adc)] = adc
+                conv[id(adc)].append((gi, vi, oj, float(v_sp[vi, oj]), int(skip_sp[vi])))
+            rows_out.append(v_sp)
+        adc_jobs, adc_keys = [], []
+        for key, items in conv.items():
+            params = getattr(adc_objs[key], "params", None)
+            if params is None:
+                raise CosimError("this ADC surrogate carries no circuit parameters to simulate")
+            from netlists.sar_adc import sar_testbench_netlist, sar_testbench_vectors
+
+            vin = np.array([it[3] for it in items])
+            sk = np.array([it[4] for it in items])
+            adc_jobs.append(
+                SpiceJob(
+                    sar_testbench_netlist(params, vin, sk),
+                    tuple(sar_testbench_vectors()),
+                    600.0,
+                    "verify ADC",
+                )
+            )
+            adc_keys.append(key)
+        adc_res = runner.run(adc_jobs, desc="verify: ADCs")
+    from netlists.sar_adc import decode_testbench
+
+    ident = within1 = total = 0
+    v_err = []
+    details = []
+    for key, res in zip(adc_keys, adc_res, strict=True):
+        items = conv[key]
+        params = adc_objs[key].params
+        dec = decode_testbench(res, params, len(items))
+        for (gi, vi, oj, v_sp, sk), c_sp in zip(items, dec["codes"], strict=True):
+            ctx = contexts[gi]
+            c_eng = int(ctx["codes_eng"][vi, oj])
+            lsb = card.adc.v_ref_v / 2 ** ctx["bits"]
+            v_err.append((float(ctx["v_eng"][vi, oj]) - v_sp) / lsb)
+            ident += int(c_eng == int(c_sp))
+            within1 += int(abs(c_eng - int(c_sp)) <= 1)
+            total += 1
+            details.append(
+                {
+                    "layer": ctx["lm"].index,
+                    "tile": [ctx["ts"].tile.row_tile, ctx["ts"].tile.col_tile],
+                    "output": oj,
+                    "engine_code": c_eng,
+                    "spice_code": int(c_sp),
+                    "v_engine": float(ctx["v_eng"][vi, oj]),
+                    "v_spice": v_sp,
+                    "skip_spice": sk,
+                    "partial_sum": bool(ctx["split"]),
+                }
+            )
+    ve = np.asarray(v_err)
+    return {
+        "n_operations": k_ops,
+        "n_codes": total,
+        "identical_fraction": ident / max(total, 1),
+        "within_1_lsb_fraction": within1 / max(total, 1),
+        "analog_rms_error_lsb": float(np.sqrt(np.mean(ve**2))) if ve.size else 0.0,
+        "analog_max_error_lsb": float(np.max(np.abs(ve))) if ve.size else 0.0,
+        "tiles_simulated": len(jobs_list),
+        "adc_instances_simulated": len(adc_jobs),
+        "wall_s": time.perf_counter() - t0,
+        "operations": details,
+    }
+
+
+def _ohmic(device):
+    from dataclasses import replace
+
+    return replace(device, iv_alpha_per_v=0.0)
