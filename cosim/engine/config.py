@@ -62,6 +62,9 @@ class EngineConfig:
         around half scale) and the codes are added digitally, then re-quantized to the Y
         grid; ``"analog"``: the row tiles' bitline currents meet at one TIA per column and
         are converted once.
+    psum_range
+        Digital partial sums: each row tile's conversion spans ``±psum_range·hi`` (the
+        transimpedance is ``R_t / (2·psum_range)`` around half scale).
     chips
         Monte-Carlo chip instances (each with its own variation draws).
     seed
@@ -84,6 +87,7 @@ class EngineConfig:
     sense_skip: bool = True
     adc_bits: int | None = None
     partial_sums: str = "digital"
+    psum_range: float = 2.0
     chips: int = 1
     seed: int = 0
     batch: int = 1000
@@ -93,6 +97,8 @@ class EngineConfig:
             raise CosimError(
                 f"partial_sums = {self.partial_sums!r}; use one of {', '.join(PARTIAL_SUMS)}"
             )
+        if not 0.25 <= self.psum_range <= 64:
+            raise CosimError(f"psum_range = {self.psum_range} is out of range [0.25, 64]")
         if self.nvw < 0 or self.nva < 0:
             raise CosimError("nvw and nva must be >= 0")
         if self.drift_t_s is not None and self.drift_t_s <= 0:

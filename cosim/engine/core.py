@@ -311,24 +311,13 @@ class Engine:
                 total = np.zeros((n, len(outs)), dtype=np.int64)
                 for rt, (ts, cur) in enumerate(zip(ts_ct, currents, strict=True)):
                     c = self._convert(
-                        lm,
-                        st,
-                        ct,
-                        rt,
-                        cur,
-                        ts.g_norton,
-                        ts.tia_offset_v,
-                        per.r_t_ohm / 2,
-                        card.adc.bits,
-                        True,
-                        None,
-                        stats,
-                        ts,
+                        lm, st, ct, rt, cur, ts.g_norton, ts.tia_offset_v,
+                        self.psum_r_t(lm), card.adc.bits, True, None, stats, ts,
                     )
                     total += c - (1 << (card.adc.bits - 1))
                     stats.energy_j["digital"] += card.digital.e_add_j * c.size
                 shift = per.adc_bits + 1 - card.adc.bits
-                y = np.floor(total.astype(np.float64) * 2.0**shift + 0.5)
+                y = np.floor(total.astype(np.float64) * (cfg.psum_range * 2.0**shift) + 0.5)
                 y = np.clip(y, 0, (1 << per.adc_bits) - 1).astype(np.int64)
             else:
                 cur = currents[0] if len(currents) == 1 else np.sum(currents, axis=0)
@@ -346,6 +335,10 @@ class Engine:
             out[:, o_idx] = y
             stats.energy_j["digital"] += card.digital.e_activation_j * y.size
         return out
+
+    def psum_r_t(self, lm: LayerMap) -> float:
+        """Transimpedance of a partial-sum conversion: ``±psum_range·hi`` spans the ADC."""
+        return lm.periphery.r_t_ohm / (2.0 * self.cfg.psum_range)
 
     def _sense_on(self) -> bool:
         return self.sense is not None and self.cfg.sense_skip

@@ -107,7 +107,7 @@ def verify_spice(
         u = eng.crossbar.drive(v_tab)[cols] if vcfg.nonlinearity else v_tab[cols]
         cur = u[:, t.f0 : t.f1] @ ts.m_eff[t.data_rows] + ts.bias_current
         st_dummy = LayerStats("verify")
-        r_t = per.r_t_ohm / 2 if split else per.r_t_ohm
+        r_t = eng.psum_r_t(lm) if split else per.r_t_ohm
         bits = card.adc.bits if split else eng._conv_bits(lm)
         rt_key = t.row_tile if split else -1
         skip = None
@@ -126,7 +126,7 @@ def verify_spice(
         opamp = OpampParams.from_card(card)
         ratio = per.r_t_ohm / card.tia.r_feedback_ohm
         sense_tia = (
-            TiaParams(card.sense_row.r_feedback_ohm * ratio * (0.5 if split else 1.0), opamp)
+            TiaParams(card.sense_row.r_feedback_ohm * ratio * r_t / per.r_t_ohm, opamp)
             if card.sense_row.enabled
             else None
         )
