@@ -707,8 +707,11 @@ def decode_testbench(result, params: SarAdcParams, n: int) -> dict[str, np.ndarr
         from the input source per conversion (C; its energy is ``v_in * q_in_c``, paid by
         the circuit driving the ADC);
         ``v_top_v``: top-plate voltage just before each bit's deciding clock edge,
-        ``(n, bits)`` with column ``i`` = bit ``i`` (LSB first); ``t_conv_s``: the
-        conversion time (s).
+        ``(n, bits)`` with column ``i`` = bit ``i`` (LSB first); ``v_top_done_v``: the
+        top-plate voltage in the done cycle, with the final code on the DAC (``(n,)``, read
+        at the quiet instant a quarter period before the next conversion; with one bit it
+        separates the bit weight from the half-LSB shift, which every trial applies
+        together); ``t_conv_s``: the conversion time (s).
     """
     p = params
     tm = sar_testbench_timing(p, n)
@@ -738,6 +741,7 @@ def decode_testbench(result, params: SarAdcParams, n: int) -> dict[str, np.ndarr
     bits = np.arange(p.bits)
     t_dec = e0[:-1, None] + ((p.bits - bits + 1) + _TB_DECIDE_CYCLES)[None, :] * t_period
     out["v_top_v"] = _interp(t, result["xadc.top"], t_dec.reshape(-1)).reshape(n, p.bits)
+    out["v_top_done_v"] = _interp(t, result["xadc.top"], edges[1:])
     out["t_conv_s"] = np.asarray(p.conversion_time_s)
     return out
 

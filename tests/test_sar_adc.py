@@ -10,7 +10,13 @@ import pytest
 
 import device_models
 from cosim.card import load_card
-from cosim.characterize.adc import characterize_adc, fit_inputs, heldout_inputs, legal_skip
+from cosim.characterize.adc import (
+    analytic_model,
+    characterize_adc,
+    fit_inputs,
+    heldout_inputs,
+    legal_skip,
+)
 from cosim.characterize.context import CharContext
 from cosim.errors import LibraryError
 from cosim.quant import ActGrid
@@ -22,6 +28,11 @@ from cosim.surrogates.adc import (
     comparison_level_variation,
     dac_states,
     ideal_codes,
+    mismatch_units,
+    models_by_bits,
+    sample_instance,
+    uniform_bit_means,
+    with_mismatch,
 )
 from cosim.surrogates.base import NotFittedError
 from netlists.sar_adc import (
@@ -66,9 +77,16 @@ def test_ideal_instance_gives_ideal_codes_and_skip_is_lossless(runner):
     pair_codes = np.array([0, 1, 5, 20, 63, 100])
     pair_k = np.array([7, 6, 4, 2, 2, 1])
     v_pair = (pair_codes + rng.uniform(-0.3, 0.3, pair_codes.size)) * lsb
-    v = np.concatenate([v_full, v_pair, v_pair])
-    k = np.concatenate([np.zeros(v_full.size + v_pair.size, int), pair_k])
+    # illegal skips (true code >= 2**(n-k)): the low-bit search saturates at all ones
+    ill_codes, ill_k = np.array([2, 40, 200]), np.array([7, 3, 1])
+    v_ill = (ill_codes + rng.uniform(-0.3, 0.3, ill_codes.size)) * lsb
+    v = np.concatenate([v_full, v_pair, v_pair, v_ill])
+    k = np.concatenate([np.zeros(v_full.size + v_pair.size, int), pair_k, ill_k])
     d = _run_tb(runner, p, v, k)
+    np.testing.assert_array_equal(d["codes"][-3:], 2 ** (n - ill_k) - 1)
+    m_ideal = SarAdcModel.ideal(n, p.v_ref_v)
+    np.testing.assert_array_equal(m_ideal.convert(v, k), d["codes"])
+    v, d = v[:-3], {key: val[:-3] for key, val in d.items() if key != "t_conv_s"}
     expected = ActGrid(p.v_ref_v, n).codes(v)  # the trainer's quantizer
     np.testing.assert_array_equal(d["codes"], expected)
     np.testing.assert_array_equal(d["codes"], ideal_codes(v, n, p.v_ref_v))
@@ -336,3 +354,217 @@ def test_comparison_level_variation():
     assert 0.0016 < np.std(dev) < 0.0024
     assert ThresholdAdc.from_dict(a.to_dict()).thresholds_v.tolist() == a.thresholds_v.tolist()
     assert a.convert(np.zeros((2, 3))).shape == (2, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# fast conversion, per-resolution models, Monte-Carlo instances (pure NumPy)
+# ---------------------------------------------------------------------------------------
+def _instances():
+    """Instances with mismatch, offsets, missing and wide codes, at several resolutions."""
+    rng = np.random.default_rng(21)
+    big = CARD.with_updates({"adc": {"cap_mismatch_sigma_rel": 0.15}})
+    out = [
+        _mismatched([1.0, 2.0, 4.0, 6.5]),  # DAC trial levels out of order: missing code
+        _mismatched([1.0, 2.0, 4.0, 9.5], offset_v=-3e-3),  # wide code
+        SarAdcModel.ideal(8, 1.0),
+    ]
+    for n in (1, 2, 3, 5, 8):
+        nom = analytic_model(SarAdcParams.nominal(CARD, n))
+        out.append(sample_instance(nom, CARD, rng))
+        out.append(sample_instance(nom, big, rng))  # 15 % units: DNL near +-1
+    # MSB 3 % short (about 4 LSB): missing codes below mid-scale
+    err = np.zeros(10)
+    err[7] = -0.03
+    out.append(with_mismatch(nom, err, 1e-3))
+    return out
+
+
+def test_fast_conversion_equals_exact_search():
+    rng = np.random.default_rng(3)
+    n_missing = 0
+    for m in _instances():
+        n_missing += m.inl_dnl()["missing_codes"] > 0
+        x = rng.uniform(-0.1, 1.1, 20000) * m.v_ref_v
+        x[:6] = [np.nan, np.inf, -np.inf, 1e300, -1e300, 0.0]
+        np.testing.assert_array_equal(m.convert(x), m.convert_exact(x))
+        k = rng.integers(0, m.bits, x.size)  # mostly illegal skips
+        np.testing.assert_array_equal(m.convert(x, k), m.convert_exact(x, k))
+        np.testing.assert_array_equal(
+            m.convert(x.reshape(100, 200), 0), m.convert_exact(x)[None].reshape(100, 200)
+        )
+        for s in range(m.bits):
+            # exactly at every transition and a few ulps either side
+            t = m.thresholds(s)
+            near = [t]
+            for _ in range(3):
+                near += [np.nextafter(near[-2 if len(near) > 1 else 0], np.inf)]
+            xs = np.concatenate([t, *[np.nextafter(t, d) for d in (-np.inf, np.inf)], *near])
+            xs = np.concatenate([xs, np.nextafter(np.nextafter(xs, -np.inf), -np.inf)])
+            np.testing.assert_array_equal(m.convert(xs, s), m.convert_exact(xs, s))
+            np.testing.assert_array_equal(
+                m.convert(xs, np.full(xs.size, s)), m.convert_exact(xs, s)
+            )
+    assert n_missing >= 2  # the comparison covered non-monotone DACs
+
+
+def test_fast_conversion_falls_back_to_the_search():
+    m = _mismatched([1.0, 2.0, 4.0, 6.5], offset_v=1e-3)
+    x = np.random.default_rng(4).uniform(-0.1, 1.1, 5000)
+    want = [m.convert_exact(x, s) for s in range(4)]
+    for s in range(4):
+        m._cache[s] = None  # what _table caches for a table that fails its checks
+    for s in range(4):
+        np.testing.assert_array_equal(m.convert(x, s), want[s])
+    k = np.arange(x.size) % 4
+    np.testing.assert_array_equal(m.convert(x, k), m.convert_exact(x, k))
+
+
+def test_illegal_skip_gives_the_low_bit_search():
+    # binary DAC: saturates at 2**(n-k) - 1, like the circuit (checked in SPICE above)
+    m = SarAdcModel.ideal(4, 1.0)
+    x = np.linspace(0.5, 1.0, 50)  # true codes 8..15
+    np.testing.assert_array_equal(m.convert(x, 1), np.full(50, 7))
+    np.testing.assert_array_equal(m.convert(x, np.full(50, 3)), np.full(50, 1))
+    # an MSB 1.5 LSB short of the low bits: code 7 is missing from the full search, and an
+    # input at 6.7 LSB on the comparator (above the MSB's 5.5) gives 6, not 7, with the MSB
+    # skipped: the low-bit search keeps 4 and 2 and then drops 1
+    short = _mismatched([1.0, 2.0, 4.0, 5.5])
+    v = (6.7 * short.lsb_v + short.shift_v) / short.input_gain
+    assert int(short.convert(v)) == 9 and int(short.convert(v, 1)) == 6
+    assert int(short.convert_exact(v, 1)) == 6
+
+
+def test_energy_lookup_matches_the_bitwise_formula():
+    m = _mismatched([1.01, 1.98, 4.05, 7.9])
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 16, 1000)
+    k = rng.integers(0, 4, 1000)
+    b = (codes[:, None] >> np.arange(4)) & 1
+    want = (
+        m.energy_ref_j[k]
+        + m.energy_dd_j[k]
+        + ((b - m.energy_ref_mean_bits[k]) * m.energy_ref_bit_j).sum(axis=1)
+    )
+    np.testing.assert_allclose(m.energy_per_conversion_j(k, codes), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="codes"):
+        m.energy_per_conversion_j(0, [16])
+
+
+def test_uniform_bit_means_and_control_variate_energy_table():
+    m = _mismatched([1.01, 1.98, 4.05, 7.9], offset_v=2e-3)
+    rng = np.random.default_rng(6)
+    v = rng.uniform(0.0, 0.8, 400000)
+    mc = ((m.convert(v)[:, None] >> np.arange(4)) & 1).mean(axis=0)
+    np.testing.assert_allclose(uniform_bit_means(m, 0, 0.0, 0.8), mc, atol=4e-3)  # 5 sigma
+    # energies exactly linear in the bits: the control-variate table is the population
+    # mean from a handful of conversions; the plain sample mean is not
+    n = 4
+    ranges = np.column_stack([np.zeros(n), (2.0 ** (n - np.arange(n)) - 0.5) * m.lsb_v])
+    k = np.repeat(np.arange(n), 6)
+    v = rng.uniform(0.0, 1.0, k.size) * ranges[k, 1]
+    v[0] = 0.99 * ranges[0, 1]  # the MSB is set at least once
+    codes = m.convert(v, k)
+    alpha = np.array([1.0, 2.0, 4.0, 8.0]) * 1e-15
+    bits = (codes[:, None] >> np.arange(n)) & 1
+    probes = {
+        "codes": codes,
+        "v_top_v": dac_states(codes, k, n) @ m.bit_weights_v
+        + m.shift_v
+        - m.input_gain * v[:, None],
+        "e_ref_j": 1e-13 + bits @ alpha,
+        "e_dd_j": np.full(k.size, 5e-14),
+    }
+    trip = -m.comparator_offset_v
+    f = SarAdcFitter(n, 1.0, 6e-8).fit(v, k, probes, trip, energy_range_v=ranges)
+    plain = SarAdcFitter(n, 1.0, 6e-8).fit(v, k, probes, trip)
+    pop = np.array([1e-13 + uniform_bit_means(m, s, *ranges[s]) @ alpha for s in range(n)])
+    np.testing.assert_allclose(f.energy_ref_j_, pop, rtol=1e-9)
+    assert np.max(np.abs(plain.energy_ref_j_ / pop - 1)) > 1e-3
+    e = f.model().energy_per_conversion_j(k, codes)
+    np.testing.assert_allclose(e, probes["e_ref_j"] + probes["e_dd_j"], rtol=1e-9)
+
+
+def test_one_bit_fit_needs_the_done_cycle_probe():
+    m = _mismatched([1.03], bits=1, offset_v=1e-3)
+    v = np.linspace(-0.05, 1.05, 12)
+    codes = m.convert(v)
+    k = np.zeros(v.size, int)
+    probes = {
+        "codes": codes,
+        "v_top_v": m.bit_weights_v + m.shift_v - m.input_gain * v[:, None],
+        "e_ref_j": np.full(v.size, 1e-15),
+        "e_dd_j": np.full(v.size, 1e-14),
+    }
+    with pytest.raises(ValueError, match="done-cycle"):
+        SarAdcFitter(1, 1.0, 3e-8).fit(v, k, probes, -m.comparator_offset_v)
+    probes["v_top_done_v"] = codes * m.bit_weights_v[0] + m.shift_v - m.input_gain * v
+    f = SarAdcFitter(1, 1.0, 3e-8).fit(v, k, probes, -m.comparator_offset_v)
+    np.testing.assert_allclose(f.bit_weights_v_, m.bit_weights_v, rtol=1e-9)
+    np.testing.assert_allclose(f.shift_v_, m.shift_v, rtol=1e-9)
+
+
+def test_models_by_bits_decodes_and_names_what_is_wrong():
+    table = {str(n): SarAdcModel.ideal(n, 1.0).to_dict() for n in (1, 2, 3)}
+    got = models_by_bits({"by_bits": table, "other": 1}, bits=3)
+    assert list(got) == [1, 2, 3] and all(got[n].bits == n for n in got)
+    with pytest.raises(LibraryError, match="predates"):
+        models_by_bits({"energy_vs_bits": {}})
+    with pytest.raises(LibraryError, match="lacks the 4-bit"):
+        models_by_bits({"by_bits": table}, bits=4)
+    with pytest.raises(LibraryError, match="lacks the 2-bit"):
+        models_by_bits({"by_bits": {k: v for k, v in table.items() if k != "2"}})
+    bad = dict(table)
+    bad["2"] = {**table["2"], "bit_weights_v": np.array([1.0, np.nan])}
+    with pytest.raises(LibraryError, match=r"2-bit.*bit_weights_v"):
+        models_by_bits({"by_bits": bad})
+    with pytest.raises(LibraryError, match="holds a 3-bit"):
+        models_by_bits({"by_bits": {**table, "2": table["3"]}})
+    with pytest.raises(LibraryError, match="not a resolution"):
+        models_by_bits({"by_bits": {**table, "x": table["3"]}})
+
+
+def test_sample_instance_is_the_netlist_draw_applied_to_the_nominal():
+    for n in (1, 3, 8):
+        nom = analytic_model(SarAdcParams.nominal(CARD, n))
+        a = sample_instance(nom, CARD, np.random.default_rng(9))
+        b = sample_instance({n: nom}, CARD, np.random.default_rng(9), bits=n)
+        np.testing.assert_array_equal(a.bit_weights_v, b.bit_weights_v)
+        # the same generator state gives the netlist's Monte-Carlo instance
+        truth = analytic_model(SarAdcParams.sample(CARD, np.random.default_rng(9), n))
+        np.testing.assert_allclose(a.bit_weights_v, truth.bit_weights_v, rtol=1e-12)
+        np.testing.assert_allclose(
+            [a.shift_v, a.input_gain, a.comparator_offset_v],
+            [truth.shift_v, truth.input_gain, truth.comparator_offset_v],
+            rtol=1e-12,
+        )
+        # energies and conversion time are the nominal's
+        np.testing.assert_array_equal(a.energy_ref_j, nom.energy_ref_j)
+        assert a.conversion_time_s == nom.conversion_time_s
+    with pytest.raises(ValueError, match="3-bit nominal"):
+        sample_instance(SarAdcModel.ideal(3, 1.0), CARD, np.random.default_rng(0), bits=4)
+    # no mismatch: with_mismatch gives the nominal back
+    nom = analytic_model(SarAdcParams.nominal(CARD, 5))
+    same = with_mismatch(nom, np.zeros(7))
+    np.testing.assert_allclose(same.bit_weights_v, nom.bit_weights_v, rtol=1e-14)
+    assert same.input_gain == pytest.approx(nom.input_gain, rel=1e-14)
+
+
+def test_sample_instance_statistics():
+    n, draws = 8, 4000
+    nom = analytic_model(SarAdcParams.nominal(CARD, n))
+    rng = np.random.default_rng(12)
+    inst = [sample_instance(nom, CARD, rng) for _ in range(draws)]
+    sigma, s_os = CARD.adc.cap_mismatch_sigma_rel, CARD.adc.comparator_offset_sigma_v
+    vos = np.array([m.comparator_offset_v for m in inst]) - nom.comparator_offset_v
+    # sample mean within 4 sigma/sqrt(N); sample std within 10 % (sd of std/sigma ~ 1.1 %)
+    assert abs(vos.mean()) < 4 * s_os / np.sqrt(draws)
+    assert np.std(vos) == pytest.approx(s_os, rel=0.1)
+    # the common 1/C_tot cancels in weight ratios: w_i/w_7 relative to nominal has the
+    # variance of e_i - e_7, sigma**2 (1/2**i + 1/128) (units per capacitor: mismatch_units)
+    w = np.stack([m.bit_weights_v for m in inst]) / nom.bit_weights_v
+    units = mismatch_units(n)
+    for i in range(4):
+        r = np.log(w[:, i] / w[:, n - 1])
+        want = sigma * np.sqrt(1 / units[i] + 1 / units[n - 1])
+        assert abs(r.mean()) < 4 * want / np.sqrt(draws) + want**2
+        assert np.std(r) == pytest.approx(want, rel=0.1)
