@@ -19,6 +19,7 @@ from cosim.characterize.adc import (
 )
 from cosim.characterize.context import CharContext
 from cosim.errors import LibraryError
+from cosim.library import load_library, write_library
 from cosim.quant import ActGrid
 from cosim.spice.runner import SpiceJob, SpiceRunner
 from cosim.surrogates.adc import (
@@ -148,7 +149,7 @@ def test_surrogate_matches_spice_on_monte_carlo_instance(runner):
 
 
 @pytest.mark.ngspice
-def test_characterize_adc_quick_small_card(runner):
+def test_characterize_adc_quick_small_card(runner, tmp_path):
     card = CARD.with_updates({"adc": {"bits": 4}, "sense_row": {"max_skip_bits": 3}})
     ctx = CharContext(card, device_models.from_card(card), runner, quick=True, seed=3)
     res = characterize_adc(ctx)
@@ -163,9 +164,38 @@ def test_characterize_adc_quick_small_card(runner):
     assert e_bits["bits"] == [1, 2, 3, 4, 6, 8]
     assert np.all(np.diff(e_bits["e_total_j"]) > 0)
     assert len(res.extra["mc"]) == 3
-    json.dumps(res.validation, allow_nan=False)  # validation.json / library.json ready
-    json.dumps(res.extra, allow_nan=False)
-    SarAdcModel.from_dict(res.surrogate.to_dict())
+    # every resolution 1..4 fitted in SPICE and checked on held-out conversions
+    assert set(val["code_agreement_by_bits"]) == {"1", "2", "3", "4"}
+    assert min(val["code_agreement_by_bits"].values()) >= 0.995
+    assert min(val["n_heldout_by_bits"].values()) >= 30
+    # the capacitor-ratio model behind sample_instance, checked against SPICE fits
+    assert val["analytic_weights_max_rel_error"] < 1e-4
+    assert val["sample_instance_weights_max_rel_error"] < 1e-4
+    assert val["sample_instance_code_agreement"] >= 0.995
+    json.dumps(res.validation, allow_nan=False)  # validation.json ready
+    json.dumps({k: v for k, v in res.extra.items() if k != "by_bits"}, allow_nan=False)
+    # through the library, as the engine reads it
+    blocks = {"sar_adc": {"surrogate": res.surrogate, "extra": res.extra}}
+    write_library(tmp_path / "lib", card, blocks, {"sar_adc": val}, {})
+    lib = load_library(tmp_path / "lib", card)
+    models = models_by_bits(lib.extras["sar_adc"], bits=card.adc.bits)
+    assert sorted(models) == [1, 2, 3, 4]
+    np.testing.assert_array_equal(models[4].bit_weights_v, res.surrogate.bit_weights_v)
+    x = np.random.default_rng(0).uniform(-0.05, 1.05, 4000) * card.adc.v_ref_v
+    for n, m in models.items():
+        assert m.bits == n and np.all(np.isfinite(m.energy_ref_j))
+        assert np.all(m.energy_ref_j + m.energy_dd_j > 0)
+        # like the ideal quantizer, except within the model's INL of an ideal transition
+        inl = m.inl_dnl()["max_abs_inl_lsb"]
+        assert inl < 0.5
+        diff = m.convert(x) - ideal_codes(x, n, m.v_ref_v)
+        assert np.all(np.abs(diff) <= 1)
+        u = x / m.lsb_v + 0.5
+        dist = np.abs(u - np.round(u))  # LSB to the nearest ideal transition
+        assert np.all(dist[diff != 0] <= inl + 1e-9)
+        np.testing.assert_array_equal(m.convert(x), m.convert_exact(x))
+        e_bits_entry = e_bits["e_total_j"][e_bits["bits"].index(n)]
+        assert m.energy_per_conversion_j(0) == pytest.approx(e_bits_entry, rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------
