@@ -215,17 +215,21 @@ class TiaCard(_Section):
     """Transimpedance amplifier at the bottom of each bitline."""
 
     SECTION: ClassVar[str] = "tia"
-    r_feedback_ohm: float = _f(1.0, 1e9, "feedback resistance = transimpedance (ohm)")
+    r_feedback_ohm: float = _f(1.0, 1e9, "output transimpedance R_t: unipolar TIA feedback (ohm)")
     t_read_s: float = _f(0.0, 1e-3, "read (settle + sample) window of one MAC (s)", lo_open=True)
     area_m2: float = _f(0.0, 1e-6, "area of one TIA (m^2)")
 
 
 @dataclass(frozen=True)
 class SubtractorCard(_Section):
-    """Four-resistor differential amplifier: V_out = V_pos - V_neg for a differential pair."""
+    """Four-resistor differential amplifier: V_out = gain·(V_pos − V_neg) for a differential
+    pair. Part of the transimpedance sits here so that the pair's column TIAs (feedback
+    ``tia.r_feedback_ohm / gain``) keep headroom for single-ended currents far larger than
+    their difference."""
 
     SECTION: ClassVar[str] = "subtractor"
-    r_ohm: float = _f(10.0, 1e9, "nominal value of each of the four resistors (ohm)")
+    r_ohm: float = _f(10.0, 1e9, "input resistors R1 = R3 (ohm); R2 = R4 = gain * r_ohm")
+    gain_v_per_v: float = _f(1.0, 100.0, "differential gain; pair TIAs use r_feedback / gain")
     mismatch_sigma_rel: float = _f(0.0, 0.1, "relative sigma of each resistor")
     area_m2: float = _f(0.0, 1e-6, "area of one subtractor (m^2)")
 

@@ -45,13 +45,16 @@ class MacAnalogParams:
     crossbar
         Array geometry (with ``sense=True`` for the sparsity-sensing line).
     tia
-        Column TIA (its op-amp's offset is the default for every op-amp instance).
+        Column TIA of differential pairs (feedback ``R_t / gain``; its op-amp's offset is the
+        default for every op-amp instance).
     sense_tia
         TIA of the sense line (same op-amp, its own feedback resistance).
     subtractor
         Subtractor instance used for every pair (resistor values may carry mismatch).
     layout
         Output definition, see the module docstring.
+    tia_unipolar
+        Column TIA of unipolar columns (feedback ``R_t``); ``None``: same as ``tia``.
     """
 
     crossbar: CrossbarParams
@@ -59,6 +62,7 @@ class MacAnalogParams:
     sense_tia: TiaParams | None
     subtractor: SubtractorParams
     layout: Layout
+    tia_unipolar: TiaParams | None = None
 
     def __post_init__(self) -> None:
         used = [j for pair in self.layout for j in pair if j is not None]
@@ -75,7 +79,11 @@ class MacAnalogParams:
     ) -> MacAnalogParams:
         xb = CrossbarParams.from_card(card, rows, cols)
         sense = TiaParams.from_card(card, card.sense_row.r_feedback_ohm) if xb.sense else None
-        return cls(xb, TiaParams.from_card(card), sense, SubtractorParams.nominal(card), layout)
+        r_t = card.tia.r_feedback_ohm
+        pair = TiaParams.from_card(card, r_t / card.subtractor.gain_v_per_v)
+        return cls(
+            xb, pair, sense, SubtractorParams.nominal(card), layout, TiaParams.from_card(card, r_t)
+        )
 
     @property
     def supplies(self) -> tuple[float, float]:
@@ -113,15 +121,21 @@ def mac_analog_elements(
         if sub_offsets_v is None
         else np.asarray(sub_offsets_v, dtype=float)
     )
+    uni_tia = p.tia_unipolar if p.tia_unipolar is not None else p.tia
     lines = [opamp_subckt(p.tia.opamp), tia_subckt(p.tia)]
-    if p.sense_tia is not None and p.sense_tia.subckt_name != p.tia.subckt_name:
-        lines.append(tia_subckt(p.sense_tia))
+    defined = {p.tia.subckt_name}
+    for extra in (uni_tia, p.sense_tia):
+        if extra is not None and extra.subckt_name not in defined:
+            lines.append(tia_subckt(extra))
+            defined.add(extra.subckt_name)
     ends = [f"t{j}" for j in range(xb.n_lines)]
     lines += crossbar_elements(xb, device, g, driver_nodes, ends)
     used = {j for pair in p.layout for j in pair if j is not None}
+    unipolar = {a for a, b in p.layout if b is None}
     for j in range(n_cols):
         if j in used:
-            lines.append(f"Xtia{j} t{j} o{j} vdd vss {p.tia.subckt_name} vos={num(tia_off[j])}")
+            name = (uni_tia if j in unipolar else p.tia).subckt_name
+            lines.append(f"Xtia{j} t{j} o{j} vdd vss {name} vos={num(tia_off[j])}")
         else:  # an unused column still needs its virtual ground
             lines.append(f"Vunused{j} t{j} 0 0")
     outs = []

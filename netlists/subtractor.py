@@ -8,7 +8,8 @@
                 y
     out = v_pos·R4/(R3+R4)·(1+R2/R1) − v_neg·R2/R1 + v_ref·R3/(R3+R4)·(1+R2/R1)
 
-With matched resistors and ``v_ref = 0`` it is ``v_pos − v_neg``. Each resistor's actual
+With matched resistors (R2/R1 = R4/R3 = gain) and ``v_ref = 0`` it is
+``gain·(v_pos − v_neg)``. Each resistor's actual
 value is an instance parameter, so Monte-Carlo mismatch is explicit in the netlist.
 """
 
@@ -39,15 +40,16 @@ class SubtractorParams:
 
     @classmethod
     def nominal(cls, card) -> SubtractorParams:
-        r = card.subtractor.r_ohm
-        return cls(r, r, r, r, OpampParams.from_card(card))
+        """The card's subtractor: R1 = R3 = r_ohm, R2 = R4 = gain·r_ohm, no mismatch."""
+        r, gn = card.subtractor.r_ohm, card.subtractor.gain_v_per_v
+        return cls(r, gn * r, r, gn * r, OpampParams.from_card(card))
 
     @classmethod
     def sample(cls, card, rng: np.random.Generator) -> SubtractorParams:
         """A Monte-Carlo instance: resistor mismatch and op-amp offset from the card."""
-        r = card.subtractor.r_ohm
+        r, gn = card.subtractor.r_ohm, card.subtractor.gain_v_per_v
         s = card.subtractor.mismatch_sigma_rel
-        vals = r * (1.0 + s * rng.standard_normal(4))
+        vals = np.array([r, gn * r, r, gn * r]) * (1.0 + s * rng.standard_normal(4))
         off = card.opamp.input_offset_v + card.opamp.input_offset_sigma_v * rng.standard_normal()
         return cls(*vals, OpampParams.from_card(card, input_offset_v=float(off)))
 

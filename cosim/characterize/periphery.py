@@ -99,12 +99,16 @@ def characterize_subtractor(ctx: CharContext) -> BlockResult:
     inst = SubtractorParams.sample(card, rng)
     inst = SubtractorParams(*inst.resistors(), opamp=TiaParams.from_card(card).opamp)
     vmax = card.opamp.v_out_max_v
-    grid = np.linspace(0.0, vmax, 9 if ctx.quick else 15)
-    vp, vn = np.meshgrid(grid, grid)
-    x_fit = np.stack([vp.ravel(), vn.ravel()], axis=1)
+    gain = card.subtractor.gain_v_per_v
+    # inputs are TIA outputs anywhere in their swing; their difference times the gain spans
+    # the ADC range and beyond, into both rails
+    base_g = np.linspace(0.0, vmax, 7 if ctx.quick else 13)
+    diff_g = np.linspace(-1.4, 1.4, 13 if ctx.quick else 25) * card.adc.v_ref_v / gain
+    bb, dd = np.meshgrid(base_g, diff_g)
+    x_fit = np.stack([np.clip(bb + dd, 0, vmax).ravel(), bb.ravel()], axis=1)
     n_ho = 60 if ctx.quick else 200
-    base = rng.uniform(0.0, 0.5 * vmax, n_ho)
-    diff = rng.uniform(-0.3, 1.6, n_ho) * card.adc.v_ref_v
+    base = rng.uniform(0.0, vmax, n_ho)
+    diff = rng.uniform(-0.3, 1.6, n_ho) * card.adc.v_ref_v / gain
     x_ho = np.stack([np.clip(base + diff, 0, vmax), base], axis=1)
     n_mc = 4 if ctx.quick else 20
     mc = [SubtractorParams.sample(card, rng) for _ in range(n_mc)]
@@ -134,18 +138,20 @@ def characterize_subtractor(ctx: CharContext) -> BlockResult:
     y_fit = np.asarray(res[0]["out"])[: len(x_fit)]
     y_ho = np.asarray(res[1]["out"])[: len(x_ho)]
     guess = _guess(card)
-    model: SubtractorModel = SubtractorFitter(card.subtractor.r_ohm, guess).fit(x_fit, y_fit).model
+    model: SubtractorModel = (
+        SubtractorFitter(card.subtractor.r_ohm, guess, gain).fit(x_fit, y_fit).model
+    )
     val = _stats(model.predict(x_ho[:, 0], x_ho[:, 1]), y_ho, card)
     a_pos, a_neg, c = model.linear()
-    val["fitted"] = {"gain_pos": a_pos, "gain_neg": a_neg, "offset_v": c}
+    val["fitted"] = {"gain_pos": a_pos, "gain_neg": a_neg, "offset_v": c, "design_gain": gain}
     val["instance_resistors_ohm"] = list(inst.resistors())
     # Monte-Carlo: gain error and offset spread of sampled instances, from their own fits
     mc_stats = []
     for r in res[2:]:
         y = np.asarray(r["out"])[: len(x_fit)]
-        mm = SubtractorFitter(card.subtractor.r_ohm, guess).fit(x_fit, y).model
+        mm = SubtractorFitter(card.subtractor.r_ohm, guess, gain).fit(x_fit, y).model
         ap, an, cc = mm.linear()
-        mc_stats.append((ap - 1.0, an - 1.0, cc))
+        mc_stats.append((ap / gain - 1.0, an / gain - 1.0, cc))
     arr = np.array(mc_stats)
     lsb = card.adc_lsb_v
     val["monte_carlo"] = {

@@ -106,7 +106,9 @@ def characterize_sense_row(
     results = ctx.runner.run(jobs, desc="sense row")
 
     sense_tia = TiaModel(card.sense_row.r_feedback_ohm, tia.opamp)
-    sub_nominal = SubtractorModel(*(card.subtractor.r_ohm,) * 4, opamp=tia.opamp)
+    r_in, gn = card.subtractor.r_ohm, card.subtractor.gain_v_per_v
+    sub_nominal = SubtractorModel(r_in, gn * r_in, r_in, gn * r_in, opamp=tia.opamp)
+    tia_pair = TiaModel(card.tia.r_feedback_ohm / gn, tia.opamp)
     v_sat = tia.opamp.v_out_max_v * 0.98
     beta_phys = (
         card.tia.r_feedback_ohm
@@ -124,10 +126,11 @@ def characterize_sense_row(
         gf = p.crossbar.with_g_matrix(g)
         m_eff, g_n = crossbar.transfer(gf, sense_first=True)
         i_col = crossbar.drive(v) @ m_eff
-        v_col = tia.predict(i_col[:, :cols], g_n[:cols])
+        v_uni = tia.predict(i_col[:, :cols], g_n[:cols])
+        v_pair = tia_pair.predict(i_col[:, :cols], g_n[:cols])
         pred = np.stack(
             [
-                v_col[:, a] if b is None else sub_nominal.predict(v_col[:, a], v_col[:, b])
+                v_uni[:, a] if b is None else sub_nominal.predict(v_pair[:, a], v_pair[:, b])
                 for a, b in lay
             ],
             axis=1,

@@ -130,16 +130,17 @@ def build_layer(
     n_ct = lmap.n_col_tiles
     for ct in range(n_ct):
         outs = next(t.tile.outputs for t in tiles if t.tile.col_tile == ct)
-        coeffs = np.zeros((len(outs), 3))
+        coeffs = np.zeros((len(outs), 4))  # a_pos, a_neg, c, gain of the reference node
         models: list[SubtractorModel | None] = []
         for k, (_, _, n) in enumerate(outs):
             if n is None:
-                coeffs[k] = (1.0, 0.0, 0.0)
+                coeffs[k] = (1.0, 0.0, 0.0, 0.0)
                 models.append(None)
                 continue
             if cfg.periphery:
                 # resistors of this instance: nominal value with the card's mismatch
-                r = card.subtractor.r_ohm * (
+                r0, gn = card.subtractor.r_ohm, card.subtractor.gain_v_per_v
+                r = np.array([r0, gn * r0, r0, gn * r0]) * (
                     1.0 + card.subtractor.mismatch_sigma_rel * rng.standard_normal(4)
                 )
                 m = SubtractorModel(
@@ -156,10 +157,15 @@ def build_layer(
                         sub.opamp.r_out_ohm,
                     ),
                 )
-                coeffs[k] = m.linear()
+                a_p, a_n, c = m.linear()
+                k_ref = m.__class__(m.r1_ohm, m.r2_ohm, m.r3_ohm, m.r4_ohm, m.opamp, 1.0).linear()[
+                    2
+                ]
+                coeffs[k] = (a_p, a_n, c, k_ref - c)
                 models.append(m)
             else:
-                coeffs[k] = (1.0, 1.0, 0.0)
+                gn = card.subtractor.gain_v_per_v
+                coeffs[k] = (gn, gn, 0.0, 1.0)
                 models.append(None)
         sub_coeffs[ct] = coeffs
         sub_models[ct] = models

@@ -124,6 +124,7 @@ class Engine:
         self._adc_by_bits = _adc_models(library)
         self.stats: dict[int, LayerStats] = {}
         self._capture: dict[int, np.ndarray] | None = None
+        self.adc_params: dict[int, Any] = {}  # id(ADC model) -> its circuit parameters
 
     # -- chips ----------------------------------------------------------------------------
     def chip(self, k: int) -> list[LayerState]:
@@ -170,13 +171,21 @@ class Engine:
         if self.cfg.nva > 0:
             return adcmod.comparison_level_variation(bits, vref, self.cfg.nva, rng)
         nominal = self._adc_by_bits.get(bits)
+        if nominal is not None and hasattr(adcmod, "sample_instance"):
+            import copy
+
+            from netlists.sar_adc import SarAdcParams
+
+            # the same draws as the netlist's Monte-Carlo instance: SPICE can rebuild it
+            twin = copy.deepcopy(rng)
+            model = adcmod.sample_instance(self._adc_by_bits, self.card, rng, bits)
+            self.adc_params[id(model)] = SarAdcParams.sample(self.card, twin, bits)
+            return model
         if nominal is None:
             raise CosimError(
                 f"the surrogate library {self.lib.path} has no {bits}-bit ADC model; "
                 "re-run cosim characterize with this cosim to add every resolution"
             )
-        if hasattr(adcmod, "sample_instance"):
-            return adcmod.sample_instance(nominal, self.card, rng, bits)
         return nominal
 
     # -- running --------------------------------------------------------------------------
@@ -311,8 +320,19 @@ class Engine:
                 total = np.zeros((n, len(outs)), dtype=np.int64)
                 for rt, (ts, cur) in enumerate(zip(ts_ct, currents, strict=True)):
                     c = self._convert(
-                        lm, st, ct, rt, cur, ts.g_norton, ts.tia_offset_v,
-                        self.psum_r_t(lm), card.adc.bits, True, None, stats, ts,
+                        lm,
+                        st,
+                        ct,
+                        rt,
+                        cur,
+                        ts.g_norton,
+                        ts.tia_offset_v,
+                        self.psum_r_t(lm),
+                        card.adc.bits,
+                        True,
+                        None,
+                        stats,
+                        ts,
                     )
                     total += c - (1 << (card.adc.bits - 1))
                     stats.energy_j["digital"] += card.digital.e_add_j * c.size
@@ -415,32 +435,41 @@ class Engine:
         bip = nn >= 0
         vref_half = card.adc.v_ref_v / 2 if offset_binary else 0.0
         used = np.concatenate([p, nn[bip]])
+        # pair columns: TIA feedback r_t / gain (the subtractor supplies the gain)
+        pair_col = np.concatenate([bip, np.ones(int(bip.sum()), dtype=bool)])
+        rf = np.where(pair_col, r_t / card.subtractor.gain_v_per_v, r_t)
         if cfg.periphery:
-            tia = TiaModel(r_t, self.tia.opamp)
-            gain, off = tia.linear(g_n[used], offs[used])
+            tia_u = TiaModel(r_t, self.tia.opamp)
+            tia_p = TiaModel(r_t / card.subtractor.gain_v_per_v, self.tia.opamp)
+            gu, ou = tia_u.linear(g_n[used], offs[used])
+            gp, op_ = tia_p.linear(g_n[used], offs[used])
+            gain, off = np.where(pair_col, gp, gu), np.where(pair_col, op_, ou)
             v_col = cur[:, used] * gain + off
             o = self.tia.opamp
             near = (v_col > o.v_out_max_v - 0.05) | (v_col < o.v_out_min_v + 0.05)
             stats.tia_reads += v_col.size
             if near.any():
                 r_i, c_i = np.nonzero(near)
-                v_col[r_i, c_i] = tia.predict(
-                    cur[:, used][r_i, c_i], g_n[used][c_i], offs[used][c_i]
-                )
+                for tia, sel in ((tia_p, pair_col[c_i]), (tia_u, ~pair_col[c_i])):
+                    if sel.any():
+                        ri, ci = r_i[sel], c_i[sel]
+                        v_col[ri, ci] = tia.predict(
+                            cur[:, used][ri, ci], g_n[used][ci], offs[used][ci]
+                        )
                 stats.tia_saturated += int(
                     np.count_nonzero(
                         (v_col > o.v_out_max_v - 0.02) | (v_col < o.v_out_min_v + 0.02)
                     )
                 )
         else:
-            v_col = cur[:, used] * r_t
+            v_col = cur[:, used] * rf
         vp = v_col[:, : p.size]
         v_out = vp.copy()
         if bip.any():
             vn = v_col[:, p.size :]
             coeffs = st.sub_coeffs[ct][bip]
-            a_p, a_n, c = coeffs[:, 0], coeffs[:, 1], coeffs[:, 2]
-            v_out[:, bip] = a_p * vp[:, bip] - a_n * vn + c + a_p * vref_half
+            a_p, a_n, c, k_ref = coeffs[:, 0], coeffs[:, 1], coeffs[:, 2], coeffs[:, 3]
+            v_out[:, bip] = a_p * vp[:, bip] - a_n * vn + c + k_ref * vref_half
             if cfg.periphery:
                 o = self.sub.opamp
                 near = (v_out > o.v_out_max_v - 0.05) | (v_out < o.v_out_min_v + 0.05)

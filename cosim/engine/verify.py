@@ -131,12 +131,14 @@ def verify_spice(
             else None
         )
         layout = tuple((p, q) for _, p, q in t.outputs)
+        gain = card.subtractor.gain_v_per_v
         p = MacAnalogParams(
             CrossbarParams.from_card(card),
-            TiaParams(r_t, opamp),
+            TiaParams(r_t / gain, opamp),  # pair columns: the subtractor supplies the gain
             sense_tia,
             SubtractorParams.nominal(card),
             layout,
+            TiaParams(r_t, opamp),
         )
         subs, sub_off = [], []
         for m in st.sub_models[t.col_tile]:
@@ -201,7 +203,7 @@ def verify_spice(
             rows_out.append(v_sp)
         adc_jobs, adc_keys = [], []
         for key, items in conv.items():
-            params = getattr(adc_objs[key], "params", None)
+            params = eng.adc_params.get(key)
             if params is None:
                 raise CosimError("this ADC surrogate carries no circuit parameters to simulate")
             from netlists.sar_adc import sar_testbench_netlist, sar_testbench_vectors
@@ -225,7 +227,7 @@ def verify_spice(
     details = []
     for key, res in zip(adc_keys, adc_res, strict=True):
         items = conv[key]
-        params = adc_objs[key].params
+        params = eng.adc_params[key]
         dec = decode_testbench(res, params, len(items))
         for (gi, vi, oj, v_sp, sk), c_sp in zip(items, dec["codes"], strict=True):
             ctx = contexts[gi]

@@ -298,22 +298,24 @@ class TiaFitter:
 class SubtractorFitter:
     """Least-squares fit of :class:`SubtractorModel` to SPICE ``(V_pos, V_neg) → V_out``.
 
-    R1 and R3 are held at their nominal value (only ratios are identifiable); R2, R4, the
-    DC gain, offset and saturation levels are fitted.
+    R1 and R3 are held at their nominal value (only ratios are identifiable); R2, R4 (around
+    ``gain·R1``), the DC gain, offset and saturation levels are fitted.
     """
 
-    def __init__(self, r_nominal_ohm: float, opamp_guess: OpampFit) -> None:
+    def __init__(self, r_nominal_ohm: float, opamp_guess: OpampFit, gain: float = 1.0) -> None:
         self.r0 = r_nominal_ohm
+        self.gain = gain
         self.guess = opamp_guess
 
     def _model(self, th: np.ndarray) -> SubtractorModel:
         g = self.guess
         r = self.r0
+        rg = r * self.gain
         return SubtractorModel(
             r,
-            r * th[0],
+            rg * th[0],
             r,
-            r * th[1],
+            rg * th[1],
             OpampFit(g.dc_gain_v_per_v * th[2], th[3] * 1e-3, th[4], th[5], g.r_out_ohm),
         )
 

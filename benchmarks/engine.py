@@ -1,0 +1,158 @@
+"""Engine speed and memory: LeNet-5 over the 10k Fashion-MNIST test images.
+
+Measured in one run, on the same machine state:
+
+* ``t_float``: a plain float32 NumPy forward pass of the same network (im2col + matmul,
+  ReLU, average pooling), batch 1000;
+* ``t_engine``: ``cosim evaluate``'s engine with every non-ideality on, one chip instance
+  (chip programming and the crossbar transfers included);
+* the ratio ``t_engine / t_float`` (target ≤ 3), images per second, peak resident memory
+  (target ≤ 2 GB), and the speed-up per MAC operation over simulating the MAC unit in
+  ngspice (the analog MAC unit's DC sweep per input vector plus one SAR conversion).
+
+Usage::
+
+    python benchmarks/engine.py --model MODEL.npz --library LIB [--json OUT]
+
+Without ``--model`` a LeNet-5 (global W4A3) is trained for one epoch first; without
+``--library`` ``cosim characterize --quick`` builds one (both cached in ``--work``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def float_forward_lenet(model, x01: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """Plain float32 NumPy forward of the model's architecture (real-valued weights)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from cosim.train.modelfile import FlattenLayer, PoolLayer, WeightLayer
+
+    layers = []
+    for lay in model.layers:
+        if isinstance(lay, WeightLayer):
+            w = lay.weights().astype(np.float32)
+            layers.append(("w", lay, w.reshape(w.shape[0], -1).T.copy(),
+                           lay.biases().astype(np.float32)))
+        else:
+            layers.append(("p" if isinstance(lay, PoolLayer) else "f", lay, None, None))
+    out = []
+    for b0 in range(0, x01.shape[0], batch):
+        h = x01[b0 : b0 + batch].astype(np.float32) * np.float32(model.input_hi)
+        for kind, lay, w, b in layers:
+            if kind == "w":
+                if lay.kind == "conv2d":
+                    k = lay.kernel
+                    win = sliding_window_view(h, (k, k), axis=(2, 3))
+                    n, c, ho, wo = win.shape[:4]
+                    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)
+                    h = (cols @ w + b).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
+                else:
+                    h = h.reshape(h.shape[0], -1) @ w + b
+                if lay.is_hidden:
+                    np.maximum(h, 0, out=h)
+            elif kind == "p":
+                n, c, hh, ww = h.shape
+                s = lay.size
+                h = h.reshape(n, c, hh // s, s, ww // s, s).mean(axis=(3, 5))
+            elif isinstance(lay, FlattenLayer):
+                h = h.reshape(h.shape[0], -1)
+        out.append(np.argmax(h, axis=1))
+    return np.concatenate(out)
+
+
+def ngspice_seconds_per_mac(library, model, x, jobs: int) -> dict:
+    """Time of one MAC operation in ngspice: a tile's analog DC sweep plus its conversions."""
+    from cosim.engine.config import EngineConfig
+    from cosim.engine.verify import verify_spice
+
+    t0 = time.perf_counter()
+    v = verify_spice(model, library, x, EngineConfig(), 8, jobs=1, cache_dir=None, seed=1)
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "operations": v["n_operations"], "s_per_op": wall / v["n_operations"],
+            "identical_fraction": v["identical_fraction"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--library", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=Path("bench-work"))
+    ap.add_argument("--limit", type=int, default=None, help="fewer test images (smoke runs)")
+    ap.add_argument("--no-spice", action="store_true", help="skip the ngspice comparison")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    cosim = [sys.executable, "-m", "cosim"]
+    if args.library is None:
+        args.library = args.work / "library"
+        if not (args.library / "library.json").is_file():
+            subprocess.run([*cosim, "characterize", "--quick", "--out", str(args.library)],
+                           check=True)
+    if args.model is None:
+        args.model = args.work / "lenet5-w4a3.npz"
+        if not args.model.is_file():
+            subprocess.run([*cosim, "train", "--dataset", "fashion-mnist", "--model", "lenet5",
+                            "--scheme", "global", "--w-bits", "4", "--a-bits", "3",
+                            "--epochs", "1", "--out", str(args.model)], check=True)
+
+    from cosim.datasets import load_dataset
+    from cosim.engine.config import EngineConfig
+    from cosim.engine.evaluate import evaluate
+    from cosim.library import load_library
+    from cosim.train.modelfile import load_model
+
+    model = load_model(args.model)
+    library = load_library(args.library)
+    ds = load_dataset("fashion-mnist")
+    x, y = ds.x_test, ds.y_test
+    if args.limit:
+        x, y = x[: args.limit], y[: args.limit]
+    x01 = np.clip(model.preprocessing.unit(x), 0.0, 1.0).astype(np.float32)
+
+    float_forward_lenet(model, x01[:1000])  # warm-up
+    t = time.perf_counter()
+    pf = float_forward_lenet(model, x01)
+    t_float = time.perf_counter() - t
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    r = evaluate(model, library, x, y, EngineConfig(chips=1))
+    t_engine = time.perf_counter() - t
+    rss_peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    macs = sum(r.layers[i]["conversions_per_inference"] for i in range(len(r.layers)))
+    res = {
+        "images": int(x.shape[0]),
+        "t_float32_forward_s": t_float,
+        "t_engine_s": t_engine,
+        "ratio_engine_over_float": t_engine / t_float,
+        "images_per_s": x.shape[0] / t_engine,
+        "peak_rss_gb": rss_peak_kb / 1024**2,
+        "rss_before_engine_gb": rss_before / 1024**2,
+        "engine_accuracy": r.accuracy_mean,
+        "float_accuracy": float(np.mean(pf == y)),
+        "conversions_per_image": macs,
+    }
+    if not args.no_spice:
+        sp = ngspice_seconds_per_mac(library, model, x[:64], jobs=1)
+        eng_per_op = t_engine / (x.shape[0] * macs)
+        res["ngspice_s_per_mac_op"] = sp["s_per_op"]
+        res["engine_s_per_mac_op"] = eng_per_op
+        res["speedup_per_mac_op"] = sp["s_per_op"] / eng_per_op
+    for k, v in res.items():
+        print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
