@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from threadpoolctl import threadpool_limits
@@ -159,6 +160,10 @@ class CrossbarNetwork:
         base[wi[1:], wi[:-1]] = -gw
         base[di, di] = gd + gw
         base[di, 0] = base[0, di] = -gw
+        # only the bitline columns of each block's inverse are ever needed (S is symmetric
+        # positive definite, so S⁻¹[b, :] = S⁻¹[:, b]ᵀ): one Cholesky solve per row
+        e_b = np.zeros((nb, c))
+        e_b[bi, np.arange(c)] = 1.0
         s_prev_inv_bb = None
         y = np.zeros((nb, r))
         for i in range(r):
@@ -170,15 +175,15 @@ class CrossbarNetwork:
             y[di, i] = gd  # unit input on row i
             if s_prev_inv_bb is not None:
                 a[np.ix_(bi, bi)] -= gb * gb * s_prev_inv_bb
-            z = np.linalg.inv(a)
+            zb = sla.cho_solve(sla.cho_factor(a, check_finite=False), e_b, check_finite=False)
             if i < r - 1:
                 y_new = np.zeros((nb, r))
-                y_new[bi] = gb * (z[bi] @ y)
+                y_new[bi] = gb * (zb.T @ y)
                 y = y_new
-                s_prev_inv_bb = z[np.ix_(bi, bi)]
-        x_last_b = (z @ y)[bi]  # (c_phys, r): bitline-bottom voltages per unit input
+                s_prev_inv_bb = zb[bi]
+        x_last_b = zb.T @ y  # (c_phys, r): bitline-bottom voltages per unit input
         m_phys = gb * x_last_b
-        y_self = gb - gb * gb * z[bi, bi]  # TIA node k at 1 V, others 0, inputs 0
+        y_self = gb - gb * gb * np.diagonal(zb[bi])  # TIA node k at 1 V, others 0, inputs 0
         m = np.empty((r, c))
         m[:, self.order] = m_phys.T
         g_norton = np.empty(c)

@@ -38,6 +38,18 @@ class TileState:
     adc_of_output: np.ndarray  # (n_outputs,) ADC instance index of each output
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def data_matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``M_eff`` and ``σ_G²`` of the data rows in float32 (cached)."""
+        if "m32" not in self.extra:
+            rows = self.tile.data_rows
+            self.extra["m32"] = np.ascontiguousarray(self.m_eff[rows], dtype=np.float32)
+            self.extra["s32"] = (
+                np.ascontiguousarray(self.read_sigma[rows] ** 2, dtype=np.float32)
+                if self.read_sigma is not None
+                else None
+            )
+        return self.extra["m32"], self.extra["s32"]
+
 
 @dataclass
 class LayerState:

@@ -47,6 +47,8 @@ from cosim.surrogates.sense_row import thresholds as sense_thresholds
 from cosim.train.modelfile import FlattenLayer, Model, PoolLayer, WeightLayer
 from device_models import from_card
 
+ENERGY_STRIDE = 8  # read energy is averaged over every 8th input vector
+
 COMPONENTS = ("crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital")
 
 
@@ -245,20 +247,26 @@ class Engine:
         stats: LayerStats,
     ) -> np.ndarray:
         n = k.shape[0]
-        if lay.kind == "conv2d":
-            cols, ho, wo = _im2col(k, lay.kernel, lay.stride, lay.padding)  # type: ignore[arg-type]
-        else:
-            cols = k.reshape(n, -1)
         lm = self._by_index[i]
+
+        def unroll(a: np.ndarray) -> np.ndarray:
+            if lay.kind == "conv2d":
+                return _im2col(a, lay.kernel, lay.stride, lay.padding)[0]  # type: ignore[arg-type]
+            return a.reshape(a.shape[0], -1)
+
+        if lay.kind == "conv2d":
+            ho = (k.shape[2] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
+            wo = (k.shape[3] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
         cap = getattr(self, "_capture", None)
         if cap is not None:  # --verify-spice records what each layer saw
+            cols = unroll(k)
             cap[i] = cols if i not in cap else np.concatenate([cap[i], cols])
         if self.cfg.ideal:
-            y = self._ideal_layer(lm, cols)
+            y = self._ideal_layer(lm, unroll(k))
         else:
             assert st is not None
             with threadpool_limits(limits=1):
-                y = self._analog_layer(lm, st, cols, rng, stats)
+                y = self._analog_layer(lm, st, k, unroll, rng, stats)
         stats.outputs += y.size
         stats.adc_clipped += int(np.count_nonzero(y == (1 << lm.periphery.adc_bits) - 1))
         if lay.kind == "conv2d":
@@ -288,73 +296,203 @@ class Engine:
         self,
         lm: LayerMap,
         st: LayerState,
-        cols: np.ndarray,
+        k: np.ndarray,
+        unroll,
         rng: np.random.Generator,
         stats: LayerStats,
     ) -> np.ndarray:
+        """One hidden layer on one chip: ``k`` are the input codes as the layer receives
+        them (images for convolutions), ``unroll`` turns such an array into MAC vectors."""
         card, cfg, per = self.card, self.cfg, lm.periphery
-        n = cols.shape[0]
         codes_in = np.arange(1 << per.in_bits)
         v_tab = codes_in * per.v_in_lsb
         u_tab = self.crossbar.drive(v_tab) if cfg.nonlinearity else v_tab
-        u = u_tab[cols]  # (n, fan_in) effective drive
-        u2 = u * u if cfg.read_noise else None
-        vu = v_tab[cols] * u  # for read energy
+        # the DAC and the device I-V act per input value, so they are applied before the
+        # unrolling (an image has far fewer pixels than its convolution has MAC inputs);
+        # float32 currents: 6e-8 relative, far below an LSB (7.8e-8 A of 2e-5 A full scale)
+        u = _with_chunk_cache(unroll(u_tab.astype(np.float32)[k]))  # (n, fan_in) drive
+        n = u.shape[0]
+        u2 = None
+        if cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles):
+            u2 = _with_chunk_cache(np.square(u))
+        # read energy on every ENERGY_STRIDE-th sample, scaled: a statistical estimate whose
+        # relative error over a batch is far below the model's own uncertainty
+        vu = unroll((v_tab * u_tab).astype(np.float32)[k[::ENERGY_STRIDE]])
+        n_e = vu.shape[0]
+        cols = None
         out = np.zeros((n, lm.n_out), dtype=np.int64)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
         for ct in range(lm.n_col_tiles):
             ts_ct = [ts for ts in st.tiles if ts.tile.col_tile == ct]
-            currents = []
             for ts in ts_ct:
                 t = ts.tile
-                m = ts.m_eff[t.data_rows]
-                cur = u[:, t.f0 : t.f1] @ m + ts.bias_current
-                if ts.read_sigma is not None:
-                    var = u2[:, t.f0 : t.f1] @ (ts.read_sigma[t.data_rows] ** 2) + ts.bias_var
-                    cur = cur + np.sqrt(var) * rng.standard_normal(cur.shape)
-                currents.append(cur)
-                self._energy_tile(ts, vu[:, t.f0 : t.f1], n, stats)
+                self._energy_tile(ts, vu[:, t.f0 : t.f1], n_e, stats, scale=n / max(n_e, 1))
             outs = ts_ct[0].tile.outputs
             o_idx = np.array([o for o, _, _ in outs])
             if split:
                 total = np.zeros((n, len(outs)), dtype=np.int64)
-                for rt, (ts, cur) in enumerate(zip(ts_ct, currents, strict=True)):
-                    c = self._convert(
-                        lm,
-                        st,
-                        ct,
-                        rt,
-                        cur,
-                        ts.g_norton,
-                        ts.tia_offset_v,
-                        self.psum_r_t(lm),
-                        card.adc.bits,
-                        True,
-                        None,
-                        stats,
-                        ts,
+                for rt, ts in enumerate(ts_ct):
+                    v_out, _ = self._group_voltages(
+                        st, ct, [ts], u, u2, rng, self.psum_r_t(lm), True, stats
                     )
+                    c = self._adc_codes(st, ct, rt, v_out, card.adc.bits, True, None, stats)
                     total += c - (1 << (card.adc.bits - 1))
                     stats.energy_j["digital"] += card.digital.e_add_j * c.size
                 shift = per.adc_bits + 1 - card.adc.bits
                 y = np.floor(total.astype(np.float64) * (cfg.psum_range * 2.0**shift) + 0.5)
                 y = np.clip(y, 0, (1 << per.adc_bits) - 1).astype(np.int64)
             else:
-                cur = currents[0] if len(currents) == 1 else np.sum(currents, axis=0)
-                g_n = np.sum([ts.g_norton for ts in ts_ct], axis=0)
-                offs = ts_ct[0].tia_offset_v
                 b = self._conv_bits(lm)
-                skip = self._skip(lm, st, cur, g_n, offs, b) if self._sense_on() else None
-                y = self._convert(
-                    lm, st, ct, -1, cur, g_n, offs, per.r_t_ohm, b, False, skip, stats, ts_ct[0]
+                v_out, i_sense = self._group_voltages(
+                    st, ct, ts_ct, u, u2, rng, per.r_t_ohm, False, stats
                 )
-                y = self._leak_correct(lm, ts_ct, cols, y, b)
+                skip = None
+                if self._sense_on():
+                    g_n = np.sum([ts.g_norton for ts in ts_ct], axis=0)
+                    skip = self._skip_from_current(lm, st, i_sense, g_n[-1], b)
+                y = self._adc_codes(st, ct, -1, v_out, b, False, skip, stats)
+                if any(q is None for _, _, q in outs):
+                    if cols is None:
+                        cols = unroll(k)
+                    y = self._leak_correct(lm, ts_ct, cols, y, b)
                 if b != per.adc_bits:  # re-express b-bit codes on the output grid
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
             out[:, o_idx] = y
             stats.energy_j["digital"] += card.digital.e_activation_j * y.size
         return out
+
+    def _fold(self, st: LayerState, ct: int, group, r_t: float, offset_binary: bool):
+        """Fold TIAs and subtractors into the crossbar transfer of a conversion group.
+
+        Inside their linear ranges every stage is affine with coefficients fixed per chip
+        (gains depend on each column's Norton conductance, offsets are drawn per
+        instance), so ``V_out = s(V) @ W + c`` per output — one matrix product per tile.
+        ``W`` (float32, data rows × columns) holds the outputs, then the sense-line current,
+        then the single-ended TIA voltages of every pair column (they reveal the vectors that
+        drive a pair's TIA into its rails, where the exact loop solve takes over). Also
+        returned: per tile the read-noise fold ``S``, the constants, and the rail limits.
+        """
+        key = (ct, tuple(ts.tile.row_tile for ts in group), round(r_t, 9), offset_binary)
+        cache = st.__dict__.setdefault("_folds", {})
+        if key in cache:
+            return cache[key]
+        card, cfg = self.card, self.cfg
+        outs = group[0].tile.outputs
+        n_lines = group[0].m_eff.shape[1]
+        g_n = np.sum([ts.g_norton for ts in group], axis=0)
+        offs = group[0].tia_offset_v
+        gn_sub = card.subtractor.gain_v_per_v
+        coeffs = st.sub_coeffs[ct]
+        vref_half = card.adc.v_ref_v / 2 if offset_binary else 0.0
+        pair_cols = [c for _, p, q in outs if q is not None for c in (p, q)]
+        n_out, n_pc = len(outs), len(pair_cols)
+        f = np.zeros((n_lines, n_out + 1 + n_pc))
+        const = np.zeros(n_out + 1 + n_pc)
+        tia_p = TiaModel(r_t / gn_sub, self.tia.opamp)
+        tia_u = TiaModel(r_t, self.tia.opamp)
+
+        def lin(tia, col, r_f):
+            if cfg.periphery:
+                return tia.linear(g_n[col], offs[col])
+            return r_f, 0.0
+
+        for k, (_, p, q) in enumerate(outs):
+            if q is None:
+                f[p, k], const[k] = lin(tia_u, p, r_t)
+                continue
+            g_p, o_p = lin(tia_p, p, r_t / gn_sub)
+            g_q, o_q = lin(tia_p, q, r_t / gn_sub)
+            a_p, a_n, c, k_ref = coeffs[k]
+            f[p, k] = a_p * g_p
+            f[q, k] = -a_n * g_q
+            const[k] = a_p * o_p - a_n * o_q + c + k_ref * vref_half
+        if card.sense_row.enabled:
+            f[n_lines - 1, n_out] = 1.0  # raw sense-line current
+        for j, col in enumerate(pair_cols):
+            f[col, n_out + 1 + j], const[n_out + 1 + j] = lin(tia_p, col, r_t / gn_sub)
+        ws, ss = [], []
+        bias_noise = np.zeros(n_out)
+        for ts in group:
+            t = ts.tile
+            m = ts.m_eff[t.data_rows]
+            ws.append(np.ascontiguousarray(m @ f, dtype=np.float32))
+            const = const + ts.bias_current @ f
+            fo = f[:, :n_out]
+            bias_noise += ts.bias_var @ (fo * fo)
+            if ts.read_sigma is not None:
+                s2 = ts.read_sigma[t.data_rows] ** 2
+                ss.append(np.ascontiguousarray(s2 @ (fo * fo), dtype=np.float32))
+            else:
+                ss.append(None)
+        o = self.tia.opamp
+        limits = (o.v_out_min_v + 0.05, o.v_out_max_v - 0.05)
+        folded = (ws, ss, const, bias_noise, n_out, n_pc, limits)
+        cache[key] = folded
+        return folded
+
+    def _group_voltages(
+        self,
+        st: LayerState,
+        ct: int,
+        group,
+        u: np.ndarray,
+        u2: np.ndarray | None,
+        rng: np.random.Generator,
+        r_t: float,
+        offset_binary: bool,
+        stats: LayerStats,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Voltages the ADCs sample for a group of row tiles converted together, and the
+        sense-line current: the folded affine path, and the exact loop solve for the input
+        vectors that drive a pair's TIA near its rails."""
+        ws, ss, const, bias_noise, n_out, n_pc, (v_lo, v_hi) = self._fold(
+            st, ct, group, r_t, offset_binary
+        )
+        acc = None
+        var = None
+        for ts, w, s2 in zip(group, ws, ss, strict=True):
+            t = ts.tile
+            part = _chunk(u, t.f0, t.f1) @ w
+            acc = part if acc is None else acc + part
+            if u2 is not None and s2 is not None:
+                pv = _chunk(u2, t.f0, t.f1) @ s2
+                var = pv if var is None else var + pv
+        v_out = acc[:, :n_out] + const[:n_out].astype(np.float32)
+        if var is not None:
+            var += bias_noise.astype(np.float32)
+            np.sqrt(var, out=var)
+            var *= rng.standard_normal(var.shape, dtype=np.float32)
+            v_out += var
+        i_sense = acc[:, n_out].astype(np.float64) + const[n_out]
+        stats.tia_reads += (n_out + n_pc) * u.shape[0]
+        risky = np.zeros(0, dtype=np.int64)
+        if n_pc and self.cfg.periphery:
+            # distance beyond the linear range, column by column (a strided reduction over
+            # the row would be many times slower)
+            mid, half = 0.5 * (v_hi + v_lo), np.float32(0.5 * (v_hi - v_lo))
+            worst = np.zeros(acc.shape[0], dtype=np.float32)
+            for j in range(n_pc):
+                col = acc[:, n_out + 1 + j] + np.float32(const[n_out + 1 + j] - mid)
+                np.maximum(worst, np.abs(col, out=col), out=worst)
+            risky = np.nonzero(worst > half)[0]
+        # column-major: each ADC instance converts a contiguous block of columns
+        v_out = np.asfortranarray(v_out, dtype=np.float64)
+        if risky.size:
+            cur = None
+            for ts in group:
+                t = ts.tile
+                part = u[risky, t.f0 : t.f1].astype(np.float64) @ ts.m_eff[t.data_rows]
+                part += ts.bias_current
+                cur = part if cur is None else cur + part
+            g_n = np.sum([ts.g_norton for ts in group], axis=0)
+            exact = self._analog_out(
+                st, ct, cur, g_n, group[0].tia_offset_v, r_t, offset_binary, stats, group[0]
+            )
+            if var is not None:  # keep the same read-noise draw, in output units
+                exact += var[risky]
+            v_out[risky] = exact
+        return v_out, i_sense
 
     def psum_r_t(self, lm: LayerMap) -> float:
         """Transimpedance of a partial-sum conversion: ``±psum_range·hi`` spans the ADC."""
@@ -373,14 +511,22 @@ class Engine:
         bits: int,
     ) -> np.ndarray:
         """MSB cycles each conversion may skip, from the sense line (last column)."""
-        sense = self.sense
-        card = self.card
-        ratio = lm.periphery.r_t_ohm / card.tia.r_feedback_ohm  # keep β: scale R_s with R_t
-        s_tia = TiaModel(sense.tia.r_feedback_ohm * ratio, self.tia.opamp)
-        v_s = s_tia.predict(cur[:, -1], g_n[-1], st.sense_offset_v)
+        return self._skip_from_current(lm, st, cur[:, -1], g_n[-1], bits)
+
+    def _skip_from_current(
+        self, lm: LayerMap, st: LayerState, i_sense: np.ndarray, g_n_sense: float, bits: int
+    ) -> np.ndarray:
+        """Skips from the sense-line current: its TIA (``R_s`` scaled with ``R_t`` so the
+        bound's β is kept) and the thresholds ``V_th,k``."""
+        ratio = lm.periphery.r_t_ohm / self.card.tia.r_feedback_ohm
+        s_tia = TiaModel(self.sense.tia.r_feedback_ohm * ratio, self.tia.opamp)
+        # the affine transfer is exact below the rail; every threshold sits far below it,
+        # so a clipped V_sense decides "no skip" either way
+        gain, off = s_tia.linear(g_n_sense, st.sense_offset_v)
+        v_s = i_sense * gain + off
         th = self.sense_thresholds(bits)
         if th.size == 0:
-            return np.zeros(cur.shape[0], dtype=np.int64)
+            return np.zeros(i_sense.shape[0], dtype=np.int64)
         return np.sum(v_s[:, None] < th[None, :], axis=1).astype(np.int64)
 
     def sense_thresholds(self, bits: int) -> np.ndarray:
@@ -501,7 +647,7 @@ class Engine:
         card = self.card
         n, n_outs = v_out.shape
         adcs = st.adcs[(rt, ct)]
-        codes = np.empty((n, n_outs), dtype=np.int64)
+        codes = np.empty((n, n_outs), dtype=np.int64, order="F")
         per_adc = card.adc.columns_per_adc
         for a, adc in enumerate(adcs):
             sl = slice(a * per_adc, min((a + 1) * per_adc, n_outs))
@@ -510,19 +656,13 @@ class Engine:
                 cap = (1 << (bits - skip)) - 1
                 codes[:, sl] = np.minimum(full, cap[:, None])
                 stats.bound_violations += int(np.count_nonzero(full > cap[:, None]))
-                e = (
-                    adc.energy_per_conversion_j(skip[:, None], codes[:, sl])
-                    if hasattr(adc, "energy_per_conversion_j")
-                    else 0.0
-                )
+                sk = np.broadcast_to(skip[:, None], full.shape)
             else:
                 codes[:, sl] = full
-                e = (
-                    adc.energy_per_conversion_j(0, full)
-                    if hasattr(adc, "energy_per_conversion_j")
-                    else 0.0
-                )
-            stats.energy_j["adc"] += float(np.sum(np.broadcast_to(e, full.shape)))
+                sk = np.zeros(full.shape, dtype=np.int64)
+            if hasattr(adc, "energy_per_conversion_j"):  # estimated on every 8th vector
+                e = _adc_energy(adc, sk[::ENERGY_STRIDE], codes[::ENERGY_STRIDE, sl], bits)
+                stats.energy_j["adc"] += e * (n / max(-(-n // ENERGY_STRIDE), 1))
         stats.conversions += codes.size
         stats.cycles += codes.size * bits
         if skip is not None:
@@ -548,8 +688,11 @@ class Engine:
         y[:, uni] = np.maximum(y[:, uni] - np.floor(leak + 0.5)[:, None].astype(np.int64), 0)
         return y
 
-    def _energy_tile(self, ts, vu: np.ndarray, n: int, stats: LayerStats) -> None:
-        """Energy of ``n`` MAC operations on one tile (read, DAC, TIA, subtractor, sense)."""
+    def _energy_tile(
+        self, ts, vu: np.ndarray, n: int, stats: LayerStats, scale: float = 1.0
+    ) -> None:
+        """Energy of ``n`` MAC operations on one tile (read, DAC, TIA, subtractor, sense),
+        counted ``scale`` times (the read energy is estimated on a subsample)."""
         card = self.card
         t = ts.tile
         t_read = card.tia.t_read_s
@@ -562,7 +705,8 @@ class Engine:
                 * float(self.crossbar.drive(np.array([v]))[0])
                 * float(np.sum(ts.row_g_sum[t.bias_rows]))
             )
-        stats.energy_j["crossbar_read"] += read * t_read
+        stats.energy_j["crossbar_read"] += read * t_read * scale
+        n = round(n * scale)
         stats.energy_j["dac"] += card.dac.e_conv_j * n * t.data_rows.size
         p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
         n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
@@ -574,6 +718,41 @@ class Engine:
             stats.energy_j["sense_row"] += n * (
                 p_op * t_read + card.sense_row.max_skip_bits * e_cmp
             )
+
+
+class _Chunks(np.ndarray):
+    """An input matrix that caches contiguous copies of its row-tile slices."""
+
+
+def _chunk(a: np.ndarray, f0: int, f1: int) -> np.ndarray:
+    """Contiguous ``a[:, f0:f1]``, cached on ``a`` (a strided slice makes BLAS copy it for
+    every column tile; the cache makes one copy per row tile and batch)."""
+    if f0 == 0 and f1 == a.shape[1]:
+        return a
+    cache = getattr(a, "_cosim_chunks", None)
+    if cache is None:
+        return np.ascontiguousarray(a[:, f0:f1])
+    key = (f0, f1)
+    if key not in cache:
+        cache[key] = np.ascontiguousarray(a[:, f0:f1])
+    return cache[key]
+
+
+def _with_chunk_cache(a: np.ndarray) -> np.ndarray:
+    v = a.view(_Chunks)
+    v._cosim_chunks = {}  # type: ignore[attr-defined]
+    return v
+
+
+def _adc_energy(adc, skip: np.ndarray, codes: np.ndarray, bits: int) -> float:
+    """Total energy of conversions (J): the fitted per-conversion energy of every distinct
+    (skip, code) pair, weighted by how often it occurs (one histogram instead of a model
+    evaluation per conversion)."""
+    key = skip.astype(np.int64).ravel() * (1 << bits) + codes.astype(np.int64).ravel()
+    counts = np.bincount(key, minlength=bits << bits)
+    nz = np.nonzero(counts)[0]
+    e = adc.energy_per_conversion_j(nz >> bits, nz & ((1 << bits) - 1))
+    return float(np.sum(np.asarray(e) * counts[nz]))
 
 
 def _adc_models(library: SurrogateLibrary) -> dict[int, Any]:
