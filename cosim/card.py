@@ -406,7 +406,7 @@ class Card:
 
     def to_toml(self) -> str:
         """The card as TOML text (round-trips through :func:`parse_card`)."""
-        lines = [f'[card]\nname = "{self.name}"\nschema = {CARD_SCHEMA}\n']
+        lines = [f"[card]\nname = {json.dumps(self.name)}\nschema = {CARD_SCHEMA}\n"]
         for sec in _SECTIONS:
             lines.append(f"[{sec}]")
             for k, v in getattr(self, sec).to_dict().items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,7 +224,7 @@ def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary
     arrays_file = path / doc.get("arrays_file", "arrays.npz")
     try:
         arrays = np.load(arrays_file, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise LibraryError(
             f"cannot read {arrays_file} ({exc}); re-run cosim characterize"
         ) from None

@@ -139,7 +139,8 @@ class CrossbarNetwork:
             the caller's order.
         g_norton : ndarray, shape (n_lines,)
             Conductance seen from each TIA node into the array with inputs at 0 V (S): a TIA
-            node at ``v`` instead of 0 reduces that column's current by ``g_norton * v``.
+            node at ``v`` instead of 0 changes that column's current by ``+g_norton * v`` (rows
+            are driven at ``-V``, so raising the TIA node draws more current).
         """
         # many small dense inverses: BLAS threads only add contention here
         with threadpool_limits(limits=1):

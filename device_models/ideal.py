@@ -28,4 +28,6 @@ class IdealDevice(DeviceModel):
         return np.asarray(g_target, dtype=float).copy()
 
     def drift(self, g_prog: np.ndarray, nu: np.ndarray, t_s: float) -> np.ndarray:
+        if t_s <= 0:
+            raise ValueError("the time after programming must be > 0 s")
         return np.asarray(g_prog, dtype=float).copy()

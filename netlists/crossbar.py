@@ -92,6 +92,8 @@ class CrossbarParams:
         line with its own variation).
         """
         g = np.asarray(g, dtype=float)
+        if not np.all(np.isfinite(g)) or np.any(g < 0):
+            raise ValueError("conductances must be finite and >= 0 (NaN, inf or negative found)")
         if self.sense and g.shape == (self.rows, self.n_lines):
             return g  # already holds the (programmed) sense column
         if g.shape != (self.rows, self.cols):

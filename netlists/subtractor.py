@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netlists.common import index_sweep, num, pwl_of_index
+from netlists.common import TIGHT_OPTIONS, index_sweep, num, pwl_of_index
 from netlists.opamp import OpampParams, opamp_subckt
 
 
@@ -88,9 +88,12 @@ def subtractor_testbench_netlist(p: SubtractorParams, v_pos: np.ndarray, v_neg: 
     vn = np.asarray(v_neg, dtype=float).reshape(-1)
     if vp.shape != vn.shape:
         raise ValueError("v_pos and v_neg must have the same length")
+    if not (np.all(np.isfinite(vp)) and np.all(np.isfinite(vn))):
+        raise ValueError("v_pos and v_neg must be finite (no NaN or inf)")
     src, analysis = index_sweep(vp.size)
     lines = [
         "cosim subtractor testbench",
+        TIGHT_OPTIONS,
         opamp_subckt(p.opamp),
         f"Vdd vdd 0 {num(p.opamp.v_out_max_v + 0.1)}",
         f"Vss vss 0 {num(p.opamp.v_out_min_v - 0.1)}",

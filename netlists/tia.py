@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netlists.common import index_sweep, num, pwl_of_index
+from netlists.common import TIGHT_OPTIONS, index_sweep, num, pwl_of_index
 from netlists.opamp import OpampParams, opamp_subckt
 
 
@@ -62,12 +62,15 @@ def tia_testbench_netlist(
     g_n = np.asarray(g_norton_s, dtype=float).reshape(-1)
     if i_n.shape != g_n.shape:
         raise ValueError("i_norton_a and g_norton_s must have the same length")
+    if not (np.all(np.isfinite(i_n)) and np.all(np.isfinite(g_n))):
+        raise ValueError("i_norton_a and g_norton_s must be finite (no NaN or inf)")
     if np.any(g_n < 0):
         raise ValueError("g_norton_s must be >= 0")
     src, analysis = index_sweep(i_n.size)
     vos = p.opamp.input_offset_v if offset_v is None else offset_v
     lines = [
         "cosim tia testbench",
+        TIGHT_OPTIONS,
         opamp_subckt(p.opamp),
         tia_subckt(p),
         f"Vdd vdd 0 {num(p.opamp.v_out_max_v + 0.1)}",

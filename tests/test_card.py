@@ -178,11 +178,6 @@ def test_toml_round_trip_and_hashes():
     assert Card.from_dict(DEFAULT.to_dict()) == DEFAULT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Card.to_toml writes the name unescaped (cosim/card.py:409, Card.to_toml: "
-    "f'name = \"{self.name}\"'), so a valid name with a quote or backslash gives invalid TOML",
-)
 def test_toml_round_trip_with_a_quote_in_the_name():
     card = DEFAULT.with_updates({}, name='chip "B" \\ rev2')
     assert parse_card(card.to_toml()) == card

@@ -169,14 +169,7 @@ def test_gaussian_variation_std_is_nvw_times_the_range(dev):
     np.testing.assert_array_equal(dev.gaussian_variation(np.full(4, g0), 0.0, rng), g0)
 
 
-_IDEAL_DRIFT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="IdealDevice.drift (device_models/ideal.py:30) returns its input without the "
-    "t_s > 0 check of DeviceModel.drift, so a bad time passes silently only for ideal devices",
-)
-
-
-@pytest.mark.parametrize("tech", ["pcm", "rram", pytest.param("ideal", marks=_IDEAL_DRIFT_BUG)])
+@pytest.mark.parametrize("tech", ["pcm", "rram", "ideal"])
 @pytest.mark.parametrize("t_s", [0.0, -5.0])
 def test_drift_refuses_a_time_not_after_programming(tech, t_s):
     dev = _device(tech)

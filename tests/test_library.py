@@ -183,12 +183,6 @@ def test_corruption_is_a_clear_library_error(lib_copy, corrupt, pattern):
         load_library(lib_copy)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cosim/library.py:226 catches OSError/ValueError/EOFError but not "
-    "zipfile.BadZipFile, which np.load raises for a truncated arrays.npz: the user gets a "
-    "BadZipFile traceback instead of a LibraryError",
-)
 def test_truncated_arrays_file_is_a_library_error(lib_copy):
     data = (lib_copy / "arrays.npz").read_bytes()
     (lib_copy / "arrays.npz").write_bytes(data[: len(data) // 2])

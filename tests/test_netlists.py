@@ -142,52 +142,32 @@ def test_bad_inputs_raise_value_error(call, match):
         call()
 
 
-_NAN_BUG = (
-    "no NaN check: the generator writes 'nan' into the netlist, which crashes the ngspice "
-    "worker (SIGSEGV, 'ngspice worker died') instead of a ValueError naming the input"
-)
-
-
+# without these checks a generator wrote 'nan' into the netlist, which crashed the ngspice
+# worker (SIGSEGV) instead of raising a ValueError naming the input
 @pytest.mark.parametrize(
     "call",
     [
         pytest.param(
             lambda: crossbar_netlist(XB, DEV, np.where(G8 > 1e-5, np.nan, G8), V8),
             id="crossbar-g",
-            marks=pytest.mark.xfail(
-                strict=True, reason="netlists/crossbar.py:88 (with_g_matrix) " + _NAN_BUG
-            ),
         ),
         pytest.param(lambda: mac_analog_netlist(MAC, DEV, G8, V8 * np.nan), id="mac-inputs"),
         pytest.param(lambda: crossbar_netlist(XB, DEV, G8, V8 * np.nan), id="crossbar-inputs"),
         pytest.param(
             lambda: mac_analog_netlist(MAC, DEV, G8 * np.nan, V8),
             id="mac-g",
-            marks=pytest.mark.xfail(
-                strict=True, reason="netlists/crossbar.py:88 (with_g_matrix) " + _NAN_BUG
-            ),
         ),
         pytest.param(
             lambda: tia_testbench_netlist(TIA, [1e-6, np.nan], [0.0, 0.0]),
             id="tia-i",
-            marks=pytest.mark.xfail(
-                strict=True, reason="netlists/tia.py:54 (tia_testbench_netlist) " + _NAN_BUG
-            ),
         ),
         pytest.param(
             lambda: tia_testbench_netlist(TIA, [1e-6, 1e-6], [0.0, np.nan]),
             id="tia-g",
-            marks=pytest.mark.xfail(
-                strict=True, reason="netlists/tia.py:54 (tia_testbench_netlist) " + _NAN_BUG
-            ),
         ),
         pytest.param(
             lambda: subtractor_testbench_netlist(SUB, [0.1, np.nan], [0.0, 0.0]),
             id="subtractor",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="netlists/subtractor.py:85 (subtractor_testbench_netlist) " + _NAN_BUG,
-            ),
         ),
     ],
 )
@@ -330,12 +310,6 @@ def test_tia_netlist_is_the_circuit_its_surrogate_solves(periphery_runs):
 
 
 @pytest.mark.ngspice
-@pytest.mark.xfail(
-    strict=True,
-    reason="netlists/tia.py:69 tia_testbench_netlist sets no .options, so ngspice stops "
-    "Newton at its default reltol=1e-3: the TIA's SPICE reference is off its own circuit's "
-    "solution by 0.3-0.5 mV (0.07-0.13 LSB), as large as the 0.1 LSB the TIA fit is judged by",
-)
 def test_tia_netlist_as_generated_is_accurate_to_a_hundredth_of_an_lsb(periphery_runs):
     r = periphery_runs
     n = r["i"].size

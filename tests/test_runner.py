@@ -126,13 +126,6 @@ def test_syntax_error_is_rejected_with_ngspice_line(runner):
 
 
 @pytest.mark.ngspice
-@pytest.mark.xfail(
-    strict=True,
-    reason="cosim/spice/worker.py:98 keeps only stderr lines starting with 'error', so the "
-    "SimulationError says 'Error on line 3 or its substitute:' but drops the two lines "
-    "ngspice prints after it: the offending element ('r1 a 0 zzz') and why "
-    "('unknown parameter (zzz)')",
-)
 def test_syntax_error_message_shows_the_offending_line_and_reason(runner):
     with pytest.raises(SimulationError) as exc:
         runner.run([SpiceJob(SYNTAX_ERROR, ("a",))])
@@ -179,12 +172,6 @@ def test_crashed_worker_is_reported_and_replaced(tmp_path):
 
 
 @pytest.mark.ngspice
-@pytest.mark.xfail(
-    strict=True,
-    reason="cosim/spice/runner.py:349 reads w.proc.exitcode as soon as the pipe reports EOF, "
-    "before the dead worker is reaped: a crash is reported as '(exit code None)' unless the "
-    "process happened to be reaped already (join it before reading the exit code)",
-)
 def test_crashed_worker_reports_its_exit_code(tmp_path):
     with SpiceRunner(jobs=1, cache_dir=tmp_path, _worker_target=crashing_worker) as r:
         (crashed,) = r.run([SpiceJob("SLOWCRASH\n" + divider(1.0), ("b",))], raise_on_error=False)
@@ -259,12 +246,6 @@ def test_cache_serves_a_rerun_and_recomputes_a_corrupt_entry(tmp_path):
 
 
 @pytest.mark.ngspice
-@pytest.mark.xfail(
-    strict=True,
-    reason="cosim/spice/runner.py:262 catches OSError/ValueError/EOFError but not "
-    "zipfile.BadZipFile, which np.load raises for a truncated .npz: the run crashes instead "
-    "of recomputing the entry",
-)
 def test_truncated_cache_entry_is_recomputed(tmp_path):
     cache = tmp_path / "cache"
     job = SpiceJob(divider(1.0), ("b",))

@@ -23,6 +23,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -259,7 +260,7 @@ class SpiceRunner:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):  # corrupt entry: ignore and recompute
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # corrupt: recompute
             path.unlink(missing_ok=True)
             return None
         return SpiceResult(arrays, {"cached": True})
@@ -346,6 +347,7 @@ class SpiceRunner:
                     try:
                         msg = w.conn.recv()
                     except (EOFError, OSError):
+                        w.proc.join(5)  # reap it, so its exit code is known
                         code = w.proc.exitcode
                         self._replace(w)
                         results[i] = SimulationError(
