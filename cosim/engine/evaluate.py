@@ -61,10 +61,15 @@ def evaluate(
     y: np.ndarray,
     config: EngineConfig,
     desc: str = "evaluate",
+    card=None,
 ) -> EvalResult:
-    """Run ``x`` through ``config.chips`` chip instances; labels ``y`` give the accuracy."""
+    """Run ``x`` through ``config.chips`` chip instances; labels ``y`` give the accuracy.
+
+    ``card`` (optional) is a what-if variant of the library's card differing only in fields
+    the surrogates don't depend on (:data:`cosim.engine.core.WHAT_IF_FIELDS`).
+    """
     t0 = time.perf_counter()
-    eng = Engine(model, library, config)
+    eng = Engine(model, library, config, card)
     x = eng.check_input(x)
     y = np.asarray(y).reshape(-1)
     if y.shape[0] != x.shape[0]:
@@ -99,7 +104,10 @@ def evaluate(
     periphery = {
         "shared": model.scheme == "global",
         "transimpedance_ohm": [m.periphery.r_t_ohm for m in eng.maps],
-        "card_r_feedback_ohm": library.card.tia.r_feedback_ohm,
+        "card_r_feedback_ohm": eng.card.tia.r_feedback_ohm,
+        "card": eng.card.name,
+        "validated_array": f"{library.card.array.rows}x{library.card.array.cols}",
+        "array": f"{eng.card.array.rows}x{eng.card.array.cols}",
         "adc_bits": [m.periphery.adc_bits for m in eng.maps],
         "tiles": [len(m.tiles) for m in eng.maps],
         "row_tiles": [m.n_row_tiles for m in eng.maps],
@@ -109,7 +117,7 @@ def evaluate(
         preds,
         layers,
         energy,
-        area_breakdown(eng.maps, library.card, model.scheme),
+        area_breakdown(eng.maps, eng.card, model.scheme),
         n,
         time.perf_counter() - t0,
         config.describe(),
