@@ -226,11 +226,16 @@ def format_report(r, model, library) -> str:
             f"{lay['psum_clipping_rate'] * 100:>9.2f}% "
             f"{le * 1e12:>9.2f} pJ"
         )
+    energy_line = (
+        "energy per inference: not modelled in ideal mode (exact arithmetic, no circuits)"
+        if r.config["ideal"]
+        else f"energy per inference: {et * 1e9:.3f} nJ  ("
+        + ", ".join(f"{k} {v / et * 100:.1f}%" for k, v in e.items() if et > 0)
+        + ")"
+    )
     lines += [
         "",
-        f"energy per inference: {et * 1e9:.3f} nJ  ("
-        + ", ".join(f"{k} {v / et * 100:.1f}%" for k, v in e.items() if et > 0)
-        + ")",
+        energy_line,
         f"area ({a['periphery']} periphery): {a['total_m2'] * 1e6:.4f} mm^2  (dedicated: "
         f"{a['total_dedicated_m2'] * 1e6:.4f}, shared: {a['total_shared_m2'] * 1e6:.4f})",
         f"wall time: {r.wall_s:.1f} s",
