@@ -267,6 +267,7 @@ class SenseRowCard(_Section):
     r_feedback_ohm: float = _f(1.0, 1e10, "sense TIA feedback resistance (ohm)")
     max_skip_bits: int = _f(0, 7, "most MSB cycles a conversion may skip")
     margin_rel: float = _f(0.0, 0.5, "extra relative margin on the thresholds beyond SPICE's")
+    offset_n_sigma: float = _f(0.0, 10.0, "random op-amp offsets the thresholds allow for (sigmas)")
     c_comparator_f: float = _f(0.0, 1e-9, "switched capacitance per threshold comparison (F)")
     area_m2: float = _f(0.0, 1e-6, "area of the sense TIA and its comparators (m^2)")
 

@@ -142,6 +142,17 @@ class CrossbarNetwork:
             node at ``v`` instead of 0 changes that column's current by ``+g_norton * v`` (rows
             are driven at ``-V``, so raising the TIA node draws more current).
         """
+        m, y = self.transfer_full(g_dev)
+        return m, np.diagonal(y).copy()
+
+    def transfer_full(self, g_dev: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`transfer` with the full admittance matrix between the TIA nodes.
+
+        Returns ``m`` as :meth:`transfer` and ``y`` (n_lines, n_lines) (S): TIA nodes at
+        voltages ``v`` instead of 0 change the column currents by ``y @ v``. The diagonal is
+        the Norton conductance; the (negative) off-diagonal terms are how an offset at one
+        TIA input shifts the other columns' currents through the wordlines and drivers.
+        """
         # many small dense inverses: BLAS threads only add contention here
         with threadpool_limits(limits=1):
             return self._transfer_blocks(g_dev)
@@ -184,12 +195,13 @@ class CrossbarNetwork:
                 s_prev_inv_bb = zb[bi]
         x_last_b = zb.T @ y  # (c_phys, r): bitline-bottom voltages per unit input
         m_phys = gb * x_last_b
-        y_self = gb - gb * gb * np.diagonal(zb[bi])  # TIA node k at 1 V, others 0, inputs 0
+        # TIA node k at 1 V, the others and the inputs at 0: current drawn out of node j
+        y_phys = gb * np.eye(c) - gb * gb * zb[bi]
         m = np.empty((r, c))
         m[:, self.order] = m_phys.T
-        g_norton = np.empty(c)
-        g_norton[self.order] = y_self
-        return m, g_norton
+        y = np.empty((c, c))
+        y[np.ix_(self.order, self.order)] = y_phys
+        return m, y
 
     def transfer_sparse(self, g_dev: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`transfer` by sparse LU with one solve per input (reference, slower)."""

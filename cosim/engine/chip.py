@@ -117,9 +117,10 @@ def build_layer(
     for t in lmap.tiles:
         g, sigma = program_tile(t.levels, sense, card, device, cfg, rng)
         if cfg.ir_drop:
-            m_eff, g_n = crossbar.transfer(g, sense_first=sense)
-        else:
-            m_eff, g_n = g, g.sum(axis=0)
+            m_eff, y_tt = crossbar.transfer_full(g, sense_first=sense)
+        else:  # wordlines held exactly at the DAC voltage: no coupling between columns
+            m_eff, y_tt = g, np.diag(g.sum(axis=0))
+        g_n = np.diagonal(y_tt).copy()
         pol = np.zeros(g.shape[0])
         pol[t.bias_rows] = t.bias_polarity
         # inverted rows are driven at +v_read: the odd I-V gives the opposite current
@@ -129,6 +130,10 @@ def build_layer(
         )
         if cfg.periphery:
             offs = tia.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal(g.shape[1])
+            # every TIA input sits at its offset, which lifts the wordlines through the
+            # drivers and wires: the other columns' currents shift (the TIA model covers
+            # each column's own offset through its Norton conductance)
+            bias_cur = bias_cur + (y_tt - np.diag(g_n)) @ offs
         else:
             offs = np.zeros(g.shape[1])
         n_out = len(t.outputs)

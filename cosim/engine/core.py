@@ -43,6 +43,7 @@ from cosim.integer_forward import _im2col, _pool, exact_matmul
 from cosim.library import SurrogateLibrary
 from cosim.quant import requantize
 from cosim.surrogates.periphery import TiaModel
+from cosim.surrogates.sense_row import offset_budget_v, skips
 from cosim.surrogates.sense_row import thresholds as sense_thresholds
 from cosim.train.modelfile import FlattenLayer, Model, PoolLayer, WeightLayer
 from device_models import from_card
@@ -117,7 +118,7 @@ WHAT_IF_FIELDS = {
     "tia": {"area_m2"},
     "subtractor": {"area_m2"},
     "adc": {"area_m2", "columns_per_adc"},
-    "sense_row": {"area_m2", "max_skip_bits", "margin_rel", "enabled"},
+    "sense_row": {"area_m2", "max_skip_bits", "margin_rel", "enabled", "offset_n_sigma"},
     "digital": {"e_add_j", "e_activation_j", "area_per_column_m2"},
     "area": {"device_cell_m2"},
 }
@@ -406,7 +407,8 @@ class Engine:
                 skip = None
                 if self._sense_on():
                     g_n = np.sum([ts.g_norton for ts in ts_ct], axis=0)
-                    skip = self._skip_from_current(lm, st, i_sense, g_n[-1], b)
+                    th = self.group_thresholds(lm, st, ts_ct, per.r_t_ohm, b)
+                    skip = self._skip_from_current(lm, st, i_sense, g_n[-1], th)
                 y = self._adc_codes(st, ct, -1, v_out, b, False, skip, stats)
                 if any(q is None for _, _, q in outs):
                     if cols is None:
@@ -562,41 +564,91 @@ class Engine:
         self,
         lm: LayerMap,
         st: LayerState,
+        group,
         cur: np.ndarray,
-        g_n: np.ndarray,
-        offs: np.ndarray,
         bits: int,
     ) -> np.ndarray:
-        """MSB cycles each conversion may skip, from the sense line (last column)."""
-        return self._skip_from_current(lm, st, cur[:, -1], g_n[-1], bits)
+        """MSB cycles each conversion may skip, from column currents with the sense line last."""
+        g_n = np.sum([ts.g_norton for ts in group], axis=0)
+        th = self.group_thresholds(lm, st, group, lm.periphery.r_t_ohm, bits)
+        return self._skip_from_current(lm, st, cur[:, -1], g_n[-1], th)
+
+    def _sense_tia(self, lm: LayerMap) -> TiaModel:
+        """The sense TIA with ``R_s`` scaled like ``R_t`` (so the bound's β is kept)."""
+        ratio = lm.periphery.r_t_ohm / self.card.tia.r_feedback_ohm
+        return TiaModel(self.sense.tia.r_feedback_ohm * ratio, self.tia.opamp)
 
     def _skip_from_current(
-        self, lm: LayerMap, st: LayerState, i_sense: np.ndarray, g_n_sense: float, bits: int
+        self,
+        lm: LayerMap,
+        st: LayerState,
+        i_sense: np.ndarray,
+        g_n_sense: float,
+        th: np.ndarray,
     ) -> np.ndarray:
-        """Skips from the sense-line current: its TIA (``R_s`` scaled with ``R_t`` so the
-        bound's β is kept) and the thresholds ``V_th,k``."""
-        ratio = lm.periphery.r_t_ohm / self.card.tia.r_feedback_ohm
-        s_tia = TiaModel(self.sense.tia.r_feedback_ohm * ratio, self.tia.opamp)
+        """Skips from the sense-line current through its TIA and the thresholds ``th``."""
         # the affine transfer is exact below the rail; every threshold sits far below it,
         # so a clipped V_sense decides "no skip" either way
-        gain, off = s_tia.linear(g_n_sense, st.sense_offset_v)
+        gain, off = self._sense_tia(lm).linear(g_n_sense, st.sense_offset_v)
         v_s = i_sense * gain + off
-        th = self.sense_thresholds(bits)
         if th.size == 0:
             return np.zeros(i_sense.shape[0], dtype=np.int64)
-        return np.sum(v_s[:, None] < th[None, :], axis=1).astype(np.int64)
+        return skips(v_s, th)
 
-    def sense_thresholds(self, bits: int) -> np.ndarray:
-        """``V_th,k`` (V) for a ``bits``-bit conversion, k = 1 .. min(max_skip, bits − 1)."""
+    def group_thresholds(
+        self, lm: LayerMap, st: LayerState, group, r_t: float, bits: int
+    ) -> np.ndarray:
+        """``V_th,k`` (V) of one conversion group, k = 1 .. min(max_skip, bits − 1).
+
+        The characterized bound ``(β, γ)`` minus this group's allowance for random op-amp
+        offsets (:func:`cosim.surrogates.sense_row.offset_budget_v`, from its columns'
+        Norton conductances): a per-tile setting of the sense comparators' references.
+        """
+        key = (
+            "th",
+            tuple(ts.tile.row_tile for ts in group),
+            group[0].tile.col_tile,
+            round(r_t, 9),
+            bits,
+        )
+        cache = st.__dict__.setdefault("_folds", {})
+        if key in cache:
+            return cache[key]
         card = self.card
         k_max = min(card.sense_row.max_skip_bits, bits - 1)
         if k_max < 1 or self.sense is None:
-            return np.zeros(0)
+            cache[key] = np.zeros(0)
+            return cache[key]
+        budget = 0.0
+        if self.cfg.periphery and card.opamp.input_offset_sigma_v > 0:
+            g_n = np.sum([ts.g_norton for ts in group], axis=0)
+            layout = [(p, q) for _, p, q in group[0].tile.outputs]
+            budget = offset_budget_v(
+                card.opamp.input_offset_sigma_v,
+                r_t,
+                card.subtractor.gain_v_per_v,
+                g_n,
+                layout,
+                self._sense_tia(lm).r_feedback_ohm,
+                float(g_n[-1]),
+                self.sense.beta,
+                n_sigma=card.sense_row.offset_n_sigma,
+            )
         lsb = card.adc.v_ref_v / 2**bits
         trans = (np.arange(1, 2**bits) - 0.5) * lsb
-        return sense_thresholds(
-            self.sense.beta, self.sense.gamma_v, trans, bits, k_max, lsb, card.sense_row.margin_rel
+        # the INL allowance is one LSB of the physical ADC, whatever resolution it runs at
+        lsb_card = card.adc.v_ref_v / 2**card.adc.bits
+        th = sense_thresholds(
+            self.sense.beta,
+            self.sense.gamma_v + budget,
+            trans,
+            bits,
+            k_max,
+            lsb_card,
+            card.sense_row.margin_rel,
         )
+        cache[key] = th
+        return th
 
     def _convert(
         self,

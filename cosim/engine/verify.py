@@ -33,6 +33,7 @@ from cosim.engine.core import Engine, LayerStats
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
 from cosim.spice.runner import SpiceJob, SpiceRunner
+from cosim.surrogates.sense_row import skips
 from cosim.train.modelfile import Model
 from netlists.crossbar import CrossbarParams
 from netlists.mac_unit import MacAnalogParams, mac_analog_netlist
@@ -113,8 +114,8 @@ def verify_spice(
         skip = None
         th = None
         if not split and eng._sense_on():
-            skip = eng._skip(lm, st, cur, ts.g_norton, ts.tia_offset_v, bits)
-            th = eng.sense_thresholds(bits)
+            skip = eng._skip(lm, st, [ts], cur, bits)
+            th = eng.group_thresholds(lm, st, [ts], per.r_t_ohm, bits)
         v_eng = eng._analog_out(
             st, t.col_tile, cur, ts.g_norton, ts.tia_offset_v, r_t, split, st_dummy, ts
         )
@@ -194,7 +195,7 @@ def verify_spice(
             skip_sp = np.zeros(n_v, dtype=np.int64)
             if ctx["th"] is not None:
                 vs = np.asarray(res["vsense"])[:n_v]
-                skip_sp = np.sum(vs[:, None] < ctx["th"][None, :], axis=1)
+                skip_sp = skips(vs, ctx["th"])
             per_adc = card.adc.columns_per_adc
             for vi, oj in ctx["g"]["ops"]:
                 adc = ctx["st"].adcs[(ctx["rt_key"], t.col_tile)][oj // per_adc]

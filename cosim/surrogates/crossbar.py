@@ -79,6 +79,16 @@ class CrossbarModel:
         m, g_n = self.network(g, sense_first).transfer(self.kappa * g)
         return m - self.kappa * g + g, g_n
 
+    def transfer_full(
+        self, g: np.ndarray, sense_first: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(M_eff, Y)``: :meth:`transfer` with the full admittance matrix between the TIA
+        nodes (S): TIA inputs at ``v`` instead of 0 change the column currents by ``Y @ v``
+        (its diagonal is the Norton conductance)."""
+        g = np.asarray(g, dtype=float)
+        m, y = self.network(g, sense_first).transfer_full(self.kappa * g)
+        return m - self.kappa * g + g, y
+
     def column_currents(
         self, g: np.ndarray, v: np.ndarray, sense_first: bool = False
     ) -> np.ndarray:

@@ -9,7 +9,11 @@ cycles when the bound proves ``code < 2**(N−k)``, i.e. when ``V_sense < V_th,k
     V_th,k = (T(2**(N−k)) − m_lsb·LSB − γ) / β · (1 − margin_rel)
 
 with ``T(c)`` the ADC's transition voltage to code ``c`` and ``m_lsb`` a one-LSB allowance
-for the ADC's INL at that transition.
+for the ADC's INL at that transition. ``γ`` holds what SPICE showed for the nominal op-amp
+offsets; the *random* offsets of a chip instance (σ per op-amp) are covered by
+:func:`offset_budget_v`, which depends on the tile's column conductances (an op-amp offset
+reaches the output multiplied by the noise gain ``1 + R_f·G_N``) and is subtracted from
+every threshold of that tile.
 """
 
 from __future__ import annotations
@@ -46,8 +50,7 @@ class SenseRowModel:
 
     def skip_bits(self, v_sense: np.ndarray) -> np.ndarray:
         """MSB cycles each conversion may skip: the largest ``k`` with ``V_sense < V_th,k``."""
-        v = np.asarray(v_sense, dtype=float)[..., None]
-        return np.sum(v < self.thresholds_v, axis=-1).astype(np.int8)
+        return skips(v_sense, self.thresholds_v)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,49 @@ class SenseRowModel:
             thresholds_v=th,
             adc_bits=int(d["adc_bits"]),
         )
+
+
+def skips(v_sense: np.ndarray, thresholds_v: np.ndarray) -> np.ndarray:
+    """MSB cycles to skip: the number of thresholds ``V_th,k`` above ``V_sense``.
+
+    A threshold of 0 means "never skip that many": with op-amp offsets ``V_sense`` can be
+    slightly negative, and must not then count as below it.
+    """
+    th = np.asarray(thresholds_v, dtype=float)
+    v = np.asarray(v_sense, dtype=float)[..., None]
+    return np.sum((v < th) & (th > 0), axis=-1).astype(np.int64)
+
+
+def offset_budget_v(
+    sigma_os_v: float,
+    r_t_ohm: float,
+    sub_gain: float,
+    g_norton_s: np.ndarray,
+    layout: list[tuple[int, int | None]],
+    r_sense_ohm: float,
+    g_norton_sense_s: float,
+    beta: float,
+    n_sigma: float = 4.0,
+) -> float:
+    """Allowance (V, at the ADC input) for random op-amp offsets between an output and the
+    sense-line bound: ``n_sigma`` standard deviations of their worst-case difference.
+
+    A pair output carries ``gain·σ·sqrt((1 + R_f·G_p)² + (1 + R_f·G_n)²)`` from its two TIAs
+    (``R_f = R_t/gain``) and ``(1 + gain)·σ`` from its subtractor; a unipolar output
+    ``σ·(1 + R_t·G)``; the sense line ``β·σ·(1 + R_s·G_s)``.
+    """
+    g = np.asarray(g_norton_s, dtype=float)
+    r_f = r_t_ohm / sub_gain
+    worst = 0.0
+    for p, q in layout:
+        if q is None:
+            var = (1 + r_t_ohm * g[p]) ** 2
+        else:
+            var = sub_gain**2 * ((1 + r_f * g[p]) ** 2 + (1 + r_f * g[q]) ** 2)
+            var += (1 + sub_gain) ** 2
+        worst = max(worst, var)
+    var_sense = (beta * (1 + r_sense_ohm * g_norton_sense_s)) ** 2
+    return float(n_sigma * sigma_os_v * np.sqrt(worst + var_sense))
 
 
 def thresholds(
