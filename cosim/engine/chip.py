@@ -70,11 +70,20 @@ def program_tile(
     device: DeviceModel,
     cfg: EngineConfig,
     rng: np.random.Generator,
+    bias_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Programmed conductances (rows, n_lines) and per-read sigma for target ``levels``."""
+    """Programmed conductances (rows, n_lines) and per-read sigma for target ``levels``.
+
+    The sense line has a device at ``g_sense`` on every data row; on bias rows its device
+    stays at ``g_min``: the bias of every column is known when it is programmed, so the
+    bound adds it exactly instead of sensing a worst case.
+    """
     g = device.level_conductance(levels)
     if sense:
-        g = np.concatenate([g, np.full((g.shape[0], 1), card.sense_row.g_sense_s)], axis=1)
+        s_col = np.full((g.shape[0], 1), card.sense_row.g_sense_s)
+        if bias_rows is not None and bias_rows.size:
+            s_col[bias_rows] = device.g_min_s
+        g = np.concatenate([g, s_col], axis=1)
     target = g
     if cfg.programming_noise:
         g = device.program(g, rng)
@@ -115,7 +124,7 @@ def build_layer(
     v_read = card.dac.v_read_v
     drive_b = crossbar.drive(np.array([v_read])) if cfg.nonlinearity else np.array([v_read])
     for t in lmap.tiles:
-        g, sigma = program_tile(t.levels, sense, card, device, cfg, rng)
+        g, sigma = program_tile(t.levels, sense, card, device, cfg, rng, t.bias_rows)
         if cfg.ir_drop:
             m_eff, y_tt = crossbar.transfer_full(g, sense_first=sense)
         else:  # wordlines held exactly at the DAC voltage: no coupling between columns

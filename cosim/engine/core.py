@@ -634,6 +634,10 @@ class Engine:
                 self.sense.beta,
                 n_sigma=card.sense_row.offset_n_sigma,
             )
+        # the bias rows carry no sense devices: add the largest (positive) bias voltage of
+        # the group's outputs, which is known once the tile is programmed
+        bias_v = self._bias_voltages(st, group, r_t)
+        budget += max(0.0, float(np.max(bias_v))) if bias_v.size else 0.0
         lsb = card.adc.v_ref_v / 2**bits
         trans = (np.arange(1, 2**bits) - 0.5) * lsb
         # the INL allowance is one LSB of the physical ADC, whatever resolution it runs at
@@ -649,6 +653,22 @@ class Engine:
         )
         cache[key] = th
         return th
+
+    def _bias_voltages(self, st: LayerState, group, r_t: float) -> np.ndarray:
+        """Each output's voltage from its bias rows alone (V), through the linear chain."""
+        card = self.card
+        outs = group[0].tile.outputs
+        v = card.dac.v_read_v
+        drive = float(self.crossbar.drive(np.array([v]))[0]) if self.cfg.nonlinearity else v
+        cur = np.zeros(group[0].m_eff.shape[1])
+        for ts in group:
+            t = ts.tile
+            if t.bias_rows.size:
+                cur += (t.bias_polarity * drive) @ ts.m_eff[t.bias_rows]
+        out = np.empty(len(outs))
+        for k, (_, p, q) in enumerate(outs):
+            out[k] = cur[p] * r_t if q is None else (cur[p] - cur[q]) * r_t  # gain·R_t/gain
+        return out
 
     def _convert(
         self,
