@@ -38,6 +38,12 @@ def main(argv=None) -> int:
     ap.add_argument("--lib4", type=Path, required=True)
     ap.add_argument("--w8a8", type=Path, required=True)
     ap.add_argument("--lib8", type=Path, required=True)
+    ap.add_argument(
+        "--card8",
+        type=Path,
+        default=None,
+        help="what-if card for W8A8 (e.g. examples/cards/pcm-8bit-levels.toml)",
+    )
     ap.add_argument("--limit", type=int, default=2000)
     ap.add_argument("--chips", type=int, default=3)
     ap.add_argument("--margin", type=float, default=0.01)
@@ -55,19 +61,31 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     sweeps = {"nvw": "nvw=0:0.2:0.02", "nva": "nva=0:0.03:0.003"}
     results = {"limit": args.limit, "chips": args.chips, "margin": args.margin, "runs": {}}
-    for name, mpath, lpath in (("W4A3", args.w4a3, args.lib4), ("W8A8", args.w8a8, args.lib8)):
+    from cosim.card import load_card
+
+    card8 = load_card(args.card8) if args.card8 else None
+    for name, mpath, lpath, card in (
+        ("W4A3", args.w4a3, args.lib4, None),
+        ("W8A8", args.w8a8, args.lib8, card8),
+    ):
         model, lib = load_model(mpath), load_library(lpath)
         base = EngineConfig(chips=args.chips, **OFF)
         for param, spec in sweeps.items():
             t0 = time.perf_counter()
-            res = run_sweep(model, lib, x, y, base, SweepSpec.parse(spec), args.margin)
+            res = run_sweep(model, lib, x, y, base, SweepSpec.parse(spec), args.margin, card)
             res["wall_s"] = time.perf_counter() - t0
             results["runs"][f"{name}-{param}"] = res
-            plot_sweep(res, args.out / f"lenet5-{name.lower()}-{param}.png",
-                       f"LeNet-5 {name}, Fashion-MNIST ({args.limit} test images)")
-            print(f"{name} {param}: noiseless {res['reference_accuracy'] * 100:.2f} %, largest "
-                  f"{param} within {args.margin * 100:g} points: "
-                  f"{res['largest_value_within_margin']}", flush=True)
+            plot_sweep(
+                res,
+                args.out / f"lenet5-{name.lower()}-{param}.png",
+                f"LeNet-5 {name}, Fashion-MNIST ({args.limit} test images)",
+            )
+            print(
+                f"{name} {param}: noiseless {res['reference_accuracy'] * 100:.2f} %, largest "
+                f"{param} within {args.margin * 100:g} points: "
+                f"{res['largest_value_within_margin']}",
+                flush=True,
+            )
     (args.out / "robustness.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

@@ -72,6 +72,7 @@ def run_sweep(
     base: EngineConfig,
     spec: SweepSpec,
     margin: float = 0.01,
+    card=None,
 ) -> dict[str, Any]:
     """Accuracy (mean ± std over chips) at each value; the largest value within ``margin``.
 
@@ -80,11 +81,15 @@ def run_sweep(
     """
     field, label = SWEEPABLE[spec.name]
     neutral = {"nvw": 0.0, "nva": 0.0, "drift_t_s": None, "adc_bits": None}[field]
-    ref = evaluate(model, library, x, y, base.with_(**{field: neutral}), desc="reference")
+    ref = evaluate(
+        model, library, x, y, base.with_(**{field: neutral}), desc="reference", card=card
+    )
     means, stds = [], []
     for v in spec.values:
         val: Any = int(v) if field == "adc_bits" else v
-        r = evaluate(model, library, x, y, base.with_(**{field: val}), desc=f"{spec.name}={v:g}")
+        r = evaluate(
+            model, library, x, y, base.with_(**{field: val}), desc=f"{spec.name}={v:g}", card=card
+        )
         means.append(r.accuracy_mean)
         stds.append(r.accuracy_std)
     ok = [v for v, m in zip(spec.values, means, strict=True) if m >= ref.accuracy_mean - margin]
