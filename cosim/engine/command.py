@@ -28,6 +28,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="surrogate library directory from cosim characterize",
     )
     p.add_argument(
+        "--card",
+        type=Path,
+        default=None,
+        help="what-if variant of the library's card (device levels, array size, noise "
+        "scales, areas: fields the surrogates do not depend on)",
+    )
+    p.add_argument(
         "--dataset", default=None, help="dataset spec (default: the one the model was trained on)"
     )
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N test samples")
@@ -151,12 +158,17 @@ def run(args: argparse.Namespace) -> int:
             raise CosimError("--limit must be at least 1")
         x, y = x[: args.limit], y[: args.limit]
     cfg = config_from_args(args)
+    card = None
+    if args.card is not None:
+        from cosim.card import load_card
+
+        card = load_card(args.card)
     out: dict[str, Any] = {"model": str(args.model), "library": str(args.library), "dataset": spec}
     if args.sweep:
         from cosim.engine.sweep import SweepSpec, plot_sweep, run_sweep
 
         sw = SweepSpec.parse(args.sweep)
-        res = run_sweep(model, library, x, y, cfg, sw, args.margin)
+        res = run_sweep(model, library, x, y, cfg, sw, args.margin, card)
         out["sweep"] = res
         png = args.plot or (
             args.json.with_suffix(".png") if args.json else Path(f"sweep-{sw.name}.png")
@@ -166,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_sweep(res))
         print(f"plot: {png}")
     else:
-        r = evaluate(model, library, x, y, cfg)
+        r = evaluate(model, library, x, y, cfg, card=card)
         out["evaluation"] = r.to_dict()
         print(format_report(r, model, library))
         if args.verify_spice:
@@ -182,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
                 jobs=jobs,
                 cache_dir=args.cache_dir,
                 seed=args.seed,
+                card=card,
             )
             out["verify_spice"] = v
             print(format_verify(v))

@@ -63,6 +63,7 @@ def verify_spice(
     cache_dir: str | Path | None = None,
     seed: int = 0,
     n_samples: int = 16,
+    card: Card | None = None,
 ) -> dict[str, Any]:
     """Compare ``k_ops`` engine MAC operations with ngspice (see the module docstring)."""
     t0 = time.perf_counter()
@@ -70,8 +71,8 @@ def verify_spice(
         raise CosimError("--verify-spice needs K >= 1")
     base = cfg if not cfg.ideal else EngineConfig()
     vcfg = base.with_(read_noise=False, chips=1, ideal=False)
-    eng = Engine(model, library, vcfg)
-    card: Card = library.card
+    eng = Engine(model, library, vcfg, card)
+    card = eng.card
     chip = eng.chip(0)
     rng = np.random.default_rng([seed, 4242])
     idx = rng.choice(len(x), min(n_samples, len(x)), replace=False)
