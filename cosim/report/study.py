@@ -1,0 +1,230 @@
+"""Run the whole design-space study and write ``report.md``, ``report.json`` and figures.
+
+Steps: resolve the surrogate library (``--library``, a matching ``DIR/library`` from an
+earlier run, or a new characterization of the card into ``DIR/library``); load the
+datasets and hash their content; build the plan and every experiment's tasks; read back
+what the cache under ``DIR/cache`` already holds; run the rest (one progress bar over the
+whole study); assemble the experiments; draw the figures; write the report.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cosim.card import Card
+from cosim.errors import LibraryError
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """What ``cosim report`` was asked for.
+
+    Attributes
+    ----------
+    out
+        Output directory (report, figures, ``cache/``, and ``library/`` when characterized).
+    card
+        Hardware card TOML (None: the library's card, or the default card).
+    dataset
+        Dataset spec of the main experiments (None: digits when quick, else Fashion-MNIST).
+    quick
+        The reduced study (and a quick characterization when one is needed).
+    library
+        An existing surrogate library directory (None: characterize into ``out/library``).
+    jobs
+        Worker processes for training/evaluation and ngspice workers.
+    command
+        The command line, recorded in the report.
+    """
+
+    out: Path
+    card: Path | None = None
+    dataset: str | None = None
+    quick: bool = False
+    library: Path | None = None
+    jobs: int = 1
+    command: str = "cosim report"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def resolve_library(
+    opts: StudyOptions, log: Callable[[str], None]
+) -> tuple[Path, Card, dict[str, Any]]:
+    """``(library path, study card, library info)``; characterizes when needed.
+
+    With ``--library`` and ``--card`` together the card must be a what-if variant of the
+    library's (:func:`cosim.engine.core.what_if_card`). Without ``--library``, an earlier
+    ``DIR/library`` of the same card is reused when it is a full characterization or the
+    study is quick; otherwise the card is characterized (the SPICE cache makes a rerun
+    cheap).
+    """
+    from cosim.card import load_card
+    from cosim.engine.core import what_if_card
+    from cosim.library import load_library
+
+    t0 = time.perf_counter()
+    if opts.library is not None:
+        lib = load_library(opts.library)
+        card = what_if_card(lib, load_card(opts.card)) if opts.card is not None else lib.card
+        path, how = Path(opts.library), "given"
+    else:
+        card = load_card(opts.card)
+        path = opts.out / "library"
+        lib = None
+        if (path / "library.json").is_file():
+            try:
+                lib = load_library(path, card=card)
+            except LibraryError as exc:
+                log(f"cosim report: not reusing {path}: {exc}")
+            if lib is not None and lib.meta.get("quick") and not opts.quick:
+                log(f"cosim report: {path} is a quick characterization; characterizing in full")
+                lib = None
+        how = "reused"
+        if lib is None:
+            from cosim.characterize.pipeline import run_characterization
+
+            log(f"cosim report: characterizing card '{card.name}' into {path}")
+            run_characterization(card, path, quick=opts.quick, jobs=opts.jobs, log=log)
+            lib = load_library(path, card=card)
+            how = "characterized"
+    info = {
+        "path": str(path),
+        "how": how,
+        "quick": bool(lib.meta.get("quick")),
+        "card_hash": lib.meta.get("card_hash"),
+        "validated_array": f"{lib.card.array.rows}x{lib.card.array.cols}",
+        "ngspice_version": lib.meta.get("ngspice_version"),
+        "blocks": sorted(lib.surrogates),
+        "seconds": time.perf_counter() - t0,
+    }
+    return path, card, info
+
+
+def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """Run the study of ``opts``; returns the ``report.json`` dictionary."""
+    from cosim import __version__
+    from cosim.datasets import load_dataset
+    from cosim.fileio import write_json_atomic, write_text_atomic
+    from cosim.progress import Bar, progress_enabled
+    from cosim.report import figures, markdown
+    from cosim.report.cache import (
+        ASSEMBLY_VERSION,
+        REPORT_VERSION,
+        ResultCache,
+        array_digest,
+        library_digest,
+    )
+    from cosim.report.cache import stable_hash as h
+    from cosim.report.context import StudyContext
+    from cosim.report.experiments import EXPERIMENTS
+    from cosim.report.plan import check_plan, make_plan
+    from cosim.report.references import REFERENCES
+    from cosim.report.runner import run_tasks
+
+    t_start = time.perf_counter()
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lib_path, card, lib_info = resolve_library(opts, log)
+
+    spec = (
+        opts.dataset if opts.dataset is not None else ("digits" if opts.quick else "fashion-mnist")
+    )
+    datasets = {spec: load_dataset(spec)}
+    plan = make_plan(opts.quick, spec, datasets[spec].preprocessing.input_shape)
+    check_plan(plan)
+    if plan.mlp_dataset not in datasets:
+        datasets[plan.mlp_dataset] = load_dataset(plan.mlp_dataset)
+    digests = {
+        s: array_digest(d.x_train, d.y_train, d.x_test, d.y_test) for s, d in datasets.items()
+    }
+    del datasets
+    ctx = StudyContext(
+        plan, card, library_digest(lib_path), digests, "sense_row" in lib_info["blocks"]
+    )
+    cache = ResultCache(out / "cache")
+    env = {"cache_dir": str(cache.root), "library": str(lib_path), "card": card.to_dict()}
+
+    # experiments: cached whole, or their tasks
+    declared, exp_keys, sections = {}, {}, {}
+    for exp in EXPERIMENTS:
+        named = exp.declare(ctx)
+        declared[exp.name] = named
+        exp_keys[exp.name] = f"{exp.name}-" + h(
+            {
+                "experiment": exp.name,
+                "tasks": {n: t.key for n, t in named.items()},
+                "settings": exp.settings(ctx),
+                "assembly": ASSEMBLY_VERSION,
+                **ctx.versions,
+            }
+        )
+        hit = cache.get("experiment", exp_keys[exp.name])
+        if hit is not None:
+            sections[exp.name] = hit
+    exp_cached = set(sections)
+    needed = {
+        t.key: t for name, named in declared.items() if name not in sections for t in named.values()
+    }
+    tasks = list(needed.values())
+    counts = {"run": 0, "cached": 0}
+    verbose = not progress_enabled()
+    t_tasks = time.perf_counter()
+    with Bar(total=len(tasks) + len(EXPERIMENTS), desc="cosim report") as bar:
+        bar.update(len(sections))
+
+        def on_done(task, result, cached: bool, seconds: float) -> None:
+            counts["cached" if cached else "run"] += 1
+            bar.update(1)
+            if verbose and not cached:
+                acc = result.get("test_accuracy", result.get("accuracy_mean"))
+                what = f"{acc * 100:.2f} %, " if isinstance(acc, float) else ""
+                log(f"  [{sum(counts.values())}/{len(tasks)}] {task.label}: {what}{seconds:.1f} s")
+
+        results = run_tasks(tasks, cache, env, jobs=max(1, opts.jobs), on_done=on_done)
+        for exp in EXPERIMENTS:
+            if exp.name in sections:
+                continue
+            named = {n: results[t.key] for n, t in declared[exp.name].items()}
+            sections[exp.name] = exp.assemble(ctx, named)
+            cache.put("experiment", exp_keys[exp.name], sections[exp.name])
+            bar.update(1)
+    t_tasks = time.perf_counter() - t_tasks
+
+    report: dict[str, Any] = {
+        "cosim_version": __version__,
+        "report_version": REPORT_VERSION,
+        "command": opts.command,
+        "plan": plan.to_dict(),
+        "card": card.to_dict(),
+        "card_hash": card.physics_hash(),
+        "library": lib_info,
+        "datasets": digests,
+    }
+    for exp in EXPERIMENTS:
+        report.update(sections[exp.name])
+    report["references"] = REFERENCES
+    report["timing"] = {
+        "library_s": lib_info["seconds"],
+        "tasks_s": t_tasks,
+        "tasks": len(tasks),
+        "tasks_run": counts["run"],
+        "tasks_cached": counts["cached"],
+        "experiments": len(EXPERIMENTS),
+        "experiments_cached": len(exp_cached),
+    }
+    t_fig = time.perf_counter()
+    drawn = figures.draw_all(report, out)
+    report["figures"] = drawn
+    report["timing"]["figures_s"] = time.perf_counter() - t_fig
+    report["timing"]["total_s"] = time.perf_counter() - t_start
+    write_text_atomic(out / "report.md", markdown.render(report, drawn))
+    write_json_atomic(out / "report.json", report)
+    return report
