@@ -1,0 +1,248 @@
+"""``cosim evaluate``: the table, the JSON, sweeps with a PNG, ``--verify-spice`` against
+ngspice, and one readable line with exit status 2 for every deliberate error.
+
+All of it reads the session's quick characterization, so every test is an ngspice test;
+``--verify-spice`` runs new ngspice jobs (the MAC units and ADC instances of this very
+evaluation) with the characterization's SPICE cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from cosim.cli import main
+from cosim.engine.config import EngineConfig
+from cosim.engine.evaluate import evaluate
+from cosim.integer_forward import integer_forward
+from cosim.library import load_library
+from cosim.train.modelfile import save_model
+
+from .engine_models import dataset, trained
+
+pytestmark = pytest.mark.ngspice
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("engine-cli-models")
+    paths = {}
+    for name in ("digits-global", "digits-float", "digits-w5"):
+        paths[name] = d / f"{name}.npz"
+        save_model(trained(name), paths[name])
+    return paths
+
+
+def _run(argv):
+    """``cosim.cli.main`` with its stdout and stderr captured (usable in any fixture)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def verified_run(quick_library, quick_library_cache, model_files, tmp_path_factory):
+    """The acceptance run: 200 digits images, all effects on, 50 MAC operations in SPICE."""
+    out = tmp_path_factory.mktemp("engine-cli") / "out.json"
+    rc, stdout, stderr = _run(
+        ["evaluate", "--model", str(model_files["digits-global"]),
+         "--library", str(quick_library.path), "--limit", "200", "--verify-spice", "50",
+         "--jobs", "2", "--cache-dir", str(quick_library_cache), "--json", str(out)]
+    )  # fmt: skip
+    assert rc == 0, stderr
+    return stdout, json.loads(out.read_text()), out
+
+
+def test_evaluate_prints_the_table_and_writes_json(verified_run, quick_library):
+    stdout, doc, out = verified_run
+    lines = stdout.splitlines()
+    assert lines[0] == (
+        "cosim evaluate: mlp (global) on card 'default-pcm-64x64', all non-idealities on"
+    )
+    assert lines[-1] == f"json: {out}"
+    ev = doc["evaluation"]
+    assert doc["dataset"] == "digits" and ev["n_samples"] == 200
+    assert f"accuracy: {ev['accuracy_mean'] * 100:.2f} % ± 0.00 over 1 chip(s), 200 samples" in (
+        stdout
+    )
+    assert [lay["layer"] for lay in ev["layers"]] == ["1:dense", "2:dense"]
+    for lay in ev["layers"]:
+        row = next(line for line in lines if line.strip().startswith(lay["layer"]))
+        assert f"{lay['adc_clipping_rate'] * 100:.2f}%" in row
+        for key in ("tia_saturation_rate", "skipped_cycle_fraction", "bound_violations",
+                    "psum_clipping_rate", "conversions_per_inference"):  # fmt: skip
+            assert key in lay
+    e = ev["energy_per_inference_j"]
+    assert set(e) == {"crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital"}
+    assert all(v > 0 for v in e.values())
+    assert ev["energy_total_per_inference_j"] == pytest.approx(sum(e.values()))
+    assert f"energy per inference: {sum(e.values()) * 1e9:.3f} nJ" in stdout
+    area = ev["area_m2"]
+    assert area["periphery"] == "shared" and area["total_m2"] > 0
+    assert f"area (shared periphery): {area['total_m2'] * 1e6:.4f} mm^2" in stdout
+    assert ev["config"] == EngineConfig().describe()
+    # the same evaluation in-process: the CLI adds nothing and loses nothing
+    ds = dataset("digits")
+    lib = load_library(quick_library.path)
+    direct = evaluate(trained("digits-global"), lib, ds.x_test[:200], ds.y_test[:200],
+                      EngineConfig())  # fmt: skip
+    assert ev["accuracy_per_chip"] == direct.accuracy_per_chip
+
+
+def test_verify_spice_50_operations_agree_with_ngspice(verified_run):
+    """Acceptance 2: ≥ 99 % of the codes identical to ngspice and all within ±1 LSB. The
+    3-bit output LSB is 125 mV; the engine's analog outputs sit within a few mV of SPICE
+    (measured rms 0.03 LSB), so only a voltage that close to a transition could differ."""
+    stdout, doc, _ = verified_run
+    v = doc["verify_spice"]
+    assert v["n_operations"] == 50 and v["n_codes"] == 50 == len(v["operations"])
+    assert v["identical_fraction"] >= 0.99
+    assert v["within_1_lsb_fraction"] == 1.0
+    assert v["analog_max_error_lsb"] < 0.5
+    codes = [(op["engine_code"], op["spice_code"]) for op in v["operations"]]
+    assert sum(a == b for a, b in codes) / 50 == v["identical_fraction"]
+    assert all(abs(a - b) <= 1 for a, b in codes)
+    assert {op["layer"] for op in v["operations"]} == {1, 2}  # both crossbar layers
+    line = next(line for line in stdout.splitlines() if line.startswith("verify-spice:"))
+    assert "50 MAC operations (50 ADC codes) in ngspice" in line
+    assert f"{v['identical_fraction'] * 100:.1f} % identical" in line
+    assert f"{v['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB" in line
+
+
+def test_sweep_writes_json_and_png(quick_library, model_files, tmp_path):
+    out = tmp_path / "sweep.json"
+    rc, stdout, stderr = _run(
+        ["evaluate", "--model", str(model_files["digits-global"]),
+         "--library", str(quick_library.path), "--sweep", "nvw=0:0.2:0.1", "--chips", "2",
+         "--limit", "200", "--json", str(out)]
+    )  # fmt: skip
+    assert rc == 0, stderr
+    doc = json.loads(out.read_text())
+    sw = doc["sweep"]
+    assert sw["parameter"] == "nvw" and sw["chips"] == 2
+    assert sw["values"] == pytest.approx([0.0, 0.1, 0.2])
+    assert len(sw["accuracy_mean"]) == len(sw["accuracy_std"]) == 3
+    assert all(0 <= a <= 1 for a in sw["accuracy_mean"])
+    assert sw["reference_accuracy"] == pytest.approx(sw["accuracy_mean"][0])
+    png = tmp_path / "sweep.png"  # beside --json
+    assert doc["sweep_png"] == str(png)
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert stdout.splitlines()[0].startswith("sweep of nvw")
+    assert f"plot: {png}" in stdout
+    # an explicit --plot path
+    plot = tmp_path / "curve.png"
+    rc, _, stderr = _run(
+        ["evaluate", "--model", str(model_files["digits-global"]),
+         "--library", str(quick_library.path), "--sweep", "nvw=0.1", "--limit", "50",
+         "--plot", str(plot)]
+    )  # fmt: skip
+    assert rc == 0, stderr
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_ideal_mode_from_the_command_line(quick_library, model_files, tmp_path):
+    out = tmp_path / "ideal.json"
+    rc, stdout, stderr = _run(
+        ["evaluate", "--model", str(model_files["digits-global"]),
+         "--library", str(quick_library.path), "--ideal", "--json", str(out)]
+    )  # fmt: skip
+    assert rc == 0, stderr
+    assert stdout.splitlines()[0].endswith(", ideal")
+    ds = dataset("digits")
+    ref = integer_forward(trained("digits-global"), ds.x_test).predictions
+    ev = json.loads(out.read_text())["evaluation"]
+    assert ev["accuracy_mean"] == float(np.mean(ref == ds.y_test))
+    assert ev["config"]["ideal"] is True
+
+
+# --------------------------------------------------------------- errors: exit 2, one line
+@pytest.fixture
+def broken_libraries(quick_library, tmp_path):
+    """Copies of the session's library: another schema, a corrupt file, a missing block."""
+    libs = {}
+    for name in ("schema", "corrupt", "no-sense-row", "bad-arrays"):
+        libs[name] = tmp_path / name
+        shutil.copytree(quick_library.path, libs[name])
+    f = libs["schema"] / "library.json"
+    f.write_text(json.dumps({**json.loads(f.read_text()), "schema_version": 2}))
+    f = libs["corrupt"] / "library.json"
+    f.write_text(f.read_text()[:1000])
+    f = libs["no-sense-row"] / "library.json"
+    doc = json.loads(f.read_text())
+    del doc["blocks"]["sense_row"]
+    f.write_text(json.dumps(doc))
+    (libs["bad-arrays"] / "arrays.npz").write_bytes(b"not a zip archive")
+    return libs
+
+
+def test_errors_exit_2_with_one_readable_line(
+    quick_library, model_files, broken_libraries, tmp_path
+):
+    lib = str(quick_library.path)
+    good = str(model_files["digits-global"])
+    bad_model = tmp_path / "bad.npz"
+    bad_model.write_bytes(b"not a model")
+    card = load_library(quick_library.path).card
+    levels3, adc2 = tmp_path / "levels3.toml", tmp_path / "adc2.toml"
+    levels3.write_text(card.with_updates({"device": {"level_bits": 3}}).to_toml())
+    adc2.write_text(
+        card.with_updates({"adc": {"bits": 2}, "sense_row": {"max_skip_bits": 1}}).to_toml()
+    )
+    cases = [
+        # model and library that do not fit
+        (["--model", str(model_files["digits-w5"]), "--library", lib],
+         "hidden layer 0 has 5-bit weights but the card's pcm device holds 4-bit levels"),
+        (["--model", good, "--library", lib, "--card", str(levels3)],
+         "hidden layer 0 has 4-bit weights but the card's pcm device holds 3-bit levels"),
+        (["--model", good, "--library", lib, "--card", str(adc2)],
+         "changes adc.bits (8 -> 2), which the library"),
+        (["--model", str(model_files["digits-float"]), "--library", lib],
+         "the model was trained with scheme 'float'"),
+        (["--model", good, "--library", str(broken_libraries["schema"])],
+         "has schema version 2, this cosim reads version 1"),
+        (["--model", good, "--library", str(broken_libraries["corrupt"])],
+         "library.json is corrupt"),
+        (["--model", good, "--library", str(broken_libraries["bad-arrays"])],
+         "arrays.npz"),
+        (["--model", good, "--library", str(broken_libraries["no-sense-row"])],
+         "has no 'sense_row' block"),
+        (["--model", good, "--library", str(tmp_path / "nowhere")],
+         "is not a surrogate library (no library.json)"),
+        (["--model", str(tmp_path / "missing.npz"), "--library", lib], "does not exist"),
+        (["--model", str(bad_model), "--library", lib], "is corrupt or not a cosim .npz file"),
+        # data of the wrong shape
+        (["--model", good, "--library", lib, "--dataset", "fashion-mnist", "--limit", "10"],
+         "input samples have shape (1, 28, 28) but the model takes (1, 8, 8)"),
+        # bad sweeps
+        (["--model", good, "--library", lib, "--sweep", "nvw"],
+         "--sweep 'nvw': write NAME=start:stop:step"),
+        (["--model", good, "--library", lib, "--sweep", "sigma=0:1:0.1"],
+         "--sweep: unknown parameter 'sigma'"),
+        (["--model", good, "--library", lib, "--sweep", "nvw=0.3:0:0.1"],
+         "need step > 0 and stop >= start"),
+        (["--model", good, "--library", lib, "--sweep", "t=0:10:5"],
+         "--sweep t: times must be > 0 s"),
+        # settings out of range
+        (["--model", good, "--library", lib, "--chips", "0"], "--chips must be at least 1"),
+        (["--model", good, "--library", lib, "--nvw", "-0.1"], "nvw and nva must be >= 0"),
+        (["--model", good, "--library", lib, "--adc-bits", "9"],
+         "adc_bits = 9 is out of range 1..8"),
+        (["--model", good, "--library", lib, "--t", "0"], "drift time t must be > 0 s"),
+        (["--model", good, "--library", lib, "--limit", "0"], "--limit must be at least 1"),
+        (["--model", good, "--library", lib, "--limit", "20", "--verify-spice", "-1"],
+         "--verify-spice needs K >= 1"),
+    ]  # fmt: skip
+    for args, msg in cases:
+        rc, _, stderr = _run(["evaluate", *args])
+        assert rc == 2, (args, stderr)
+        assert stderr.startswith("cosim evaluate: error: "), stderr
+        assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
+        assert msg in stderr, (msg, stderr)
