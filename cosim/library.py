@@ -14,6 +14,7 @@ when a card is given — that the library was characterized for that card.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import platform
 import zipfile
@@ -223,7 +224,8 @@ def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary
         )
     arrays_file = path / doc.get("arrays_file", "arrays.npz")
     try:
-        arrays = np.load(arrays_file, allow_pickle=False)
+        with open(arrays_file, "rb") as fh:
+            arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise LibraryError(
             f"cannot read {arrays_file} ({exc}); re-run cosim characterize"

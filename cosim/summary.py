@@ -31,11 +31,15 @@ def summarize(run_dir: str | Path) -> str:
     ev = ev_doc["evaluation"]
     v = ch["validation"]
     lines = ["", "=" * 78, "cosim main job: summary", "=" * 78]
-    lines.append(f"SPICE characterization ({ch['wall_s']:.0f} s, ngspice {ch['ngspice_version']}), "
-                 "held-out errors in ADC LSB:")
+    lines.append(
+        f"SPICE characterization ({ch['wall_s']:.0f} s, ngspice {ch['ngspice_version']}), "
+        "held-out errors in ADC LSB:"
+    )
     for b in ("crossbar", "tia", "subtractor"):
-        lines.append(f"  {b:<11} rms {v[b]['rms_error_lsb']:.3f}  max {v[b]['max_error_lsb']:.3f}"
-                     f"  ({v[b]['n_heldout']} held-out)")
+        lines.append(
+            f"  {b:<11} rms {v[b]['rms_error_lsb']:.3f}  max {v[b]['max_error_lsb']:.3f}"
+            f"  ({v[b]['n_heldout']} held-out)"
+        )
     lines.append(f"  sar_adc     code agreement {v['sar_adc']['code_agreement']:.4f}")
     if "sense_row" in v:
         lines.append(f"  sense_row   bound violations {v['sense_row']['bound_violations']}")
@@ -45,18 +49,24 @@ def summarize(run_dir: str | Path) -> str:
     if acc is not None:
         lines.append(f"  trained quantized model (software)     {acc * 100:6.2f} %")
     lines.append(f"  engine, ideal mode (bit-exact check)   {ide['accuracy_mean'] * 100:6.2f} %")
-    lines.append(f"  engine, every non-ideality on          {ev['accuracy_mean'] * 100:6.2f} % "
-                 f"± {ev['accuracy_std'] * 100:.2f} ({len(ev['accuracy_per_chip'])} chips)")
+    lines.append(
+        f"  engine, every non-ideality on          {ev['accuracy_mean'] * 100:6.2f} % "
+        f"± {ev['accuracy_std'] * 100:.2f} ({len(ev['accuracy_per_chip'])} chips)"
+    )
     if "verify_spice" in ev_doc:
         vs = ev_doc["verify_spice"]
-        lines.append(f"engine vs ngspice on {vs['n_codes']} random MAC operations: "
-                     f"{vs['identical_fraction'] * 100:.1f} % identical codes, "
-                     f"{vs['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB")
+        lines.append(
+            f"engine vs ngspice on {vs['n_codes']} random MAC operations: "
+            f"{vs['identical_fraction'] * 100:.1f} % identical codes, "
+            f"{vs['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB"
+        )
     e = ev["energy_per_inference_j"]
     et = sum(e.values())
-    lines.append(f"energy per inference: {et * 1e9:.3f} nJ; area: "
-                 f"{ev['area_m2']['total_m2'] * 1e6:.4f} mm² ({ev['area_m2']['periphery']} "
-                 "periphery)")
+    lines.append(
+        f"energy per inference: {et * 1e9:.3f} nJ; area: "
+        f"{ev['area_m2']['total_m2'] * 1e6:.4f} mm² ({ev['area_m2']['periphery']} "
+        "periphery)"
+    )
     lines.append("=" * 78)
     return "\n".join(lines)
 

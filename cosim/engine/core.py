@@ -195,7 +195,7 @@ class Engine:
             bits_final = self._conv_bits(m)
 
             def factory(rt, r, bits_final=bits_final):
-                bits = bits_final if rt < 0 else self.card.adc.bits
+                bits = bits_final if rt < 0 else self.psum_bits()
                 return self._make_adc(bits, r)
 
             out.append(
@@ -226,10 +226,12 @@ class Engine:
         from cosim.surrogates import adc as adcmod
 
         vref = self.card.adc.v_ref_v
-        if self.cfg.ideal or not self.cfg.adc:
+        if self.cfg.ideal:
             return adcmod.SarAdcModel.ideal(bits, vref)
-        if self.cfg.nva > 0:
+        if self.cfg.nva > 0:  # Bao et al.'s comparison-level variation replaces the circuit
             return adcmod.comparison_level_variation(bits, vref, self.cfg.nva, rng)
+        if not self.cfg.adc:
+            return adcmod.SarAdcModel.ideal(bits, vref)
         nominal = self._adc_by_bits.get(bits)
         if nominal is not None and hasattr(adcmod, "sample_instance"):
             import copy
@@ -384,19 +386,29 @@ class Engine:
             ts_ct = [ts for ts in st.tiles if ts.tile.col_tile == ct]
             for ts in ts_ct:
                 t = ts.tile
-                self._energy_tile(ts, vu[:, t.f0 : t.f1], n_e, stats, scale=n / max(n_e, 1))
+                self._energy_tile(
+                    ts,
+                    vu[:, t.f0 : t.f1],
+                    n_e,
+                    stats,
+                    scale=n / max(n_e, 1),
+                    periphery=split or t.row_tile == 0,
+                    sense=not split and t.row_tile == 0 and self._sense_on(),
+                )
             outs = ts_ct[0].tile.outputs
             o_idx = np.array([o for o, _, _ in outs])
             if split:
+                # partial sums convert at the card's resolution unless --adc-bits says else
+                b_ps = self.psum_bits()
                 total = np.zeros((n, len(outs)), dtype=np.int64)
                 for rt, ts in enumerate(ts_ct):
                     v_out, _ = self._group_voltages(
                         st, ct, [ts], u, u2, rng, self.psum_r_t(lm), True, stats
                     )
-                    c = self._adc_codes(st, ct, rt, v_out, card.adc.bits, True, None, stats)
-                    total += c - (1 << (card.adc.bits - 1))
+                    c = self._adc_codes(st, ct, rt, v_out, b_ps, True, None, stats)
+                    total += c - (1 << (b_ps - 1))
                     stats.energy_j["digital"] += card.digital.e_add_j * c.size
-                shift = per.adc_bits + 1 - card.adc.bits
+                shift = per.adc_bits + 1 - b_ps
                 y = np.floor(total.astype(np.float64) * (cfg.psum_range * 2.0**shift) + 0.5)
                 y = np.clip(y, 0, (1 << per.adc_bits) - 1).astype(np.int64)
             else:
@@ -417,6 +429,7 @@ class Engine:
                 if b != per.adc_bits:  # re-express b-bit codes on the output grid
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
+                    y = np.minimum(y, (1 << per.adc_bits) - 1)
             out[:, o_idx] = y
             stats.energy_j["digital"] += card.digital.e_activation_j * y.size
         return out
@@ -552,6 +565,10 @@ class Engine:
                 exact += var[risky]
             v_out[risky] = exact
         return v_out, i_sense
+
+    def psum_bits(self) -> int:
+        """Resolution of partial-sum conversions: the card's, unless --adc-bits says else."""
+        return self.cfg.adc_bits if self.cfg.adc_bits is not None else self.card.adc.bits
 
     def psum_r_t(self, lm: LayerMap) -> float:
         """Transimpedance of a partial-sum conversion: ``±psum_range·hi`` spans the ADC."""
@@ -789,8 +806,11 @@ class Engine:
             else:
                 codes[:, sl] = full
                 sk = np.zeros(full.shape, dtype=np.int64)
-            if hasattr(adc, "energy_per_conversion_j"):  # estimated on every 8th vector
-                e = _adc_energy(adc, sk[::ENERGY_STRIDE], codes[::ENERGY_STRIDE, sl], bits)
+            # energy from the SPICE-fitted nominal at this resolution, whichever transfer
+            # model converts (instance, ideal, or nva variation); estimated on every 8th vector
+            e_model = self._adc_by_bits.get(bits)
+            if e_model is not None:
+                e = _adc_energy(e_model, sk[::ENERGY_STRIDE], codes[::ENERGY_STRIDE, sl], bits)
                 stats.energy_j["adc"] += e * (n / max(-(-n // ENERGY_STRIDE), 1))
         stats.conversions += codes.size
         stats.cycles += codes.size * bits
@@ -818,10 +838,21 @@ class Engine:
         return y
 
     def _energy_tile(
-        self, ts, vu: np.ndarray, n: int, stats: LayerStats, scale: float = 1.0
+        self,
+        ts,
+        vu: np.ndarray,
+        n: int,
+        stats: LayerStats,
+        scale: float = 1.0,
+        periphery: bool = True,
+        sense: bool = True,
     ) -> None:
         """Energy of ``n`` MAC operations on one tile (read, DAC, TIA, subtractor, sense),
-        counted ``scale`` times (the read energy is estimated on a subsample)."""
+        counted ``scale`` times (the read energy is estimated on a subsample).
+
+        ``periphery``: this tile has its own TIAs and subtractors (with analog partial sums
+        only the first row tile of a column is counted: the joined bitlines share them);
+        ``sense``: the sense TIA and comparators are used (a conversion that can skip)."""
         card = self.card
         t = ts.tile
         t_read = card.tia.t_read_s
@@ -840,9 +871,10 @@ class Engine:
         p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
         n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
         n_pairs = sum(q is not None for _, _, q in t.outputs)
-        stats.energy_j["tia"] += p_op * t_read * n * n_cols
-        stats.energy_j["subtractor"] += p_op * t_read * n * n_pairs
-        if self.card.sense_row.enabled:
+        if periphery:
+            stats.energy_j["tia"] += p_op * t_read * n * n_cols
+            stats.energy_j["subtractor"] += p_op * t_read * n * n_pairs
+        if self.card.sense_row.enabled and sense:
             e_cmp = card.sense_row.c_comparator_f * card.adc.v_dd_v**2
             stats.energy_j["sense_row"] += n * (
                 p_op * t_read + card.sense_row.max_skip_bits * e_cmp

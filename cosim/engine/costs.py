@@ -25,11 +25,13 @@ from cosim.card import Card
 from cosim.engine.mapping import LayerMap
 
 
-def _periphery_counts(lm: LayerMap, card: Card) -> dict[str, int]:
+def _periphery_counts(lm: LayerMap, card: Card, partial_sums: str) -> dict[str, int]:
     dac = tia = sub = adc = sense = 0
     for t in lm.tiles:
-        n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
         dac += t.n_rows_used
+        if partial_sums == "analog" and t.row_tile > 0:
+            continue  # joined bitlines: one set of column periphery per column tile
+        n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
         tia += n_cols
         sub += sum(q is not None for _, _, q in t.outputs)
         adc += math.ceil(len(t.outputs) / card.adc.columns_per_adc)
@@ -37,8 +39,13 @@ def _periphery_counts(lm: LayerMap, card: Card) -> dict[str, int]:
     return {"dac": dac, "tia": tia, "subtractor": sub, "adc": adc, "sense_row": sense}
 
 
-def area_breakdown(maps: list[LayerMap], card: Card, scheme: str) -> dict[str, Any]:
-    """Area per component (m²) for the model's periphery organisation, and both totals."""
+def area_breakdown(
+    maps: list[LayerMap], card: Card, scheme: str, partial_sums: str = "digital"
+) -> dict[str, Any]:
+    """Area per component (m²) for the model's periphery organisation, and both totals.
+
+    With analog partial sums the row tiles of a column share its TIAs, subtractors, ADCs and
+    sense row; with digital partial sums every tile has its own."""
     unit = {
         "dac": card.dac.area_m2,
         "tia": card.tia.area_m2,
@@ -52,7 +59,7 @@ def area_breakdown(maps: list[LayerMap], card: Card, scheme: str) -> dict[str, A
         for _ in m.tiles
     )
     digital_cols = sum(m.n_out for m in maps)
-    per_layer = [_periphery_counts(m, card) for m in maps]
+    per_layer = [_periphery_counts(m, card, partial_sums) for m in maps]
     dedicated = {k: sum(c[k] for c in per_layer) for k in unit}
     shared = {k: max((c[k] for c in per_layer), default=0) for k in unit}
     common = {

@@ -117,7 +117,7 @@ def evaluate(
         preds,
         layers,
         energy,
-        area_breakdown(eng.maps, eng.card, model.scheme),
+        area_breakdown(eng.maps, eng.card, model.scheme, config.partial_sums),
         n,
         time.perf_counter() - t0,
         config.describe(),

@@ -178,6 +178,8 @@ def map_layer(
     need_inv = np.where(uni, np.maximum(-n_b, 0), 0) * s
     n_bn = max(math.ceil(int(need_norm.max(initial=0)) / top), 0)
     n_bi = max(math.ceil(int(need_inv.max(initial=0)) / top), 0)
+    # the card reserves at least array.bias_rows rows for the bias in the first row tile
+    n_bn = max(n_bn, card.array.bias_rows - n_bi)
     n_bias = n_bn + n_bi
     data_first = rows - n_bias
     if data_first < 1:
@@ -257,7 +259,7 @@ def map_model(model: Model, card: Card) -> list[LayerMap]:
     ]
     maps = [map_layer(i, lay, card) for i, lay in hidden]
     if model.scheme == "global" and maps:
-        r = {round(m.periphery.r_t_ohm, 6) for m in maps[1:]}
+        r = {round(m.periphery.r_t_ohm, 6) for m in maps}
         if len(r) > 1:
             raise MappingError(
                 "the model claims global quantization but its hidden layers need different "

@@ -110,7 +110,7 @@ def verify_spice(
         cur = u[:, t.f0 : t.f1] @ ts.m_eff[t.data_rows] + ts.bias_current
         st_dummy = LayerStats("verify")
         r_t = eng.psum_r_t(lm) if split else per.r_t_ohm
-        bits = card.adc.bits if split else eng._conv_bits(lm)
+        bits = eng.psum_bits() if split else eng._conv_bits(lm)
         rt_key = t.row_tile if split else -1
         skip = None
         th = None
