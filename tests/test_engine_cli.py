@@ -82,7 +82,9 @@ def test_evaluate_prints_the_table_and_writes_json(verified_run, quick_library):
             assert key in lay
     e = ev["energy_per_inference_j"]
     assert set(e) == {"crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital"}
-    assert all(v > 0 for v in e.values())
+    # every component costs energy but the sense row: this MLP's digital partial sums never
+    # skip, so its sense TIA and comparators stay idle
+    assert all(v > 0 for k, v in e.items() if k != "sense_row") and e["sense_row"] == 0
     assert ev["energy_total_per_inference_j"] == pytest.approx(sum(e.values()))
     assert f"energy per inference: {sum(e.values()) * 1e9:.3f} nJ" in stdout
     area = ev["area_m2"]
