@@ -50,6 +50,9 @@ def main(argv=None) -> int:
     ap.add_argument("--card", type=Path, default=None)
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--keep-full", type=Path, default=None,
+                    help="write the full run's library here (its validation.json holds the "
+                    "128x128 extrapolation)")
     args = ap.parse_args(argv)
     from cosim.card import load_card
 
@@ -57,7 +60,7 @@ def main(argv=None) -> int:
     res = {"quick_1_job": run(card, True, 1), "quick_2_jobs": run(card, True, 2)}
     res["speedup_2_jobs_over_1"] = res["quick_1_job"]["wall_s"] / res["quick_2_jobs"]["wall_s"]
     if not args.skip_full:
-        res["full_2_jobs"] = run(card, False, 2)
+        res["full_2_jobs"] = run(card, False, 2, args.keep_full)
     for k, v in res.items():
         if isinstance(v, dict):
             print(
