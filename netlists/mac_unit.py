@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from device_models import DeviceModel
-from netlists.common import index_sweep, num, pwl_of_index
+from netlists.common import TIGHT_OPTIONS, index_sweep, num, pwl_of_index
 from netlists.crossbar import CrossbarParams, crossbar_elements
 from netlists.opamp import opamp_subckt
 from netlists.subtractor import SubtractorParams, subtractor_elements
@@ -189,7 +189,9 @@ def mac_analog_netlist(
         raise ValueError("inputs_v holds NaN or inf")
     src, analysis = index_sweep(v.shape[0])
     vdd, vss = p.supplies
-    lines = [title, src, f"Vdd vdd 0 {num(vdd)}", f"Vss vss 0 {num(vss)}"]
+    # outputs are compared with surrogates far below an LSB: the default reltol (1e-3)
+    # would leave 0.2 mV on a 0.2 V output
+    lines = [title, TIGHT_OPTIONS, src, f"Vdd vdd 0 {num(vdd)}", f"Vss vss 0 {num(vss)}"]
     ref_node = "0"
     if sub_ref_v != 0.0:
         lines.append(f"Vhalf vhalf 0 {num(sub_ref_v)}")
@@ -206,3 +208,153 @@ def mac_analog_netlist(
     lines.append(".save " + " ".join(vectors))
     lines += [analysis, ".end"]
     return "\n".join(lines) + "\n", vectors
+
+
+def mac_unit_netlist(
+    p: MacAnalogParams,
+    device: DeviceModel,
+    g: np.ndarray,
+    inputs_v: np.ndarray,
+    adcs: list,
+    sense_thresholds_v: np.ndarray | None = None,
+    tia_offsets_v: np.ndarray | None = None,
+    sub_offsets_v: np.ndarray | None = None,
+    subtractors: list[SubtractorParams | None] | None = None,
+    sub_ref_v: float = 0.0,
+    settle_cycles: int = 6,
+    title: str = "cosim mac unit",
+) -> tuple[str, dict]:
+    """The whole MAC unit as one transient netlist: crossbar, TIAs, subtractors, sense line
+    and its comparators, and one SAR ADC per output, converting every input vector in turn.
+
+    Each input vector is applied for ``settle_cycles`` clock periods before its conversion
+    starts (the analog chain settles while the ADCs are idle); the sense comparators turn
+    ``V_sense`` against ``sense_thresholds_v`` (k = 1, 2, ...) into each ADC's skip pins,
+    which the SAR latches at the start of the conversion.
+
+    ``adcs[k]`` is the :class:`netlists.sar_adc.SarAdcParams` of layout entry ``k``'s ADC.
+    Returns the netlist and a timing dict for :func:`decode_mac_unit`.
+
+    This is the end-to-end reference; it is slow (a transient of the full array), so
+    ``cosim evaluate --verify-spice`` simulates the same circuit in two stages joined by an
+    ideal sample-and-hold (DC analog MAC unit, then the ADCs), which a test checks against
+    this netlist on a small tile.
+    """
+    from netlists.sar_adc import _pwl, sar_adc_subckt, subckt_name, subckt_pins
+
+    xb = p.crossbar
+    v = np.asarray(inputs_v, dtype=float)
+    if v.ndim != 2 or v.shape[1] != xb.rows:
+        raise ValueError(f"inputs_v must have shape (n, {xb.rows}), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("inputs_v holds NaN or inf")
+    if len(adcs) != len(p.layout):
+        raise ValueError("one ADC per layout entry is needed")
+    bits = {a.bits for a in adcs}
+    periods = {a.period_s for a in adcs}
+    if len(bits) != 1 or len(periods) != 1:
+        raise ValueError("every ADC of a MAC unit must share its resolution and clock")
+    n_bits, t = bits.pop(), periods.pop()
+    vdd = adcs[0].v_dd_v
+    cycles = settle_cycles + n_bits + 2
+    frame = cycles * t
+    n = v.shape[0]
+    tr = t / 100
+    t0 = (settle_cycles + 1) * t  # first conversion starts after the first settling time
+    e0 = t0 + np.arange(n) * frame
+    change = e0 - settle_cycles * t  # inputs change right after the previous done cycle
+    vsup, vss = p.supplies
+    # the reference must resolve far below an LSB: ngspice's default reltol (1e-3) alone
+    # would leave 0.2 mV on a 0.2 V output
+    lines = [title, TIGHT_OPTIONS]
+    lines += [
+        f"Vdd vdd 0 {num(vsup)}",
+        f"Vss vss 0 {num(vss)}",
+        f"Vref vref 0 {num(adcs[0].v_ref_v)}",
+        f"Vddd vddd 0 {num(vdd)}",
+    ]
+    ref_node = "0"
+    if sub_ref_v != 0.0:
+        lines.append(f"Vhalf vhalf 0 {num(sub_ref_v)}")
+        ref_node = "vhalf"
+    drivers = []
+    for i in range(xb.rows):
+        lines.append(f"Vdac{i} drv{i} 0 {_pwl(change[1:], -v[1:, i], tr, -v[0, i])}")
+        drivers.append(f"drv{i}")
+    body, _ = mac_analog_elements(
+        p, device, g, drivers, tia_offsets_v, sub_offsets_v, subtractors, ref_node
+    )
+    lines += body
+    lines.append(
+        f"Vclk clk 0 PULSE(0 {num(vdd)} {num(t0 - tr / 2)} {num(tr)} {num(tr)} "
+        f"{num(t / 2 - tr)} {num(t)})"
+    )
+    lines.append(
+        f"Vstart start 0 PULSE(0 {num(vdd)} {num(t0 - t / 2 - tr / 2)} {num(tr)} {num(tr)} "
+        f"{num(t - tr)} {num(frame)})"
+    )
+    th = np.zeros(0) if sense_thresholds_v is None else np.asarray(sense_thresholds_v, float)
+    for m in range(1, n_bits):
+        if m <= th.size and th[m - 1] > 0 and xb.sense:
+            lines.append(
+                f"Bskip{m} skip{m} 0 V={num(vdd / 2)}*(1-tanh(1e5*(v(vsense)-{num(th[m - 1])})))"
+            )
+        else:
+            lines.append(f"Vskip{m} skip{m} 0 0")
+    defined = set()
+    for k, a in enumerate(adcs):
+        name = subckt_name(a)
+        if name not in defined:
+            lines.append(sar_adc_subckt(a, name).rstrip("\n"))
+            defined.add(name)
+        pins = subckt_pins(n_bits)
+        nodes = {
+            "vin": f"out{k}",
+            "vref": "vref",
+            "vdd": "vddd",
+            "clk": "clk",
+            "start": "start",
+            "done": f"done{k}",
+        }
+        nodes.update({f"b{i}": f"a{k}b{i}" for i in range(n_bits)})
+        lines.append(f"Xadc{k} " + " ".join(nodes.get(pn, pn) for pn in pins) + f" {name}")
+        weights = "+".join(f"v(a{k}b{i})*{2**i}" for i in range(n_bits))
+        lines.append(f"Bcode{k} code{k} 0 V=({weights})/{num(vdd)}")
+    saved = ["time", "vsense"] if xb.sense else ["time"]
+    saved += [f"code{k}" for k in range(len(adcs))] + [f"out{k}" for k in range(len(adcs))]
+    lines.append(".save " + " ".join(saved))
+    t_stop = e0[-1] + (n_bits + 2) * t - 0.2 * t
+    lines.append(f".tran {num(t / 4)} {num(t_stop)}")
+    lines.append(".end")
+    timing = {
+        "e0": e0,
+        "period": t,
+        "bits": n_bits,
+        "n": n,
+        "outputs": len(adcs),
+        "vectors": tuple(saved),
+    }
+    return "\n".join(lines) + "\n", timing
+
+
+def decode_mac_unit(result, timing: dict) -> dict[str, np.ndarray]:
+    """Codes (n, outputs), sampled output voltages and ``V_sense`` of a
+    :func:`mac_unit_netlist` run."""
+    t = np.asarray(result["time"], dtype=float)
+    tp, nb = timing["period"], timing["bits"]
+    read = timing["e0"] + (nb + 1.5) * tp  # in each conversion's done cycle
+    sample = timing["e0"] + 0.9 * tp  # just before the edge that ends the sample cycle
+    codes = np.stack(
+        [np.interp(read, t, np.asarray(result[f"code{k}"])) for k in range(timing["outputs"])],
+        axis=1,
+    )
+    out = {
+        "codes": np.rint(codes).astype(np.int64),
+        "v_out": np.stack(
+            [np.interp(sample, t, np.asarray(result[f"out{k}"])) for k in range(timing["outputs"])],
+            axis=1,
+        ),
+    }
+    if "vsense" in timing["vectors"]:
+        out["v_sense"] = np.interp(sample, t, np.asarray(result["vsense"]))
+    return out
