@@ -164,6 +164,41 @@ def mac_analog_elements(
     return lines, outs
 
 
+def _check_inputs(inputs_v: np.ndarray, rows: int) -> np.ndarray:
+    v = np.asarray(inputs_v, dtype=float)
+    if v.ndim != 2 or v.shape[1] != rows:
+        raise ValueError(f"inputs_v must have shape (n, {rows}), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("inputs_v holds NaN or inf")
+    return v
+
+
+def _analog_body(
+    p: MacAnalogParams,
+    device: DeviceModel,
+    g: np.ndarray,
+    driver_line,
+    tia_offsets_v,
+    sub_offsets_v,
+    subtractors,
+    sub_ref_v: float,
+) -> tuple[list[str], list[str]]:
+    """Supplies, the half-scale reference, the wordline drivers (``driver_line(i)`` writes
+    row ``i``'s source onto node ``drv{i}``) and the analog MAC unit."""
+    vdd, vss = p.supplies
+    lines = [f"Vdd vdd 0 {num(vdd)}", f"Vss vss 0 {num(vss)}"]
+    ref_node = "0"
+    if sub_ref_v != 0.0:
+        lines.append(f"Vhalf vhalf 0 {num(sub_ref_v)}")
+        ref_node = "vhalf"
+    lines += [driver_line(i) for i in range(p.crossbar.rows)]
+    drivers = [f"drv{i}" for i in range(p.crossbar.rows)]
+    body, outs = mac_analog_elements(
+        p, device, g, drivers, tia_offsets_v, sub_offsets_v, subtractors, ref_node
+    )
+    return lines + body, outs
+
+
 def mac_analog_netlist(
     p: MacAnalogParams,
     device: DeviceModel,
@@ -182,28 +217,21 @@ def mac_analog_netlist(
     ``vsense`` if the sense line is present, then the supply currents.
     """
     xb = p.crossbar
-    v = np.asarray(inputs_v, dtype=float)
-    if v.ndim != 2 or v.shape[1] != xb.rows:
-        raise ValueError(f"inputs_v must have shape (n, {xb.rows}), got {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("inputs_v holds NaN or inf")
+    v = _check_inputs(inputs_v, xb.rows)
     src, analysis = index_sweep(v.shape[0])
-    vdd, vss = p.supplies
+    body, outs = _analog_body(
+        p,
+        device,
+        g,
+        lambda i: f"Bdac{i} drv{i} 0 V=-{pwl_of_index(v[:, i])}",
+        tia_offsets_v,
+        sub_offsets_v,
+        subtractors,
+        sub_ref_v,
+    )
     # outputs are compared with surrogates far below an LSB: the default reltol (1e-3)
     # would leave 0.2 mV on a 0.2 V output
-    lines = [title, TIGHT_OPTIONS, src, f"Vdd vdd 0 {num(vdd)}", f"Vss vss 0 {num(vss)}"]
-    ref_node = "0"
-    if sub_ref_v != 0.0:
-        lines.append(f"Vhalf vhalf 0 {num(sub_ref_v)}")
-        ref_node = "vhalf"
-    drivers = []
-    for i in range(xb.rows):
-        lines.append(f"Bdac{i} drv{i} 0 V=-{pwl_of_index(v[:, i])}")
-        drivers.append(f"drv{i}")
-    body, outs = mac_analog_elements(
-        p, device, g, drivers, tia_offsets_v, sub_offsets_v, subtractors, ref_node
-    )
-    lines += body
+    lines = [title, TIGHT_OPTIONS, src, *body]
     vectors = (*outs, "vdd#branch", "vss#branch")
     lines.append(".save " + " ".join(vectors))
     lines += [analysis, ".end"]
@@ -243,11 +271,7 @@ def mac_unit_netlist(
     from netlists.sar_adc import _pwl, sar_adc_subckt, subckt_name, subckt_pins
 
     xb = p.crossbar
-    v = np.asarray(inputs_v, dtype=float)
-    if v.ndim != 2 or v.shape[1] != xb.rows:
-        raise ValueError(f"inputs_v must have shape (n, {xb.rows}), got {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("inputs_v holds NaN or inf")
+    v = _check_inputs(inputs_v, xb.rows)
     if len(adcs) != len(p.layout):
         raise ValueError("one ADC per layout entry is needed")
     bits = {a.bits for a in adcs}
@@ -263,28 +287,24 @@ def mac_unit_netlist(
     t0 = (settle_cycles + 1) * t  # first conversion starts after the first settling time
     e0 = t0 + np.arange(n) * frame
     change = e0 - settle_cycles * t  # inputs change right after the previous done cycle
-    vsup, vss = p.supplies
-    # the reference must resolve far below an LSB: ngspice's default reltol (1e-3) alone
-    # would leave 0.2 mV on a 0.2 V output
-    lines = [title, TIGHT_OPTIONS]
-    lines += [
-        f"Vdd vdd 0 {num(vsup)}",
-        f"Vss vss 0 {num(vss)}",
+    body, _ = _analog_body(
+        p,
+        device,
+        g,
+        lambda i: f"Vdac{i} drv{i} 0 {_pwl(change[1:], -v[1:, i], tr, -v[0, i])}",
+        tia_offsets_v,
+        sub_offsets_v,
+        subtractors,
+        sub_ref_v,
+    )
+    # the reference must resolve far below an LSB (default reltol: 0.2 mV on 0.2 V)
+    lines = [
+        title,
+        TIGHT_OPTIONS,
         f"Vref vref 0 {num(adcs[0].v_ref_v)}",
         f"Vddd vddd 0 {num(vdd)}",
+        *body,
     ]
-    ref_node = "0"
-    if sub_ref_v != 0.0:
-        lines.append(f"Vhalf vhalf 0 {num(sub_ref_v)}")
-        ref_node = "vhalf"
-    drivers = []
-    for i in range(xb.rows):
-        lines.append(f"Vdac{i} drv{i} 0 {_pwl(change[1:], -v[1:, i], tr, -v[0, i])}")
-        drivers.append(f"drv{i}")
-    body, _ = mac_analog_elements(
-        p, device, g, drivers, tia_offsets_v, sub_offsets_v, subtractors, ref_node
-    )
-    lines += body
     lines.append(
         f"Vclk clk 0 PULSE(0 {num(vdd)} {num(t0 - tr / 2)} {num(tr)} {num(tr)} "
         f"{num(t / 2 - tr)} {num(t)})"

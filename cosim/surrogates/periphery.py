@@ -252,93 +252,88 @@ class SubtractorModel:
         return cls(**vals, opamp=OpampFit.from_dict(d["opamp"], "subtractor.opamp"))
 
 
-class TiaFitter:
-    """Least-squares fit of :class:`TiaModel` to SPICE ``(I_N, G_N) → V_out`` data.
+class _LoopFitter:
+    """Least squares of an op-amp-loop surrogate on SPICE ``(x1, x2) → V_out`` data.
 
-    Fitted: feedback resistance, DC gain, offset and the two saturation levels; the output
-    resistance is taken from the card (it is divided by the loop gain and barely visible).
+    Parameters ``θ``: the block's own ones (:attr:`_own`: start, bounds, scale), then the
+    op-amp's DC-gain scale, offset (mV) and saturation levels (V) around ``opamp_guess``.
     """
 
-    def __init__(self, r_feedback_ohm: float, opamp_guess: OpampFit) -> None:
-        self.r0 = r_feedback_ohm
+    _own: tuple[tuple[float, float, float, float], ...] = ()  # (start, lo, hi, scale)
+
+    def __init__(self, opamp_guess: OpampFit) -> None:
         self.guess = opamp_guess
 
-    def _model(self, th: np.ndarray) -> TiaModel:
+    def _opamp(self, th: np.ndarray) -> OpampFit:
         g = self.guess
-        return TiaModel(
-            self.r0 * th[0],
-            OpampFit(g.dc_gain_v_per_v * th[1], th[2] * 1e-3, th[3], th[4], g.r_out_ohm),
+        k = len(self._own)
+        return OpampFit(
+            g.dc_gain_v_per_v * th[k], th[k + 1] * 1e-3, th[k + 2], th[k + 3], g.r_out_ohm
         )
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> TiaFitter:
-        """``x``: (n, 2) columns ``I_N`` (A), ``G_N`` (S); ``y``: (n,) output (V)."""
+    def _model(self, th: np.ndarray):  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def fit(self, x: np.ndarray, y: np.ndarray):
+        """``x``: (n, 2) the block's two inputs; ``y``: (n,) output (V). Returns self."""
         from scipy.optimize import least_squares
 
         x = np.asarray(x, dtype=float)
         y = np.asarray(y, dtype=float)
         g = self.guess
-        th0 = np.array([1.0, 1.0, g.offset_v * 1e3, g.v_out_min_v, g.v_out_max_v])
+        own = np.array(self._own, dtype=float).reshape(-1, 4)
+        th0 = np.concatenate([own[:, 0], [1.0, g.offset_v * 1e3, g.v_out_min_v, g.v_out_max_v]])
+        lo = np.concatenate([own[:, 1], [0.05, -100.0, g.v_out_min_v - 1, g.v_out_max_v - 1]])
+        hi = np.concatenate([own[:, 2], [20.0, 100.0, g.v_out_min_v + 1, g.v_out_max_v + 1]])
+        scale = np.concatenate([own[:, 3], [0.1, 0.1, 0.01, 0.01]])
 
         def resid(th):
             return (self._model(th).predict(x[:, 0], x[:, 1]) - y) * 1e3
 
-        lo = [0.5, 0.05, -100.0, g.v_out_min_v - 1.0, g.v_out_max_v - 1.0]
-        hi = [2.0, 20.0, 100.0, g.v_out_min_v + 1.0, g.v_out_max_v + 1.0]
-        sol = least_squares(resid, th0, bounds=(lo, hi), x_scale=[0.01, 0.1, 0.1, 0.01, 0.01])
+        sol = least_squares(resid, th0, bounds=(lo, hi), x_scale=scale)
         self.theta_ = sol.x
         self.model_ = self._model(sol.x)
         return self
 
     @property
-    def model(self) -> TiaModel:
+    def model(self):
         check_fitted(self, "model_")
         return self.model_
 
 
-class SubtractorFitter:
+class TiaFitter(_LoopFitter):
+    """Least-squares fit of :class:`TiaModel` to SPICE ``(I_N, G_N) → V_out`` data
+    (``x`` columns ``I_N`` (A), ``G_N`` (S)).
+
+    Fitted: feedback resistance, DC gain, offset and the two saturation levels; the output
+    resistance is taken from the card (it is divided by the loop gain and barely visible).
+    """
+
+    _own = ((1.0, 0.5, 2.0, 0.01),)  # feedback resistance scale
+
+    def __init__(self, r_feedback_ohm: float, opamp_guess: OpampFit) -> None:
+        super().__init__(opamp_guess)
+        self.r0 = r_feedback_ohm
+
+    def _model(self, th: np.ndarray) -> TiaModel:
+        return TiaModel(self.r0 * th[0], self._opamp(th))
+
+
+class SubtractorFitter(_LoopFitter):
     """Least-squares fit of :class:`SubtractorModel` to SPICE ``(V_pos, V_neg) → V_out``.
 
     R1 and R3 are held at their nominal value (only ratios are identifiable); R2, R4 (around
     ``gain·R1``), the DC gain, offset and saturation levels are fitted.
     """
 
+    _own = ((1.0, 0.5, 2.0, 1e-3), (1.0, 0.5, 2.0, 1e-3))  # R2 and R4 scales
+
     def __init__(self, r_nominal_ohm: float, opamp_guess: OpampFit, gain: float = 1.0) -> None:
+        super().__init__(opamp_guess)
         self.r0 = r_nominal_ohm
         self.gain = gain
-        self.guess = opamp_guess
 
     def _model(self, th: np.ndarray) -> SubtractorModel:
-        g = self.guess
         r = self.r0
         rg = r * self.gain
-        return SubtractorModel(
-            r,
-            rg * th[0],
-            r,
-            rg * th[1],
-            OpampFit(g.dc_gain_v_per_v * th[2], th[3] * 1e-3, th[4], th[5], g.r_out_ohm),
-        )
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> SubtractorFitter:
-        """``x``: (n, 2) columns ``V_pos``, ``V_neg`` (V); ``y``: (n,) output (V)."""
-        from scipy.optimize import least_squares
-
-        x = np.asarray(x, dtype=float)
-        y = np.asarray(y, dtype=float)
-        g = self.guess
-        th0 = np.array([1.0, 1.0, 1.0, g.offset_v * 1e3, g.v_out_min_v, g.v_out_max_v])
-
-        def resid(th):
-            return (self._model(th).predict(x[:, 0], x[:, 1]) - y) * 1e3
-
-        lo = [0.5, 0.5, 0.05, -100.0, g.v_out_min_v - 1.0, g.v_out_max_v - 1.0]
-        hi = [2.0, 2.0, 20.0, 100.0, g.v_out_min_v + 1.0, g.v_out_max_v + 1.0]
-        sol = least_squares(resid, th0, bounds=(lo, hi), x_scale=[1e-3, 1e-3, 0.1, 0.1, 0.01, 0.01])
-        self.theta_ = sol.x
-        self.model_ = self._model(sol.x)
-        return self
-
-    @property
-    def model(self) -> SubtractorModel:
-        check_fitted(self, "model_")
-        return self.model_
+        return SubtractorModel(r, rg * th[0], r, rg * th[1], self._opamp(th))
