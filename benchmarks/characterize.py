@@ -50,9 +50,13 @@ def main(argv=None) -> int:
     ap.add_argument("--card", type=Path, default=None)
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--keep-full", type=Path, default=None,
-                    help="write the full run's library here (its validation.json holds the "
-                    "128x128 extrapolation)")
+    ap.add_argument(
+        "--keep-full",
+        type=Path,
+        default=None,
+        help="write the full run's library here (its validation.json holds the "
+        "128x128 extrapolation)",
+    )
     args = ap.parse_args(argv)
     from cosim.card import load_card
 

@@ -41,8 +41,9 @@ def float_forward_lenet(model, x01: np.ndarray, batch: int = 1000) -> np.ndarray
     for lay in model.layers:
         if isinstance(lay, WeightLayer):
             w = lay.weights().astype(np.float32)
-            layers.append(("w", lay, w.reshape(w.shape[0], -1).T.copy(),
-                           lay.biases().astype(np.float32)))
+            layers.append(
+                ("w", lay, w.reshape(w.shape[0], -1).T.copy(), lay.biases().astype(np.float32))
+            )
         else:
             layers.append(("p" if isinstance(lay, PoolLayer) else "f", lay, None, None))
     out = []
@@ -78,8 +79,12 @@ def ngspice_seconds_per_mac(library, model, x, jobs: int) -> dict:
     t0 = time.perf_counter()
     v = verify_spice(model, library, x, EngineConfig(), 8, jobs=1, cache_dir=None, seed=1)
     wall = time.perf_counter() - t0
-    return {"wall_s": wall, "operations": v["n_operations"], "s_per_op": wall / v["n_operations"],
-            "identical_fraction": v["identical_fraction"]}
+    return {
+        "wall_s": wall,
+        "operations": v["n_operations"],
+        "s_per_op": wall / v["n_operations"],
+        "identical_fraction": v["identical_fraction"],
+    }
 
 
 def main(argv=None) -> int:
@@ -96,14 +101,33 @@ def main(argv=None) -> int:
     if args.library is None:
         args.library = args.work / "library"
         if not (args.library / "library.json").is_file():
-            subprocess.run([*cosim, "characterize", "--quick", "--out", str(args.library)],
-                           check=True)
+            subprocess.run(
+                [*cosim, "characterize", "--quick", "--out", str(args.library)], check=True
+            )
     if args.model is None:
         args.model = args.work / "lenet5-w4a3.npz"
         if not args.model.is_file():
-            subprocess.run([*cosim, "train", "--dataset", "fashion-mnist", "--model", "lenet5",
-                            "--scheme", "global", "--w-bits", "4", "--a-bits", "3",
-                            "--epochs", "1", "--out", str(args.model)], check=True)
+            subprocess.run(
+                [
+                    *cosim,
+                    "train",
+                    "--dataset",
+                    "fashion-mnist",
+                    "--model",
+                    "lenet5",
+                    "--scheme",
+                    "global",
+                    "--w-bits",
+                    "4",
+                    "--a-bits",
+                    "3",
+                    "--epochs",
+                    "1",
+                    "--out",
+                    str(args.model),
+                ],
+                check=True,
+            )
 
     from cosim.datasets import load_dataset
     from cosim.engine.config import EngineConfig
