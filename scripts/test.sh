@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the whole test suite, SPICE tests included.
+# Set up (scripts/setup.sh), check lint and formatting, and run the whole test suite,
+# SPICE tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 export COSIM_PROGRESS=0
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -q "$@"
