@@ -20,7 +20,7 @@ error on every single column current, in range or not, is reported beside them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -194,8 +194,7 @@ def errors_lsb(
     fs = card.i_full_scale_a
     out_err, col_err, ideal_col, ideal_out, by_case = [], [], [], [], {}
     for c, s in zip(cases, specs, strict=True):
-        m_eff, _ = model.transfer(c.g, c.sense_first)
-        i_sur = model.drive(c.v) @ m_eff
+        i_sur = model.column_currents(c.g, c.v, c.sense_first)
         i_id = model.ideal_currents(c.g, c.v)
         cols = s.params.cols
         e_col = (i_sur - c.i_spice)[:, :cols] / lsb
@@ -276,18 +275,11 @@ def characterize_crossbar(ctx: CharContext) -> BlockResult:
         "sizes": sorted({f"{s.params.rows}x{s.params.cols}" for s in fit_specs}),
         "rms_fit_lsb": fitter.rms_fit_ / card.i_lsb_a,
         "kappa": model.kappa,
-        "resistance_scales": list(model.scales),
+        "drive_a": model.drive_a,
+        "drive_b": model.drive_b,
     }
     # the same fitted physics at 2.5 ohm per segment (only the card's resistances change)
-    m2 = CrossbarModel(
-        2.5 * model.scales[0],
-        2.5 * model.scales[1],
-        model.r_driver_ohm,
-        model.kappa,
-        model.iv_alpha_per_v,
-        model.v_read_v,
-        model.scales,
-    )
+    m2 = replace(model, r_wire_wl_ohm=2.5, r_wire_bl_ohm=2.5)
     validation["at_2p5_ohm"] = errors_lsb(m2, r2_cases, r2_specs, card)
     if x128_cases:
         validation["extrapolation_128x128"] = errors_lsb(model, x128_cases, x128_specs, card)

@@ -209,11 +209,11 @@ def characterize_sense_row(
         fit_specs + held_specs, fit_res + held_res, strict=True
     ):
         gf = MacAnalogParams.from_card(card, lay).crossbar.with_g_matrix(g)
-        m_eff, y_tt = crossbar.transfer_full(gf, sense_first=True)
+        m_main, m_quad, y_tt = crossbar.transfer_parts(gf, sense_first=True)
         g_n = np.diagonal(y_tt)
         tia_off = np.full(cols + 1, tia.opamp.offset_v) if offs is None else offs[0]
         sub_off = np.full(len(lay), tia.opamp.offset_v) if offs is None else offs[1]
-        i_col = crossbar.drive(v) @ m_eff + (y_tt - np.diag(g_n)) @ tia_off
+        i_col = crossbar.currents(v, m_main, m_quad) + (y_tt - np.diag(g_n)) @ tia_off
         v_uni = tia.predict(i_col[:, :cols], g_n[:cols], tia_off[:cols])
         v_pair = tia_pair.predict(i_col[:, :cols], g_n[:cols], tia_off[:cols])
         pred = np.stack(

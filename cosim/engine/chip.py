@@ -28,7 +28,7 @@ class TileState:
 
     tile: Tile
     g: np.ndarray  # (rows, n_lines) programmed conductances (S), sense line last if present
-    m_eff: np.ndarray  # (rows, n_lines) effective transfer (S): I = s(V) @ m_eff
+    m_eff: np.ndarray  # (rows, n_lines) main transfer (S): I = s(V) @ m_eff + ...
     g_norton: np.ndarray  # (n_lines,)
     read_sigma: np.ndarray | None  # (rows, n_lines) per-read conductance sigma (S)
     bias_current: np.ndarray  # (n_lines,) current of the bias rows (A), input-independent
@@ -37,6 +37,7 @@ class TileState:
     tia_offset_v: np.ndarray  # (n_lines,)
     adc_of_output: np.ndarray  # (n_outputs,) ADC instance index of each output
     extra: dict[str, Any] = field(default_factory=dict)
+    m_quad: np.ndarray | None = None  # (rows, n_lines): + s(V)·(V/v_read)² @ m_quad (S)
 
     def data_matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
         """``M_eff`` and ``σ_G²`` of the data rows in float32 (cached)."""
@@ -125,8 +126,11 @@ def build_layer(
     drive_b = crossbar.drive(np.array([v_read])) if cfg.nonlinearity else np.array([v_read])
     for t in lmap.tiles:
         g, sigma = program_tile(t.levels, sense, card, device, cfg, rng, t.bias_rows)
+        m_quad = None
         if cfg.ir_drop:
-            m_eff, y_tt = crossbar.transfer_full(g, sense_first=sense)
+            m_eff, m_quad, y_tt = crossbar.transfer_parts(g, sense_first=sense)
+            if not cfg.nonlinearity:
+                m_quad = None  # the second-order term models the sinh I-V's small signal
         else:  # wordlines held exactly at the DAC voltage: no coupling between columns
             m_eff, y_tt = g, np.diag(g.sum(axis=0))
         g_n = np.diagonal(y_tt).copy()
@@ -134,6 +138,8 @@ def build_layer(
         pol[t.bias_rows] = t.bias_polarity
         # inverted rows are driven at +v_read: the odd I-V gives the opposite current
         bias_cur = (pol * drive_b[0]) @ m_eff
+        if m_quad is not None:  # bias rows sit at full scale: (V/v_read)² = 1
+            bias_cur = bias_cur + (pol * drive_b[0]) @ m_quad
         bias_var = (
             (pol**2 * drive_b[0] ** 2) @ (sigma**2) if sigma is not None else np.zeros(g.shape[1])
         )
@@ -148,7 +154,19 @@ def build_layer(
         n_out = len(t.outputs)
         adc_of = np.arange(n_out) // card.adc.columns_per_adc
         tiles.append(
-            TileState(t, g, m_eff, g_n, sigma, bias_cur, bias_var, g.sum(axis=1), offs, adc_of)
+            TileState(
+                t,
+                g,
+                m_eff,
+                g_n,
+                sigma,
+                bias_cur,
+                bias_var,
+                g.sum(axis=1),
+                offs,
+                adc_of,
+                m_quad=m_quad,
+            )
         )
     sub_coeffs: dict[int, np.ndarray] = {}
     sub_models: dict[int, list[SubtractorModel | None]] = {}

@@ -375,6 +375,10 @@ class Engine:
         u2 = None
         if cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles):
             u2 = _with_chunk_cache(np.square(u))
+        uq = None  # the crossbar surrogate's second-order drive s(V)·(V/v_read)²
+        if any(ts.m_quad is not None for ts in st.tiles):
+            q_tab = self.crossbar.quad_drive(v_tab).astype(np.float32)
+            uq = _with_chunk_cache(unroll(q_tab[k]))
         # read energy on every ENERGY_STRIDE-th sample, scaled: a statistical estimate whose
         # relative error over a batch is far below the model's own uncertainty
         vu = unroll((v_tab * u_tab).astype(np.float32)[k[::ENERGY_STRIDE]])
@@ -403,7 +407,7 @@ class Engine:
                 total = np.zeros((n, len(outs)), dtype=np.int64)
                 for rt, ts in enumerate(ts_ct):
                     v_out, _ = self._group_voltages(
-                        st, ct, [ts], u, u2, rng, self.psum_r_t(lm), True, stats
+                        st, ct, [ts], u, u2, uq, rng, self.psum_r_t(lm), True, stats
                     )
                     c = self._adc_codes(st, ct, rt, v_out, b_ps, True, None, stats)
                     total += c - (1 << (b_ps - 1))
@@ -414,7 +418,7 @@ class Engine:
             else:
                 b = self._conv_bits(lm)
                 v_out, i_sense = self._group_voltages(
-                    st, ct, ts_ct, u, u2, rng, per.r_t_ohm, False, stats
+                    st, ct, ts_ct, u, u2, uq, rng, per.r_t_ohm, False, stats
                 )
                 skip = None
                 if self._sense_on():
@@ -483,12 +487,17 @@ class Engine:
             f[n_lines - 1, n_out] = 1.0  # raw sense-line current
         for j, col in enumerate(pair_cols):
             f[col, n_out + 1 + j], const[n_out + 1 + j] = lin(tia_p, col, r_t / gn_sub)
-        ws, ss = [], []
+        ws, wq, ss = [], [], []
         bias_noise = np.zeros(n_out)
         for ts in group:
             t = ts.tile
             m = ts.m_eff[t.data_rows]
             ws.append(np.ascontiguousarray(m @ f, dtype=np.float32))
+            wq.append(
+                None
+                if ts.m_quad is None
+                else np.ascontiguousarray(ts.m_quad[t.data_rows] @ f, dtype=np.float32)
+            )
             const = const + ts.bias_current @ f
             fo = f[:, :n_out]
             bias_noise += ts.bias_var @ (fo * fo)
@@ -499,7 +508,7 @@ class Engine:
                 ss.append(None)
         o = self.tia.opamp
         limits = (o.v_out_min_v + 0.05, o.v_out_max_v - 0.05)
-        folded = (ws, ss, const, bias_noise, n_out, n_pc, limits)
+        folded = (ws, ss, const, bias_noise, n_out, n_pc, limits, wq)
         cache[key] = folded
         return folded
 
@@ -510,6 +519,7 @@ class Engine:
         group,
         u: np.ndarray,
         u2: np.ndarray | None,
+        uq: np.ndarray | None,
         rng: np.random.Generator,
         r_t: float,
         offset_binary: bool,
@@ -518,14 +528,16 @@ class Engine:
         """Voltages the ADCs sample for a group of row tiles converted together, and the
         sense-line current: the folded affine path, and the exact loop solve for the input
         vectors that drive a pair's TIA near its rails."""
-        ws, ss, const, bias_noise, n_out, n_pc, (v_lo, v_hi) = self._fold(
+        ws, ss, const, bias_noise, n_out, n_pc, (v_lo, v_hi), wq = self._fold(
             st, ct, group, r_t, offset_binary
         )
         acc = None
         var = None
-        for ts, w, s2 in zip(group, ws, ss, strict=True):
+        for ts, w, s2, w2 in zip(group, ws, ss, wq, strict=True):
             t = ts.tile
             part = _chunk(u, t.f0, t.f1) @ w
+            if w2 is not None and uq is not None:
+                part += _chunk(uq, t.f0, t.f1) @ w2
             acc = part if acc is None else acc + part
             if u2 is not None and s2 is not None:
                 pv = _chunk(u2, t.f0, t.f1) @ s2
@@ -555,6 +567,8 @@ class Engine:
             for ts in group:
                 t = ts.tile
                 part = u[risky, t.f0 : t.f1].astype(np.float64) @ ts.m_eff[t.data_rows]
+                if ts.m_quad is not None and uq is not None:
+                    part += uq[risky, t.f0 : t.f1].astype(np.float64) @ ts.m_quad[t.data_rows]
                 part += ts.bias_current
                 cur = part if cur is None else cur + part
             g_n = np.sum([ts.g_norton for ts in group], axis=0)
@@ -682,6 +696,8 @@ class Engine:
             t = ts.tile
             if t.bias_rows.size:
                 cur += (t.bias_polarity * drive) @ ts.m_eff[t.bias_rows]
+                if ts.m_quad is not None:
+                    cur += (t.bias_polarity * drive) @ ts.m_quad[t.bias_rows]
         out = np.empty(len(outs))
         for k, (_, p, q) in enumerate(outs):
             out[k] = cur[p] * r_t if q is None else (cur[p] - cur[q]) * r_t  # gain·R_t/gain

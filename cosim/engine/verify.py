@@ -113,6 +113,9 @@ def verify_spice(
         v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
         u = eng.crossbar.drive(v_tab)[cols] if vcfg.nonlinearity else v_tab[cols]
         cur = u[:, t.f0 : t.f1] @ ts.m_eff[t.data_rows] + ts.bias_current
+        if ts.m_quad is not None:
+            q = eng.crossbar.quad_drive(v_tab)[cols]
+            cur = cur + q[:, t.f0 : t.f1] @ ts.m_quad[t.data_rows]
         st_dummy = LayerStats("verify")
         r_t = eng.psum_r_t(lm) if split else per.r_t_ohm
         bits = eng.psum_bits() if split else eng._conv_bits(lm)

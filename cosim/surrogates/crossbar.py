@@ -3,20 +3,22 @@
 The model is a correction of the ideal ``I = s(V) @ G`` (``s`` the device I–V shape, so
 ``s(V) @ G`` is what an array without wire resistance would give)::
 
-    I = s(V) @ M_eff,      M_eff = M(κ·G) − κ·G + G
+    I = s(V) @ G + w(V) @ C,      C = M(κ·G) − κ·G,      w(V) = s(V)·(a + b·(V/v_read)²)
 
 ``M(κ·G)`` is the exact linear transfer matrix of the tile's resistive network (wires,
-drivers) with devices replaced by conductances ``κ·G`` (computed by block elimination in
-:class:`cosim.nodal.CrossbarNetwork`, ~50 ms for 64×64). For ohmic devices with ``κ = 1``
-this is exact; for sinh devices feeding the IR-drop network with the nonlinear drive
-``s(V)`` and a small-signal factor ``κ`` captures the interaction to first order.
-``M_eff`` depends only on the programmed conductances, so the engine computes it once per
-tile and chip instance and every MAC is one matrix product.
+drivers; the card's resistances) with devices replaced by conductances ``κ·G`` (computed by
+block elimination in :class:`cosim.nodal.CrossbarNetwork`, ~25 ms for 64×64), so ``C`` is
+the IR-drop correction of a linear array. A sinh device sees its own voltage drop through
+its small-signal conductance, which grows with the voltage across it: the correction's
+drive ``w(V)`` carries that dependence to second order. For ohmic devices (``κ = a = 1``,
+``b = 0``) the model is exact. ``C`` depends only on the programmed conductances, so the
+engine computes it once per tile and chip instance and every MAC is two matrix products
+(one when ``b = 0``): ``s(V) @ (G + a·C) + s(V)·(V/v_read)² @ (b·C)``.
 
-Fitted parameters (least squares against SPICE, :class:`CrossbarFitter`): ``κ`` and scale
-factors on the wordline, bitline and driver resistances (1.0 when the netlist and the model
-agree; they absorb anything the netlist adds, such as contact resistance). The fitted model
-is validated on held-out arrays, sizes and inputs that were never used for fitting.
+Fitted parameters (least squares against SPICE, :class:`CrossbarFitter`): ``κ``, ``a`` and
+``b``. The wire and driver resistances stay the card's — fitting them too lets them absorb
+the nonlinearity and generalize worse to other sizes. The fitted model is validated on
+held-out arrays, sizes and inputs that were never used for fitting.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class CrossbarModel:
     iv_alpha_per_v, v_read_v
         The device I–V shape ``s(V) = v_read·sinh(a V)/sinh(a v_read)`` (ohmic if a = 0).
     scales
-        The fitted scale factors (wl, bl, driver), for the record.
+        Scale factors applied to the card's resistances (wl, bl, driver), for the record.
+    drive_a, drive_b
+        The correction's drive ``w(V) = s(V)·(a + b·(V/v_read)²)``.
     """
 
     r_wire_wl_ohm: float
@@ -54,6 +58,8 @@ class CrossbarModel:
     iv_alpha_per_v: float = 0.0
     v_read_v: float = 0.2
     scales: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    drive_a: float = 1.0
+    drive_b: float = 0.0
 
     kind = "crossbar"
 
@@ -65,36 +71,61 @@ class CrossbarModel:
             return v
         return (self.v_read_v / math.sinh(a * self.v_read_v)) * np.sinh(a * v)
 
+    def quad_drive(self, v: np.ndarray) -> np.ndarray:
+        """``s(V)·(V/v_read)²`` (V): the drive of the correction's second-order term."""
+        v = np.asarray(v, dtype=float)
+        return self.drive(v) * (v / self.v_read_v) ** 2
+
     def network(self, g: np.ndarray, sense_first: bool) -> CrossbarNetwork:
         return CrossbarNetwork(
             g, self.r_wire_wl_ohm, self.r_wire_bl_ohm, self.r_driver_ohm, sense_first
         )
 
-    def transfer(self, g: np.ndarray, sense_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """``(M_eff, g_norton)`` of a tile with conductances ``g`` (rows, n_lines) (S).
+    def transfer_parts(
+        self, g: np.ndarray, sense_first: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``(M_main, M_quad, Y)`` of a tile with conductances ``g`` (rows, n_lines) (S).
 
-        ``I = drive(V) @ M_eff``; ``g_norton`` (S) per column for the TIA composition.
+        Column currents are ``drive(V) @ M_main + quad_drive(V) @ M_quad`` (``M_quad`` is
+        None when ``b = 0``); ``Y`` (n_lines, n_lines) is the admittance between the TIA
+        nodes: TIA inputs at ``v`` instead of 0 change the column currents by ``Y @ v`` (its
+        diagonal is each column's Norton conductance).
         """
         g = np.asarray(g, dtype=float)
-        m, g_n = self.network(g, sense_first).transfer(self.kappa * g)
-        return m - self.kappa * g + g, g_n
+        m, y = self.network(g, sense_first).transfer_full(self.kappa * g)
+        corr = m - self.kappa * g
+        quad = self.drive_b * corr if self.drive_b != 0.0 else None
+        return g + self.drive_a * corr, quad, y
+
+    def transfer(self, g: np.ndarray, sense_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(M_main, g_norton)``: the transfer of the main drive and the Norton conductances.
+
+        Exact with :meth:`drive` when ``drive_b = 0``; otherwise :meth:`column_currents`
+        (or :meth:`transfer_parts`) adds the second-order term.
+        """
+        m_main, _, y = self.transfer_parts(g, sense_first)
+        return m_main, np.diagonal(y).copy()
 
     def transfer_full(
         self, g: np.ndarray, sense_first: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(M_eff, Y)``: :meth:`transfer` with the full admittance matrix between the TIA
-        nodes (S): TIA inputs at ``v`` instead of 0 change the column currents by ``Y @ v``
-        (its diagonal is the Norton conductance)."""
-        g = np.asarray(g, dtype=float)
-        m, y = self.network(g, sense_first).transfer_full(self.kappa * g)
-        return m - self.kappa * g + g, y
+        """``(M_main, Y)``: :meth:`transfer` with the full TIA-node admittance matrix."""
+        m_main, _, y = self.transfer_parts(g, sense_first)
+        return m_main, y
 
     def column_currents(
         self, g: np.ndarray, v: np.ndarray, sense_first: bool = False
     ) -> np.ndarray:
-        """Column currents (A) for inputs ``v`` (..., rows) (V): ``drive(v) @ M_eff``."""
-        m, _ = self.transfer(g, sense_first)
-        return self.drive(v) @ m
+        """Column currents (A) for inputs ``v`` (..., rows) (V)."""
+        m_main, m_quad, _ = self.transfer_parts(g, sense_first)
+        return self.currents(v, m_main, m_quad)
+
+    def currents(self, v: np.ndarray, m_main: np.ndarray, m_quad: np.ndarray | None) -> np.ndarray:
+        """Column currents (A) from precomputed :meth:`transfer_parts` matrices."""
+        i = self.drive(v) @ m_main
+        if m_quad is not None:
+            i = i + self.quad_drive(v) @ m_quad
+        return i
 
     def ideal_currents(self, g: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Currents without any wire resistance (A): ``drive(v) @ g``."""
@@ -110,6 +141,8 @@ class CrossbarModel:
             "iv_alpha_per_v": self.iv_alpha_per_v,
             "v_read_v": self.v_read_v,
             "scales": list(self.scales),
+            "drive_a": self.drive_a,
+            "drive_b": self.drive_b,
         }
 
     @classmethod
@@ -126,7 +159,12 @@ class CrossbarModel:
         require_keys(d, keys, "the crossbar surrogate")
         vals = {k: float(as_float_array(d[k], f"crossbar.{k}")) for k in keys[:-1]}
         scales = tuple(float(x) for x in as_float_array(d["scales"], "crossbar.scales"))
-        return cls(**vals, scales=scales)  # type: ignore[arg-type]
+        extra = {
+            k: float(as_float_array(d[k], f"crossbar.{k}"))
+            for k in ("drive_a", "drive_b")
+            if k in d
+        }
+        return cls(**vals, scales=scales, **extra)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -141,16 +179,14 @@ class CrossbarCase:
 
 
 class CrossbarFitter:
-    """Fit κ and the resistance scales of :class:`CrossbarModel` to SPICE cases.
+    """Fit κ and the correction's drive ``(a, b)`` of :class:`CrossbarModel` to SPICE cases.
 
     Parameters
     ----------
     r_wire_wl_ohm, r_wire_bl_ohm, r_driver_ohm
-        Card (nominal) resistances (ohm).
+        Card (nominal) resistances (ohm), kept as they are.
     iv_alpha_per_v, v_read_v
         Device I–V shape (from the device model).
-    fit_scales
-        Also fit the three resistance scales (otherwise only κ).
     """
 
     def __init__(
@@ -160,24 +196,20 @@ class CrossbarFitter:
         r_driver_ohm: float,
         iv_alpha_per_v: float,
         v_read_v: float,
-        fit_scales: bool = True,
     ) -> None:
         self.r = (r_wire_wl_ohm, r_wire_bl_ohm, r_driver_ohm)
         self.iv_alpha_per_v = iv_alpha_per_v
         self.v_read_v = v_read_v
-        self.fit_scales = fit_scales
 
     def _model(self, theta: np.ndarray) -> CrossbarModel:
-        kappa = float(theta[0])
-        sc = tuple(float(x) for x in theta[1:]) if self.fit_scales else (1.0, 1.0, 1.0)
+        quad = self.iv_alpha_per_v > 0
         return CrossbarModel(
-            self.r[0] * sc[0],
-            self.r[1] * sc[1],
-            self.r[2] * sc[2],
-            kappa,
-            self.iv_alpha_per_v,
-            self.v_read_v,
-            sc,
+            *self.r,
+            kappa=float(theta[0]),
+            iv_alpha_per_v=self.iv_alpha_per_v,
+            v_read_v=self.v_read_v,
+            drive_a=float(theta[1]),
+            drive_b=float(theta[2]) if quad else 0.0,
         )
 
     def fit(self, cases: list[CrossbarCase], i_scale_a: float = 1e-7) -> CrossbarFitter:
@@ -195,10 +227,13 @@ class CrossbarFitter:
             ]
             return np.concatenate(out)
 
-        x0 = np.array([1.0, 1.0, 1.0, 1.0]) if self.fit_scales else np.array([1.0])
-        lo = [0.8] + ([0.5] * 3 if self.fit_scales else [])
-        hi = [1.2] + ([2.0] * 3 if self.fit_scales else [])
-        sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=0.05, diff_step=1e-4)
+        sol = least_squares(
+            resid,
+            np.array([1.0, 1.0, 0.0]),
+            bounds=([0.5, 0.5, -1.0], [2.0, 2.0, 1.0]),
+            x_scale=0.05,
+            diff_step=1e-4,
+        )
         self.theta_ = sol.x
         self.model_ = self._model(sol.x)
         self.rms_fit_ = float(np.sqrt(np.mean(sol.fun**2))) * i_scale_a
