@@ -325,9 +325,8 @@ class SparsityAdc(Experiment):
             on = [r[f"{prec} {n} skip"] for n in rows]
             ns = [r[f"{prec} {n} noskip"] for n in rows]
             base = [r[f"{prec} {n} nosense"] for n in rows]
-            e = lambda res, c: res["energy_per_inference_j"][c]  # noqa: E731
-            mac_on = [sum(e(x, c) for c in (*MAC_COMPONENTS, "sense_row")) for x in on]
-            mac_base = [sum(e(x, c) for c in MAC_COMPONENTS) for x in base]
+            mac_on = [sum(_energy(x, c) for c in (*MAC_COMPONENTS, "sense_row")) for x in on]
+            mac_base = [sum(_energy(x, c) for c in MAC_COMPONENTS) for x in base]
             i128 = rows.index(128) if 128 in rows else None
             per_layer = None
             if i128 is not None:
@@ -347,24 +346,26 @@ class SparsityAdc(Experiment):
             if f"{prec} 128 digital-skip" in r:
                 d_on, d_ns = r[f"{prec} 128 digital-skip"], r[f"{prec} 128 digital-noskip"]
                 digital = {
-                    "normalized_adc_energy": _ratio(e(d_on, "adc"), e(d_ns, "adc")),
+                    "normalized_adc_energy": _ratio(_energy(d_on, "adc"), _energy(d_ns, "adc")),
                     "skipped_cycle_fraction": _skipped(d_on),
-                    "adc_energy_j": e(d_ns, "adc"),
+                    "adc_energy_j": _energy(d_ns, "adc"),
                 }
             adc[prec] = {
                 "rows": rows,
                 "normalized_adc_energy": [
-                    _ratio(e(x, "adc"), e(y, "adc")) for x, y in zip(on, ns, strict=True)
+                    _ratio(_energy(x, "adc"), _energy(y, "adc"))
+                    for x, y in zip(on, ns, strict=True)
                 ],
                 "normalized_adc_energy_vs_no_sense_row": [
-                    _ratio(e(x, "adc"), e(y, "adc")) for x, y in zip(on, base, strict=True)
+                    _ratio(_energy(x, "adc"), _energy(y, "adc"))
+                    for x, y in zip(on, base, strict=True)
                 ],
                 "skipped_cycle_fraction": [_skipped(x) for x in on],
                 "bound_violations": [
                     sum(lay["bound_violations"] for lay in x["layers"]) for x in on
                 ],
-                "adc_energy_j": [e(x, "adc") for x in on],
-                "adc_energy_no_skip_j": [e(x, "adc") for x in ns],
+                "adc_energy_j": [_energy(x, "adc") for x in on],
+                "adc_energy_no_skip_j": [_energy(x, "adc") for x in ns],
                 "accuracy_skip": [x["accuracy_mean"] for x in on],
                 "accuracy_no_skip": [x["accuracy_mean"] for x in ns],
                 "per_layer_at_128": per_layer,
@@ -377,10 +378,10 @@ class SparsityAdc(Experiment):
                 "mac_energy_j": mac_on,
                 "mac_energy_baseline_j": mac_base,
                 "adc_share_of_baseline": [
-                    _ratio(e(x, "adc"), m) for x, m in zip(base, mac_base, strict=True)
+                    _ratio(_energy(x, "adc"), m) for x, m in zip(base, mac_base, strict=True)
                 ],
-                "sense_row_energy_j": [e(x, "sense_row") for x in on],
-                "breakdown_baseline_j": [{c: e(x, c) for c in MAC_COMPONENTS} for x in base],
+                "sense_row_energy_j": [_energy(x, "sense_row") for x in on],
+                "breakdown_baseline_j": [{c: _energy(x, c) for c in MAC_COMPONENTS} for x in base],
             }
         common = {
             "engine": "all non-idealities on except IR drop; analog partial sums (one "
@@ -394,6 +395,11 @@ class SparsityAdc(Experiment):
             "when skipping; baseline: the same card with sense_row.enabled = false",
         }
         return {"adc_energy_vs_rows": adc, "mac_efficiency": mac}
+
+
+def _energy(res: dict[str, Any], component: str) -> float:
+    """Energy per inference (J) of one component in an evaluation result."""
+    return float(res["energy_per_inference_j"][component])
 
 
 def _ratio(a: float, b: float) -> float:
