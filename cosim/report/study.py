@@ -175,6 +175,7 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
     }
     tasks = list(needed.values())
     counts = {"run": 0, "cached": 0}
+    compute = {"s": 0.0}  # the tasks' own seconds, whether run now or read from the cache
     verbose = not progress_enabled()
     t_tasks = time.perf_counter()
     with Bar(total=len(tasks) + len(EXPERIMENTS), desc="cosim report") as bar:
@@ -182,6 +183,7 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
 
         def on_done(task, result, cached: bool, seconds: float) -> None:
             counts["cached" if cached else "run"] += 1
+            compute["s"] += float(result.get("task_seconds", seconds))
             bar.update(1)
             if verbose and not cached:
                 acc = result.get("test_accuracy", result.get("accuracy_mean"))
@@ -217,6 +219,9 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
         "tasks": len(tasks),
         "tasks_run": counts["run"],
         "tasks_cached": counts["cached"],
+        # summed over every task of the experiments not read back whole, including those
+        # an earlier (interrupted) run computed: the study's compute cost in worker-seconds
+        "task_compute_s": compute["s"],
         "experiments": len(EXPERIMENTS),
         "experiments_cached": len(exp_cached),
     }
