@@ -440,9 +440,8 @@ def _headlines(rep: Report) -> list[list[str]]:
 
 
 def _compute(t: dict[str, Any]) -> str:
-    """The tasks' summed compute time when every task was looked up (none read back whole
-    inside a cached experiment), else nothing."""
-    if t.get("experiments_cached") or not t.get("task_compute_s"):
+    """The tasks' summed compute time (reports without it: nothing)."""
+    if not t.get("task_compute_s"):
         return ""
     return (
         f"; the tasks' own compute time, summed over this run and any earlier run whose "

@@ -175,7 +175,7 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
     }
     tasks = list(needed.values())
     counts = {"run": 0, "cached": 0}
-    compute = {"s": 0.0}  # the tasks' own seconds, whether run now or read from the cache
+    compute: dict[str, float] = {}  # task key -> its own seconds (now or in an earlier run)
     verbose = not progress_enabled()
     t_tasks = time.perf_counter()
     with Bar(total=len(tasks) + len(EXPERIMENTS), desc="cosim report") as bar:
@@ -183,7 +183,7 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
 
         def on_done(task, result, cached: bool, seconds: float) -> None:
             counts["cached" if cached else "run"] += 1
-            compute["s"] += float(result.get("task_seconds", seconds))
+            compute[task.key] = float(result.get("task_seconds", seconds))
             bar.update(1)
             if verbose and not cached:
                 acc = result.get("test_accuracy", result.get("accuracy_mean"))
@@ -199,6 +199,11 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
             cache.put("experiment", exp_keys[exp.name], sections[exp.name])
             bar.update(1)
     t_tasks = time.perf_counter() - t_tasks
+    for name in exp_cached:  # their tasks were not looked up: read their recorded seconds
+        for t in declared[name].values():
+            if t.key not in compute:
+                hit = cache.get("model" if t.kind == "train" else "task", t.key)
+                compute[t.key] = float(hit.get("task_seconds", 0.0)) if hit else 0.0
 
     report: dict[str, Any] = {
         "cosim_version": __version__,
@@ -219,9 +224,9 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
         "tasks": len(tasks),
         "tasks_run": counts["run"],
         "tasks_cached": counts["cached"],
-        # summed over every task of the experiments not read back whole, including those
-        # an earlier (interrupted) run computed: the study's compute cost in worker-seconds
-        "task_compute_s": compute["s"],
+        # every task's own seconds, including those an earlier (interrupted) run computed
+        # and cached: the whole study's compute cost in worker-seconds
+        "task_compute_s": sum(compute.values()),
         "experiments": len(EXPERIMENTS),
         "experiments_cached": len(exp_cached),
     }
