@@ -1,0 +1,225 @@
+"""``cosim report``: the quick study end to end, its cache, and the keys it builds.
+
+One session fixture runs ``cosim report --quick`` twice in a subprocess (the real command,
+2 workers) against the session's quick library: the first run computes everything, the
+second must be served from the cache. The other tests read what those runs wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from cosim.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class QuickReport(NamedTuple):
+    out: Path
+    first_s: float
+    second_s: float
+    first: dict
+    second: dict
+    stderr: str
+
+
+def _run_report(out: Path, library: Path) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "cosim", "report", "--quick", "--out", str(out),
+         "--library", str(library), "--jobs", "2"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "cosim report summary" in proc.stdout
+    return seconds, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def quick_report(quick_library, tmp_path_factory) -> QuickReport:
+    out = tmp_path_factory.mktemp("report") / "quick"
+    first_s, err = _run_report(out, quick_library.path)
+    first = json.loads((out / "report.json").read_text())
+    second_s, _ = _run_report(out, quick_library.path)
+    second = json.loads((out / "report.json").read_text())
+    return QuickReport(out, first_s, second_s, first, second, err)
+
+
+@pytest.mark.ngspice
+@pytest.mark.slow
+def test_quick_report_writes_markdown_json_and_figures(quick_report):
+    out = quick_report.out
+    assert (out / "report.md").is_file() and (out / "report.json").is_file()
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= 7, [p.name for p in pngs]
+    for p in pngs:
+        data = p.read_bytes()
+        # a real PNG: signature, IHDR first, IEND last, and more than a blank canvas
+        assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR", p.name
+        assert data[-8:-4] == b"IEND" and len(data) > 10_000, p.name
+    assert sorted(quick_report.first["figures"]) == [p.name for p in pngs]
+
+
+@pytest.mark.ngspice
+@pytest.mark.slow
+def test_report_json_holds_every_experiment(quick_report):
+    r = quick_report.first
+    grid = r["accuracy_grid"]
+    assert {"W4A3", "W8A8", "W1A1"} <= set(grid)
+    assert all(re.fullmatch(r"W\dA\d", k) and 0.0 <= v <= 1.0 for k, v in grid.items())
+    assert grid["W4A3"] > 0.8  # the digits MLP at W4A3 trains well even in 10 epochs
+    for prec in ("W4A3", "W8A8"):
+        a = r["adc_energy_vs_rows"][prec]
+        assert a["rows"] == [32, 64, 128, 256, 512]
+        assert len(a["normalized_adc_energy"]) == 5
+        # skipping MSB cycles can only save ADC energy (ratio of the same chip's runs);
+        # 2 % allows the data-dependent energy of the codes the two runs produce
+        assert all(0.0 < v <= 1.02 for v in a["normalized_adc_energy"])
+        assert len(r["mac_efficiency"][prec]["improvement"]) == 5
+    ps = r["periphery_savings"]["mlp"]
+    for key in ("area_fraction_saved", "energy_fraction_saved"):
+        assert -1.0 < ps[key] < 1.0
+    # unipolar columns drop the second device and the subtractor: the area must shrink
+    assert ps["area_fraction_saved"] > 0.2
+    u = r["unipolar_tradeoff"]
+    assert u["fractions"][0] == 0.0 and len(u["accuracy"]) == len(u["fractions"])
+    assert u["area_relative"][-1] < 1.0 and u["energy_relative"][0] == 1.0
+    for key in ("clip_bound", "robustness", "activation_cdf", "references", "plan", "card"):
+        assert key in r
+    nvw = r["robustness"]["nvw"]
+    assert len(nvw["largest"]) == len(nvw["w_bits"]) and all(v >= 0 for v in nvw["largest"])
+    cdf = r["activation_cdf"]
+    assert 0.0 <= cdf["headline"]["W4A3"]["fraction"] <= 1.0
+    assert cdf["W8A8"]["total"]["cdf"][-1] == pytest.approx(1.0)
+    refs = r["references"]
+    assert refs["accuracy_grid"]["W4A3"] == 0.9882
+    assert refs["adc_energy_vs_rows"]["normalized_adc_energy_at_128"] == {
+        "W4A3": 0.47,
+        "W8A8": 0.21,
+    }
+    assert refs["periphery_savings"]["area_fraction_saved"] == 0.80
+
+
+@pytest.mark.ngspice
+@pytest.mark.slow
+def test_every_figure_sits_beside_its_published_value(quick_report):
+    text = (quick_report.out / "report.md").read_text()
+    blocks = re.split(r"^## ", text, flags=re.M)
+    figs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert len(figs) >= 7 and len(set(figs)) == len(figs)
+    for fig in figs:
+        assert (quick_report.out / fig).is_file(), fig
+        block = next(b for b in blocks if f"]({fig})" in b)
+        after = block.split(f"]({fig})", 1)[1]
+        pub = re.search(r"\*\*Published\*\*[^\n]*", after)
+        assert pub is not None, f"{fig} has no published value beside it"
+        assert re.search(r"\d", pub.group(0)), f"{fig}: the published line holds no number"
+        assert "**Ours:**" in after and "**Why ours differs:**" in after, fig
+    assert "## Headline numbers" in text and "98.82 %" in text
+
+
+@pytest.mark.ngspice
+@pytest.mark.slow
+def test_second_run_is_served_from_the_cache(quick_report):
+    a, b = quick_report.first, quick_report.second
+    assert b["timing"]["tasks_run"] == 0
+    assert b["timing"]["experiments_cached"] == b["timing"]["experiments"] == 7
+    assert a["timing"]["tasks_run"] > 50
+    # the rerun only loads the cache and redraws: far faster than computing (the margin
+    # covers interpreter start-up and figure drawing on a loaded machine)
+    assert quick_report.second_s < 0.5 * quick_report.first_s
+
+    def numbers(r: dict) -> dict:
+        return {k: v for k, v in r.items() if k not in ("timing", "library", "command")}
+
+    # compared as JSON text: a NaN ratio equals itself there
+    assert json.dumps(numbers(a), sort_keys=True) == json.dumps(numbers(b), sort_keys=True)
+
+
+@pytest.mark.ngspice
+@pytest.mark.slow
+def test_quick_study_timing_is_recorded(quick_report):
+    t = quick_report.first["timing"]
+    assert t["total_s"] > 0 and t["tasks"] == t["tasks_run"] + t["tasks_cached"]
+    # the quick study must fit 10 minutes on 2 cores with an existing library
+    assert quick_report.first_s < 600
+
+
+# ------------------------------------------------------------------------- cache keys
+def _ctx():
+    from cosim.card import load_card
+    from cosim.report.context import StudyContext
+    from cosim.report.plan import make_plan
+
+    plan = make_plan(True, None, (1, 8, 8))
+    return StudyContext(plan, load_card(), "lib0", {"digits": "d0"})
+
+
+def test_keys_change_with_what_a_result_depends_on():
+    from dataclasses import replace
+
+    ctx = _ctx()
+    m = ctx.main_model(4, 3)
+    assert ctx.main_model(4, 3).key == m.key  # same request, same task (runs once)
+    assert ctx.main_model(4, 3, epochs=11).key != m.key
+    assert ctx.main_model(4, 2).key != m.key
+    e = ctx.evaluation(m, {"chips": 1}, limit=100)
+    assert ctx.evaluation(m, {"chips": 1}, limit=100).key == e.key
+    assert ctx.evaluation(m, {"chips": 2}, limit=100).key != e.key
+    assert ctx.evaluation(m, {"chips": 1}, limit=101).key != e.key
+    rows = {"array": {"rows": 128, "cols": 128}}
+    assert ctx.evaluation(m, {"chips": 1}, limit=100, card_updates=rows).key != e.key
+    other_lib = replace(ctx, library_digest="lib1", tasks={})
+    assert other_lib.evaluation(m, {"chips": 1}, limit=100).key != e.key
+    other_data = replace(ctx, dataset_digests={"digits": "d1"}, tasks={})
+    assert other_data.main_model(4, 3).key != m.key
+    assert e.deps == (m.key,)
+
+
+def test_weights_above_the_device_levels_use_the_8_bit_what_if_card():
+    ctx = _ctx()
+    assert ctx.card.device.level_bits == 4
+    assert ctx.level_updates(4) == {}
+    assert ctx.level_updates(5) == {"device": {"level_bits": 8}}
+
+
+def test_corrupt_cache_entries_count_as_missing(tmp_path):
+    from cosim.report.cache import ResultCache
+
+    cache = ResultCache(tmp_path)
+    cache.put("task", "k", {"a": 1})
+    assert cache.get("task", "k") == {"a": 1}
+    (tmp_path / "tasks" / "k.json").write_text("{not json")
+    assert cache.get("task", "k") is None
+    cache.put("model", "m", {"test_accuracy": 0.5})
+    assert cache.get("model", "m") is None  # metrics without the model file are no model
+
+
+# ---------------------------------------------------------------------------- the CLI
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["report", "--quick", "--out", str(tmp_path), "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    missing = tmp_path / "no-library"
+    assert main(["report", "--quick", "--out", str(tmp_path), "--library", str(missing)]) == 2
+    assert "not a surrogate library" in capsys.readouterr().err
+
+
+def test_configure_stays_import_light():
+    code = (
+        "import sys, argparse; import cosim.report.command as c; "
+        "c.configure(argparse.ArgumentParser()); "
+        "print(sorted(m for m in ('numpy', 'matplotlib', 'cosim.report.study') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
