@@ -253,7 +253,11 @@ def _adc(rep: Report) -> str:
         "thresholds keep the card's INL and op-amp-offset margins (they grow with the sense "
         "line's Norton conductance, i.e. with the rows), and a conversion accumulates the "
         "layer's whole fan-in, so the right panel (per layer versus fan-in) is the closest "
-        f"analogue of the paper's rows axis; {_net(rep)} activations are denser."
+        f"analogue of the paper's rows axis. Above all, {_net(rep)} activations are denser: "
+        "the sense-line bound (the inputs summed through the sense devices, plus the tile's "
+        "largest bias voltage) is rarely low enough to skip an MSB in the hidden layers, "
+        "whose inputs are the previous layer's dense activations (docs/report.md, "
+        "experiment 5, checks this with no offset margin at all)."
     )
     rows = [["rows", *map(str, d["W4A3"]["rows"])]]
     for prec in ("W4A3", "W8A8"):
