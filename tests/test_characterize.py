@@ -106,9 +106,12 @@ def test_sar_adc_and_sense_row_fidelity(validation):
     assert np.all(np.diff(th) <= 0) and th[0] > 0
     assert s["mean_skipped_bits_heldout"] > 0  # the bound is useful, not just safe
     # the engine's composition (crossbar → TIA → subtractor surrogates) against SPICE's
-    # whole MAC units: within one ADC code
+    # whole MAC units, Monte-Carlo op-amp offsets included: well inside one ADC code
+    # (measured 0.07 rms / 0.21 max; 1.43 max when the offsets' noise gain used the
+    # large-signal device conductance)
     assert s["analog_chain_n_outputs"] > 100
-    assert s["analog_chain_max_error_lsb"] <= 1.0
+    assert s["analog_chain_max_error_lsb"] <= 0.5
+    assert s["v_sense_rms_error_lsb"] <= 0.1
 
 
 def test_energy_figures(quick_library):

@@ -132,7 +132,8 @@ def build_layer(
             if not cfg.nonlinearity:
                 m_quad = None  # the second-order term models the sinh I-V's small signal
         else:  # wordlines held exactly at the DAC voltage: no coupling between columns
-            m_eff, y_tt = g, np.diag(g.sum(axis=0))
+            slope = crossbar.zero_bias_slope() if cfg.nonlinearity else 1.0
+            m_eff, y_tt = g, np.diag(g.sum(axis=0) * slope)
         g_n = np.diagonal(y_tt).copy()
         pol = np.zeros(g.shape[0])
         pol[t.bias_rows] = t.bias_polarity
