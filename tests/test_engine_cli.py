@@ -100,15 +100,19 @@ def test_evaluate_prints_the_table_and_writes_json(verified_run, quick_library):
 
 
 def test_verify_spice_50_operations_agree_with_ngspice(verified_run):
-    """Acceptance 2: ≥ 99 % of the codes identical to ngspice and all within ±1 LSB. The
-    3-bit output LSB is 125 mV; the engine's analog outputs sit within a few mV of SPICE
-    (measured rms 0.03 LSB), so only a voltage that close to a transition could differ."""
+    """Acceptance 2: ≥ 99 % of the codes identical to ngspice and all within ±1 LSB.
+
+    The MLP's layers split into row tiles whose partial sums convert at 8 bits (3.9 mV), so
+    a code differs with probability about |v_engine − v_spice| / LSB: it takes an analog
+    error far below 0.01 LSB for 50 of 50 codes to agree reliably. Measured: rms 0.006 LSB
+    (0.020 LSB, and one code in 50 off, while the subtractor's fitted op-amp gain was
+    traded against its resistor ratios)."""
     stdout, doc, _ = verified_run
     v = doc["verify_spice"]
     assert v["n_operations"] == 50 and v["n_codes"] == 50 == len(v["operations"])
     assert v["identical_fraction"] >= 0.99
     assert v["within_1_lsb_fraction"] == 1.0
-    assert v["analog_max_error_lsb"] < 0.5
+    assert v["analog_rms_error_lsb"] < 0.015 and v["analog_max_error_lsb"] < 0.1
     codes = [(op["engine_code"], op["spice_code"]) for op in v["operations"]]
     assert sum(a == b for a, b in codes) / 50 == v["identical_fraction"]
     assert all(abs(a - b) <= 1 for a, b in codes)

@@ -258,8 +258,22 @@ def test_tia_and_subtractor_fitters_recover_known_models():
         40e3, 40e3 * 1.003, 40e3, 40e3 * 0.998, OpampFit(1.2e4, 0.5e-3, -1.1, 1.1, 50.0)
     )
     xs = rng.uniform(0, 1.2, (300, 2))
-    sf = SubtractorFitter(40e3, o).fit(xs, true_sub.predict(xs[:, 0], xs[:, 1]))
+    ys = true_sub.predict(xs[:, 0], xs[:, 1])
+    sf = SubtractorFitter(40e3, o).fit(xs, ys)
     np.testing.assert_allclose(sf.model.linear(), true_sub.linear(), rtol=1e-5, atol=1e-7)
+    # with the instance's resistors known, the op-amp itself is identified, so it transfers
+    # to another resistor instance (as the engine uses it); without them the DC gain trades
+    # off against the resistor ratios
+    r = (40e3, 40e3 * 1.003, 40e3, 40e3 * 0.998)
+    known = SubtractorFitter(40e3, o, 1.0, r).fit(xs, ys)
+    assert known.theta_.shape == (4,)
+    assert known.model.opamp.dc_gain_v_per_v == pytest.approx(1.2e4, rel=0.02)
+    other = (40e3 * 0.99, 40e3 * 1.02, 40e3 * 1.01, 40e3 * 0.98)
+    want = SubtractorModel(*other, true_sub.opamp).linear()
+    got_other = SubtractorModel(*other, known.model.opamp).linear()
+    np.testing.assert_allclose(got_other, want, rtol=1e-5, atol=1e-6)  # gains; offset (V)
+    with pytest.raises(ValueError, match="four positive resistances"):
+        SubtractorFitter(40e3, o, 1.0, (40e3, 0.0, 40e3, 40e3))
 
 
 def test_crossbar_fitter_recovers_known_parameters():

@@ -7,6 +7,8 @@ the op-amp's rails, which is checked separately (``clip_*`` keys).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from cosim.characterize.context import BlockResult, CharContext
@@ -139,17 +141,26 @@ def characterize_subtractor(ctx: CharContext) -> BlockResult:
     y_ho = np.asarray(res[1]["out"])[: len(x_ho)]
     guess = _guess(card)
     model: SubtractorModel = (
-        SubtractorFitter(card.subtractor.r_ohm, guess, gain).fit(x_fit, y_fit).model
+        SubtractorFitter(card.subtractor.r_ohm, guess, gain, inst.resistors())
+        .fit(x_fit, y_fit)
+        .model
     )
     val = _stats(model.predict(x_ho[:, 0], x_ho[:, 1]), y_ho, card)
     a_pos, a_neg, c = model.linear()
     val["fitted"] = {"gain_pos": a_pos, "gain_neg": a_neg, "offset_v": c, "design_gain": gain}
     val["instance_resistors_ohm"] = list(inst.resistors())
     # Monte-Carlo: gain error and offset spread of sampled instances, from their own fits
-    mc_stats = []
-    for r in res[2:]:
+    # and how the fitted op-amp predicts them, given each instance's resistors and offset
+    # (what the engine does with its own Monte-Carlo subtractors)
+    mc_stats, transfer_err = [], []
+    for m_inst, r in zip(mc, res[2:], strict=True):
         y = np.asarray(r["out"])[: len(x_fit)]
-        mm = SubtractorFitter(card.subtractor.r_ohm, guess, gain).fit(x_fit, y).model
+        op = replace(model.opamp, offset_v=m_inst.opamp.input_offset_v)
+        pred = SubtractorModel(*m_inst.resistors(), opamp=op).predict(x_fit[:, 0], x_fit[:, 1])
+        inside = (y >= 0) & (y <= card.adc.v_ref_v)
+        transfer_err.append((pred - y)[inside] / card.adc_lsb_v)
+        mm = SubtractorFitter(card.subtractor.r_ohm, guess, gain, m_inst.resistors())
+        mm = mm.fit(x_fit, y).model
         ap, an, cc = mm.linear()
         mc_stats.append((ap / gain - 1.0, an / gain - 1.0, cc))
     arr = np.array(mc_stats)
@@ -162,6 +173,8 @@ def characterize_subtractor(ctx: CharContext) -> BlockResult:
         "worst_full_scale_error_lsb": float(
             np.max(np.abs(arr[:, 0] * card.adc.v_ref_v + arr[:, 2])) / lsb
         ),
+        "transfer_rms_error_lsb": float(np.sqrt(np.mean(np.concatenate(transfer_err) ** 2))),
+        "transfer_max_error_lsb": float(np.max(np.abs(np.concatenate(transfer_err)))),
     }
     return BlockResult(
         surrogate=model,
