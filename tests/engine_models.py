@@ -10,6 +10,9 @@ name                  recipe                                                    
 ``digits-global``     digits MLP, global W4A3, 3 epochs, seed 0                    < 1 s
 ``digits-per-layer``  digits MLP, per-layer W4A3, 3 epochs                         < 1 s
 ``digits-unipolar``   digits MLP, global W4A3, half the hidden filters unipolar    ~ 2 s
+``digits-all-``       digits MLP, global W4A3, every hidden filter unipolar, 10    ~ 2 s
+``unipolar``          epochs (84 % on the integer model: the unipolar tests need
+                      one that works)
 ``digits-float``      digits MLP, float scheme, 1 epoch (for the refusal test)     < 1 s
 ``digits-w5``         digits MLP, global W5A3, 1 epoch: more weight bits than the  < 1 s
                       default card's 4-bit PCM levels (for the refusal test)
@@ -52,6 +55,10 @@ _RECIPES = {
     "digits-unipolar": (
         "digits",
         dict(model="mlp", scheme="global", w_bits=4, a_bits=3, epochs=3, unipolar_fraction=0.5),
+    ),
+    "digits-all-unipolar": (
+        "digits",
+        dict(model="mlp", scheme="global", w_bits=4, a_bits=3, epochs=10, unipolar_fraction=1.0),
     ),
     "digits-float": ("digits", dict(model="mlp", scheme="float", epochs=1)),
     "digits-w5": ("digits", dict(model="mlp", scheme="global", w_bits=5, a_bits=3, epochs=1)),

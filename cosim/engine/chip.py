@@ -5,6 +5,14 @@ programming noise, the Bao et al. ``nvw`` variation, stuck-at faults, drift expo
 op-amp's offset, every subtractor's resistor mismatch, every ADC's capacitor mismatch and
 comparator offset (or its ``nva`` comparison-level variation). The per-read noise is drawn
 during inference.
+
+A tile that holds unipolar columns also has a **g_min reference line**: one conductor of the
+nominal ``g_min`` on every used row (data and bias rows) of the tile, whose current
+``g_min·Σ s(V_i)`` a current mirror copies into the input of every unipolar column's TIA,
+where it cancels the leakage of the column's devices before the TIA and the ADC (a
+differential pair cancels it by subtraction). It is modelled at its nominal conductance (no
+programming noise, drift or read noise of its own, an exact mirror) at the DAC's voltages
+(no IR drop).
 """
 
 from __future__ import annotations
@@ -33,11 +41,21 @@ class TileState:
     read_sigma: np.ndarray | None  # (rows, n_lines) per-read conductance sigma (S)
     bias_current: np.ndarray  # (n_lines,) current of the bias rows (A), input-independent
     bias_var: np.ndarray  # (n_lines,) read-noise variance of the bias rows (A^2)
-    row_g_sum: np.ndarray  # (rows,) conductance per row (S), for read energy
+    row_g_sum: np.ndarray  # (rows,) conductance per row (S), reference line included: read energy
     tia_offset_v: np.ndarray  # (n_lines,)
     adc_of_output: np.ndarray  # (n_outputs,) ADC instance index of each output
     extra: dict[str, Any] = field(default_factory=dict)
     m_quad: np.ndarray | None = None  # (rows, n_lines): + s(V)·(V/v_read)² @ m_quad (S)
+    ref_g: np.ndarray | None = None  # (rows,) g_min reference line (S); None: no unipolar column
+    m_tia: np.ndarray | None = None  # m_eff minus the reference line on unipolar columns
+    bias_tia: np.ndarray | None = None  # bias_current minus the reference's bias-row current
+
+    def tia_transfer(self) -> tuple[np.ndarray, np.ndarray]:
+        """``M`` and the input-independent current as the TIA inputs see them: the
+        crossbar's, minus the g_min reference line's current on every unipolar column."""
+        if self.m_tia is None or self.bias_tia is None:
+            return self.m_eff, self.bias_current
+        return self.m_tia, self.bias_tia
 
     def data_matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
         """``M_eff`` and ``σ_G²`` of the data rows in float32 (cached)."""
@@ -154,6 +172,17 @@ def build_layer(
             offs = np.zeros(g.shape[1])
         n_out = len(t.outputs)
         adc_of = np.arange(n_out) // card.adc.columns_per_adc
+        ref_g = m_tia = bias_tia = None
+        uni_cols = [p for _, p, q in t.outputs if q is None]
+        if uni_cols:
+            # the g_min reference line: its current leaves every unipolar column's TIA input
+            ref_g = np.zeros(g.shape[0])
+            ref_g[t.data_rows] = device.g_min_s
+            ref_g[t.bias_rows] = device.g_min_s
+            sel = np.zeros(g.shape[1])
+            sel[uni_cols] = 1.0
+            m_tia = m_eff - np.outer(ref_g, sel)
+            bias_tia = bias_cur - float((pol * drive_b[0]) @ ref_g) * sel
         tiles.append(
             TileState(
                 t,
@@ -163,10 +192,13 @@ def build_layer(
                 sigma,
                 bias_cur,
                 bias_var,
-                g.sum(axis=1),
+                g.sum(axis=1) + (ref_g if ref_g is not None else 0.0),
                 offs,
                 adc_of,
                 m_quad=m_quad,
+                ref_g=ref_g,
+                m_tia=m_tia,
+                bias_tia=bias_tia,
             )
         )
     sub_coeffs: dict[int, np.ndarray] = {}

@@ -14,12 +14,16 @@ through:
 4. sense row: ``V_sense`` from the sense line and its TIA, thresholds ``V_th,k`` → skipped
    MSB cycles per conversion;
 5. SAR ADC instance (shared by ``columns_per_adc`` columns) with its own mismatch, at the
-   output grid's resolution, with the skip; unipolar columns subtract their ``g_min``
-   leakage digitally (estimated from the input codes) after conversion;
+   output grid's resolution, with the skip;
 6. partial sums over row tiles: ``digital`` (default) converts each row tile's signed sum at
-   the card's ADC resolution around half scale (offset binary, half the transimpedance so a
-   partial sum spans ±hi), adds the codes and re-quantizes to the Y grid; ``analog`` joins
-   the row tiles' bitlines at one TIA and converts once.
+   the card's ADC resolution around half scale (offset binary: subtractors and unipolar
+   columns refer their output to ``V_ref/2``; a transimpedance ``R_t/(2·psum_range)`` so a
+   partial sum spans ±psum_range·hi), adds the codes and re-quantizes to the Y grid;
+   ``analog`` joins the row tiles' bitlines at one TIA per column and converts once.
+
+Unipolar columns carry the ``g_min`` leakage of every device on them; the tile's ``g_min``
+reference line (:mod:`cosim.engine.chip`) sinks ``g_min·Σ s(V_i)`` at each unipolar column's TIA
+input, so the leakage is removed before the conversion, in every row tile's partial sum.
 
 Pooling, flattening and the classifier head run digitally, exactly as in
 :func:`cosim.integer_forward.integer_forward`. In ideal mode the same mapping is evaluated in
@@ -383,7 +387,6 @@ class Engine:
         # relative error over a batch is far below the model's own uncertainty
         vu = unroll((v_tab * u_tab).astype(np.float32)[k[::ENERGY_STRIDE]])
         n_e = vu.shape[0]
-        cols = None
         out = np.zeros((n, lm.n_out), dtype=np.int64)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
         for ct in range(lm.n_col_tiles):
@@ -426,10 +429,6 @@ class Engine:
                     th = self.group_thresholds(lm, st, ts_ct, per.r_t_ohm, b)
                     skip = self._skip_from_current(lm, st, i_sense, g_n[-1], th)
                 y = self._adc_codes(st, ct, -1, v_out, b, False, skip, stats)
-                if any(q is None for _, _, q in outs):
-                    if cols is None:
-                        cols = unroll(k)
-                    y = self._leak_correct(lm, ts_ct, cols, y, b)
                 if b != per.adc_bits:  # re-express b-bit codes on the output grid
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
@@ -474,8 +473,9 @@ class Engine:
             return r_f, 0.0
 
         for k, (_, p, q) in enumerate(outs):
-            if q is None:
+            if q is None:  # offset binary: the ADC samples it against V_ref/2
                 f[p, k], const[k] = lin(tia_u, p, r_t)
+                const[k] += vref_half
                 continue
             g_p, o_p = lin(tia_p, p, r_t / gn_sub)
             g_q, o_q = lin(tia_p, q, r_t / gn_sub)
@@ -491,14 +491,15 @@ class Engine:
         bias_noise = np.zeros(n_out)
         for ts in group:
             t = ts.tile
-            m = ts.m_eff[t.data_rows]
+            m_tia, bias_tia = ts.tia_transfer()  # unipolar columns: less the g_min reference
+            m = m_tia[t.data_rows]
             ws.append(np.ascontiguousarray(m @ f, dtype=np.float32))
             wq.append(
                 None
                 if ts.m_quad is None
                 else np.ascontiguousarray(ts.m_quad[t.data_rows] @ f, dtype=np.float32)
             )
-            const = const + ts.bias_current @ f
+            const = const + bias_tia @ f
             fo = f[:, :n_out]
             bias_noise += ts.bias_var @ (fo * fo)
             if ts.read_sigma is not None:
@@ -566,10 +567,11 @@ class Engine:
             cur = None
             for ts in group:
                 t = ts.tile
-                part = u[risky, t.f0 : t.f1].astype(np.float64) @ ts.m_eff[t.data_rows]
+                m_tia, bias_tia = ts.tia_transfer()
+                part = u[risky, t.f0 : t.f1].astype(np.float64) @ m_tia[t.data_rows]
                 if ts.m_quad is not None and uq is not None:
                     part += uq[risky, t.f0 : t.f1].astype(np.float64) @ ts.m_quad[t.data_rows]
-                part += ts.bias_current
+                part += bias_tia
                 cur = part if cur is None else cur + part
             g_n = np.sum([ts.g_norton for ts in group], axis=0)
             exact = self._analog_out(
@@ -695,7 +697,7 @@ class Engine:
         for ts in group:
             t = ts.tile
             if t.bias_rows.size:
-                cur += (t.bias_polarity * drive) @ ts.m_eff[t.bias_rows]
+                cur += (t.bias_polarity * drive) @ ts.tia_transfer()[0][t.bias_rows]
                 if ts.m_quad is not None:
                     cur += (t.bias_polarity * drive) @ ts.m_quad[t.bias_rows]
         out = np.empty(len(outs))
@@ -773,6 +775,7 @@ class Engine:
             v_col = cur[:, used] * rf
         vp = v_col[:, : p.size]
         v_out = vp.copy()
+        v_out[:, ~bip] += vref_half  # unipolar columns: sampled against V_ref/2 (offset binary)
         if bip.any():
             vn = v_col[:, p.size :]
             coeffs = st.sub_coeffs[ct][bip]
@@ -835,23 +838,6 @@ class Engine:
         if offset_binary:
             stats.psum_clipped += int(np.count_nonzero((codes == 0) | (codes == (1 << bits) - 1)))
         return codes
-
-    def _leak_correct(
-        self, lm: LayerMap, ts_ct, cols: np.ndarray, y: np.ndarray, bits: int
-    ) -> np.ndarray:
-        """Unipolar columns: subtract the g_min leakage, estimated digitally from the codes."""
-        outs = ts_ct[0].tile.outputs
-        uni = np.array([q is None for _, _, q in outs])
-        if not uni.any():
-            return y
-        card, per = self.card, lm.periphery
-        lsb = card.adc.v_ref_v / 2**bits
-        k_sum = cols.sum(axis=1).astype(np.float64)  # every data row of every row tile
-        bias = sum(float(np.sum(ts.tile.bias_polarity)) for ts in ts_ct) * (1 << per.in_bits)
-        leak = per.r_t_ohm * card.device.g_min_s * per.v_in_lsb * (k_sum + bias) / lsb
-        y = y.copy()
-        y[:, uni] = np.maximum(y[:, uni] - np.floor(leak + 0.5)[:, None].astype(np.int64), 0)
-        return y
 
     def _energy_tile(
         self,

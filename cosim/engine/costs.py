@@ -10,10 +10,12 @@ Two periphery organisations are counted:
   ranges): layers run one after the other on one periphery bank sized for the largest layer,
   and every tile connects to it.
 
-Crossbar cells (including sense devices) and the digital periphery are counted per tile in
-both. Areas come from the card (``area.device_cell_m2``, ``dac.area_m2``, ``tia.area_m2``,
-``subtractor.area_m2``, ``adc.area_m2``, ``sense_row.area_m2``,
-``digital.area_per_column_m2``).
+Crossbar cells (including sense devices and the ``g_min`` reference line of every tile that
+holds unipolar columns, one column of ``rows`` cells) and the digital periphery are counted
+per tile in both. Areas come from the card (``area.device_cell_m2``, ``dac.area_m2``,
+``tia.area_m2``, ``subtractor.area_m2``, ``adc.area_m2``, ``sense_row.area_m2``,
+``digital.area_per_column_m2``). The reference line's current mirrors have no card figure and
+are not counted.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ def area_breakdown(
         "adc": card.adc.area_m2,
         "sense_row": card.sense_row.area_m2,
     }
-    cells = sum(
-        card.array.rows * (card.array.cols + (1 if card.sense_row.enabled else 0))
-        for m in maps
-        for _ in m.tiles
+    sense = 1 if card.sense_row.enabled else 0
+    ref_lines = sum(any(q is None for _, _, q in t.outputs) for m in maps for t in m.tiles)
+    cells = (
+        sum(card.array.rows * (card.array.cols + sense) for m in maps for _ in m.tiles)
+        + card.array.rows * ref_lines
     )
     digital_cols = sum(m.n_out for m in maps)
     per_layer = [_periphery_counts(m, card, partial_sums) for m in maps]
@@ -77,7 +80,12 @@ def area_breakdown(
         "periphery": mode,
         "breakdown_m2": breakdown,
         "total_m2": sum(breakdown.values()),
-        "counts": {**counts, "crossbar_cells": cells, "tiles": sum(len(m.tiles) for m in maps)},
+        "counts": {
+            **counts,
+            "crossbar_cells": cells,
+            "reference_lines": ref_lines,
+            "tiles": sum(len(m.tiles) for m in maps),
+        },
         "total_dedicated_m2": total(dedicated),
         "total_shared_m2": total(shared),
     }

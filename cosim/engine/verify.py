@@ -17,6 +17,12 @@ and simulated in two stages joined by an ideal sample-and-hold:
 The engine's codes for the same operations (read noise off: it is a random draw per read)
 are compared code by code; the analog output voltages are compared too, in LSB.
 
+Two ideal stages of unipolar columns are not in the netlists and are applied to the SPICE
+output voltages exactly as the engine applies them: the ``g_min`` reference line's current
+at the TIA input (``−gain·I_ref``, the TIA's linear transimpedance times the reference
+current of each vector) and, for partial sums, the ``V_ref/2`` reference the ADC samples
+against.
+
 The one-netlist MAC unit (:func:`netlists.mac_unit.mac_unit_netlist`: everything in one
 transient) is the reference for this split; on a small tile the two agree to ±1 LSB, the
 split leaving out only the ADC's sampling kick on the subtractor output (0.05 LSB there).
@@ -38,6 +44,7 @@ from cosim.engine.core import Engine, LayerStats
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
 from cosim.spice.runner import SpiceJob, SpiceRunner
+from cosim.surrogates.periphery import TiaModel
 from cosim.surrogates.sense_row import skips
 from cosim.train.modelfile import Model
 from netlists.crossbar import CrossbarParams
@@ -112,12 +119,25 @@ def verify_spice(
         split = lm.n_row_tiles > 1 and vcfg.partial_sums == "digital"
         v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
         u = eng.crossbar.drive(v_tab)[cols] if vcfg.nonlinearity else v_tab[cols]
-        cur = u[:, t.f0 : t.f1] @ ts.m_eff[t.data_rows] + ts.bias_current
+        m_tia, bias_tia = ts.tia_transfer()
+        cur = u[:, t.f0 : t.f1] @ m_tia[t.data_rows] + bias_tia
+        # the g_min reference line's current (zero except on unipolar columns)
+        i_ref = u[:, t.f0 : t.f1] @ (ts.m_eff - m_tia)[t.data_rows] + (ts.bias_current - bias_tia)
         if ts.m_quad is not None:
             q = eng.crossbar.quad_drive(v_tab)[cols]
             cur = cur + q[:, t.f0 : t.f1] @ ts.m_quad[t.data_rows]
         st_dummy = LayerStats("verify")
         r_t = eng.psum_r_t(lm) if split else per.r_t_ohm
+        # what the engine adds to a unipolar column's TIA output: -gain * I_ref, + V_ref/2
+        v_adj = np.zeros((cols.shape[0], len(t.outputs)))
+        for k, (_, pc, qc) in enumerate(t.outputs):
+            if qc is None:
+                gain = (
+                    TiaModel(r_t, eng.tia.opamp).linear(ts.g_norton[pc], ts.tia_offset_v[pc])[0]
+                    if vcfg.periphery
+                    else r_t
+                )
+                v_adj[:, k] = -gain * i_ref[:, pc] + (card.adc.v_ref_v / 2 if split else 0.0)
         bits = eng.psum_bits() if split else eng._conv_bits(lm)
         rt_key = t.row_tile if split else -1
         skip = None
@@ -184,6 +204,7 @@ def verify_spice(
                 rt_key=rt_key,
                 th=th,
                 v_eng=v_eng,
+                v_adj=v_adj,
                 codes_eng=codes_eng,
                 skip_eng=skip,
             )
@@ -201,6 +222,7 @@ def verify_spice(
             v_sp = np.stack(
                 [np.asarray(res[f"out{k}"])[:n_v] for k in range(len(t.outputs))], axis=1
             )
+            v_sp = v_sp + ctx["v_adj"]  # the ideal stages the netlists leave out
             skip_sp = np.zeros(n_v, dtype=np.int64)
             if ctx["th"] is not None:
                 vs = np.asarray(res["vsense"])[:n_v]
