@@ -22,7 +22,9 @@ import pytest
 
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine, LayerStats
+from cosim.engine.costs import _periphery_counts
 from cosim.engine.evaluate import evaluate
+from cosim.engine.sweep import SweepSpec, run_sweep
 from cosim.library import load_library
 
 from .engine_models import ALL_OFF, dataset, evaluate_recording, reference_codes, trained
@@ -31,6 +33,11 @@ from .engine_models import ALL_OFF, dataset, evaluate_recording, reference_codes
 @pytest.fixture(scope="module")
 def library(quick_library):
     return load_library(quick_library.path)
+
+
+def _p_op_read_j(card):
+    o = card.opamp
+    return (o.v_supply_pos_v - o.v_supply_neg_v) * o.i_quiescent_a * card.tia.t_read_s
 
 
 # ------------------------------------------------------- 2, 3: unipolar columns, leakage
@@ -136,3 +143,64 @@ def test_reference_line_is_counted_in_area_and_read_energy(library):
         np.testing.assert_allclose(
             ts.row_g_sum[used] - ts.g[used].sum(axis=1), library.card.device.g_min_s
         )
+
+
+# ------------------------------------------------------------------- 1: nva without adc
+@pytest.mark.ngspice
+@pytest.mark.parametrize("partial_sums", ["digital", "analog"])
+def test_nva_acts_with_the_adc_switch_off(library, partial_sums):
+    """``nva > 0`` replaces every ADC instance (final and partial-sum conversions) by the
+    comparison-level table, with the ADC switch off or on: the same draws, the same codes."""
+    model, ds = trained("digits-global"), dataset("digits")
+    base = EngineConfig(**ALL_OFF, partial_sums=partial_sums)
+    assert not base.adc
+    _, c0 = evaluate_recording(model, library, ds.x_test, ds.y_test, base)
+    _, c1 = evaluate_recording(model, library, ds.x_test, ds.y_test, base.with_(nva=0.05))
+    _, c2 = evaluate_recording(model, library, ds.x_test, ds.y_test, base.with_(nva=0.05, adc=True))
+    assert sum(int(np.count_nonzero(c0[i] != c1[i])) for i in c0) > 0
+    for i in c1:
+        np.testing.assert_array_equal(c1[i], c2[i])
+
+
+@pytest.mark.ngspice
+def test_nva_sweep_from_a_base_with_the_adc_off(library):
+    """benchmarks/robustness.py sweeps nva from a base with every effect off (adc=False):
+    the zero point is the reference and a large nva moves the accuracy (measured with analog
+    partial sums: 90.3 %, 89.4 %, 88.0 % at nva = 0, 0.05, 0.1)."""
+    model, ds = trained("digits-global"), dataset("digits")
+    base = EngineConfig(**ALL_OFF, partial_sums="analog")
+    res = run_sweep(model, library, ds.x_test, ds.y_test, base, SweepSpec.parse("nva=0:0.1:0.05"))
+    acc = res["accuracy_mean"]
+    assert acc[0] == res["reference_accuracy"]
+    assert acc[2] != acc[0]
+
+
+# ---------------------------------------------------- 4: periphery energy, partial sums
+@pytest.mark.ngspice
+@pytest.mark.parametrize("name", ["digits-global", "digits-all-unipolar"])
+def test_tia_and_subtractor_energy_follow_the_partial_sum_scheme(library, name):
+    """Per layer: digital partial sums read every row tile's TIAs and subtractors, analog
+    ones one set per column (the row tiles' bitlines meet at it), so a layer on R row tiles
+    costs R times less column periphery with analog partial sums; the area model counts the
+    same components."""
+    model, ds = trained(name), dataset("digits")
+    card = library.card
+    p_op = _p_op_read_j(card)
+    maps = Engine(model, library, EngineConfig.ideal_mode()).maps
+    e = {}
+    for ps in ("digital", "analog"):
+        res = evaluate(model, library, ds.x_test[:40], ds.y_test[:40],
+                       EngineConfig(partial_sums=ps))  # fmt: skip
+        for lm, lay in zip(maps, res.layers, strict=True):
+            tiles = lm.tiles if ps == "digital" else [t for t in lm.tiles if t.row_tile == 0]
+            n_cols = sum(1 if q is None else 2 for t in tiles for _, _, q in t.outputs)
+            n_pairs = sum(q is not None for t in tiles for _, _, q in t.outputs)
+            got = lay["energy_per_inference_j"]
+            assert got["tia"] == pytest.approx(p_op * n_cols, rel=1e-9), (ps, lm.index)
+            assert got["subtractor"] == pytest.approx(p_op * n_pairs, rel=1e-9), (ps, lm.index)
+            counts = _periphery_counts(lm, card, ps)
+            assert (counts["tia"], counts["subtractor"]) == (n_cols, n_pairs)
+            e[ps, lm.index] = got["tia"]
+    for lm in maps:
+        assert lm.n_row_tiles >= 2
+        assert e["digital", lm.index] == pytest.approx(lm.n_row_tiles * e["analog", lm.index])
