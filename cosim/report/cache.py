@@ -29,6 +29,10 @@ from cosim.fileio import write_json_atomic
 
 #: Bump when what a task computes changes (invalidates every cached model and result).
 REPORT_VERSION = 1
+#: Bump when the engine's results change for the same model, card and library (invalidates
+#: evaluations, sweeps and activation histograms, not the trained models). 2: unipolar
+#: columns' g_min reference line and half-scale partial sums.
+ENGINE_VERSION = 2
 #: Bump when an experiment's assembly changes (re-assembles from the cached task results).
 ASSEMBLY_VERSION = 1
 

@@ -8,7 +8,8 @@ A task's key hashes everything its result depends on:
   physics hash of the (what-if) card and the surrogate library's content hash;
 * activations: the model's key and the test samples;
 
-and, for all, cosim's version and :data:`cosim.report.cache.REPORT_VERSION`. Two
+and, for all, cosim's version and :data:`cosim.report.cache.REPORT_VERSION` (plus
+:data:`~cosim.report.cache.ENGINE_VERSION` for what the engine computes). Two
 experiments asking for the same model or evaluation get the same task (it runs once).
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from cosim.card import Card
 from cosim.quant import DEFAULT_HI
-from cosim.report.cache import REPORT_VERSION, stable_hash
+from cosim.report.cache import ENGINE_VERSION, REPORT_VERSION, stable_hash
 from cosim.report.plan import StudyPlan
 from cosim.report.tasks import Task
 
@@ -66,6 +67,11 @@ class StudyContext:
         from cosim import __version__
 
         return {"cosim": __version__, "report": REPORT_VERSION}
+
+    @property
+    def engine_versions(self) -> dict[str, Any]:
+        """:attr:`versions` plus the engine's (keys of everything the engine computes)."""
+        return {**self.versions, "engine": ENGINE_VERSION}
 
     def _add(self, task: Task) -> Task:
         return self.tasks.setdefault(task.key, task)
@@ -148,7 +154,7 @@ class StudyContext:
                 "data": self.dataset_digests[payload["dataset"]],
                 "card": card.physics_hash(),
                 "library": self.library_digest,
-                **self.versions,
+                **self.engine_versions,
             }
         )
 
@@ -209,7 +215,7 @@ class StudyContext:
             {
                 "activations": payload,
                 "data": self.dataset_digests[payload["dataset"]],
-                **self.versions,
+                **self.engine_versions,
             }
         )
         return self._add(
