@@ -186,6 +186,20 @@ def test_keys_change_with_what_a_result_depends_on():
     assert e.deps == (m.key,)
 
 
+def test_a_study_also_runs_the_models_its_tasks_need():
+    """An uncached experiment whose evaluations need a model that only another (cached)
+    experiment names: the model must be in the task list (a full rerun after an engine
+    change once stopped with "tasks wait for models never trained")."""
+    from cosim.report.study import with_dependencies
+
+    ctx = _ctx()
+    m = ctx.main_model(4, 3)
+    e = ctx.evaluation(m, {"chips": 1}, limit=100)
+    tasks = with_dependencies({"accuracy": e}, ctx.tasks)
+    assert {t.key for t in tasks} == {e.key, m.key}
+    assert with_dependencies({}, ctx.tasks) == []
+
+
 def test_weights_above_the_device_levels_use_the_8_bit_what_if_card():
     ctx = _ctx()
     assert ctx.card.device.level_bits == 4

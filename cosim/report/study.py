@@ -18,6 +18,7 @@ from typing import Any
 
 from cosim.card import Card
 from cosim.errors import LibraryError
+from cosim.report.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,22 @@ def resolve_library(
     return path, card, info
 
 
+def with_dependencies(needed: dict[str, Task], known: dict[str, Task]) -> list[Task]:
+    """``needed`` plus every task they depend on, transitively (from ``known``, by key).
+
+    An experiment names the tasks it reads; the models its evaluations need may be named
+    only by another experiment, cached whole or not, so they are added here.
+    """
+    out = dict(needed)
+    stack = list(out.values())
+    while stack:
+        for d in stack.pop().deps:
+            if d not in out:
+                out[d] = known[d]
+                stack.append(out[d])
+    return list(out.values())
+
+
 def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
     """Run the study of ``opts``; returns the ``report.json`` dictionary."""
     from cosim import __version__
@@ -173,7 +190,7 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
     needed = {
         t.key: t for name, named in declared.items() if name not in sections for t in named.values()
     }
-    tasks = list(needed.values())
+    tasks = with_dependencies(needed, ctx.tasks)
     counts = {"run": 0, "cached": 0}
     compute: dict[str, float] = {}  # task key -> its own seconds (now or in an earlier run)
     verbose = not progress_enabled()
