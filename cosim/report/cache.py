@@ -31,8 +31,9 @@ from cosim.fileio import write_json_atomic
 REPORT_VERSION = 1
 #: Bump when the engine's results change for the same model, card and library (invalidates
 #: evaluations, sweeps and activation histograms, not the trained models). 2: unipolar
-#: columns' g_min reference line and half-scale partial sums.
-ENGINE_VERSION = 2
+#: columns' g_min reference line and half-scale partial sums; 3: the reference line programmed
+#: like the array (its mean leakage).
+ENGINE_VERSION = 3
 #: Bump when an experiment's assembly changes (re-assembles from the cached task results).
 ASSEMBLY_VERSION = 1
 

@@ -369,9 +369,10 @@ def _unipolar(rep: Report) -> str:
     why = (
         f"{_net(rep)} ({d['hidden_filters']} hidden filters, {d['epochs']} epochs) instead of the "
         "six-conv CNN on CIFAR-10; filters chosen by cosim's measured-sensitivity search; "
-        "area and energy from the engine's default chip (shared periphery), the accuracy on "
-        "the chip with analog partial sums (the engine's digital partial sums omit the "
-        "unipolar columns' leakage correction; docs/report.md)."
+        "accuracy on the chip, area and energy from one evaluation on the engine's default "
+        "chip (shared periphery, every non-ideality on); with every filter unipolar the "
+        "chip loses more to programming noise and IR drop, which no differential pair "
+        "cancels."
     )
     rows = [["unipolar fraction", *[f"{f:g}" for f in fr]]]
     rows.append(["accuracy", *[_pct(a, 2) for a in d["accuracy"]]])
