@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +247,14 @@ def test_cli_reports_a_missing_card(tmp_path, capsys):
     code = main(["characterize", "--card", str(tmp_path / "none.toml")])
     _, err = capsys.readouterr()
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).parent.parent / "examples" / "cards").glob("*.toml")),
+    ids=lambda p: p.name,
+)
+def test_example_cards_load(path):
+    """Every card shipped under examples/cards/ stays valid as the card grows new keys."""
+    card = load_card(path)
+    assert card.name and card.physics_hash()
