@@ -25,6 +25,7 @@ from cosim.spice.runner import SpiceJob, SpiceRunner
 from cosim.surrogates.adc import (
     SarAdcFitter,
     SarAdcModel,
+    SarLevelAdc,
     ThresholdAdc,
     comparison_level_variation,
     dac_states,
@@ -375,15 +376,40 @@ def test_comparison_level_variation():
     ideal = comparison_level_variation(4, 1.0, 0.0, np.random.default_rng(0))
     x = np.random.default_rng(1).uniform(-0.1, 1.1, 1000)
     np.testing.assert_array_equal(ideal.convert(x), ideal_codes(x, 4, 1.0))
+    np.testing.assert_array_equal(ideal.convert(x, skip=1), np.minimum(ideal_codes(x, 4, 1.0), 7))
     a = comparison_level_variation(8, 1.0, 0.002, np.random.default_rng(7))
     b = comparison_level_variation(8, 1.0, 0.002, np.random.default_rng(7))
-    np.testing.assert_array_equal(a.thresholds_v, b.thresholds_v)
-    dev = a.thresholds_v - (np.arange(1, 256) - 0.5) / 256
+    np.testing.assert_array_equal(a.levels_v, b.levels_v)
+    dev = a.levels_v - (np.arange(1, 256) - 0.5) / 256
     # 255 draws of N(0, 0.002): the sample std is within 20 % of sigma (> 3 sigma of its
     # sampling distribution, std/sigma ~ 1 +- 0.045)
     assert 0.0016 < np.std(dev) < 0.0024
-    assert ThresholdAdc.from_dict(a.to_dict()).thresholds_v.tolist() == a.thresholds_v.tolist()
     assert a.convert(np.zeros((2, 3))).shape == (2, 3)
+    with pytest.raises(ValueError, match="shape"):
+        SarLevelAdc(3, 1.0, np.zeros(6))
+
+
+def test_comparison_level_variation_is_a_sar_search():
+    """Each decision compares against its own perturbed level, so at one ``nva`` a finer
+    converter errs by more of its LSBs, while counting the levels below ``v`` (a flash
+    thermometer code, the sorted table) averages the errors away at high resolution."""
+    x = np.random.default_rng(2).uniform(0, 1, 20000)
+    err = {}
+    for bits in (3, 8):
+        e_sar, e_count = [], []
+        for seed in range(20):
+            adc = comparison_level_variation(bits, 1.0, 0.02, np.random.default_rng(seed))
+            ideal = ideal_codes(x, bits, 1.0)
+            e_sar.append(np.mean(np.abs(adc.convert(x) - ideal)))
+            counted = np.searchsorted(np.sort(adc.levels_v), x, side="right")
+            e_count.append(np.mean(np.abs(counted - ideal)))
+        err[bits] = (np.mean(e_sar), np.mean(e_count))
+    # in LSB: 0.02 V_ref is 0.16 LSB at 3 bits, 5.1 LSB at 8 bits
+    assert err[3][0] < 0.2 and err[8][0] > 2.0
+    assert err[8][0] > 2 * err[8][1]  # the search does not average the levels' errors
+    # a skipped MSB is never tried: codes stay below 2**(bits - skip)
+    adc = comparison_level_variation(8, 1.0, 0.02, np.random.default_rng(0))
+    assert adc.convert(x, skip=2).max() <= 63
 
 
 # ---------------------------------------------------------------------------------------
