@@ -32,8 +32,8 @@ REPORT_VERSION = 1
 #: Bump when the engine's results change for the same model, card and library (invalidates
 #: evaluations, sweeps and activation histograms, not the trained models). 2: unipolar
 #: columns' g_min reference line and half-scale partial sums; 3: the reference line programmed
-#: like the array (its mean leakage).
-ENGINE_VERSION = 3
+#: like the array (its mean leakage); 4: nva as a SAR search over perturbed levels.
+ENGINE_VERSION = 4
 #: Bump when an experiment's assembly changes (re-assembles from the cached task results).
 ASSEMBLY_VERSION = 1
 
