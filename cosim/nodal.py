@@ -174,20 +174,29 @@ class CrossbarNetwork:
         base[di, 0] = base[0, di] = -gw
         # only the bitline columns of each block's inverse are ever needed (S is symmetric
         # positive definite, so S⁻¹[b, :] = S⁻¹[:, b]ᵀ): one Cholesky solve per row
-        e_b = np.zeros((nb, c))
+        e_b = np.zeros((nb, c), order="F")
         e_b[bi, np.arange(c)] = 1.0
+        # LAPACK directly (what cho_factor/cho_solve call, without their per-call checks):
+        # this loop runs once per row of every tile of every chip
+        potrf, potrs = sla.get_lapack_funcs(("potrf", "potrs"), (base,))
+        bb = slice(c, 2 * c)
         s_prev_inv_bb = None
         y = np.zeros((nb, r))
         for i in range(r):
-            a = base.copy()
+            a = np.array(base, order="F")
             gi = g[i]
             a[wi, wi] += gi
             a[bi, bi] += gi + gb + (gb if i > 0 else 0.0)
             a[wi, bi] = a[bi, wi] = -gi
             y[di, i] = gd  # unit input on row i
             if s_prev_inv_bb is not None:
-                a[np.ix_(bi, bi)] -= gb * gb * s_prev_inv_bb
-            zb = sla.cho_solve(sla.cho_factor(a, check_finite=False), e_b, check_finite=False)
+                a[bb, bb] -= gb * gb * s_prev_inv_bb
+            chol, info = potrf(a, lower=False, overwrite_a=True, clean=False)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"nodal block of row {i} is not positive definite")
+            zb, info = potrs(chol, e_b, lower=False)
+            if info != 0:
+                raise ValueError(f"potrs failed on row {i} (info {info})")
             if i < r - 1:
                 y_new = np.zeros((nb, r))
                 y_new[bi] = gb * (zb.T @ y)

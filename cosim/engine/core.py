@@ -318,6 +318,11 @@ class Engine:
                 return _im2col(a, lay.kernel, lay.stride, lay.padding)[0]  # type: ignore[arg-type]
             return a.reshape(a.shape[0], -1)
 
+        def unroll_codes(a: np.ndarray) -> np.ndarray:  # the same values, column-major
+            if lay.kind == "conv2d":
+                return _im2col_columns(a, lay.kernel, lay.stride, lay.padding)  # type: ignore[arg-type]
+            return a.reshape(a.shape[0], -1)
+
         if lay.kind == "conv2d":
             ho = (k.shape[2] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
             wo = (k.shape[3] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
@@ -330,7 +335,7 @@ class Engine:
         else:
             assert st is not None
             with threadpool_limits(limits=1):
-                y = self._analog_layer(lm, st, k, unroll, rng, stats)
+                y = self._analog_layer(lm, st, k, unroll, unroll_codes, rng, stats)
         stats.outputs += y.size
         stats.adc_clipped += int(np.count_nonzero(y == (1 << lm.periphery.adc_bits) - 1))
         if lay.kind == "conv2d":
@@ -362,27 +367,31 @@ class Engine:
         st: LayerState,
         k: np.ndarray,
         unroll,
+        unroll_codes,
         rng: np.random.Generator,
         stats: LayerStats,
     ) -> np.ndarray:
         """One hidden layer on one chip: ``k`` are the input codes as the layer receives
-        them (images for convolutions), ``unroll`` turns such an array into MAC vectors."""
+        them (images for convolutions), ``unroll`` turns such an array into MAC vectors
+        (``unroll_codes`` too, column-major)."""
         card, cfg, per = self.card, self.cfg, lm.periphery
         codes_in = np.arange(1 << per.in_bits)
         v_tab = codes_in * per.v_in_lsb
         u_tab = self.crossbar.drive(v_tab) if cfg.nonlinearity else v_tab
-        # the DAC and the device I-V act per input value, so they are applied before the
-        # unrolling (an image has far fewer pixels than its convolution has MAC inputs);
+        # the DAC and the device I-V act per input value: the unrolled input codes (one byte
+        # each) are looked up block by block where the products need them (_Unrolled), so
+        # the float drives never make a round trip through memory;
         # float32 currents: 6e-8 relative, far below an LSB (7.8e-8 A of 2e-5 A full scale)
-        u = _with_chunk_cache(unroll(u_tab.astype(np.float32)[k]))  # (n, fan_in) drive
+        kc = unroll_codes(k.astype(np.uint8) if per.in_bits <= 8 else k)
+        u_tab32 = u_tab.astype(np.float32)
+        u = _Unrolled(kc, u_tab32)  # (n, fan_in) drive
         n = u.shape[0]
         u2 = None
         if cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles):
-            u2 = _with_chunk_cache(np.square(u))
+            u2 = _Unrolled(kc, np.square(u_tab32))
         uq = None  # the crossbar surrogate's second-order drive s(V)·(V/v_read)²
         if any(ts.m_quad is not None for ts in st.tiles):
-            q_tab = self.crossbar.quad_drive(v_tab).astype(np.float32)
-            uq = _with_chunk_cache(unroll(q_tab[k]))
+            uq = _Unrolled(kc, self.crossbar.quad_drive(v_tab).astype(np.float32))
         # read energy on every ENERGY_STRIDE-th sample, scaled: a statistical estimate whose
         # relative error over a batch is far below the model's own uncertainty
         vu = unroll((v_tab * u_tab).astype(np.float32)[k[::ENERGY_STRIDE]])
@@ -532,37 +541,65 @@ class Engine:
         ws, ss, const, bias_noise, n_out, n_pc, (v_lo, v_hi), wq = self._fold(
             st, ct, group, r_t, offset_binary
         )
-        acc = None
-        var = None
-        for ts, w, s2, w2 in zip(group, ws, ss, wq, strict=True):
-            t = ts.tile
-            part = _chunk(u, t.f0, t.f1) @ w
-            if w2 is not None and uq is not None:
-                part += _chunk(uq, t.f0, t.f1) @ w2
-            acc = part if acc is None else acc + part
-            if u2 is not None and s2 is not None:
-                pv = _chunk(u2, t.f0, t.f1) @ s2
-                var = pv if var is None else var + pv
-        v_out = acc[:, :n_out] + const[:n_out].astype(np.float32)
-        if var is not None:
-            var += bias_noise.astype(np.float32)
-            np.sqrt(var, out=var)
-            var *= rng.standard_normal(var.shape, dtype=np.float32)
-            v_out += var
-        i_sense = acc[:, n_out].astype(np.float64) + const[n_out]
-        stats.tia_reads += (n_out + n_pc) * u.shape[0]
-        risky = np.zeros(0, dtype=np.int64)
-        if n_pc and self.cfg.periphery:
-            # distance beyond the linear range, column by column (a strided reduction over
-            # the row would be many times slower)
-            mid, half = 0.5 * (v_hi + v_lo), np.float32(0.5 * (v_hi - v_lo))
-            worst = np.zeros(acc.shape[0], dtype=np.float32)
-            for j in range(n_pc):
-                col = acc[:, n_out + 1 + j] + np.float32(const[n_out + 1 + j] - mid)
-                np.maximum(worst, np.abs(col, out=col), out=worst)
-            risky = np.nonzero(worst > half)[0]
+        n = u.shape[0]
+        noisy = u2 is not None and any(s2 is not None for s2 in ss)
+        # one draw for the whole batch, as a single (n, outputs) array
+        normals = rng.standard_normal((n, n_out), dtype=np.float32) if noisy else None
+        c_out = const[:n_out].astype(np.float32)
+        c_noise = bias_noise.astype(np.float32)
         # column-major: each ADC instance converts a contiguous block of columns
-        v_out = np.asfortranarray(v_out, dtype=np.float64)
+        v_out = np.empty((n, n_out), order="F")
+        i_sense = np.empty(n)
+        risky_at, risky_var = [], []
+        check = n_pc > 0 and self.cfg.periphery
+        if check:
+            mid, half = 0.5 * (v_hi + v_lo), np.float32(0.5 * (v_hi - v_lo))
+            c_pair = [np.float32(const[n_out + 1 + j] - mid) for j in range(n_pc)]
+        # blocks of input vectors, so that the products and what follows them stay in cache
+        step = max(1024, (1 << 16) // (ws[0].shape[1] + n_out))
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            # products computed transposed, ``(Wᵀ @ Uᵀ)ᵀ``: the results come out column-major
+            # (each output a contiguous column), and BLAS takes a row tile's column slice of
+            # ``u`` in place, without a copy
+            acc_t = None
+            var_t = None
+            for ts, w, s2, w2 in zip(group, ws, ss, wq, strict=True):
+                t = ts.tile
+                part = w.T @ _block(u, r0, r1, t.f0, t.f1).T
+                if w2 is not None and uq is not None:
+                    part += w2.T @ _block(uq, r0, r1, t.f0, t.f1).T
+                acc_t = part if acc_t is None else acc_t + part
+                if noisy and s2 is not None:
+                    pv = s2.T @ _block(u2, r0, r1, t.f0, t.f1).T
+                    var_t = pv if var_t is None else var_t + pv
+            acc = acc_t.T  # (rows, columns), column-major
+            vo = acc[:, :n_out] + c_out
+            var = None
+            if var_t is not None:
+                var = var_t.T
+                var += c_noise
+                np.sqrt(var, out=var)
+                var *= normals[r0:r1]
+                vo += var
+            np.add(acc[:, n_out], const[n_out], out=i_sense[r0:r1], dtype=np.float64)
+            if check:
+                # distance beyond the linear range, column by column (contiguous columns;
+                # a reduction along each row would be many times slower)
+                worst = np.zeros(r1 - r0, dtype=np.float32)
+                col = np.empty_like(worst)
+                for j in range(n_pc):
+                    np.add(acc[:, n_out + 1 + j], c_pair[j], out=col)
+                    np.maximum(worst, np.abs(col, out=col), out=worst)
+                hit = np.nonzero(worst > half)[0]
+                if hit.size:
+                    risky_at.append(hit + r0)
+                    if var is not None:
+                        risky_var.append(var[hit])
+            v_out[r0:r1] = vo
+        stats.tia_reads += (n_out + n_pc) * n
+        risky = np.concatenate(risky_at) if risky_at else np.zeros(0, dtype=np.int64)
+        var = np.concatenate(risky_var) if risky_var else None
         if risky.size:
             cur = None
             for ts in group:
@@ -578,7 +615,7 @@ class Engine:
                 st, ct, cur, g_n, group[0].tia_offset_v, r_t, offset_binary, stats, group[0]
             )
             if var is not None:  # keep the same read-noise draw, in output units
-                exact += var[risky]
+                exact += var
             v_out[risky] = exact
         return v_out, i_sense
 
@@ -816,7 +853,11 @@ class Engine:
         per_adc = card.adc.columns_per_adc
         for a, adc in enumerate(adcs):
             sl = slice(a * per_adc, min((a + 1) * per_adc, n_outs))
-            full = adc.convert(v_out[:, sl])
+            # a block of rows at a time: the lookup's passes over the values stay in cache
+            full = np.empty((n, sl.stop - sl.start), dtype=np.int64, order="F")
+            step = max(1024, (1 << 15) // max(sl.stop - sl.start, 1))
+            for r0 in range(0, n, step):
+                full[r0 : r0 + step] = adc.convert(v_out[r0 : r0 + step, sl])
             if skip is not None:
                 cap = (1 << (bits - skip)) - 1
                 codes[:, sl] = np.minimum(full, cap[:, None])
@@ -883,28 +924,41 @@ class Engine:
             )
 
 
-class _Chunks(np.ndarray):
-    """An input matrix that caches contiguous copies of its row-tile slices."""
+def _im2col_columns(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
+    """:func:`cosim.integer_forward._im2col`'s matrix, built column-major: one strided copy
+    per kernel offset (fast for one-byte codes, where the generic reshape is not)."""
+    if pad:
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c, h, w = x.shape
+    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
+    planes = np.empty((c, k, k, n, ho, wo), dtype=x.dtype)
+    for ci in range(c):
+        for a in range(k):
+            for b in range(k):
+                rows, cols = slice(a, a + stride * ho, stride), slice(b, b + stride * wo, stride)
+                planes[ci, a, b] = x[:, ci, rows, cols]
+    return planes.reshape(c * k * k, n * ho * wo).T
 
 
-def _chunk(a: np.ndarray, f0: int, f1: int) -> np.ndarray:
-    """Contiguous ``a[:, f0:f1]``, cached on ``a`` (a strided slice makes BLAS copy it for
-    every column tile; the cache makes one copy per row tile and batch)."""
-    if f0 == 0 and f1 == a.shape[1]:
-        return a
-    cache = getattr(a, "_cosim_chunks", None)
-    if cache is None:
-        return np.ascontiguousarray(a[:, f0:f1])
-    key = (f0, f1)
-    if key not in cache:
-        cache[key] = np.ascontiguousarray(a[:, f0:f1])
-    return cache[key]
+class _Unrolled:
+    """Unrolled input codes ``(n, fan_in)`` read through a per-code table of float32 values:
+    ``a[i, j] = table[codes[i, j]]``, built a block at a time where it is used."""
+
+    def __init__(self, codes: np.ndarray, table: np.ndarray) -> None:
+        self.codes = codes
+        self.table = table
+        self.shape = codes.shape
+
+    def block(self, r0: int, r1: int, f0: int, f1: int) -> np.ndarray:
+        return self.table[self.codes[r0:r1, f0:f1]]
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.table[self.codes[key]]
 
 
-def _with_chunk_cache(a: np.ndarray) -> np.ndarray:
-    v = a.view(_Chunks)
-    v._cosim_chunks = {}  # type: ignore[attr-defined]
-    return v
+def _block(a, r0: int, r1: int, f0: int, f1: int) -> np.ndarray:
+    """``a[r0:r1, f0:f1]`` of an array or an :class:`_Unrolled`."""
+    return a.block(r0, r1, f0, f1) if isinstance(a, _Unrolled) else a[r0:r1, f0:f1]
 
 
 def _adc_energy(adc, skip: np.ndarray, codes: np.ndarray, bits: int) -> float:
