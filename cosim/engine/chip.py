@@ -15,7 +15,7 @@ differential pair cancels it by subtraction). Its devices are programmed like th
 columns' ``g_min`` devices: PCM programming noise clipped at 0 S puts that mean at
 0.165 µS for a 0.1 µS target, and a nominal reference left +0.065 µS per zero weight
 uncorrected (an all-unipolar LeNet-5 on Fashion-MNIST: 42 % on the chip; with the
-programmed reference 69 %, 76 % in software). Like the sense line it is verified after
+programmed reference 73 %, 76 % in software). Like the sense line it is verified after
 programming (no stuck faults); it has no read noise of its own, an exact mirror, and sits
 at the DAC's voltages (no IR drop).
 """
