@@ -161,56 +161,60 @@ class CrossbarNetwork:
         g = (self.g if g_dev is None else np.asarray(g_dev, dtype=float))[:, self.order]
         r, c = self.rows, self.n_lines
         gw, gb, gd = self.gw, self.gb, self.gd
-        nb = 2 * c + 1  # block: w_0..w_{c-1}, b_0..b_{c-1}, d
-        wi = np.arange(c)
-        bi = c + np.arange(c)
-        di = 2 * c
-        base = np.zeros((nb, nb))
-        base[wi, wi] = 2 * gw
-        base[c - 1, c - 1] = gw  # the last wordline node has one segment
-        base[wi[:-1], wi[1:]] = -gw
-        base[wi[1:], wi[:-1]] = -gw
-        base[di, di] = gd + gw
-        base[di, 0] = base[0, di] = -gw
-        # only the bitline columns of each block's inverse are ever needed (S is symmetric
-        # positive definite, so S⁻¹[b, :] = S⁻¹[:, b]ᵀ): one Cholesky solve per row
-        e_b = np.zeros((nb, c), order="F")
-        e_b[bi, np.arange(c)] = 1.0
-        # LAPACK directly (what cho_factor/cho_solve call, without their per-call checks):
-        # this loop runs once per row of every tile of every chip
-        potrf, potrs = sla.get_lapack_funcs(("potrf", "potrs"), (base,))
-        bb = slice(c, 2 * c)
-        s_prev_inv_bb = None
-        y = np.zeros((nb, r))
+        # Row i's block holds w_0..w_{c-1}, b_0..b_{c-1} and the driver d. Only the bitline
+        # columns of the block's inverse are ever needed, and only at y = (b_0..b_{c-1}, d),
+        # where the inputs and the next row couple in. Eliminating the wordline nodes first
+        # (a tridiagonal system, LAPACK ptsv) leaves the Schur complement on y, of half the
+        # size: (A⁻¹)[y, b] = S⁻¹[:, b] with S = A_yy − A_yw A_ww⁻¹ A_wy, one Cholesky
+        # solve (LAPACK directly: this loop runs once per row of every tile of every chip).
+        k = np.arange(c)
+        off = np.full(c - 1, -gw)  # wordline segments
+        minus_a_wy = np.zeros((c, c + 1))
+        minus_a_wy[0, c] = gw  # w_0 to the driver node
+        e_b = np.zeros((c + 1, c), order="F")
+        e_b[k, k] = 1.0
+        potrf, potrs, ptsv = sla.get_lapack_funcs(("potrf", "potrs", "ptsv"), (e_b,))
+        y = np.zeros((c + 1, r))  # the inputs' right-hand sides on y
+        z = None  # (A⁻¹)[y, b] of the previous row
         for i in range(r):
-            a = np.array(base, order="F")
             gi = g[i]
-            a[wi, wi] += gi
-            a[bi, bi] += gi + gb + (gb if i > 0 else 0.0)
-            a[wi, bi] = a[bi, wi] = -gi
-            y[di, i] = gd  # unit input on row i
-            if s_prev_inv_bb is not None:
-                a[bb, bb] -= gb * gb * s_prev_inv_bb
-            chol, info = potrf(a, lower=False, overwrite_a=True, clean=False)
+            d_w = 2 * gw + gi
+            d_w[c - 1] = gw + gi[c - 1]  # the last wordline node has one segment
+            rhs = minus_a_wy.copy()
+            rhs[k, k] = gi  # w_k to b_k through the device
+            if c > 1:
+                _, _, t, info = ptsv(d_w, off, rhs)  # A_ww⁻¹ (−A_wy)
+                if info != 0:
+                    raise np.linalg.LinAlgError(f"wordline block of row {i} is singular")
+            else:
+                t = rhs / d_w[:, None]
+            s = np.zeros((c + 1, c + 1), order="F")
+            if z is not None:  # the rows above, through the bitline segments
+                s[:c, :c] = -gb * gb * z[:c]
+            s[k, k] += gi + gb + (gb if i > 0 else 0.0)
+            s[c, c] = gd + gw
+            s[:c] -= gi[:, None] * t  # A_yw = [−diag(g); −gw·e_0]ᵀ
+            s[c] -= gw * t[0]
+            y[c, i] = gd  # unit input on row i
+            chol, info = potrf(s, lower=False, overwrite_a=True, clean=False)
             if info != 0:
                 raise np.linalg.LinAlgError(f"nodal block of row {i} is not positive definite")
-            zb, info = potrs(chol, e_b, lower=False)
+            z, info = potrs(chol, e_b, lower=False)
             if info != 0:
                 raise ValueError(f"potrs failed on row {i} (info {info})")
             if i < r - 1:
-                y_new = np.zeros((nb, r))
-                y_new[bi] = gb * (zb.T @ y)
+                y_new = np.zeros((c + 1, r))
+                y_new[:c] = gb * (z.T @ y)
                 y = y_new
-                s_prev_inv_bb = zb[bi]
-        x_last_b = zb.T @ y  # (c_phys, r): bitline-bottom voltages per unit input
+        x_last_b = z.T @ y  # (c_phys, r): bitline-bottom voltages per unit input
         m_phys = gb * x_last_b
         # TIA node k at 1 V, the others and the inputs at 0: current drawn out of node j
-        y_phys = gb * np.eye(c) - gb * gb * zb[bi]
+        y_phys = gb * np.eye(c) - gb * gb * z[:c]
         m = np.empty((r, c))
         m[:, self.order] = m_phys.T
-        y = np.empty((c, c))
-        y[np.ix_(self.order, self.order)] = y_phys
-        return m, y
+        y_full = np.empty((c, c))
+        y_full[np.ix_(self.order, self.order)] = y_phys
+        return m, y_full
 
     def transfer_sparse(self, g_dev: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`transfer` by sparse LU with one solve per input (reference, slower)."""

@@ -388,7 +388,7 @@ class Engine:
         n = u.shape[0]
         u2 = None
         if cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles):
-            u2 = _Unrolled(kc, np.square(u_tab32))
+            u2 = _Unrolled(kc, np.square(u_tab32), square_of=u)
         uq = None  # the crossbar surrogate's second-order drive s(V)·(V/v_read)²
         if any(ts.m_quad is not None for ts in st.tiles):
             uq = _Unrolled(kc, self.crossbar.quad_drive(v_tab).astype(np.float32))
@@ -566,12 +566,16 @@ class Engine:
             var_t = None
             for ts, w, s2, w2 in zip(group, ws, ss, wq, strict=True):
                 t = ts.tile
-                part = w.T @ _block(u, r0, r1, t.f0, t.f1).T
+                ub = _block(u, r0, r1, t.f0, t.f1)
+                part = w.T @ ub.T
                 if w2 is not None and uq is not None:
                     part += w2.T @ _block(uq, r0, r1, t.f0, t.f1).T
                 acc_t = part if acc_t is None else acc_t + part
                 if noisy and s2 is not None:
-                    pv = s2.T @ _block(u2, r0, r1, t.f0, t.f1).T
+                    if isinstance(u2, _Unrolled) and u2.square_of is u:
+                        pv = s2.T @ np.square(ub).T
+                    else:
+                        pv = s2.T @ _block(u2, r0, r1, t.f0, t.f1).T
                     var_t = pv if var_t is None else var_t + pv
             acc = acc_t.T  # (rows, columns), column-major
             vo = acc[:, :n_out] + c_out
@@ -944,10 +948,13 @@ class _Unrolled:
     """Unrolled input codes ``(n, fan_in)`` read through a per-code table of float32 values:
     ``a[i, j] = table[codes[i, j]]``, built a block at a time where it is used."""
 
-    def __init__(self, codes: np.ndarray, table: np.ndarray) -> None:
+    def __init__(
+        self, codes: np.ndarray, table: np.ndarray, square_of: _Unrolled | None = None
+    ) -> None:
         self.codes = codes
         self.table = table
         self.shape = codes.shape
+        self.square_of = square_of  # table = square_of.table**2 (a block: square, no lookup)
 
     def block(self, r0: int, r1: int, f0: int, f1: int) -> np.ndarray:
         return self.table[self.codes[r0:r1, f0:f1]]
