@@ -554,7 +554,9 @@ class Engine:
         check = n_pc > 0 and self.cfg.periphery
         if check:
             mid, half = 0.5 * (v_hi + v_lo), np.float32(0.5 * (v_hi - v_lo))
-            c_pair = [np.float32(const[n_out + 1 + j] - mid) for j in range(n_pc)]
+            c_pair = np.array(
+                [np.float32(const[n_out + 1 + j] - mid) for j in range(n_pc)], dtype=np.float32
+            )[:, None]
         # blocks of input vectors, so that the products and what follows them stay in cache
         step = max(1024, (1 << 16) // (ws[0].shape[1] + n_out))
         for r0 in range(0, n, step):
@@ -588,13 +590,10 @@ class Engine:
                 vo += var
             np.add(acc[:, n_out], const[n_out], out=i_sense[r0:r1], dtype=np.float64)
             if check:
-                # distance beyond the linear range, column by column (contiguous columns;
-                # a reduction along each row would be many times slower)
-                worst = np.zeros(r1 - r0, dtype=np.float32)
-                col = np.empty_like(worst)
-                for j in range(n_pc):
-                    np.add(acc[:, n_out + 1 + j], c_pair[j], out=col)
-                    np.maximum(worst, np.abs(col, out=col), out=worst)
+                # distance beyond the linear range: the pair columns are contiguous rows of
+                # the transposed product, reduced across them in one pass
+                dist = acc_t[n_out + 1 :] + c_pair
+                worst = np.abs(dist, out=dist).max(axis=0)
                 hit = np.nonzero(worst > half)[0]
                 if hit.size:
                     risky_at.append(hit + r0)
@@ -857,24 +856,28 @@ class Engine:
         per_adc = card.adc.columns_per_adc
         for a, adc in enumerate(adcs):
             sl = slice(a * per_adc, min((a + 1) * per_adc, n_outs))
+            width = sl.stop - sl.start
             # a block of rows at a time: the lookup's passes over the values stay in cache
-            full = np.empty((n, sl.stop - sl.start), dtype=np.int64, order="F")
-            step = max(1024, (1 << 15) // max(sl.stop - sl.start, 1))
+            step = max(1024, (1 << 15) // max(width, 1))
             for r0 in range(0, n, step):
-                full[r0 : r0 + step] = adc.convert(v_out[r0 : r0 + step, sl])
+                r1 = min(n, r0 + step)
+                full = adc.convert(v_out[r0:r1, sl])
+                if skip is not None:
+                    cap = ((1 << (bits - skip[r0:r1])) - 1)[:, None]
+                    np.minimum(full, cap, out=codes[r0:r1, sl])
+                    stats.bound_violations += int(np.count_nonzero(full > cap))
+                else:
+                    codes[r0:r1, sl] = full
+            n_e = -(-n // ENERGY_STRIDE)  # the rows the energy is estimated on
             if skip is not None:
-                cap = (1 << (bits - skip)) - 1
-                codes[:, sl] = np.minimum(full, cap[:, None])
-                stats.bound_violations += int(np.count_nonzero(full > cap[:, None]))
-                sk = np.broadcast_to(skip[:, None], full.shape)
+                sk = np.broadcast_to(skip[::ENERGY_STRIDE, None], (n_e, width))
             else:
-                codes[:, sl] = full
-                sk = np.zeros(full.shape, dtype=np.int64)
+                sk = np.zeros((n_e, width), dtype=np.int64)
             # energy from the SPICE-fitted nominal at this resolution, whichever transfer
             # model converts (instance, ideal, or nva variation); estimated on every 8th vector
             e_model = self._adc_by_bits.get(bits)
             if e_model is not None:
-                e = _adc_energy(e_model, sk[::ENERGY_STRIDE], codes[::ENERGY_STRIDE, sl], bits)
+                e = _adc_energy(e_model, sk, codes[::ENERGY_STRIDE, sl], bits)
                 stats.energy_j["adc"] += e * (n / max(-(-n // ENERGY_STRIDE), 1))
         stats.conversions += codes.size
         stats.cycles += codes.size * bits
@@ -957,7 +960,7 @@ class _Unrolled:
         self.square_of = square_of  # table = square_of.table**2 (a block: square, no lookup)
 
     def block(self, r0: int, r1: int, f0: int, f1: int) -> np.ndarray:
-        return self.table[self.codes[r0:r1, f0:f1]]
+        return np.take(self.table, self.codes[r0:r1, f0:f1])
 
     def __getitem__(self, key) -> np.ndarray:
         return self.table[self.codes[key]]
