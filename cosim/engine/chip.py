@@ -62,18 +62,6 @@ class TileState:
             return self.m_eff, self.bias_current
         return self.m_tia, self.bias_tia
 
-    def data_matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """``M_eff`` and ``σ_G²`` of the data rows in float32 (cached)."""
-        if "m32" not in self.extra:
-            rows = self.tile.data_rows
-            self.extra["m32"] = np.ascontiguousarray(self.m_eff[rows], dtype=np.float32)
-            self.extra["s32"] = (
-                np.ascontiguousarray(self.read_sigma[rows] ** 2, dtype=np.float32)
-                if self.read_sigma is not None
-                else None
-            )
-        return self.extra["m32"], self.extra["s32"]
-
 
 @dataclass
 class LayerState:
@@ -171,6 +159,7 @@ def build_layer(
             m_eff, m_quad, y_tt = crossbar.transfer_parts(g, sense_first=sense)
             if not cfg.nonlinearity:
                 m_quad = None  # the second-order term models the sinh I-V's small signal
+                y_tt = y_tt / crossbar.zero_bias_slope()  # ohmic devices: slope 1
         else:  # wordlines held exactly at the DAC voltage: no coupling between columns
             slope = crossbar.zero_bias_slope() if cfg.nonlinearity else 1.0
             m_eff, y_tt = g, np.diag(g.sum(axis=0) * slope)

@@ -46,6 +46,7 @@ from cosim.errors import CosimError, DataError
 from cosim.integer_forward import _im2col, _pool, exact_matmul
 from cosim.library import SurrogateLibrary
 from cosim.quant import requantize
+from cosim.surrogates.adc import SarLevelAdc
 from cosim.surrogates.periphery import TiaModel
 from cosim.surrogates.sense_row import offset_budget_v, skips
 from cosim.surrogates.sense_row import thresholds as sense_thresholds
@@ -861,13 +862,22 @@ class Engine:
             step = max(1024, (1 << 15) // max(width, 1))
             for r0 in range(0, n, step):
                 r1 = min(n, r0 + step)
-                full = adc.convert(v_out[r0:r1, sl])
-                if skip is not None:
-                    cap = ((1 << (bits - skip[r0:r1])) - 1)[:, None]
+                x = v_out[r0:r1, sl]
+                if skip is None:
+                    codes[r0:r1, sl] = adc.convert(x)
+                    continue
+                cap = ((1 << (bits - skip[r0:r1])) - 1)[:, None]
+                if isinstance(adc, SarLevelAdc):
+                    # non-monotone levels (nva): the skipped search never tries the skipped
+                    # levels, so capping the full search's code is not the same; a violation
+                    # is a sampled voltage above the skip's bound
+                    codes[r0:r1, sl] = adc.convert(x, skip[r0:r1, None])
+                    top = (cap + 0.5) * (adc.v_ref_v / (1 << bits))
+                    stats.bound_violations += int(np.count_nonzero(x >= top))
+                else:  # a monotone SAR forced to 0 in its skipped bits saturates at cap
+                    full = adc.convert(x)
                     np.minimum(full, cap, out=codes[r0:r1, sl])
                     stats.bound_violations += int(np.count_nonzero(full > cap))
-                else:
-                    codes[r0:r1, sl] = full
             n_e = -(-n // ENERGY_STRIDE)  # the rows the energy is estimated on
             if skip is not None:
                 sk = np.broadcast_to(skip[::ENERGY_STRIDE, None], (n_e, width))

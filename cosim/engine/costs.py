@@ -15,7 +15,8 @@ holds unipolar columns, one column of ``rows`` cells) and the digital periphery 
 per tile in both. Areas come from the card (``area.device_cell_m2``, ``dac.area_m2``,
 ``tia.area_m2``, ``subtractor.area_m2``, ``adc.area_m2``, ``sense_row.area_m2``,
 ``digital.area_per_column_m2``). The reference line's current mirrors have no card figure and
-are not counted.
+are not counted, neither their area nor the energy of the copies they deliver (about the
+reference current per unipolar column, ``g_min/g_max`` of a column's full scale).
 """
 
 from __future__ import annotations
