@@ -21,8 +21,9 @@ characterization fits at every resolution ``1 .. card.adc.bits``;
 mismatch and comparator offset applied by :func:`with_mismatch`).
 
 :class:`ThresholdAdc` is a plain table of code transition voltages converted with
-``searchsorted``; :func:`comparison_level_variation` builds one with the simplified
-comparison-level variation model of Bao et al. 2022 (``nva``).
+``searchsorted``; :class:`SarLevelAdc` holds the level each SAR trial compares against
+and runs the binary search over them, and :func:`comparison_level_variation` builds one
+with the comparison-level variation model of Bao et al. 2022 (``nva``).
 
 Transfer convention (shared with :mod:`cosim.quant`): the ideal code is
 ``clip(floor(v / LSB + 1/2), 0, 2**N - 1)``, ``LSB = v_ref_v / 2**N``.
@@ -1084,6 +1085,17 @@ class SarAdcFitter:
 # ---------------------------------------------------------------------------------------
 # threshold tables (Bao et al. 2022 comparison-level variation)
 # ---------------------------------------------------------------------------------------
+def _level_table(values: Any, bits: int, what: str) -> np.ndarray:
+    """``values`` as a read-only float array of ``2**bits - 1`` finite voltages (V)."""
+    t = np.array(values, dtype=float)
+    if t.shape != (2**bits - 1,):
+        raise ValueError(f"{what} must have shape ({2**bits - 1},)")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{what} holds NaN or inf")
+    t.setflags(write=False)
+    return t
+
+
 @dataclass(frozen=True)
 class ThresholdAdc:
     """An ADC given by its code transition voltages: ``code = #thresholds below v``.
@@ -1108,14 +1120,9 @@ class ThresholdAdc:
     def __post_init__(self) -> None:
         n = _check_bits(self.bits, "ThresholdAdc.bits")
         object.__setattr__(self, "bits", n)
-        t = np.array(self.thresholds_v, dtype=float)
-        if t.shape != (2**n - 1,):
-            raise ValueError(f"ThresholdAdc.thresholds_v must have shape ({2**n - 1},)")
-        if not np.all(np.isfinite(t)):
-            raise ValueError("ThresholdAdc.thresholds_v holds NaN or inf")
+        t = _level_table(self.thresholds_v, n, "ThresholdAdc.thresholds_v")
         if np.any(np.diff(t) < 0):
             raise ValueError("ThresholdAdc.thresholds_v must be sorted ascending")
-        t.setflags(write=False)
         object.__setattr__(self, "thresholds_v", t)
 
     @classmethod
@@ -1199,13 +1206,7 @@ class SarLevelAdc:
     def __post_init__(self) -> None:
         n = _check_bits(self.bits, "SarLevelAdc.bits")
         object.__setattr__(self, "bits", n)
-        t = np.array(self.levels_v, dtype=float)
-        if t.shape != (2**n - 1,):
-            raise ValueError(f"SarLevelAdc.levels_v must have shape ({2**n - 1},)")
-        if not np.all(np.isfinite(t)):
-            raise ValueError("SarLevelAdc.levels_v holds NaN or inf")
-        t.setflags(write=False)
-        object.__setattr__(self, "levels_v", t)
+        object.__setattr__(self, "levels_v", _level_table(self.levels_v, n, "SarLevelAdc.levels_v"))
 
     def convert(self, v: Any, skip: Any = 0) -> np.ndarray:
         """Codes of ``v`` (any shape, V) by the binary search (int64); ``skip`` MSB cycles
