@@ -24,17 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-OFF = dict(
-    programming_noise=False,
-    read_noise=False,
-    stuck_faults=False,
-    ir_drop=False,
-    nonlinearity=False,
-    periphery=False,
-    adc=False,
-    sense_skip=False,
-)
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -55,7 +44,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from cosim.datasets import load_dataset
-    from cosim.engine.config import EngineConfig
+    from cosim.engine.config import EFFECTS_OFF, EngineConfig
     from cosim.engine.sweep import SweepSpec, plot_sweep, run_sweep
     from cosim.library import load_library
     from cosim.train.modelfile import load_model
@@ -79,7 +68,7 @@ def main(argv=None) -> int:
         ("W8A8", args.w8a8, args.lib8, card8),
     ):
         model, lib = load_model(mpath), load_library(lpath)
-        base = EngineConfig(chips=args.chips, partial_sums="analog", **OFF)
+        base = EngineConfig(chips=args.chips, partial_sums="analog", **EFFECTS_OFF)
         for param, spec in sweeps.items():
             t0 = time.perf_counter()
             res = run_sweep(model, lib, x, y, base, SweepSpec.parse(spec), args.margin, card)

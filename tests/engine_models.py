@@ -41,6 +41,7 @@ import pytest
 
 from cosim.datasets import Dataset, load_dataset
 from cosim.engine import evaluate as evaluate_mod
+from cosim.engine.config import EFFECTS_OFF
 from cosim.engine.core import Engine
 from cosim.integer_forward import integer_forward
 from cosim.train.modelfile import Model, WeightLayer
@@ -138,7 +139,4 @@ def evaluate_recording(model, library, x, y, config, **kw):
 
 
 #: Every hardware effect off: what remains is the mapping through the analog path.
-ALL_OFF = dict(
-    programming_noise=False, read_noise=False, stuck_faults=False, ir_drop=False,
-    nonlinearity=False, periphery=False, adc=False, sense_skip=False,
-)  # fmt: skip
+ALL_OFF = EFFECTS_OFF

@@ -16,6 +16,20 @@ from cosim.errors import CosimError
 
 PARTIAL_SUMS = ("digital", "analog")
 
+#: Every hardware switch off: the analog path with ideal devices, wires, periphery and
+#: converters (Bao et al. vary one effect at a time from here). Not the ideal mode: the
+#: voltages are still computed and converted.
+EFFECTS_OFF: dict[str, bool] = {
+    "programming_noise": False,
+    "read_noise": False,
+    "stuck_faults": False,
+    "ir_drop": False,
+    "nonlinearity": False,
+    "periphery": False,
+    "adc": False,
+    "sense_skip": False,
+}
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -48,9 +62,9 @@ class EngineConfig:
         Fitted SAR ADC surrogate with per-instance mismatch and comparator offset (off: ideal
         quantizer).
     nva
-        Bao et al.'s comparison-level variation of the ADC: each transition of each ADC
-        instance moves by N(0, nva·V_ref); 0 adds none. Used instead of the physical ADC
-        instances when > 0.
+        Bao et al.'s comparison-level variation of the ADC: each comparison level of each
+        ADC instance's SAR search moves by N(0, nva·V_ref); 0 adds none. Used instead of
+        the physical ADC instances when > 0.
     sense_skip
         Sparsity-aware conversion: the sense row's thresholds decide how many MSB cycles
         each conversion skips.

@@ -19,22 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cosim.card import Card
+from cosim.engine.config import EFFECTS_OFF
 from cosim.quant import DEFAULT_HI
 from cosim.report.cache import ENGINE_VERSION, REPORT_VERSION, stable_hash
 from cosim.report.plan import StudyPlan
 from cosim.report.tasks import Task
 
 #: Every engine non-ideality off (Bao et al. study one variation at a time).
-ALL_OFF: dict[str, Any] = {
-    "programming_noise": False,
-    "read_noise": False,
-    "stuck_faults": False,
-    "ir_drop": False,
-    "nonlinearity": False,
-    "periphery": False,
-    "adc": False,
-    "sense_skip": False,
-}
+ALL_OFF: dict[str, Any] = EFFECTS_OFF
 
 
 @dataclass
