@@ -30,7 +30,7 @@ from cosim.fileio import write_json_atomic
 #: Bump when what a task computes changes (invalidates every cached model and result).
 REPORT_VERSION = 1
 #: Bump when the engine's results change for the same model, card and library (invalidates
-#: evaluations, sweeps and activation histograms, not the trained models). 2: unipolar
+#: evaluations and sweeps, not the trained models or the activation histograms). 2: unipolar
 #: columns' g_min reference line and half-scale partial sums; 3: the reference line programmed
 #: like the array (its mean leakage); 4: nva as a SAR search over perturbed levels.
 ENGINE_VERSION = 4

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cosim.card import Card
-from cosim.engine.config import EFFECTS_OFF
+from cosim.engine.config import EFFECTS_OFF, EngineConfig
 from cosim.quant import DEFAULT_HI
 from cosim.report.cache import ENGINE_VERSION, REPORT_VERSION, stable_hash
 from cosim.report.plan import StudyPlan
@@ -150,6 +150,22 @@ class StudyContext:
             }
         )
 
+    def _hw_payload(
+        self,
+        model: Task,
+        config: dict[str, Any],
+        limit: int,
+        card_updates: dict[str, dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """What an engine run of ``model`` depends on besides the card and library."""
+        return {
+            "model": model.key,
+            "dataset": model.payload["dataset"],
+            "limit": limit,
+            "config": EngineConfig(seed=self.plan.seed, **config).describe(),
+            "card_updates": card_updates or {},
+        }
+
     def evaluation(
         self,
         model: Task,
@@ -160,15 +176,7 @@ class StudyContext:
         label: str = "",
     ) -> Task:
         """An engine evaluation of ``model`` (``config``: :class:`EngineConfig` fields)."""
-        from cosim.engine.config import EngineConfig
-
-        payload = {
-            "model": model.key,
-            "dataset": model.payload["dataset"],
-            "limit": limit,
-            "config": EngineConfig(seed=self.plan.seed, **config).describe(),
-            "card_updates": card_updates or {},
-        }
+        payload = self._hw_payload(model, config, limit, card_updates)
         key = self._hw_key("evaluate", payload)
         return self._add(Task("evaluate", key, payload, (model.key,), f"evaluate {label}"))
 
@@ -185,14 +193,8 @@ class StudyContext:
         label: str = "",
     ) -> Task:
         """Accuracy versus ``param`` (``nvw`` or ``nva``) until it drops by ``drop``."""
-        from cosim.engine.config import EngineConfig
-
         payload = {
-            "model": model.key,
-            "dataset": model.payload["dataset"],
-            "limit": limit,
-            "config": EngineConfig(seed=self.plan.seed, **config).describe(),
-            "card_updates": card_updates or {},
+            **self._hw_payload(model, config, limit, card_updates),
             "param": param,
             "values": list(values),
             "drop": drop,
@@ -207,7 +209,7 @@ class StudyContext:
             {
                 "activations": payload,
                 "data": self.dataset_digests[payload["dataset"]],
-                **self.engine_versions,
+                **self.versions,  # integer_forward's codes: the engine is not involved
             }
         )
         return self._add(
