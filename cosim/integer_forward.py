@@ -91,6 +91,23 @@ def _weight_layer(lay: WeightLayer, x: np.ndarray, n_w: np.ndarray, bias: np.nda
 def _pool(lay: PoolLayer, x: np.ndarray, integer: bool) -> np.ndarray:
     n, c, h, w = x.shape
     s = lay.size
+    channels_last = x.transpose(0, 2, 3, 1)
+    if x.dtype.kind in "iu" and channels_last.flags.c_contiguous and h % s == w % s == 0:
+        # a layer's output as the engine and _weight_layer leave it, (n, h, w, c) in memory:
+        # combine the window's rows, then its columns, each a pass over long contiguous runs
+        # (a reduction over the small window axes of this view iterates c values at a time);
+        # exact in integers, so the same result
+        op = np.maximum if lay.kind == "maxpool2d" else np.add
+        rows = channels_last.reshape(n * (h // s), s, w * c)
+        acc = rows[:, 0].copy()
+        for a in range(1, s):
+            op(acc, rows[:, a], out=acc)
+        cols = acc.reshape(-1, s, c)
+        out = cols[:, 0].copy()
+        for b in range(1, s):
+            op(out, cols[:, b], out=out)
+        out = out.reshape(n, h // s, w // s, c).transpose(0, 3, 1, 2)
+        return out if lay.kind == "maxpool2d" else avgpool_round(out, s * s)
     blocks = x.reshape(n, c, h // s, s, w // s, s)
     if lay.kind == "maxpool2d":
         return blocks.max(axis=(3, 5))

@@ -17,8 +17,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from threadpoolctl import threadpool_limits
 
+from cosim.blas import single_thread
 from device_models import DeviceModel
 
 _R_MIN = 1e-6  # a 0-ohm segment is written as 1 µΩ in the netlist too
@@ -154,7 +154,7 @@ class CrossbarNetwork:
         TIA input shifts the other columns' currents through the wordlines and drivers.
         """
         # many small dense inverses: BLAS threads only add contention here
-        with threadpool_limits(limits=1):
+        with single_thread():
             return self._transfer_blocks(g_dev)
 
     def _transfer_blocks(self, g_dev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

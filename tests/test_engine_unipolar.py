@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import Engine, LayerStats
+from cosim.engine.core import Engine, LayerStats, _Drive
 from cosim.engine.costs import _periphery_counts
 from cosim.engine.evaluate import evaluate
 from cosim.engine.sweep import SweepSpec, run_sweep
@@ -105,13 +105,14 @@ def test_zero_partial_sum_converts_to_half_scale(library, name):
     lm = st.lmap
     assert lm.n_row_tiles >= 2
     b = eng.psum_bits()
-    u = np.zeros((3, lm.fan_in), dtype=np.float32)
+    # every input at code 0, whose drive is 0 V
+    u = _Drive(np.zeros((3, lm.fan_in), dtype=np.uint8), np.zeros(1), None)
     seen_uni = False
     for ts in st.tiles:
         if ts.tile.row_tile == 0:
             continue
         v, _ = eng._group_voltages(
-            st, ts.tile.col_tile, [ts], u, None, None, np.random.default_rng(0),
+            st, ts.tile.col_tile, [ts], u, False, np.random.default_rng(0),
             eng.psum_r_t(lm), True, LayerStats("t"),
         )  # fmt: skip
         codes = eng._adc_codes(st, ts.tile.col_tile, ts.tile.row_tile, v, b, True, None,

@@ -318,6 +318,8 @@ class SarAdcModel:
         [[5, 5], [14, 7]]
         """
         x = np.asarray(v, dtype=float)
+        if isinstance(skip, int) and skip == 0:  # the common case, without the checks
+            return self._convert_one_skip(x, 0)
         k = _skip_array(skip, self.bits)
         if k.ndim == 0:
             return self._convert_one_skip(x, int(k))

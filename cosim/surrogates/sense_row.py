@@ -88,9 +88,12 @@ def skips(v_sense: np.ndarray, thresholds_v: np.ndarray) -> np.ndarray:
     A threshold of 0 means "never skip that many": with op-amp offsets ``V_sense`` can be
     slightly negative, and must not then count as below it.
     """
-    th = np.asarray(thresholds_v, dtype=float)
-    v = np.asarray(v_sense, dtype=float)[..., None]
-    return np.sum((v < th) & (th > 0), axis=-1).astype(np.int64)
+    th = np.asarray(thresholds_v, dtype=float).reshape(-1)
+    v = np.asarray(v_sense, dtype=float)
+    out = np.zeros(v.shape, dtype=np.int64)
+    for t in th[th > 0]:  # one pass per threshold (at most bits - 1 of them)
+        out += v < t
+    return out
 
 
 def offset_budget_v(
