@@ -357,6 +357,8 @@ def avgpool_round(sums: Any, n: int) -> np.ndarray:
     [0, 0, 1, 1, 2]
     """
     sums = np.asarray(sums)
+    if sums.dtype.kind in "iu" and n & (n - 1) == 0:  # a power of two: an exact shift
+        return (sums + (n // 2)) >> (n.bit_length() - 1)
     return np.floor_divide(sums + (n // 2), n)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import COMPONENTS, Engine, LayerStats
+from cosim.engine.core import COMPONENTS, Engine, LayerStats, standard_normals
 from cosim.engine.evaluate import evaluate
 from cosim.engine.mapping import MappingError, check_model, map_model
 from cosim.engine.sweep import SweepSpec, run_sweep
@@ -335,6 +335,38 @@ def test_chips_seed_and_reproducibility(library):
     # ideal mode is one exact "chip" whatever --chips says
     assert len(evaluate(model, library, ds.x_test, ds.y_test,
                         EngineConfig.ideal_mode(chips=3)).accuracy_per_chip) == 1  # fmt: skip
+
+
+def test_threads_do_not_change_the_result(library):
+    """Batches on 3 threads: the same predictions, statistics and energies as on one (each
+    batch draws its read noise from its own generator)."""
+    model, ds = trained("digits-global"), dataset("digits")
+    cfg = EngineConfig(chips=2, nvw=0.05, batch=64)
+    a = evaluate(model, library, ds.x_test, ds.y_test, cfg)
+    b = evaluate(model, library, ds.x_test, ds.y_test, cfg, threads=3)
+    assert ds.x_test.shape[0] > 3 * cfg.batch
+    for pa, pb in zip(a.predictions, b.predictions, strict=True):
+        np.testing.assert_array_equal(pa, pb)
+    assert a.layers == b.layers and a.energy_per_inference_j == b.energy_per_inference_j
+    with pytest.raises(CosimError, match="threads"):
+        evaluate(model, library, ds.x_test, ds.y_test, cfg, threads=0)
+
+
+def test_read_noise_draws_are_standard_normal():
+    """The Box–Muller draws: moments, a Kolmogorov–Smirnov test, tails to 5 sigma at the
+    expected rate, odd sizes, and reproducibility from the seed."""
+    from scipy import stats
+
+    x = standard_normals(np.random.default_rng(3), (1_000_001,)).astype(float)
+    assert x.shape == (1_000_001,)
+    assert abs(x.mean()) < 5e-3 and abs(x.std() - 1) < 3e-3
+    assert abs(stats.skew(x)) < 1e-2 and abs(stats.kurtosis(x)) < 2e-2
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    tail = np.mean(np.abs(x) > 4)  # 6.3e-5 for N(0, 1)
+    assert 3e-5 < tail < 1.2e-4
+    a = standard_normals(np.random.default_rng(4), (7, 3))
+    np.testing.assert_array_equal(a, standard_normals(np.random.default_rng(4), (7, 3)))
+    assert a.dtype == np.float32 and a.shape == (7, 3)
 
 
 def _p_op_read_j(card):

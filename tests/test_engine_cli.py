@@ -243,6 +243,7 @@ def test_errors_exit_2_with_one_readable_line(
          "adc_bits = 9 is out of range 1..8"),
         (["--model", good, "--library", lib, "--t", "0"], "drift time t must be > 0 s"),
         (["--model", good, "--library", lib, "--limit", "0"], "--limit must be at least 1"),
+        (["--model", good, "--library", lib, "--threads", "0"], "--threads must be at least 1"),
         (["--model", good, "--library", lib, "--limit", "20", "--verify-spice", "-1"],
          "--verify-spice needs K >= 1"),
     ]  # fmt: skip

@@ -102,6 +102,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="re-run K random MAC operations of this evaluation in ngspice",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="engine threads over sample batches (default: the CPUs, up to 8; the result "
+        "does not depend on it)",
+    )
     p.add_argument("--jobs", type=int, default=None, help="ngspice workers for --verify-spice")
     p.add_argument("--cache-dir", type=Path, default=None, help="SPICE result cache")
     p.add_argument(
@@ -144,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     from cosim.library import load_library
     from cosim.train.modelfile import load_model
 
+    threads = args.threads if args.threads is not None else max(1, min(8, os.cpu_count() or 1))
+    if threads < 1:
+        raise CosimError("--threads must be at least 1")
     model = load_model(args.model)
     library = load_library(args.library)
     spec = args.dataset or model.info.get("dataset")
@@ -168,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         from cosim.engine.sweep import SweepSpec, plot_sweep, run_sweep
 
         sw = SweepSpec.parse(args.sweep)
-        res = run_sweep(model, library, x, y, cfg, sw, args.margin, card)
+        res = run_sweep(model, library, x, y, cfg, sw, args.margin, card, threads)
         out["sweep"] = res
         png = args.plot or (
             args.json.with_suffix(".png") if args.json else Path(f"sweep-{sw.name}.png")
@@ -178,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_sweep(res))
         print(f"plot: {png}")
     else:
-        r = evaluate(model, library, x, y, cfg, card=card)
+        r = evaluate(model, library, x, y, cfg, card=card, threads=threads)
         out["evaluation"] = r.to_dict()
         print(format_report(r, model, library))
         if args.verify_spice:

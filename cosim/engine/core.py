@@ -32,6 +32,7 @@ exact integers and reproduces that function bit for bit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -393,7 +394,7 @@ class Engine:
         # relative error over a batch is far below the model's own uncertainty
         vu = unroll((v_tab * u_tab).astype(np.float32)[k[::ENERGY_STRIDE]])
         n_e = vu.shape[0]
-        out = np.zeros((n, lm.n_out), dtype=np.int64)
+        out = np.empty((n, lm.n_out), dtype=np.int64)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
         hist: dict[int, np.ndarray] = {}  # (skip, code) histograms of the conversions
         for ct in range(lm.n_col_tiles):
@@ -426,8 +427,8 @@ class Engine:
                     stats.energy_j["digital"] += card.digital.e_add_j * c.size
                 total -= len(ts_ct) << (b_ps - 1)  # offset binary: each code less half scale
                 shift = per.adc_bits + 1 - b_ps
-                y = np.floor(total.astype(np.float64) * (cfg.psum_range * 2.0**shift) + 0.5)
-                y = np.clip(y, 0, (1 << per.adc_bits) - 1).astype(np.int64)
+                y = _round_scaled(total, cfg.psum_range * 2.0**shift)
+                np.clip(y, 0, (1 << per.adc_bits) - 1, out=y)
             else:
                 b = self._conv_bits(lm)
                 v_out, i_sense = self._group_voltages(
@@ -443,7 +444,10 @@ class Engine:
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
                     y = np.minimum(y, (1 << per.adc_bits) - 1)
-            out[:, o_idx] = y
+            if isinstance(o_idx, slice) and o_idx == slice(0, lm.n_out):
+                out = y  # one column tile holds every output, in order
+            else:
+                out[:, o_idx] = y
             stats.energy_j["digital"] += card.digital.e_activation_j * y.size
         for bits, counts in hist.items():
             stats.energy_j["adc"] += self._adc_energy(bits, counts)
@@ -904,7 +908,6 @@ class Engine:
         codes = np.empty((n, n_outs), dtype=np.int64)
         per_adc = card.adc.columns_per_adc
         n_e = -(-n // ENERGY_STRIDE)  # the rows the energy is estimated on
-        counts = np.zeros(bits << bits, dtype=np.int64)
         for a, adc in enumerate(adcs):
             sl = slice(a * per_adc, min((a + 1) * per_adc, n_outs))
             width = sl.stop - sl.start
@@ -926,14 +929,18 @@ class Engine:
                     stats.bound_violations += int(np.count_nonzero(x >= top))
                 else:  # a monotone SAR forced to 0 in its skipped bits saturates at cap
                     full = adc.convert(x)
-                    np.minimum(full, cap, out=codes[r0:r1, sl])
+                    dest = codes[r0:r1, sl]
+                    if width == n_outs:  # contiguous: one pass over the block, not per row
+                        full, dest = full.reshape(-1), dest.reshape(-1)
+                        cap = np.repeat(cap[:, 0], width)
+                    np.minimum(full, cap, out=dest)
                     stats.bound_violations += int(np.count_nonzero(full > cap))
-            # energy from the SPICE-fitted nominal at this resolution, whichever transfer
-            # model converts (instance, ideal, or nva variation); estimated on every 8th vector
-            key = codes[::ENERGY_STRIDE, sl]
-            if skip is not None:
-                key = key + (skip[::ENERGY_STRIDE, None] << bits)
-            counts += np.bincount(key.ravel(), minlength=bits << bits)
+        # energy from the SPICE-fitted nominal at this resolution, whichever transfer model
+        # converts (instance, ideal, or nva variation); estimated on every 8th vector
+        key = codes[::ENERGY_STRIDE]
+        if skip is not None:
+            key = key + (skip[::ENERGY_STRIDE, None] << bits)
+        counts = np.bincount(key.ravel(), minlength=bits << bits)
         if bits in self._adc_by_bits:
             scaled = counts * (n / max(n_e, 1))
             if hist is None:
@@ -1000,6 +1007,19 @@ class Engine:
             stats.energy_j["sense_row"] += n * (
                 p_op * t_read + card.sense_row.max_skip_bits * e_cmp
             )
+
+
+def _round_scaled(total: np.ndarray, scale: float) -> np.ndarray:
+    """``floor(total·scale + 1/2)`` of integer partial sums (int64): shifts when ``scale`` is
+    a power of two (the default ``psum_range`` and resolutions), float64 otherwise (exact
+    for sums below 2**53)."""
+    m, e = math.frexp(scale)
+    if m == 0.5:  # scale = 2**(e - 1)
+        k = e - 1
+        if k >= 0:
+            return total << k
+        return (total + (1 << (-k - 1))) >> -k
+    return np.floor(total.astype(np.float64) * scale + 0.5).astype(np.int64)
 
 
 def _im2col_columns(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
@@ -1075,10 +1095,11 @@ def standard_normals(rng: np.random.Generator, shape: tuple[int, ...]) -> np.nda
     n = int(np.prod(shape))
     h = (n + 1) // 2
     r = rng.random(h)
-    np.log1p(-r, out=r)
-    r *= -2.0
-    np.sqrt(r, out=r)
+    np.subtract(1.0, r, out=r)  # exact: U is a multiple of 2**-53
+    np.log(r, out=r)
     r32 = r.astype(np.float32)
+    r32 *= np.float32(-2.0)
+    np.sqrt(r32, out=r32)
     theta = rng.random(h, dtype=np.float32)
     theta *= np.float32(2 * np.pi)
     out = np.empty(2 * h, dtype=np.float32)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from cosim.blas import single_thread
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import COMPONENTS, Engine, LayerStats
 from cosim.engine.costs import area_breakdown
@@ -62,12 +64,22 @@ def evaluate(
     config: EngineConfig,
     desc: str = "evaluate",
     card=None,
+    threads: int = 1,
 ) -> EvalResult:
     """Run ``x`` through ``config.chips`` chip instances; labels ``y`` give the accuracy.
 
     ``card`` (optional) is a what-if variant of the library's card differing only in fields
     the surrogates don't depend on (:data:`cosim.engine.core.WHAT_IF_FIELDS`).
+
+    ``threads``: batches run on this many threads (NumPy releases the interpreter lock in
+    its array operations; BLAS runs one thread each). Every batch draws its read noise from
+    its own generator, seeded by (seed, chip, batch), so the result does not depend on the
+    number of threads.
     """
+    if threads < 1:
+        from cosim.errors import CosimError
+
+        raise CosimError(f"threads = {threads}; use at least 1")
     t0 = time.perf_counter()
     eng = Engine(model, library, config, card)
     x = eng.check_input(x)
@@ -81,20 +93,31 @@ def evaluate(
     accs, preds = [], []
     total: dict[int, LayerStats] = {}
     batches = range(0, n, config.batch)
-    with Bar(total=chips * len(batches), desc=desc) as bar:
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(batches) > 1 else None
+    # one BLAS thread throughout: set once here, so that the threads' own settings nest
+    with Bar(total=chips * len(batches), desc=desc) as bar, single_thread():
         for k in range(chips):
             chip = None if config.ideal else eng.chip(k)
-            rng = np.random.default_rng([config.seed, k, 1])
-            stats: dict[int, LayerStats] = {}
-            pred = np.empty(n, dtype=np.int64)
-            for b0 in batches:
+
+            def run(j: int, chip=chip, k=k) -> tuple[np.ndarray, dict[int, LayerStats]]:
+                rng = np.random.default_rng([config.seed, k, 1, j])
+                stats: dict[int, LayerStats] = {}
+                b0 = batches[j]
                 logits = eng.forward(chip, x[b0 : b0 + config.batch], rng, stats)
-                pred[b0 : b0 + config.batch] = np.argmax(logits, axis=1)
+                return np.argmax(logits, axis=1), stats
+
+            pred = np.empty(n, dtype=np.int64)
+            jobs = range(len(batches))
+            done = map(run, jobs) if pool is None else pool.map(run, jobs)
+            for j, (p, stats) in enumerate(done):  # in batch order: the same sums
+                pred[batches[j] : batches[j] + config.batch] = p
+                for i, s in stats.items():
+                    total.setdefault(i, LayerStats(s.name)).merge(s)
                 bar.update()
             accs.append(float(np.mean(pred == y)))
             preds.append(pred)
-            for i, s in stats.items():
-                total.setdefault(i, LayerStats(s.name)).merge(s)
+    if pool is not None:
+        pool.shutdown()
     per_inf = n * chips
     layers = [s.summary(per_inf) for _, s in sorted(total.items())]
     energy = dict.fromkeys(COMPONENTS, 0.0)

@@ -73,22 +73,38 @@ def run_sweep(
     spec: SweepSpec,
     margin: float = 0.01,
     card=None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Accuracy (mean ± std over chips) at each value; the largest value within ``margin``.
 
     The reference is the noiseless accuracy: the same configuration with the swept
     parameter at its neutral value (0 variation, no drift, the model's own ADC bits).
+    ``threads``: as :func:`cosim.engine.evaluate.evaluate` (the result does not depend on it).
     """
     field, label = SWEEPABLE[spec.name]
     neutral = {"nvw": 0.0, "nva": 0.0, "drift_t_s": None, "adc_bits": None}[field]
     ref = evaluate(
-        model, library, x, y, base.with_(**{field: neutral}), desc="reference", card=card
+        model,
+        library,
+        x,
+        y,
+        base.with_(**{field: neutral}),
+        desc="reference",
+        card=card,
+        threads=threads,
     )
     means, stds = [], []
     for v in spec.values:
         val: Any = int(v) if field == "adc_bits" else v
         r = evaluate(
-            model, library, x, y, base.with_(**{field: val}), desc=f"{spec.name}={v:g}", card=card
+            model,
+            library,
+            x,
+            y,
+            base.with_(**{field: val}),
+            desc=f"{spec.name}={v:g}",
+            card=card,
+            threads=threads,
         )
         means.append(r.accuracy_mean)
         stds.append(r.accuracy_std)
