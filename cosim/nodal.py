@@ -172,6 +172,7 @@ class CrossbarNetwork:
         minus_a_wy = np.zeros((c, c + 1))
         minus_a_wy[0, c] = gw  # w_0 to the driver node
         potrf, potri, ptsv = sla.get_lapack_funcs(("potrf", "potri", "ptsv"), (minus_a_wy,))
+        lower = np.tril_indices(c + 1, -1)  # potri leaves the factor there
         y = np.zeros((c + 1, r))  # the inputs' right-hand sides on y
         z = None  # (A⁻¹)[y, b] of the previous row
         for i in range(r):
@@ -202,8 +203,7 @@ class CrossbarNetwork:
             inv, info = potri(chol, lower=False, overwrite_c=True)
             if info != 0:
                 raise ValueError(f"potri failed on row {i} (info {info})")
-            inv = np.triu(inv)
-            inv += np.triu(inv, 1).T
+            inv[lower] = inv.T[lower]
             z = inv[:, :c]
             if i < r - 1:
                 y_new = np.zeros((c + 1, r))

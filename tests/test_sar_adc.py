@@ -443,6 +443,9 @@ def test_fast_conversion_equals_exact_search():
         x = rng.uniform(-0.1, 1.1, 20000) * m.v_ref_v
         x[:6] = [np.nan, np.inf, -np.inf, 1e300, -1e300, 0.0]
         np.testing.assert_array_equal(m.convert(x), m.convert_exact(x))
+        # float32 voltages (the engine's): their own table, the codes of the same doubles
+        x32 = np.clip(x, -3e38, 3e38).astype(np.float32)  # 1e300 is no float32
+        np.testing.assert_array_equal(m.convert(x32), m.convert_exact(x32.astype(float)))
         k = rng.integers(0, m.bits, x.size)  # mostly illegal skips
         np.testing.assert_array_equal(m.convert(x, k), m.convert_exact(x, k))
         np.testing.assert_array_equal(
@@ -457,6 +460,12 @@ def test_fast_conversion_equals_exact_search():
             xs = np.concatenate([t, *[np.nextafter(t, d) for d in (-np.inf, np.inf)], *near])
             xs = np.concatenate([xs, np.nextafter(np.nextafter(xs, -np.inf), -np.inf)])
             np.testing.assert_array_equal(m.convert(xs, s), m.convert_exact(xs, s))
+            if s == 0:  # float32 inputs at and around every transition
+                xs32 = np.concatenate(
+                    [xs.astype(np.float32), *[np.nextafter(xs.astype(np.float32), d)
+                                              for d in (np.float32(-np.inf), np.float32(np.inf))]]
+                )  # fmt: skip
+                np.testing.assert_array_equal(m.convert(xs32), m.convert_exact(xs32.astype(float)))
             np.testing.assert_array_equal(
                 m.convert(xs, np.full(xs.size, s)), m.convert_exact(xs, s)
             )
