@@ -99,7 +99,7 @@ def _pool(lay: PoolLayer, x: np.ndarray, integer: bool) -> np.ndarray:
         # exact in integers, so the same result
         op = np.maximum if lay.kind == "maxpool2d" else np.add
         rows = channels_last.reshape(n * (h // s), s, w * c)
-        acc = rows[:, 0].copy()
+        acc = rows[:, 0].astype(np.promote_types(x.dtype, np.int32))  # room for the sums
         for a in range(1, s):
             op(acc, rows[:, a], out=acc)
         cols = acc.reshape(-1, s, c)

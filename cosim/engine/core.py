@@ -55,6 +55,8 @@ from cosim.train.modelfile import FlattenLayer, Model, PoolLayer, WeightLayer
 from device_models import from_card
 
 ENERGY_STRIDE = 8  # read energy is averaged over every 8th input vector
+#: ADC codes (at most 8 bits) as the analog path stores them: a quarter of int64's memory
+CODE_DTYPE = np.int16
 
 COMPONENTS = ("crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital")
 
@@ -337,7 +339,7 @@ class Engine:
         else:
             assert st is not None
             with single_thread():
-                y = self._analog_layer(lm, st, k, unroll, unroll_codes, rng, stats)
+                y = self._analog_layer(lm, st, k, unroll_codes, rng, stats)
         stats.outputs += y.size
         stats.adc_clipped += int(np.count_nonzero(y == (1 << lm.periphery.adc_bits) - 1))
         if lay.kind == "conv2d":
@@ -368,14 +370,13 @@ class Engine:
         lm: LayerMap,
         st: LayerState,
         k: np.ndarray,
-        unroll,
         unroll_codes,
         rng: np.random.Generator,
         stats: LayerStats,
     ) -> np.ndarray:
         """One hidden layer on one chip: ``k`` are the input codes as the layer receives
-        them (images for convolutions), ``unroll`` turns such an array into MAC vectors
-        (``unroll_codes`` too, column-major)."""
+        them (images for convolutions), ``unroll_codes`` turns such an array into MAC
+        vectors (column-major)."""
         card, cfg, per = self.card, self.cfg, lm.periphery
         codes_in = np.arange(1 << per.in_bits)
         v_tab = codes_in * per.v_in_lsb
@@ -392,9 +393,11 @@ class Engine:
         noisy = cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles)
         # read energy on every ENERGY_STRIDE-th sample, scaled: a statistical estimate whose
         # relative error over a batch is far below the model's own uncertainty
-        vu = unroll((v_tab * u_tab).astype(np.float32)[k[::ENERGY_STRIDE]])
-        n_e = vu.shape[0]
-        out = np.empty((n, lm.n_out), dtype=np.int64)
+        # (every ENERGY_STRIDE-th input vector: its V·s(V) summed per input)
+        sub = kc[::ENERGY_STRIDE]
+        n_e = sub.shape[0]
+        vu_sum = np.take((v_tab * u_tab).astype(np.float32), sub).sum(axis=0, dtype=np.float64)
+        out = np.empty((n, lm.n_out), dtype=CODE_DTYPE)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
         hist: dict[int, np.ndarray] = {}  # (skip, code) histograms of the conversions
         for ct in range(lm.n_col_tiles):
@@ -403,7 +406,7 @@ class Engine:
                 t = ts.tile
                 self._energy_tile(
                     ts,
-                    vu[:, t.f0 : t.f1],
+                    vu_sum[t.f0 : t.f1],
                     n_e,
                     stats,
                     scale=n / max(n_e, 1),
@@ -905,7 +908,7 @@ class Engine:
         card = self.card
         n, n_outs = v_out.shape
         adcs = st.adcs[(rt, ct)]
-        codes = np.empty((n, n_outs), dtype=np.int64)
+        codes = np.empty((n, n_outs), dtype=CODE_DTYPE)
         per_adc = card.adc.columns_per_adc
         n_e = -(-n // ENERGY_STRIDE)  # the rows the energy is estimated on
         for a, adc in enumerate(adcs):
@@ -968,7 +971,7 @@ class Engine:
     def _energy_tile(
         self,
         ts,
-        vu: np.ndarray,
+        vu_sum: np.ndarray,
         n: int,
         stats: LayerStats,
         scale: float = 1.0,
@@ -976,7 +979,8 @@ class Engine:
         sense: bool = True,
     ) -> None:
         """Energy of ``n`` MAC operations on one tile (read, DAC, TIA, subtractor, sense),
-        counted ``scale`` times (the read energy is estimated on a subsample).
+        counted ``scale`` times (the read energy is estimated on a subsample); ``vu_sum``
+        (V²) is ``V·s(V)`` of each of the tile's inputs summed over those ``n`` operations.
 
         ``periphery``: this tile has its own TIAs and subtractors (with analog partial sums
         only the first row tile of a column is counted: the joined bitlines share them);
@@ -984,7 +988,7 @@ class Engine:
         card = self.card
         t = ts.tile
         t_read = card.tia.t_read_s
-        read = float(np.sum(vu @ ts.row_g_sum[t.data_rows]))
+        read = float(vu_sum @ ts.row_g_sum[t.data_rows])
         if t.bias_rows.size:
             v = card.dac.v_read_v
             read += (
