@@ -6,8 +6,10 @@ Measured in one run, on the same machine state:
   ReLU, average pooling), batch 1000, with single-threaded BLAS like the engine;
 * ``t_engine``: ``cosim evaluate``'s engine with every non-ideality on, one chip instance
   (chip programming and the crossbar transfers included);
-* each timed ``--repeat`` times (3), alternately, the fastest of each kept (other work on a
+* each timed ``--repeat`` times (5), alternately, the fastest of each kept (other work on a
   shared machine only ever slows a run down);
+* the same on ``--threads`` threads (the machine's cores): the engine's threads over sample
+  batches against the float forward with that many BLAS threads;
 * the ratio ``t_engine / t_float`` (target ≤ 3), images per second, peak resident memory
   (target ≤ 2 GB), and the speed-up per MAC operation over simulating the MAC unit in
   ngspice (the analog MAC unit's DC sweep per input vector plus one SAR conversion).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -100,7 +103,14 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=Path("bench-work"))
     ap.add_argument("--limit", type=int, default=None, help="fewer test images (smoke runs)")
     ap.add_argument("--no-spice", action="store_true", help="skip the ngspice comparison")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each (the fastest)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs of each (the fastest)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="also time both on this many threads (engine --threads, BLAS threads for the "
+        "float forward); 1: single-threaded only",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -170,6 +180,18 @@ def main(argv=None) -> int:
         t_engine = min(t_engine, time.perf_counter() - t)
     rss_peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert r is not None
+    # every core: the engine's threads over batches against NumPy's own BLAS threads
+    t_float_n, t_engine_n = math.inf, math.inf
+    if args.threads > 1:
+        for _ in range(args.repeat):
+            with threadpool_limits(limits=args.threads):
+                t = time.perf_counter()
+                float_forward_lenet(model, x01)
+                t_float_n = min(t_float_n, time.perf_counter() - t)
+            t = time.perf_counter()
+            rn = evaluate(model, library, x, y, EngineConfig(chips=1), threads=args.threads)
+            t_engine_n = min(t_engine_n, time.perf_counter() - t)
+            assert rn.accuracy_mean == r.accuracy_mean  # the threads change nothing
     macs = sum(r.layers[i]["conversions_per_inference"] for i in range(len(r.layers)))
     res = {
         "images": int(x.shape[0]),
@@ -184,6 +206,15 @@ def main(argv=None) -> int:
         "float_accuracy": float(np.mean(pf == y)),
         "conversions_per_image": macs,
     }
+    if args.threads > 1:
+        res.update(
+            {
+                "threads": args.threads,
+                "t_float32_forward_threads_s": t_float_n,
+                "t_engine_threads_s": t_engine_n,
+                "ratio_engine_over_float_threads": t_engine_n / t_float_n,
+            }
+        )
     if not args.no_spice:
         sp = ngspice_seconds_per_mac(library, model, x[:64], jobs=1)
         eng_per_op = t_engine / (x.shape[0] * macs)

@@ -28,6 +28,18 @@ input, so the leakage is removed before the conversion, in every row tile's part
 Pooling, flattening and the classifier head run digitally, exactly as in
 :func:`cosim.integer_forward.integer_forward`. In ideal mode the same mapping is evaluated in
 exact integers and reproduces that function bit for bit.
+
+How it is computed (:meth:`Engine._fold`, :meth:`Engine._group_voltages`): inside their
+linear ranges the TIAs and subtractors are affine with per-chip coefficients, so they are
+folded into the crossbar matrices and each tile costs one float32 product per block of input
+vectors, ``[s(V), s(V)·(V/v_read)²] @ W`` with both drive terms looked up per input code and
+interleaved (:class:`_Drive`), plus ``s(V)² @ S`` for the read-noise variance. The exact
+loop solve near the rails runs only for the vectors that need it: a pair's single-ended TIA
+can reach its rails only where a per-vector bound column says so, and that column is not
+even computed where no input the DAC can apply reaches them (the usual case). Read noise is
+drawn by the Box–Muller transform (:func:`standard_normals`) from a generator per batch,
+so ``evaluate(..., threads=N)`` gives the same result for every ``N``; the ADCs convert the
+float32 voltages exactly as the doubles they are (:class:`cosim.surrogates.adc._Lookup`).
 """
 
 from __future__ import annotations
@@ -467,8 +479,9 @@ class Engine:
         Every weight matrix (float32) has a row per data row and drive term (``d`` = 2: the
         second-order drive's rows interleaved, as :class:`_Drive` lays its blocks out).
         ``W`` holds the outputs; ``W_x`` the sense-line current (for conversions that may
-        skip) and, when a pair's TIA can leave its linear range, a bound on the
-        single-ended TIA voltages of every pair column: with inputs ``≥ 0``,
+        skip) and, when some input the DAC can apply would take a pair's TIA near its
+        rails, a bound on the single-ended TIA voltages of every pair column: with inputs
+        ``≥ 0``,
         ``Σ_i u_i·max_j |W_pc,ij|`` is at least every pair column's distance from
         mid-range, so only the vectors whose bound reaches the rails have their pair
         columns computed (``W_pc``), and the exact loop solve takes over where a pair's TIA
@@ -516,10 +529,9 @@ class Engine:
             f[col, n_out + 1 + j], const[n_out + 1 + j] = lin(tia_p, col, r_t / gn_sub)
         o = self.tia.opamp
         v_lo, v_hi = o.v_out_min_v + 0.05, o.v_out_max_v - 0.05
-        check = n_pc > 0 and cfg.periphery
         # the sense line is read where the conversion may skip (not for partial sums)
         sense = card.sense_row.enabled and not offset_binary
-        ws, wx, wpc, ss = [], [], [], []
+        tiles_parts, ss = [], []
         bias_noise = np.zeros(n_out)
         for ts in group:
             t = ts.tile
@@ -530,6 +542,29 @@ class Engine:
                 parts.append(
                     np.zeros_like(full) if ts.m_quad is None else ts.m_quad[t.data_rows] @ f
                 )
+            tiles_parts.append(parts)
+            const = const + bias_tia @ f
+            fo = f[:, :n_out]
+            bias_noise += ts.bias_var @ (fo * fo)
+            if ts.read_sigma is not None:
+                s2 = ts.read_sigma[t.data_rows] ** 2
+                ss.append(np.ascontiguousarray(s2 @ (fo * fo), dtype=np.float32))
+            else:
+                ss.append(None)
+        c_pair = const[n_out + 1 :] - 0.5 * (v_hi + v_lo)
+        # the pair TIAs' rails need a check per vector only where some input can reach them:
+        # the largest distance from mid-range over every input the DAC can apply
+        check = n_pc > 0 and cfg.periphery
+        if check:
+            hi, lo = c_pair.copy(), c_pair.copy()
+            for parts in tiles_parts:
+                for p, (d_lo, d_hi) in zip(parts, self._drive_range(st.lmap), strict=False):
+                    w = p[:, n_out + 1 :]
+                    hi += np.maximum(w * d_lo, w * d_hi).sum(axis=0)
+                    lo += np.minimum(w * d_lo, w * d_hi).sum(axis=0)
+            check = bool(np.max(np.maximum(hi, -lo)) >= 0.5 * (v_hi - v_lo) * (1 - 1e-4))
+        ws, wx, wpc = [], [], []
+        for parts in tiles_parts:
             ws.append(_interleave([p[:, :n_out] for p in parts]))
             # the extra columns: the sense line, and the bound (per drive term, the largest
             # pair-column weight)
@@ -540,14 +575,6 @@ class Engine:
             ]
             wx.append(_interleave([np.stack(e, axis=1) for e in extra]) if extra[0] else None)
             wpc.append(_interleave([p[:, n_out + 1 :] for p in parts]) if check else None)
-            const = const + bias_tia @ f
-            fo = f[:, :n_out]
-            bias_noise += ts.bias_var @ (fo * fo)
-            if ts.read_sigma is not None:
-                s2 = ts.read_sigma[t.data_rows] ** 2
-                ss.append(np.ascontiguousarray(s2 @ (fo * fo), dtype=np.float32))
-            else:
-                ss.append(None)
         c_pair = const[n_out + 1 :] - 0.5 * (v_hi + v_lo)
         folded = _Folded(
             ws,
@@ -564,6 +591,15 @@ class Engine:
         )
         cache[key] = folded
         return folded
+
+    def _drive_range(self, lm: LayerMap) -> list[tuple[float, float]]:
+        """The smallest and largest drive ``s(V)`` and second-order drive over the layer's
+        input codes (V): the DAC's whole range."""
+        per = lm.periphery
+        v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
+        u_tab = self.crossbar.drive(v_tab) if self.cfg.nonlinearity else v_tab
+        q_tab = self.crossbar.quad_drive(v_tab)
+        return [(float(u_tab.min()), float(u_tab.max())), (float(q_tab.min()), float(q_tab.max()))]
 
     def _group_voltages(
         self,
@@ -1096,7 +1132,7 @@ def standard_normals(rng: np.random.Generator, shape: tuple[int, ...]) -> np.nda
     that resolution, and twice as fast as NumPy's float32 ziggurat on these machines (the
     read noise draws one per output per read, 7e7 per 10k LeNet-5 inferences).
     """
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     h = (n + 1) // 2
     r = rng.random(h)
     np.subtract(1.0, r, out=r)  # exact: U is a multiple of 2**-53

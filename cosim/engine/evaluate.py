@@ -100,7 +100,8 @@ def evaluate(
             chip = None if config.ideal else eng.chip(k)
 
             def run(j: int, chip=chip, k=k) -> tuple[np.ndarray, dict[int, LayerStats]]:
-                rng = np.random.default_rng([config.seed, k, 1, j])
+                # SFC64: the uniforms of the read noise's Box-Muller draws at 60 % the cost
+                rng = np.random.Generator(np.random.SFC64([config.seed, k, 1, j]))
                 stats: dict[int, LayerStats] = {}
                 b0 = batches[j]
                 logits = eng.forward(chip, x[b0 : b0 + config.batch], rng, stats)

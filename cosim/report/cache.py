@@ -32,8 +32,10 @@ REPORT_VERSION = 1
 #: Bump when the engine's results change for the same model, card and library (invalidates
 #: evaluations and sweeps, not the trained models or the activation histograms). 2: unipolar
 #: columns' g_min reference line and half-scale partial sums; 3: the reference line programmed
-#: like the array (its mean leakage); 4: nva as a SAR search over perturbed levels.
-ENGINE_VERSION = 4
+#: like the array (its mean leakage); 4: nva as a SAR search over perturbed levels; 5: read
+#: noise drawn by Box–Muller from a generator per batch (the same distribution, other draws)
+#: and the read energy estimated on every 8th unrolled vector.
+ENGINE_VERSION = 5
 #: Bump when an experiment's assembly changes (re-assembles from the cached task results).
 ASSEMBLY_VERSION = 1
 
