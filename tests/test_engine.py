@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import COMPONENTS, Engine, LayerStats, standard_normals
+from cosim.engine.core import COMPONENTS, Engine, LayerStats, _Drive, standard_normals
 from cosim.engine.evaluate import evaluate
 from cosim.engine.mapping import MappingError, check_model, map_model
 from cosim.engine.sweep import SweepSpec, run_sweep
@@ -227,6 +227,63 @@ def test_adc_codes_legal_skip_changes_nothing_illegal_one_saturates(library):
     assert stats.bound_violations == int(np.count_nonzero(~legal)) > 0
     assert stats.skipped_cycles == int(skip.sum()) * n_out
     assert stats.cycles == code.size * bits and stats.conversions == code.size
+
+
+def _rails_case(eng, factor):
+    """LeNet conv1 on chip 0 at ``factor`` times the mapped transimpedance, without read
+    noise: the engine's voltages for 3000 random input vectors (a third of them small), the
+    loop solve's for the same vectors (the TIA and subtractor models on the exact column
+    currents), and the statistics of the engine's run."""
+    st = eng.chip(0)[0]
+    lm, ts = st.lmap, st.tiles[0]
+    assert lm.n_row_tiles == 1 and all(q is not None for _, _, q in ts.tile.outputs)
+    per = lm.periphery
+    r_t = factor * per.r_t_ohm
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 1 << per.in_bits, (3000, lm.fan_in)).astype(np.uint8)
+    codes[:1000] //= 4
+    v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
+    drive = _Drive(codes, eng.crossbar.drive(v_tab), eng.crossbar.quad_drive(v_tab))
+    stats = LayerStats("rails")
+    v, _ = eng._group_voltages(st, 0, [ts], drive, False, rng, r_t, False, stats)
+    m_tia, bias_tia = ts.tia_transfer()
+    u = drive.values(np.arange(codes.shape[0]), 0, lm.fan_in)
+    cur = u[..., 0] @ m_tia[ts.tile.data_rows] + u[..., 1] @ ts.m_quad[ts.tile.data_rows]
+    cur += bias_tia
+    want = eng._analog_out(
+        st, 0, cur, ts.g_norton, ts.tia_offset_v, r_t, False, LayerStats("ref"), ts
+    )
+    return st, v, want, stats
+
+
+@pytest.mark.ngspice
+def test_tias_and_subtractors_near_their_rails_take_the_exact_solve(library):
+    """LeNet conv1's pair TIAs with a transimpedance 3x the mapped one, so that large inputs
+    drive them into their rails: the folded path must hand exactly those vectors to the
+    loop solve, whatever the bound column says (at the mapped transimpedance no input can
+    reach the rails, and the fold proves it: no per-vector check). The subtractors clip
+    there too; their rails (±1.1 V) lie outside the ADC's range, where a clipped output
+    converts like the linear one, so the voltages agree within [0, V_ref]. With rails
+    moved inside the ADC's range (0.7 V) they agree everywhere: the outputs are checked."""
+    eng = Engine(trained("fashion-lenet"), library, EngineConfig(read_noise=False))
+    st, v, want, stats = _rails_case(eng, 3.0)
+    ts, r_t = st.tiles[0], st.lmap.periphery.r_t_ohm
+    assert eng._fold(st, 0, [ts], r_t, False, 2).c_pair is None  # proven safe
+    fo = eng._fold(st, 0, [ts], 3.0 * r_t, False, 2)
+    assert fo.c_pair is not None and fo.sub_limits is None
+    v_ref = library.card.adc.v_ref_v
+    np.testing.assert_allclose(np.clip(v, 0, v_ref), np.clip(want, 0, v_ref), atol=2e-5)
+    assert 0 < stats.tia_saturated < stats.tia_reads / 100  # some TIAs sat in their rails
+    assert np.any(want > v_ref) and np.any(v > 1.2)  # the subtractors did clip
+    # subtractor rails at ±0.7 V, inside the ADC's range: checked per vector
+    narrow = replace(eng.sub.opamp, v_out_min_v=-0.7, v_out_max_v=0.7)
+    eng.sub = replace(eng.sub, opamp=narrow)
+    st, v, want, _ = _rails_case(eng, 3.0)
+    assert eng._fold(st, 0, st.tiles[:1], 3.0 * r_t, False, 2).sub_limits == pytest.approx(
+        (-0.65, 0.65)
+    )
+    np.testing.assert_allclose(v, want, atol=2e-5)
+    assert np.any(want > 0.6)
 
 
 @pytest.mark.ngspice

@@ -481,12 +481,13 @@ class Engine:
         ``W`` holds the outputs; ``W_x`` the sense-line current (for conversions that may
         skip) and, when some input the DAC can apply would take a pair's TIA near its
         rails, a bound on the single-ended TIA voltages of every pair column: with inputs
-        ``≥ 0``,
-        ``Σ_i u_i·max_j |W_pc,ij|`` is at least every pair column's distance from
+        ``≥ 0``, ``Σ_i u_i·max_j |W_pc,ij|`` is at least every pair column's distance from
         mid-range, so only the vectors whose bound reaches the rails have their pair
         columns computed (``W_pc``), and the exact loop solve takes over where a pair's TIA
-        is near a rail. Also returned: per tile the read-noise fold ``S``, the constants,
-        and the rail limits.
+        is near a rail. A subtractor output in its rails is checked per vector only where
+        the rails lie inside the ADC's input range (elsewhere it converts like the linear
+        value). Also returned: per tile the read-noise fold ``S``, the constants, and the
+        rail limits.
         """
         key = (ct, tuple(ts.tile.row_tile for ts in group), round(r_t, 9), offset_binary, d)
         cache = st.__dict__.setdefault("_folds", {})
@@ -563,6 +564,15 @@ class Engine:
                     hi += np.maximum(w * d_lo, w * d_hi).sum(axis=0)
                     lo += np.minimum(w * d_lo, w * d_hi).sum(axis=0)
             check = bool(np.max(np.maximum(hi, -lo)) >= 0.5 * (v_hi - v_lo) * (1 - 1e-4))
+        # a subtractor output in its rails converts like the linear value wherever the rails
+        # lie outside the ADC's input range [0, V_ref] (the top or the zero code either way);
+        # otherwise the outputs themselves are checked per vector
+        o_sub = self.sub.opamp
+        s_lo, s_hi = o_sub.v_out_min_v + 0.05, o_sub.v_out_max_v - 0.05
+        pair_out = np.array([q is not None for _, _, q in outs])
+        sub_check = (
+            cfg.periphery and bool(pair_out.any()) and not (s_lo < 0 < card.adc.v_ref_v < s_hi)
+        )
         ws, wx, wpc = [], [], []
         for parts in tiles_parts:
             ws.append(_interleave([p[:, :n_out] for p in parts]))
@@ -588,6 +598,8 @@ class Engine:
             (v_lo, v_hi),
             c_pair if check else None,
             sense,
+            (s_lo, s_hi) if sub_check else None,
+            pair_out,
         )
         cache[key] = folded
         return folded
@@ -670,6 +682,7 @@ class Engine:
                 flat += fv
             if fo.sense:
                 np.add(extra[:, 0], fo.const[n_out], out=i_sense[r0:r1], dtype=np.float64)
+            hits = []
             if check:
                 cand = np.nonzero(extra[:, -1] > lim)[0] if drive.nonneg else None
                 if cand is None or cand.size:
@@ -680,12 +693,17 @@ class Engine:
                     dist += c_pair
                     worst = np.abs(dist, out=dist).max(axis=1)
                     hit = np.nonzero(worst > half)[0]
-                    if cand is not None:
-                        hit = cand[hit]
-                    if hit.size:
-                        risky_at.append(hit + r0)
-                        if var is not None:
-                            risky_var.append(var[hit])
+                    hits.append(hit if cand is None else cand[hit])
+            if fo.sub_limits is not None:
+                po = vo[:, fo.pair_out]
+                hits.append(
+                    np.nonzero(((po < fo.sub_limits[0]) | (po > fo.sub_limits[1])).any(1))[0]
+                )
+            hit = np.unique(np.concatenate(hits)) if len(hits) > 1 else (hits or [None])[0]
+            if hit is not None and hit.size:
+                risky_at.append(hit + r0)
+                if var is not None:
+                    risky_var.append(var[hit])
         stats.tia_reads += (n_out + fo.n_pc) * n
         risky = np.concatenate(risky_at) if risky_at else np.zeros(0, dtype=np.int64)
         var = np.concatenate(risky_var) if risky_var else None
@@ -1165,6 +1183,8 @@ class _Folded:
     limits: tuple[float, float]  # the pair TIAs' linear range (V)
     c_pair: np.ndarray | None  # (n_pc,) pair constants less mid-range; None: no check
     sense: bool  # wx holds the sense-line current first
+    sub_limits: tuple[float, float] | None  # the subtractors' linear range (V); None: no check
+    pair_out: np.ndarray  # (n_out,) bool: the outputs of differential pairs
 
 
 def _adc_models(library: SurrogateLibrary) -> dict[int, Any]:
