@@ -172,7 +172,7 @@ class CrossbarNetwork:
         minus_a_wy = np.zeros((c, c + 1))
         minus_a_wy[0, c] = gw  # w_0 to the driver node
         potrf, potri, ptsv = sla.get_lapack_funcs(("potrf", "potri", "ptsv"), (minus_a_wy,))
-        lower = np.tril_indices(c + 1, -1)  # potri leaves the factor there
+        lower = np.tri(c + 1, k=-1, dtype=bool)  # potri leaves the factor there
         y = np.zeros((c + 1, r))  # the inputs' right-hand sides on y
         z = None  # (A⁻¹)[y, b] of the previous row
         for i in range(r):
@@ -203,11 +203,12 @@ class CrossbarNetwork:
             inv, info = potri(chol, lower=False, overwrite_c=True)
             if info != 0:
                 raise ValueError(f"potri failed on row {i} (info {info})")
-            inv[lower] = inv.T[lower]
+            np.copyto(inv, inv.T, where=lower)
             z = inv[:, :c]
             if i < r - 1:
                 y_new = np.zeros((c + 1, r))
-                y_new[:c] = gb * (z.T @ y)
+                # only the rows above and this one have driven y so far
+                y_new[:c, : i + 1] = gb * (z.T @ y[:, : i + 1])
                 y = y_new
         x_last_b = z.T @ y  # (c_phys, r): bitline-bottom voltages per unit input
         m_phys = gb * x_last_b
