@@ -421,7 +421,14 @@ class Preprocessing:
         return (np.asarray(raw, dtype=np.float64) - self.offset) / self.scale
 
     def codes(self, raw: Any, dtype: Any = np.int64) -> np.ndarray:
-        """Input codes of raw samples."""
+        """Input codes of raw samples (8- and 16-bit integer samples through a table of
+        every value they can take: the same codes)."""
+        raw = np.asarray(raw)
+        if raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2 and raw.size > 4096:
+            info = np.iinfo(raw.dtype)
+            values = np.arange(info.min, info.max + 1, dtype=raw.dtype)
+            table = input_codes(self.unit(values), self.in_bits, dtype=dtype)
+            return table[raw.astype(np.int64) - info.min] if info.min else table[raw]
         return input_codes(self.unit(raw), self.in_bits, dtype=dtype)
 
     def to_dict(self) -> dict[str, Any]:

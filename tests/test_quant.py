@@ -125,6 +125,14 @@ def test_input_codes_and_preprocessing():
     p = Preprocessing(offset=-1.0, scale=2.0, in_bits=4, input_shape=(3,))
     assert p.codes(np.array([-1.0, 0.0, 1.0])).tolist() == [0, 8, 15]
     assert Preprocessing.from_dict(p.to_dict()) == p
+    # integer samples of 8 and 16 bits (many of them) go through a table: the same codes
+    q = Preprocessing(offset=3.0, scale=251.0, in_bits=8, input_shape=(1,))
+    rng = np.random.default_rng(0)
+    for dt in (np.uint8, np.int8, np.uint16, np.int16):
+        info = np.iinfo(dt)
+        raw = rng.integers(info.min, info.max, 5000, endpoint=True).astype(dt)
+        raw[:2] = info.min, info.max
+        np.testing.assert_array_equal(q.codes(raw), input_codes(q.unit(raw), 8))
 
 
 @pytest.mark.parametrize("bad", [0, 9, -1, 2.5, True, "4", None])

@@ -450,27 +450,30 @@ class SarAdcModel:
             cache[skip] = None if table is None else _Lookup(table, self.v_ref_v / 2**self.bits)
         return cache[skip]
 
-    def _transitions(self, skip: int) -> np.ndarray | None:
+    def _transitions(self, skip: int, dtype: Any = np.float64) -> np.ndarray | None:
         """The exact transitions of :meth:`_table` (cached), None for a non-monotone
-        transfer."""
-        key = ("transitions", skip)
+        transfer: entry ``k - 1`` is the smallest value of ``dtype`` (float64 or float32)
+        whose search code is ``>= k``."""
+        dtype = np.dtype(dtype)
+        key = ("transitions", skip, dtype.str)
         cache = self._cache
         if key in cache:
             return cache[key]
         target = np.arange(1, 2 ** (self.bits - skip), dtype=np.int64)
-        hi = np.array(self.thresholds(skip), dtype=float)
+        hi = np.array(self.thresholds(skip), dtype=dtype)
+        up, down = dtype.type(np.inf), dtype.type(-np.inf)
         table: np.ndarray | None = None
         converged = False
         for _ in range(64):  # up: the smallest candidate reaching its code
-            low = self._search(hi, skip) < target
+            low = self._search(hi.astype(float), skip) < target
             if not low.any():
                 converged = True
                 break
-            hi[low] = np.nextafter(hi[low], np.inf)
+            hi[low] = np.nextafter(hi[low], up)
         if converged:
-            for _ in range(64):  # down: while the double below still reaches it
-                lo = np.nextafter(hi, -np.inf)
-                reach = self._search(lo, skip) >= target
+            for _ in range(64):  # down: while the value below still reaches it
+                lo = np.nextafter(hi, down)
+                reach = self._search(lo.astype(float), skip) >= target
                 if not reach.any():
                     table = hi
                     break
@@ -483,16 +486,14 @@ class SarAdcModel:
     def _table32(self) -> _Lookup | None:
         """:meth:`_table` (no skip) for float32 inputs (cached): a float32 input ``x`` is
         ``>= t`` exactly when it is ``>=`` the smallest float32 not below ``t``, so the
-        transitions rounded up to float32 give every float32 input its exact code."""
+        transitions found among float32 values give every float32 input its exact code."""
         cache = self._cache
         if "f32" not in cache:
             # (a float64 table known to fail its checks fails here too)
-            t = None if cache.get(0, True) is None else self._transitions(0)
+            t = None if cache.get(0, True) is None else self._transitions(0, np.float32)
             look = None
             if t is not None:
-                t32 = t.astype(np.float32)
-                t32 = np.where(t32 < t, np.nextafter(t32, np.float32(np.inf)), t32)
-                look = _Lookup(t32, self.v_ref_v / 2**self.bits, np.float32)
+                look = _Lookup(t.astype(float), self.v_ref_v / 2**self.bits, np.float32)
             cache["f32"] = look
         return cache["f32"]
 
