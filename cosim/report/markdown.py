@@ -17,7 +17,12 @@ Report = dict[str, Any]
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
-    return "n/a" if x is None else f"{x * 100:.{digits}f} %"
+    if x is None:
+        return "n/a"
+    text = f"{x * 100:.{digits}f}"
+    if text.startswith("-") and text.strip("-0.") == "":  # a negative that rounds to 0
+        text = text[1:]
+    return f"{text} %"
 
 
 def _net(rep: Report) -> str:
