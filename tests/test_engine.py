@@ -409,6 +409,27 @@ def test_threads_do_not_change_the_result(library):
         evaluate(model, library, ds.x_test, ds.y_test, cfg, threads=0)
 
 
+def test_read_energy_sums_equal_the_unrolled_vectors():
+    """The read energy's per-input sums of ``V·s(V)`` come from the batch's summed input
+    map, not the unrolled vectors: the same sums for convolutions with padding and stride
+    and for dense layers."""
+    from types import SimpleNamespace
+
+    from cosim.engine.core import _drive_power_sums, _im2col_columns
+
+    rng = np.random.default_rng(0)
+    table = rng.random(8)
+    table[0] = 0.0  # code 0 is 0 V
+    for kk, stride, pad in [(5, 1, 0), (3, 1, 1), (3, 2, 1), (2, 2, 0)]:
+        lay = SimpleNamespace(kind="conv2d", kernel=kk, stride=stride, padding=pad)
+        k = rng.integers(0, 8, (7, 3, 12, 12))
+        want = table[_im2col_columns(k, kk, stride, pad)].sum(axis=0)
+        np.testing.assert_allclose(_drive_power_sums(lay, k, table), want, rtol=1e-12)
+    k = rng.integers(0, 8, (9, 20))
+    got = _drive_power_sums(SimpleNamespace(kind="dense"), k, table)
+    np.testing.assert_allclose(got, table[k].sum(axis=0), rtol=1e-12)
+
+
 def test_read_noise_draws_are_standard_normal():
     """The Box–Muller draws: moments, a Kolmogorov–Smirnov test, tails to 5 sigma at the
     expected rate, odd sizes, and reproducibility from the seed."""

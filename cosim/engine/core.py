@@ -66,7 +66,7 @@ from cosim.surrogates.sense_row import thresholds as sense_thresholds
 from cosim.train.modelfile import FlattenLayer, Model, PoolLayer, WeightLayer
 from device_models import from_card
 
-ENERGY_STRIDE = 8  # read energy is averaged over every 8th input vector
+ENERGY_STRIDE = 8  # ADC energy is averaged over every 8th input vector
 #: ADC codes (at most 8 bits) as the analog path stores them: a quarter of int64's memory
 CODE_DTYPE = np.int16
 
@@ -403,12 +403,8 @@ class Engine:
         drive = _Drive(kc, u_tab, self.crossbar.quad_drive(v_tab) if quad else None)
         n = drive.shape[0]
         noisy = cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles)
-        # read energy on every ENERGY_STRIDE-th sample, scaled: a statistical estimate whose
-        # relative error over a batch is far below the model's own uncertainty
-        # (every ENERGY_STRIDE-th input vector: its V·s(V) summed per input)
-        sub = kc[::ENERGY_STRIDE]
-        n_e = sub.shape[0]
-        vu_sum = np.take((v_tab * u_tab).astype(np.float32), sub).sum(axis=0, dtype=np.float64)
+        # read energy, exactly: V·s(V) of every input summed over every MAC vector
+        vu_sum = _drive_power_sums(lm.layer, k, v_tab * u_tab)
         out = np.empty((n, lm.n_out), dtype=CODE_DTYPE)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
         hist: dict[int, np.ndarray] = {}  # (skip, code) histograms of the conversions
@@ -419,9 +415,8 @@ class Engine:
                 self._energy_tile(
                     ts,
                     vu_sum[t.f0 : t.f1],
-                    n_e,
+                    n,
                     stats,
-                    scale=n / max(n_e, 1),
                     periphery=split or t.row_tile == 0,
                     sense=not split and t.row_tile == 0 and self._sense_on(),
                 )
@@ -1028,13 +1023,11 @@ class Engine:
         vu_sum: np.ndarray,
         n: int,
         stats: LayerStats,
-        scale: float = 1.0,
         periphery: bool = True,
         sense: bool = True,
     ) -> None:
-        """Energy of ``n`` MAC operations on one tile (read, DAC, TIA, subtractor, sense),
-        counted ``scale`` times (the read energy is estimated on a subsample); ``vu_sum``
-        (V²) is ``V·s(V)`` of each of the tile's inputs summed over those ``n`` operations.
+        """Energy of ``n`` MAC operations on one tile (read, DAC, TIA, subtractor, sense);
+        ``vu_sum`` (V²) is ``V·s(V)`` of each of the tile's inputs summed over them.
 
         ``periphery``: this tile has its own TIAs and subtractors (with analog partial sums
         only the first row tile of a column is counted: the joined bitlines share them);
@@ -1051,8 +1044,7 @@ class Engine:
                 * float(self.crossbar.drive(np.array([v]))[0])
                 * float(np.sum(ts.row_g_sum[t.bias_rows]))
             )
-        stats.energy_j["crossbar_read"] += read * t_read * scale
-        n = round(n * scale)
+        stats.energy_j["crossbar_read"] += read * t_read
         stats.energy_j["dac"] += card.dac.e_conv_j * n * t.data_rows.size
         p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
         n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
@@ -1065,6 +1057,26 @@ class Engine:
             stats.energy_j["sense_row"] += n * (
                 p_op * t_read + card.sense_row.max_skip_bits * e_cmp
             )
+
+
+def _drive_power_sums(layer: WeightLayer, k: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``Σ_n table[x_n,i]`` per MAC input ``i`` over every MAC vector of a batch (V² for the
+    table ``V·s(V)``), without unrolling: for a convolution, input ``(c, a, b)`` of the
+    unrolled vectors sees channel ``c`` at the kernel offset ``(a, b)``, so its sum is the
+    window of the batch's summed input map that the offset covers (padding reads code 0)."""
+    m = np.take(table, k).sum(axis=0)  # (fan_in,) for dense layers; (C, H, W) for convs
+    if layer.kind != "conv2d":
+        return m.reshape(-1)
+    kk, s, pad = layer.kernel, layer.stride, layer.padding
+    if pad:
+        m = np.pad(m, ((0, 0), (pad, pad), (pad, pad)), constant_values=table[0])
+    c, h, w = m.shape
+    ho, wo = (h - kk) // s + 1, (w - kk) // s + 1
+    out = np.empty((c, kk, kk))
+    for a in range(kk):
+        for b in range(kk):
+            out[:, a, b] = m[:, a : a + s * ho : s, b : b + s * wo : s].sum(axis=(1, 2))
+    return out.reshape(-1)
 
 
 def _round_scaled(total: np.ndarray, scale: float) -> np.ndarray:

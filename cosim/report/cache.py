@@ -34,8 +34,9 @@ REPORT_VERSION = 1
 #: columns' g_min reference line and half-scale partial sums; 3: the reference line programmed
 #: like the array (its mean leakage); 4: nva as a SAR search over perturbed levels; 5: read
 #: noise drawn by Box–Muller from a generator per batch (the same distribution, other draws)
-#: and the read energy estimated on every 8th unrolled vector.
-ENGINE_VERSION = 5
+#: and the read energy estimated on every 8th unrolled vector; 6: the read energy summed
+#: over every vector.
+ENGINE_VERSION = 6
 #: Bump when an experiment's assembly changes (re-assembles from the cached task results).
 ASSEMBLY_VERSION = 1
 
