@@ -390,9 +390,7 @@ class Engine:
         them (images for convolutions), ``unroll_codes`` turns such an array into MAC
         vectors (column-major)."""
         card, cfg, per = self.card, self.cfg, lm.periphery
-        codes_in = np.arange(1 << per.in_bits)
-        v_tab = codes_in * per.v_in_lsb
-        u_tab = self.crossbar.drive(v_tab) if cfg.nonlinearity else v_tab
+        v_tab, u_tab, q_tab = self._drive_tables(lm)
         # the DAC and the device I-V act per input value: the unrolled input codes (one byte
         # each) are looked up block by block where the products need them (_Drive), so the
         # float drives never make a round trip through memory;
@@ -400,7 +398,7 @@ class Engine:
         kc = unroll_codes(k.astype(np.uint8) if per.in_bits <= 8 else k)
         quad = any(ts.m_quad is not None for ts in st.tiles)
         # the crossbar surrogate's second-order drive s(V)·(V/v_read)² beside s(V)
-        drive = _Drive(kc, u_tab, self.crossbar.quad_drive(v_tab) if quad else None)
+        drive = _Drive(kc, u_tab, q_tab if quad else None)
         n = drive.shape[0]
         noisy = cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles)
         # read energy, exactly: V·s(V) of every input summed over every MAC vector
@@ -599,13 +597,17 @@ class Engine:
         cache[key] = folded
         return folded
 
+    def _drive_tables(self, lm: LayerMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per input code of the layer: the DAC voltage ``V``, the drive ``s(V)`` and the
+        second-order drive ``s(V)·(V/v_read)²`` (V)."""
+        v_tab = np.arange(1 << lm.periphery.in_bits) * lm.periphery.v_in_lsb
+        u_tab = self.crossbar.drive(v_tab) if self.cfg.nonlinearity else v_tab
+        return v_tab, u_tab, self.crossbar.quad_drive(v_tab)
+
     def _drive_range(self, lm: LayerMap) -> list[tuple[float, float]]:
         """The smallest and largest drive ``s(V)`` and second-order drive over the layer's
         input codes (V): the DAC's whole range."""
-        per = lm.periphery
-        v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
-        u_tab = self.crossbar.drive(v_tab) if self.cfg.nonlinearity else v_tab
-        q_tab = self.crossbar.quad_drive(v_tab)
+        _, u_tab, q_tab = self._drive_tables(lm)
         return [(float(u_tab.min()), float(u_tab.max())), (float(q_tab.min()), float(q_tab.max()))]
 
     def _group_voltages(

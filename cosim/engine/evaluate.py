@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +95,9 @@ def evaluate(
     total: dict[int, LayerStats] = {}
     batches = range(0, n, config.batch)
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(batches) > 1 else None
-    # one BLAS thread throughout: set once here, so that the threads' own settings nest
-    with Bar(total=chips * len(batches), desc=desc) as bar, single_thread():
+    # one BLAS thread throughout: set once here, so that the threads' own settings nest;
+    # the pool's threads end with the evaluation, also when it fails
+    with Bar(total=chips * len(batches), desc=desc) as bar, single_thread(), pool or nullcontext():
         for k in range(chips):
             chip = None if config.ideal else eng.chip(k)
 
@@ -117,8 +119,6 @@ def evaluate(
                 bar.update()
             accs.append(float(np.mean(pred == y)))
             preds.append(pred)
-    if pool is not None:
-        pool.shutdown()
     per_inf = n * chips
     layers = [s.summary(per_inf) for _, s in sorted(total.items())]
     energy = dict.fromkeys(COMPONENTS, 0.0)

@@ -122,7 +122,8 @@ class _Lookup:
 
     With ``dtype=float32`` the table counts float32 inputs in float32 arithmetic (half the
     memory traffic): its transitions must be float32 values (:meth:`SarAdcModel._table32`
-    rounds them up, which keeps every count of a float32 input), and the margin is 1e-3 h,
+    finds them among the float32 values, which keeps every count of a float32 input), and
+    the margin is 1e-3 h,
     above the float32 rounding of the bucket index (about 1.3e-4 buckets at 1028 buckets).
     """
 
