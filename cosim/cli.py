@@ -4,14 +4,21 @@ Each sub-command lives in its own module exposing ``configure(parser)`` (adds ar
 must stay import-light) and ``run(args) -> int``. Deliberate errors (:class:`CosimError`)
 become one readable message and exit status 2; anything else is a bug and keeps its
 traceback.
+
+Ctrl-C (SIGINT) and SIGTERM both stop the command the same way: the exception unwinds
+through every ``finally`` and context manager (atomic writes are abandoned, ngspice workers
+stopped, finished work stays cached), one line is printed, and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from cosim.errors import CosimError
 
@@ -45,8 +52,9 @@ def _available() -> dict[str, object]:
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     """Build the argument parser with every available sub-command."""
     from cosim import __version__
+    from cosim.argcheck import OneLineParser
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cosim",
         description="How will this trained network behave on this analog NVM crossbar chip?",
     )
@@ -59,18 +67,76 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     return parser, mods
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread while a command runs.
+
+    A :class:`KeyboardInterrupt` so that it unwinds exactly like Ctrl-C: code that cleans up
+    on ``BaseException``/``KeyboardInterrupt`` does so here too, and no ``except Exception``
+    swallows it.
+    """
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    # one exception only: a second SIGTERM must not interrupt the clean-up of the first
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` for the duration; restore the previous handler.
+
+    Only in the main thread (the only place Python delivers signals), and not when SIGTERM
+    was deliberately ignored by whoever started us.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        # None: installed outside Python; the default is the closest we can restore
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _one_line(exc: CosimError) -> str:
+    """The error as one line; a simulation error keeps ngspice's own lines below it."""
+    from cosim.errors import SimulationError
+
+    text = str(exc)
+    return text if isinstance(exc, SimulationError) else " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cosim`` command; returns the process exit status."""
+    """Entry point of the ``cosim`` command; returns the process exit status.
+
+    0 on success, 2 for a :class:`~cosim.errors.CosimError` (one line on stderr), 130 after
+    Ctrl-C and 143 after SIGTERM (one line on stderr; finished work is kept).
+    """
     parser, mods = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        return int(mods[args.command].run(args) or 0)  # type: ignore[attr-defined]
+        with _sigterm_raises():
+            return int(mods[args.command].run(args) or 0)  # type: ignore[attr-defined]
     except CosimError as exc:
-        print(f"cosim {args.command}: error: {exc}", file=sys.stderr)
+        print(f"cosim {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(
+            f"cosim {args.command}: interrupted (SIGTERM); finished work is kept",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"cosim {args.command}: interrupted; finished work is kept", file=sys.stderr)
         return 130

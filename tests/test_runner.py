@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import signal
+import threading
 import time
 import warnings
 import zipfile
@@ -294,3 +296,174 @@ def test_simulation_error_keeps_its_fields_across_processes(tmp_path):
 def test_invalid_job_count():
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         SpiceRunner(jobs=0)
+
+
+# -- issue 9: corrupt (non-finite) cache entries, unusable cache directories, interruption --
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_cache_entry_holding_nan_or_inf_is_recomputed(tmp_path, bad):
+    cache = tmp_path / "cache"
+    job = SpiceJob(divider(1.0), ("b", "a"))
+    with SpiceRunner(jobs=1, cache_dir=cache) as r:
+        r.run([job])
+    (victim,) = _cache_files(cache)
+    with np.load(victim) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["a"] = np.array([bad])  # a valid npz, but no simulation produces this
+    with open(victim, "wb") as fh:
+        np.savez(fh, **arrays)
+    with SpiceRunner(jobs=1, cache_dir=cache) as r:
+        (res,) = r.run([job])
+        assert r.stats["cached"] == 0 and r.stats["simulated"] == 1
+    assert res["a"] == pytest.approx([1.0], rel=1e-12)
+    assert res["b"] == pytest.approx([0.75], rel=1e-12)
+    with np.load(victim) as z:  # replaced by a good entry
+        assert np.isfinite(z["a"]).all() and np.isfinite(z["b"]).all()
+    with SpiceRunner(jobs=1, cache_dir=cache) as r:  # ...which is served from now on
+        r.run([job])
+        assert r.stats["cached"] == 1 and r.stats["simulated"] == 0
+
+
+@pytest.mark.ngspice
+def test_empty_cache_entry_is_recomputed(tmp_path):
+    cache = tmp_path / "cache"
+    job = SpiceJob(divider(2.0), ("b",))
+    with SpiceRunner(jobs=1, cache_dir=cache) as r:
+        r.run([job])
+    (victim,) = _cache_files(cache)
+    victim.write_bytes(b"")
+    with SpiceRunner(jobs=1, cache_dir=cache) as r:
+        (res,) = r.run([job])
+        assert r.stats["simulated"] == 1
+    assert res["b"] == pytest.approx([1.5], rel=1e-12)
+
+
+def test_non_finite_results_are_not_cached(tmp_path):
+    from cosim.spice import SpiceResult
+
+    r = SpiceRunner(jobs=1, cache_dir=tmp_path / "cache")  # no worker starts before run()
+    r._cache_put("ab" * 32, SpiceResult({"b": np.array([1.0, np.nan])}))
+    assert not _cache_files(tmp_path)
+    r._cache_put("cd" * 32, SpiceResult({"b": np.array([1.0, 2.0])}))
+    assert len(_cache_files(tmp_path)) == 1
+    assert r._cache_get("ab" * 32) is None and r._cache_get("cd" * 32) is not None
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_cache_dir_that_is_a_file_is_one_clear_error(tmp_path):
+    from cosim.errors import CosimError
+    from cosim.spice import check_cache_dir
+
+    f = tmp_path / "not-a-dir"
+    f.write_text("precious")
+    for bad, why in ((f, "is not a directory (it is a file)"), (f / "sub", "a parent of it")):
+        with pytest.raises(CosimError) as exc:
+            check_cache_dir(bad)
+        msg = _one_line(exc.value)
+        assert str(bad) in msg and why in msg
+        assert msg.endswith("pass --cache-dir a writable directory, or --no-cache")
+        # the runner checks before it starts a single worker
+        with pytest.raises(CosimError, match="SPICE cache directory"):
+            SpiceRunner(jobs=2, cache_dir=bad)
+    assert f.read_text() == "precious"  # nothing was written over it
+
+
+def test_unwritable_cache_dir_is_one_clear_error(tmp_path, monkeypatch):
+    from cosim.errors import CosimError
+    from cosim.spice import check_cache_dir
+    from cosim.spice import runner as runner_mod
+
+    d = tmp_path / "ro"
+    d.mkdir()
+    if os.geteuid() != 0:
+        d.chmod(0o500)
+    else:  # root writes through permission bits: make the write itself fail
+
+        def refuse(*a, **k):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(runner_mod.tempfile, "mkstemp", refuse)
+    try:
+        with pytest.raises(CosimError) as exc:
+            check_cache_dir(d)
+        msg = _one_line(exc.value)
+        assert msg.startswith(f"cannot write in SPICE cache directory {d}: Permission denied;")
+        assert "--cache-dir" in msg
+        with pytest.raises(CosimError, match="cannot write in SPICE cache directory"):
+            SpiceRunner(jobs=1, cache_dir=d)
+    finally:
+        d.chmod(0o700)
+
+
+def test_check_cache_dir_creates_a_missing_directory(tmp_path):
+    from cosim.spice import check_cache_dir
+
+    d = tmp_path / "a" / "b" / "cache"
+    assert check_cache_dir(str(d)) == d and d.is_dir()
+    assert list(d.iterdir()) == []  # the write probe is removed
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_invalid_job_counts(bad):
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        SpiceRunner(jobs=bad, cache_dir=None)
+
+
+def _interrupt_main_after(seconds: float) -> threading.Timer:
+    """A real SIGINT to the main thread (as Ctrl-C): it interrupts a blocking wait, which
+    ``_thread.interrupt_main`` does not."""
+    t = threading.Timer(
+        seconds, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)
+    )
+    t.start()
+    return t
+
+
+@pytest.mark.ngspice
+def test_interrupted_run_kills_its_busy_workers_and_the_runner_recovers(tmp_path):
+    with SpiceRunner(jobs=2, cache_dir=tmp_path) as r:
+        r.run([SpiceJob(divider(1.0), ("b",)), SpiceJob(divider(3.0), ("b",))])  # workers up
+        procs = [w.proc for w in r._workers]
+        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+        timer = _interrupt_main_after(1.0)
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            r.run([SpiceJob(HANGS, ("a",), timeout_s=60), SpiceJob(HANGS + "*", ("a",))])
+        timer.join()
+        # both workers were busy: killed at once, not waited for (5 s each) or left running
+        assert time.monotonic() - t0 < 4
+        assert not any(p.is_alive() for p in procs) and r._workers == []
+        # the runner is usable again, with fresh workers
+        (res,) = r.run([SpiceJob(divider(2.0), ("b",))])
+        assert res["b"] == pytest.approx([1.5], rel=1e-12)
+        assert r._workers and r._workers[0].proc not in procs
+
+
+@pytest.mark.ngspice
+def test_worker_ignores_sigint_and_prints_nothing(tmp_path, capfd):
+    # a Ctrl-C in a terminal reaches the workers too; the parent alone decides what stops
+    with SpiceRunner(jobs=1, cache_dir=tmp_path) as r:
+        r.run([SpiceJob(divider(1.0), ("b",))])
+        pid = r._workers[0].proc.pid
+
+        def poke():
+            for _ in range(10):
+                time.sleep(0.2)
+                os.kill(pid, signal.SIGINT)
+
+        t = threading.Thread(target=poke)
+        t.start()
+        (hung,) = r.run([SpiceJob(HANGS, ("a",), timeout_s=3)], raise_on_error=False)
+        t.join()
+    # it ran on until its timeout instead of dying of the SIGINTs
+    assert "exceeded its timeout of 3 s" in str(hung)
+    err = capfd.readouterr().err
+    assert "KeyboardInterrupt" not in err and "Traceback" not in err
+    assert "Exception ignored" not in err

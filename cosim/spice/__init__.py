@@ -7,7 +7,16 @@ from cosim.spice.runner import (
     SpiceJob,
     SpiceResult,
     SpiceRunner,
+    check_cache_dir,
+    default_cache_dir,
     ngspice_version,
 )
 
-__all__ = ["SpiceJob", "SpiceResult", "SpiceRunner", "ngspice_version"]
+__all__ = [
+    "SpiceJob",
+    "SpiceResult",
+    "SpiceRunner",
+    "check_cache_dir",
+    "default_cache_dir",
+    "ngspice_version",
+]

@@ -8,6 +8,12 @@
   under ``<cache>/failed/``), ngspice's own messages and what was tried.
 * Results are cached on disk, keyed by the netlist text, the requested vectors and the
   ngspice version, so a re-run is instant and an interrupted run resumes where it stopped.
+  An entry that cannot be read, or holds NaN/inf, is treated as corrupt and simulated again.
+* The parent owns interruption: workers ignore SIGINT (a Ctrl-C reaches the whole process
+  group), and when the parent unwinds (Ctrl-C, SIGTERM, an error) busy workers are killed and
+  idle ones stopped. A worker dies with its parent (Linux) instead of lingering as an orphan.
+* :func:`check_cache_dir` says in one line what is wrong with an unusable cache directory;
+  :class:`SpiceRunner` calls it before it starts any worker.
 
 Examples
 --------
@@ -19,12 +25,15 @@ array([0.5])
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing as mp
 import os
+import signal
+import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -32,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.errors import SimulationError
+from cosim.errors import CosimError, SimulationError
 from cosim.fileio import atomic_path, write_text_atomic
 from cosim.progress import Bar
 
@@ -99,11 +108,93 @@ class SpiceResult:
 
 
 def default_cache_dir() -> Path:
+    """The cache directory used when none is given: ``$COSIM_CACHE_DIR`` or
+    ``$XDG_CACHE_HOME/cosim/spice`` (``~/.cache/cosim/spice``)."""
     env = os.environ.get("COSIM_CACHE_DIR")
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "cosim" / "spice"
+
+
+_CACHE_HINT = "pass --cache-dir a writable directory, or --no-cache"
+
+
+def _check_dir(path: Path, what: str, hint: str) -> Path:
+    """Create ``path`` if needed and prove a file can be written in it; one-line error if not."""
+    if path.exists() and not path.is_dir():
+        raise CosimError(f"{what} {path} is not a directory (it is a file); {hint}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            reason = (
+                "it is a broken symbolic link"
+                if path.is_symlink()
+                else "a parent of it is a file, not a directory"
+            )
+        raise CosimError(f"cannot create {what} {path}: {reason}; {hint}") from None
+    # permission bits do not stop root, and a read-only file system does not show in them:
+    # the only reliable test is to write something
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cosim-probe-", dir=path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CosimError(f"cannot write in {what} {path}: {reason}; {hint}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return path
+
+
+def check_cache_dir(path: str | os.PathLike[str]) -> Path:
+    """Make sure ``path`` can serve as the SPICE result cache; returns it as a :class:`Path`.
+
+    Creates the directory (and its parents) when missing. Call it before any long work so
+    a bad ``--cache-dir`` is reported at once, in one line, instead of by every worker.
+
+    Raises
+    ------
+    CosimError
+        If ``path`` is a file, lies under a file, or cannot be created or written to; the
+        message names the path and says what to do.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> check_cache_dir(d / "cache") == d / "cache"
+    True
+    >>> (d / "f").write_text("x")
+    1
+    >>> check_cache_dir(d / "f")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    cosim.errors.CosimError: SPICE cache directory .../f is not a directory (it is a file); ...
+    """
+    return _check_dir(Path(path), "SPICE cache directory", _CACHE_HINT)
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while a worker starts.
+
+    The child inherits the blocked mask, so a Ctrl-C cannot interrupt it before it has
+    installed its own disposition (ignore SIGINT); the parent receives the held signal as
+    soon as the block ends, so nothing is lost.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _all_finite(arrays: dict[str, np.ndarray]) -> bool:
+    return all(np.isfinite(a).all() for a in arrays.values() if np.issubdtype(a.dtype, np.inexact))
 
 
 _VERSION: dict[str, str] = {}
@@ -135,8 +226,16 @@ class _Worker:
         self.proc = ctx.Process(
             target=target or wmod.worker_main, args=(child, str(workdir)), daemon=True
         )
-        self.proc.start()
-        child.close()
+        try:
+            with _signals_blocked():
+                self.proc.start()
+        except BaseException:  # interrupted as it started: leave no process behind
+            if self.proc.pid is not None:
+                self.proc.kill()
+                self.proc.join(5)
+            raise
+        finally:
+            child.close()
         self.job: int | None = None
         self.deadline = 0.0
         self.version = ""
@@ -166,15 +265,25 @@ class _Worker:
         self.proc.join(5)
         self.conn.close()
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
+        """An idle worker is asked to exit; a busy one (the run was abandoned) is killed."""
+        if self.job is not None:
+            if self.proc.is_alive():
+                self.proc.kill()
+            return
         try:
             self.conn.send(("stop",))
-        except (OSError, BrokenPipeError):
-            pass
-        self.proc.join(5)
+        except (OSError, ValueError):  # its pipe is broken or already closed
+            if self.proc.is_alive():
+                self.proc.kill()
+
+    def reap(self, deadline: float) -> None:
+        """Wait for the process until ``deadline`` (monotonic), then kill it."""
+        self.proc.join(max(0.0, deadline - time.monotonic()))
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
+        self.conn.close()
 
 
 class SpiceRunner:
@@ -198,14 +307,24 @@ class SpiceRunner:
         start_timeout_s: float = 60.0,
         _worker_target=None,
     ) -> None:
-        if jobs < 1:
-            raise ValueError("jobs must be >= 1")
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be >= 1 (an integer), not {jobs!r}")
         self.jobs = jobs
         self.cache_dir = (
             default_cache_dir()
             if cache_dir is ...
             else (Path(cache_dir) if cache_dir is not None else None)
         )
+        # before any worker starts: a bad directory is one clear line, not a traceback per
+        # worker (the workers and failed netlists live under the same base directory)
+        if self.cache_dir is not None:
+            check_cache_dir(self.cache_dir)
+        else:
+            _check_dir(
+                self._base_dir,
+                "scratch directory",
+                "set TMPDIR to a writable directory",
+            )
         self.start_timeout_s = start_timeout_s
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
@@ -221,9 +340,16 @@ class SpiceRunner:
         self.close()
 
     def close(self) -> None:
-        for w in self._workers:
-            w.stop()
-        self._workers = []
+        """Stop every worker: idle ones are asked to exit, busy ones (whose run was
+        abandoned by an interruption or an error) are killed at once. Idempotent."""
+        workers, self._workers = self._workers, []
+        try:
+            for w in workers:
+                w.ask_to_stop()
+        finally:
+            deadline = time.monotonic() + 5.0
+            for w in workers:
+                w.reap(deadline)
 
     @property
     def _base_dir(self) -> Path:
@@ -237,7 +363,11 @@ class SpiceRunner:
 
     def _spawn(self) -> _Worker:
         w = _Worker(self._ctx, self._workdir, self._target)
-        w.handshake(self.start_timeout_s)
+        try:
+            w.handshake(self.start_timeout_s)
+        except BaseException:  # e.g. Ctrl-C while it loads: it is not in the pool yet
+            w.kill()
+            raise
         if not self.version:
             self.version = w.version
         return w
@@ -258,20 +388,30 @@ class SpiceRunner:
         if path is None or not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as z:
+            # our own handle: np.load leaks its file when it raises on a truncated entry
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # corrupt: recompute
-            path.unlink(missing_ok=True)
+            arrays = None
+        if arrays is None or not _all_finite(arrays):  # NaN/inf: corrupt, recompute
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
             return None
         return SpiceResult(arrays, {"cached": True})
 
     def _cache_put(self, key: str, result: SpiceResult) -> None:
         path = self._cache_file(key)
-        if path is None:
+        if path is None or not _all_finite(result.arrays):  # never cache what reads as corrupt
             return
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **result.arrays)
+        try:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **result.arrays)
+        except OSError as exc:
+            raise CosimError(
+                f"cannot write to the SPICE cache {self.cache_dir}: "
+                f"{exc.strerror or exc}; free space there, {_CACHE_HINT}"
+            ) from None
 
     def _failed_netlist_path(self, job: SpiceJob, key: str) -> Path:
         path = self._base_dir / "failed" / f"{key[:16]}.cir"
@@ -311,8 +451,12 @@ class SpiceRunner:
                 todo.append(i)
         if todo:
             self._ensure_workers(len(todo))
-            with Bar(total=len(todo), desc=desc) as bar:
-                self._dispatch(jobs, keys, todo, results, bar)
+            try:
+                with Bar(total=len(todo), desc=desc) as bar:
+                    self._dispatch(jobs, keys, todo, results, bar)
+            except BaseException:  # Ctrl-C, SIGTERM, a cache write error: runs abandoned
+                self.close()  # kill the busy workers now; a later run() starts fresh ones
+                raise
         errors = [r for r in results if isinstance(r, SimulationError)]
         if errors and raise_on_error:
             raise errors[0]
@@ -332,8 +476,8 @@ class SpiceRunner:
                         "vectors": list(jobs[i].vectors) or None,
                         "fallbacks": jobs[i].fallbacks,
                     }
+                    w.job = i  # first: if interrupted mid-send, close() kills it
                     w.conn.send(("run", payload))
-                    w.job = i
                     w.deadline = time.monotonic() + jobs[i].timeout_s
                     busy[i] = w
                     started[i] = time.monotonic()

@@ -4,12 +4,19 @@ The parent talks to it over a pipe. Messages to the worker: ``("run", payload)``
 ``("stop",)``. Replies: ``("ready", version)`` once at start, ``("fatal", message)`` if the
 library cannot be loaded, then ``("ok", job_id, arrays, info)`` or
 ``("err", job_id, message, spice_lines, tried)`` per job.
+
+The parent owns interruption: a worker ignores SIGINT (a Ctrl-C in the terminal reaches the
+whole process group, and a KeyboardInterrupt inside an ngspice callback would only print an
+"Exception ignored from cffi callback" traceback), keeps the default SIGTERM (dies quietly),
+dies with its parent on Linux, and exits without a word when its pipe breaks.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -125,21 +132,69 @@ def _run_one(ng, payload: dict[str, Any]) -> tuple:
     return ("err", job_id, "ngspice did not converge", messages, tried)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent goes (no orphaned workers).
+
+    The kernel ties this to the parent *thread* that started the worker; the runner starts
+    its workers from the thread that runs it, which outlives them.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # not Linux: the parent's pipe closing stops us
+        return
+    parent = mp.parent_process()
+    if parent is not None and parent.pid is not None and os.getppid() != parent.pid:
+        os._exit(0)  # the parent died before the request took effect
+
+
+def setup_worker_signals() -> None:
+    """Give a worker process its signal dispositions; call first in a worker entry point.
+
+    SIGINT is ignored (the parent stops its workers), SIGTERM keeps its default (a quiet
+    death), and the SIGINT/SIGTERM block the parent held while starting us is lifted; a
+    Ctrl-C that arrived meanwhile is discarded.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    _die_with_parent()
+
+
+def _send(conn, msg: tuple) -> bool:
+    """Send ``msg`` to the parent; ``False`` when the parent is gone (its pipe broke)."""
+    try:
+        conn.send(msg)
+    except (OSError, EOFError, ValueError):  # BrokenPipeError is an OSError
+        return False
+    return True
+
+
 def worker_main(conn, workdir: str) -> None:
     """Entry point of a worker process (started with the ``spawn`` method)."""
+    setup_worker_signals()
     try:
         ng = _load_ngspice()
         version = str(ng.ngspice_version)
     except Exception as exc:  # library missing or broken
-        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        _send(conn, ("fatal", f"{type(exc).__name__}: {exc}"))
         conn.close()
         return
-    conn.send(("ready", version))
-    Path(workdir).mkdir(parents=True, exist_ok=True)
+    if not _send(conn, ("ready", version)):
+        return
+    try:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    except OSError:  # the parent checked it (check_cache_dir); nothing here depends on it
+        pass
     while True:
         try:
             msg = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the parent is gone
             return
         if msg[0] == "stop":
             return
@@ -148,11 +203,13 @@ def worker_main(conn, workdir: str) -> None:
             reply = _run_one(ng, payload)
         except Exception as exc:  # pragma: no cover - defensive: report instead of dying
             reply = ("err", payload["job_id"], f"{type(exc).__name__}: {exc}", [], ["plain"])
-        conn.send(reply)
+        if not _send(conn, reply):
+            return
 
 
 def sleep_forever_main(conn, workdir: str) -> None:  # pragma: no cover - used by tests
     """A worker that never answers (for testing the hang timeout)."""
+    setup_worker_signals()
     conn.send(("ready", "test"))
     while True:
         time.sleep(3600)
