@@ -7,16 +7,21 @@ summary of its validation. ``validation.json`` holds each block's errors against
 SPICE runs. The directory is written under a temporary name and renamed into place, so a
 reader never sees half a library and an interrupted write keeps the old one.
 
-Loading checks the schema version, that every referenced array exists and is finite, and —
-when a card is given — that the library was characterized for that card.
+Writing replaces only a missing path, an empty directory or an earlier library (nothing
+else in it): :func:`cosim.fileio.check_output_dir`. Loading reads every file bounded — each
+must be a regular file (no link or device) inside the library directory, ``library.json``
+and ``validation.json`` at most :data:`LIBRARY_JSON_MAX_BYTES`, ``arrays.npz`` at most
+:data:`ARRAYS_MAX_BYTES` — and checks the schema version, that every referenced array exists
+and is finite, and — when a card is given — that the library was characterized for that
+card. Whatever is wrong is a one-line :class:`~cosim.errors.LibraryError`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import io
-import json
+import os
 import platform
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +31,24 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.errors import CardError, LibraryError
-from cosim.fileio import atomic_directory, dumps_json
+from cosim.fileio import (
+    LIBRARY_FILES,
+    LIBRARY_MARKER,
+    atomic_directory,
+    check_output_dir,
+    dumps_json,
+    npz_problem,
+    open_regular,
+    read_json_bounded,
+)
 
 SCHEMA_VERSION = 1
 BLOCKS = ("crossbar", "tia", "subtractor", "sar_adc", "sense_row")
+#: The largest ``library.json`` or ``validation.json`` cosim reads (bytes; a library's are
+#: tens of kB, the arrays live in ``arrays.npz``).
+LIBRARY_JSON_MAX_BYTES = 16 * 2**20
+#: The largest ``arrays.npz`` cosim reads, and the most its arrays may hold together (bytes).
+ARRAYS_MAX_BYTES = 4 * 2**30
 
 
 def _split_arrays(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
@@ -45,18 +64,18 @@ def _split_arrays(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
     return obj
 
 
-def _join_arrays(obj: Any, arrays: Any, where: str) -> Any:
+def _join_arrays(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     if isinstance(obj, dict):
         if set(obj) == {"$array"}:
             key = obj["$array"]
-            if key not in arrays.files:
+            if not isinstance(key, str) or key not in arrays:
                 raise LibraryError(
-                    f"the surrogate library's arrays.npz lacks '{key}' ({where}); "
+                    f"the surrogate library's arrays.npz lacks {key!r} ({where}); "
                     "the library is incomplete — re-run cosim characterize"
                 )
             arr = arrays[key]
             if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-                raise LibraryError(f"array '{key}' in the surrogate library holds NaN or inf")
+                raise LibraryError(f"array {key!r} in the surrogate library holds NaN or inf")
             return arr
         return {k: _join_arrays(v, arrays, where) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -86,15 +105,36 @@ def write_library(
 ) -> Path:
     """Write a library directory atomically.
 
+    ``out_dir`` must be missing, an empty directory, or a cosim library holding nothing but
+    :data:`~cosim.fileio.LIBRARY_FILES` (:func:`~cosim.fileio.check_output_dir`); it is
+    checked before and again just before the new library is swapped in.
+
     Parameters
     ----------
+    out_dir
+        The library directory.
+    card
+        The hardware card characterized.
     blocks
         ``{name: {"surrogate": obj_with_to_dict, "netlist_hashes": {...}, "extra": {...}}}``.
     validation
         ``{name: validation dict}`` (goes to ``validation.json``).
     meta
         Provenance: ngspice version, quick flag, seed, timing, run counts.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    CosimError
+        ``out_dir`` is something cosim must not replace (a file, a link, a foreign
+        directory); nothing is written then.
     """
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, kind="library", marker=LIBRARY_MARKER, contents=LIBRARY_FILES)
     arrays: dict[str, np.ndarray] = {}
     doc_blocks = {}
     for name, b in blocks.items():
@@ -120,8 +160,9 @@ def write_library(
         "validation_summary": {k: _summary(v) for k, v in validation.items()},
         "arrays_file": "arrays.npz",
     }
-    out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(
+        out_dir, kind="library", marker=LIBRARY_MARKER, contents=LIBRARY_FILES
+    ) as tmp:
         with open(tmp / "arrays.npz", "wb") as fh:
             np.savez(fh, **arrays)
         (tmp / "library.json").write_text(dumps_json(doc), encoding="utf-8")
@@ -179,8 +220,137 @@ def _decoder(kind: str):
     raise LibraryError(f"unknown surrogate kind '{kind}' in the library")
 
 
+def _fresh_dir(near: Path, base: str = "cosim-library") -> str:
+    """A directory name beside ``near`` that does not exist (for a suggestion)."""
+    for i in range(1, 1000):
+        cand = near.parent / (base if i == 1 else f"{base}-{i}")
+        if not os.path.lexists(cand):
+            return str(cand)
+    return str(near.parent / f"{base}-new")
+
+
+def _out_suggestion(path: Path) -> str:
+    """``path`` when ``cosim characterize --out`` may write there (missing, or an empty
+    real directory), else a fresh name: a suggestion never points at something to lose."""
+    if not os.path.lexists(path):
+        return str(path)
+    if path.is_dir() and not path.is_symlink():
+        try:
+            with os.scandir(path) as it:
+                if next(it, None) is None:
+                    return str(path)
+        except OSError:
+            pass
+    return _fresh_dir(path)
+
+
+def _check_library_dir(path: Path) -> Path:
+    """``path / library.json``, after checking that ``path`` is a library directory."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise LibraryError(
+            f"{path} is not a surrogate library (it does not exist); create one with "
+            f"`cosim characterize --out {_out_suggestion(path)}`"
+        ) from None
+    except OSError as exc:
+        raise LibraryError(f"cannot read the surrogate library {path} ({exc.strerror})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a file" if stat.S_ISREG(st.st_mode) else "not a directory"
+        raise LibraryError(
+            f"{path} is {what}, not a surrogate library: a library is the directory that "
+            f"`cosim characterize --out DIR` writes; create one with "
+            f"`cosim characterize --out {_fresh_dir(path)}`"
+        )
+    lib_file = path / LIBRARY_MARKER
+    if not os.path.lexists(lib_file):
+        raise LibraryError(
+            f"{path} is not a surrogate library (no library.json); create one with "
+            f"`cosim characterize --out {_out_suggestion(path)}`"
+        )
+    return lib_file
+
+
+def read_library_json(path: str | Path) -> dict[str, Any]:
+    """The parsed ``library.json`` of the library directory ``path`` (bounded, checked).
+
+    Raises
+    ------
+    LibraryError
+        ``path`` is not a directory or lacks ``library.json``; the file is a link, a
+        directory, a device, larger than :data:`LIBRARY_JSON_MAX_BYTES`, not UTF-8, not
+        JSON, or not a JSON object with a ``schema_version``.
+    """
+    path = Path(path)
+    lib_file = _check_library_dir(path)
+    try:
+        doc = read_json_bounded(
+            lib_file, max_bytes=LIBRARY_JSON_MAX_BYTES, what="library file", error=LibraryError
+        )
+    except LibraryError as exc:
+        raise LibraryError(f"{exc}; re-run cosim characterize") from None
+    if not isinstance(doc, dict) or "schema_version" not in doc:
+        raise LibraryError(f"{lib_file} is not a cosim surrogate library (no schema_version)")
+    return doc
+
+
+def _arrays_name(lib_file: Path, doc: dict[str, Any]) -> str:
+    name = doc.get("arrays_file", "arrays.npz")
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "\0" in name
+        or Path(name).name != name
+        or name != name.strip()
+    ):
+        raise LibraryError(
+            f"{lib_file}: arrays_file must name a file inside the library directory, got "
+            f"{name!r}; the library is corrupt — re-run cosim characterize"
+        )
+    return name
+
+
+def read_library_arrays(path: str | Path, doc: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every array of the library ``path`` whose ``library.json`` is ``doc`` (bounded).
+
+    The arrays file must be a regular file inside the library directory (its name in
+    ``arrays_file`` has no directory part), at most :data:`ARRAYS_MAX_BYTES`, an ``.npz``
+    without pickled objects whose arrays together fit that bound.
+
+    Raises
+    ------
+    LibraryError
+        Any of that is not so, or the file is unreadable.
+    """
+    path = Path(path)
+    arrays_file = path / _arrays_name(path / LIBRARY_MARKER, doc)
+    try:
+        fh = open_regular(
+            arrays_file, max_bytes=ARRAYS_MAX_BYTES, what="library file", error=LibraryError
+        )
+    except LibraryError as exc:
+        raise LibraryError(
+            f"cannot read the library's arrays ({exc}); re-run cosim characterize"
+        ) from None
+    with fh:
+        problem = npz_problem(fh, ARRAYS_MAX_BYTES)
+        if problem is not None:
+            raise LibraryError(f"cannot read {arrays_file} ({problem}); re-run cosim characterize")
+        try:
+            with np.load(fh, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise LibraryError(
+                f"cannot read {arrays_file} ({exc}); re-run cosim characterize"
+            ) from None
+
+
 def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary:
     """Load and check a surrogate library directory.
+
+    Every file is read bounded: ``library.json`` and ``validation.json`` at most
+    :data:`LIBRARY_JSON_MAX_BYTES`, the arrays at most :data:`ARRAYS_MAX_BYTES`; each must
+    be a regular file (not a link or device) inside the library directory.
 
     Raises
     ------
@@ -189,18 +359,8 @@ def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary
         (with ``card``) a library characterized for a different hardware card.
     """
     path = Path(path)
-    lib_file = path / "library.json"
-    if not lib_file.is_file():
-        raise LibraryError(
-            f"{path} is not a surrogate library (no library.json); create one with "
-            f"`cosim characterize --out {path}`"
-        )
-    try:
-        doc = json.loads(lib_file.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LibraryError(f"{lib_file} is corrupt ({exc}); re-run cosim characterize") from None
-    if not isinstance(doc, dict) or "schema_version" not in doc:
-        raise LibraryError(f"{lib_file} is not a cosim surrogate library (no schema_version)")
+    doc = read_library_json(path)
+    lib_file = path / LIBRARY_MARKER
     if doc["schema_version"] != SCHEMA_VERSION:
         raise LibraryError(
             f"{lib_file} has schema version {doc['schema_version']!r}, this cosim reads "
@@ -209,6 +369,10 @@ def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary
     for key in ("card", "card_hash", "blocks"):
         if key not in doc:
             raise LibraryError(f"{lib_file} lacks '{key}'; the library is corrupt")
+    if not isinstance(doc["blocks"], dict) or not all(
+        isinstance(b, dict) for b in doc["blocks"].values()
+    ):
+        raise LibraryError(f"{lib_file}: 'blocks' must map block names to objects; corrupt file")
     try:
         lib_card = Card.from_dict(doc["card"])
     except CardError as exc:
@@ -220,36 +384,33 @@ def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary
         raise LibraryError(
             f"the surrogate library {path} was characterized for card '{lib_card.name}', "
             f"which differs from card '{card.name}' in: {', '.join(diffs)}; run "
-            f"`cosim characterize --card <your card> --out <dir>` and use that library"
+            f"`cosim characterize --card <your card> --out <new dir>` and use that library"
         )
-    arrays_file = path / doc.get("arrays_file", "arrays.npz")
-    try:
-        with open(arrays_file, "rb") as fh:
-            arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise LibraryError(
-            f"cannot read {arrays_file} ({exc}); re-run cosim characterize"
-        ) from None
+    arrays = read_library_arrays(path, doc)
     surrogates, extras = {}, {}
-    with arrays:
-        for name, b in doc["blocks"].items():
-            try:
-                sd = _join_arrays(b["surrogate"], arrays, name)
-                surrogates[name] = _decoder(b.get("kind", name))(sd)
-                extras[name] = _join_arrays(b.get("extra", {}), arrays, name)
-            except LibraryError:
-                raise
-            except (KeyError, TypeError, ValueError) as exc:
-                raise LibraryError(
-                    f"block '{name}' of {lib_file} cannot be decoded ({type(exc).__name__}: "
-                    f"{exc}); the library is corrupt or from another cosim"
-                ) from None
-    validation = {}
-    vfile = path / "validation.json"
-    if vfile.is_file():
+    for name, b in doc["blocks"].items():
         try:
-            validation = json.loads(vfile.read_text("utf-8"))
-        except json.JSONDecodeError as exc:
-            raise LibraryError(f"{vfile} is corrupt ({exc})") from None
+            sd = _join_arrays(b["surrogate"], arrays, name)
+            surrogates[name] = _decoder(b.get("kind", name))(sd)
+            extras[name] = _join_arrays(b.get("extra", {}), arrays, name)
+        except LibraryError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise LibraryError(
+                f"block '{name}' of {lib_file} cannot be decoded ({type(exc).__name__}: "
+                f"{exc}); the library is corrupt or from another cosim"
+            ) from None
+        except RecursionError:
+            raise LibraryError(
+                f"block '{name}' of {lib_file} is nested too deeply; the library is corrupt"
+            ) from None
+    validation: dict[str, Any] = {}
+    vfile = path / "validation.json"
+    if os.path.lexists(vfile):
+        validation = read_json_bounded(
+            vfile, max_bytes=LIBRARY_JSON_MAX_BYTES, what="library file", error=LibraryError
+        )
+        if not isinstance(validation, dict):
+            raise LibraryError(f"{vfile} is corrupt (not a JSON object)")
     meta = {k: v for k, v in doc.items() if k not in ("blocks", "card")}
     return SurrogateLibrary(path, lib_card, meta, surrogates, extras, validation)

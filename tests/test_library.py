@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cosim.card import load_card
-from cosim.errors import LibraryError
+from cosim.errors import CosimError, LibraryError
 from cosim.library import card_differences, load_library, write_library
 
 CARD = load_card()
-pytestmark = pytest.mark.ngspice  # every test here reads the session's quick characterization
+# tests marked ngspice read the session's quick characterization; the others build a tiny
+# library of a hand-made TIA surrogate
 BLOCKS = ("crossbar", "tia", "subtractor", "sar_adc", "sense_row")
 
 
@@ -69,6 +72,7 @@ def _probe_outputs(lib):
     ]
 
 
+@pytest.mark.ngspice
 def test_load_round_trip_gives_identical_predictions(quick_library, tmp_path):
     lib = load_library(quick_library.path, CARD)
     assert set(lib.surrogates) == set(BLOCKS)
@@ -91,6 +95,7 @@ def test_load_round_trip_gives_identical_predictions(quick_library, tmp_path):
     assert load_library(quick_library.path, CARD.with_updates({}, name="renamed")).card == CARD
 
 
+@pytest.mark.ngspice
 def test_missing_block_is_named(quick_library):
     lib = load_library(quick_library.path)
     with pytest.raises(LibraryError, match=r"has no 'adc2' block \(it has: crossbar, sar_adc"):
@@ -105,6 +110,7 @@ def test_not_a_library(tmp_path):
         load_library(tmp_path)
 
 
+@pytest.mark.ngspice
 @pytest.mark.parametrize(
     ("corrupt", "pattern"),
     [
@@ -183,6 +189,7 @@ def test_corruption_is_a_clear_library_error(lib_copy, corrupt, pattern):
         load_library(lib_copy)
 
 
+@pytest.mark.ngspice
 def test_truncated_arrays_file_is_a_library_error(lib_copy):
     data = (lib_copy / "arrays.npz").read_bytes()
     (lib_copy / "arrays.npz").write_bytes(data[: len(data) // 2])
@@ -206,6 +213,7 @@ def test_truncated_arrays_file_is_a_library_error(lib_copy):
         ({"device": {"technology": "rram"}}, "device.technology ('rram' vs 'pcm')"),
     ],
 )
+@pytest.mark.ngspice
 def test_library_refuses_another_card(quick_library, updates, key):
     other = CARD.with_updates(updates, name="my chip")
     with pytest.raises(LibraryError) as exc:
@@ -230,6 +238,7 @@ def _entries(d):
     return sorted(p.name for p in d.iterdir())
 
 
+@pytest.mark.ngspice
 def test_write_is_atomic(quick_library, tmp_path):
     lib = load_library(quick_library.path)
     target = tmp_path / "lib"
@@ -260,3 +269,200 @@ def test_write_is_atomic(quick_library, tmp_path):
     with pytest.raises(RuntimeError):
         write_library(tmp_path / "new", lib.card, {"tia": {"surrogate": _Broken()}}, {}, {})
     assert _entries(tmp_path) == ["lib"]
+
+
+# ------------------------------------------------------- hardening (no SPICE needed)
+def _tia():
+    from cosim.surrogates.periphery import OpampFit, TiaModel
+
+    return TiaModel(1.0e4, OpampFit(1.0e5, 1.0e-3, 0.05, 1.15, 50.0))
+
+
+@pytest.fixture
+def tiny_lib(tmp_path):
+    """A library of one hand-made TIA block, with one array."""
+    blocks = {"tia": {"surrogate": _tia(), "extra": {"curve": np.linspace(0.0, 1.0, 5)}}}
+    return write_library(tmp_path / "lib", CARD, blocks, {"tia": {"n_heldout": 3}}, {"seed": 0})
+
+
+def test_tiny_library_round_trip(tiny_lib):
+    lib = load_library(tiny_lib, CARD)
+    assert lib.block("tia") == _tia()
+    np.testing.assert_array_equal(lib.extras["tia"]["curve"], np.linspace(0.0, 1.0, 5))
+    assert lib.validation == {"tia": {"n_heldout": 3}}
+
+
+def _set(key, value):
+    return lambda p: _edit_json(p / "library.json", lambda d: d.__setitem__(key, value))
+
+
+def _symlink(name, target):
+    def corrupt(p):
+        (p / name).unlink()
+        (p / name).symlink_to(target(p) if callable(target) else target)
+
+    return corrupt
+
+
+def _replace_with_dir(name):
+    def corrupt(p):
+        (p / name).unlink()
+        (p / name).mkdir()
+
+    return corrupt
+
+
+def _fifo(name):
+    def corrupt(p):
+        (p / name).unlink()
+        os.mkfifo(p / name)
+
+    return corrupt
+
+
+def _sparse(name, size):
+    def corrupt(p):
+        with open(p / name, "r+b") as fh:
+            fh.truncate(size)
+
+    return corrupt
+
+
+def _block(edit):
+    return lambda p: _edit_json(p / "library.json", lambda d: edit(d["blocks"]["tia"]))
+
+
+def _npz(**arrays):
+    def corrupt(p):
+        with open(p / "arrays.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return corrupt
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "pattern"),
+    [
+        (lambda p: (p / "library.json").write_bytes(b"\xff\xfe{}"), r"library\.json is corrupt"),
+        (lambda p: (p / "library.json").write_text("[" * 100_000), r"library\.json is corrupt"),
+        (lambda p: (p / "validation.json").write_bytes(b'{"a": "\xff"}'), r"validation\.json is"),
+        (lambda p: (p / "validation.json").write_text("[1]"), r"validation\.json is corrupt"),
+        (_set("arrays_file", "/dev/zero"), r"arrays_file must name a file inside the library"),
+        (_set("arrays_file", 5), r"arrays_file must name a file inside .* got 5"),
+        (_set("arrays_file", "../arrays.npz"), r"arrays_file must name a file inside"),
+        (_set("arrays_file", "."), r"arrays_file must name a file inside"),
+        (_set("arrays_file", None), r"arrays_file must name a file inside"),
+        (_set("arrays_file", "a\0b"), r"arrays_file must name a file inside"),
+        (_set("arrays_file", "missing.npz"), r"missing\.npz does not exist"),
+        (_symlink("arrays.npz", "/dev/zero"), r"arrays\.npz is a symbolic link"),
+        (_symlink("arrays.npz", lambda p: p.parent / "x.npz"), r"arrays\.npz is a symbolic"),
+        (_symlink("library.json", "/dev/zero"), r"library\.json is a symbolic link"),
+        (_symlink("validation.json", "/dev/zero"), r"validation\.json is a symbolic link"),
+        (_replace_with_dir("arrays.npz"), r"arrays\.npz is a directory, not a file"),
+        (_replace_with_dir("library.json"), r"library\.json is a directory, not a file"),
+        (_fifo("arrays.npz"), r"arrays\.npz is not a regular file"),
+        (_fifo("library.json"), r"library\.json is not a regular file"),
+        (_sparse("library.json", 17 * 2**20), r"library\.json is \d+ bytes, more than the"),
+        (_sparse("arrays.npz", 5 * 2**30), r"arrays\.npz is \d+ bytes, more than the"),
+        (_npz(**{"tia.extra.curve": np.array([None], dtype=object)}), "holds Python objects"),
+        (_set("blocks", []), r"'blocks' must map block names to objects"),
+        (_set("blocks", {"tia": 5}), r"'blocks' must map block names to objects"),
+        (_set("card", 5), r"the card stored in .* is invalid"),
+        (_set("card", {"adc": []}), r"the card stored in .* is invalid"),
+        (_set("schema_version", [1]), r"has schema version \[1\]"),
+        (_block(lambda b: b["extra"].update(curve={"$array": [1]})), r"lacks \[1\] \(tia\)"),
+        (_block(lambda b: b["extra"].update(curve={"$array": 5})), r"lacks 5 \(tia\)"),
+        (_block(lambda b: b.update(surrogate=[1, 2])), r"TIA surrogate .* lacks|cannot be decod"),
+        (_block(lambda b: b.update(surrogate="x")), r"TIA surrogate .* lacks|cannot be decoded"),
+        (_block(lambda b: b.update(extra=7)), None),
+        (_block(lambda b: b.update(kind=[1])), r"unknown surrogate kind"),
+        (_block(lambda b: b["surrogate"].update(opamp=3)), r"block 'tia' .* cannot be decoded"),
+    ],
+)
+def test_tampered_library_is_a_one_line_library_error(tiny_lib, corrupt, pattern):
+    corrupt(tiny_lib)
+    if pattern is None:  # harmless: loads
+        load_library(tiny_lib)
+        return
+    with pytest.raises(LibraryError, match=pattern) as exc:
+        load_library(tiny_lib)
+    assert "\n" not in str(exc.value)
+
+
+def test_tampered_library_through_the_cli(tiny_lib, tmp_path, capsys):
+    from cosim.report.cache import library_digest
+
+    digest = library_digest(tiny_lib)
+    _set("arrays_file", "/dev/zero")(tiny_lib)
+    with pytest.raises(LibraryError, match="arrays_file must name a file inside"):
+        library_digest(tiny_lib)
+    _set("arrays_file", "arrays.npz")(tiny_lib)
+    assert library_digest(tiny_lib) == digest
+    _symlink("arrays.npz", "/dev/zero")(tiny_lib)
+    from cosim.cli import main
+
+    out = tmp_path / "rep"
+    assert main(["report", "--quick", "--library", str(tiny_lib), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "arrays.npz is a symbolic link" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_file_given_as_the_library_is_named_and_never_suggested(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("model.npz").write_bytes(b"PK")
+    with pytest.raises(LibraryError) as exc:
+        load_library("model.npz")
+    msg = str(exc.value)
+    assert "model.npz is a file, not a surrogate library" in msg
+    assert "`cosim characterize --out cosim-library`" in msg and "--out model.npz" not in msg
+    Path("cosim-library").mkdir()  # taken: the suggestion moves on
+    with pytest.raises(LibraryError, match=r"--out cosim-library-2`"):
+        load_library("model.npz")
+    # a foreign directory is not suggested either; a missing or empty one is
+    foreign = Path("thesis")
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("x")
+    with pytest.raises(LibraryError, match=r"no library\.json\); create one with .*--out cosim-li"):
+        load_library(foreign)
+    with pytest.raises(LibraryError, match=r"does not exist\); create one with .*--out nowhere`"):
+        load_library("nowhere")
+    with pytest.raises(LibraryError, match=r"no library\.json\); .*--out cosim-library`"):
+        load_library("cosim-library")
+    Path("link").symlink_to("nowhere")
+    with pytest.raises(LibraryError, match=r"--out cosim-library-2`"):
+        load_library("link")
+    assert Path("model.npz").read_bytes() == b"PK"
+
+
+def test_write_library_never_replaces_what_is_not_a_library(tiny_lib, tmp_path, monkeypatch):
+    blocks = {"tia": {"surrogate": _tia()}}
+    thesis = tmp_path / "thesis"
+    (thesis / "sub").mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("x")
+    (thesis / "sub" / "notes.txt").write_text("y")
+    f = tmp_path / "file"
+    f.write_text("z")
+    link = tmp_path / "link"
+    link.symlink_to(tiny_lib)
+    for target, pattern in [
+        (thesis, "is a non-empty directory that is not a cosim library"),
+        (f, "is a file, not a directory"),
+        (link, "is a symbolic link"),
+        (f / "lib", "is a file, not a directory"),
+    ]:
+        with pytest.raises(CosimError, match=pattern):
+            write_library(target, CARD, blocks, {}, {})
+    assert (thesis / "sub" / "notes.txt").read_text() == "y" and f.read_text() == "z"
+    assert link.is_symlink()
+    (tiny_lib / "notes.txt").write_text("mine")
+    with pytest.raises(CosimError, match=r"also holds notes\.txt"):
+        write_library(tiny_lib, CARD, blocks, {}, {})
+    (tiny_lib / "notes.txt").unlink()
+    monkeypatch.chdir(tiny_lib)
+    with pytest.raises(CosimError, match="is the current directory"):
+        write_library(".", CARD, blocks, {}, {})
+    monkeypatch.chdir(tmp_path)
+    write_library(tiny_lib, CARD, blocks, {}, {"seed": 7})  # its own library: replaced
+    assert load_library(tiny_lib).meta["seed"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "lib", "link", "thesis"]

@@ -222,7 +222,7 @@ def test_corrupt_cache_entries_count_as_missing(tmp_path):
 # ---------------------------------------------------------------------------- the CLI
 def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["report", "--quick", "--out", str(tmp_path), "--jobs", "0"]) == 2
-    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert "argument --jobs: 0 is outside 1..256" in capsys.readouterr().err
     missing = tmp_path / "no-library"
     assert main(["report", "--quick", "--out", str(tmp_path), "--library", str(missing)]) == 2
     assert "not a surrogate library" in capsys.readouterr().err
@@ -237,3 +237,38 @@ def test_configure_stays_import_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_report_never_writes_into_what_is_not_cosims(tmp_path, capsys):
+    thesis = tmp_path / "thesis"
+    (thesis / "sub").mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("x")
+    (thesis / "sub" / "notes.txt").write_text("y")
+    f = tmp_path / "file"
+    f.write_text("z")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "empty")
+    for out, pattern in [
+        (thesis, "is a non-empty directory that is not a cosim report"),
+        (f, "is a file, not a directory"),
+        (link, "is a symbolic link"),
+    ]:
+        assert main(["report", "--quick", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert pattern in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "file", "link", "notes.txt", "sub", "thesis", "thesis.tex",
+    ]  # fmt: skip
+
+
+def test_a_failed_report_removes_only_what_it_created(tmp_path, capsys):
+    new = tmp_path / "runs" / "report"
+    assert main(["report", "--quick", "--dataset", "nope", "--out", str(new)]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither runs/report nor runs is left
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    missing = tmp_path / "no-library"
+    assert main(["report", "--quick", "--out", str(existing), "--library", str(missing)]) == 2
+    assert "not a surrogate library" in capsys.readouterr().err
+    assert existing.is_dir() and list(existing.iterdir()) == []

@@ -17,6 +17,7 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.characterize.context import BlockResult, CharContext
+from cosim.fileio import LIBRARY_FILES, LIBRARY_MARKER, check_output_dir
 from cosim.library import write_library
 from cosim.spice.runner import SpiceRunner
 from device_models import from_card
@@ -68,7 +69,9 @@ def run_characterization(
     card
         Validated hardware card.
     out_dir
-        Library directory (replaced atomically when complete).
+        Library directory (replaced atomically when complete). It must be missing, an empty
+        directory or an earlier library (:func:`cosim.fileio.check_output_dir`); that is
+        checked before any simulation, so a wrong ``out_dir`` costs nothing.
     quick
         Smaller sweeps (≤ 3 min on 2 cores for the default card).
     jobs
@@ -80,12 +83,19 @@ def run_characterization(
         ``None`` disables it).
     log
         Called with one line per finished block.
+
+    Raises
+    ------
+    CosimError
+        ``out_dir`` is something cosim must not replace (a file, a link, a directory that
+        is not a library, the current directory); raised before any work.
     """
     from cosim.characterize.adc import characterize_adc
     from cosim.characterize.crossbar import characterize_crossbar
     from cosim.characterize.periphery import characterize_subtractor, characterize_tia
     from cosim.characterize.sense_row import characterize_sense_row
 
+    check_output_dir(out_dir, kind="library", marker=LIBRARY_MARKER, contents=LIBRARY_FILES)
     t0 = time.perf_counter()
     device = from_card(card)
     block_s: dict[str, float] = {}

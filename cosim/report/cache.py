@@ -78,16 +78,20 @@ def library_digest(path: str | Path) -> str:
     """Content hash of a surrogate library: its card hash, fitted blocks and arrays.
 
     Timestamps and timings are left out, so re-characterizing the same card into the same
-    surrogates (e.g. from the SPICE cache) keeps every cached evaluation valid.
+    surrogates (e.g. from the SPICE cache) keeps every cached evaluation valid. The files
+    are read as :func:`cosim.library.load_library` reads them (bounded, regular files inside
+    the library; a problem is a :class:`~cosim.errors.LibraryError`).
     """
+    from cosim.library import read_library_arrays, read_library_json
+
     path = Path(path)
-    doc = json.loads((path / "library.json").read_text("utf-8"))
+    doc = read_library_json(path)
     h = hashlib.sha256()
     h.update(json.dumps([doc.get("card_hash"), doc.get("blocks")], sort_keys=True).encode())
-    with np.load(path / doc.get("arrays_file", "arrays.npz"), allow_pickle=False) as arrays:
-        for key in sorted(arrays.files):
-            h.update(key.encode())
-            h.update(array_digest(arrays[key]).encode())
+    arrays = read_library_arrays(path, doc)
+    for key in sorted(arrays):
+        h.update(key.encode())
+        h.update(array_digest(arrays[key]).encode())
     return h.hexdigest()[:20]
 
 

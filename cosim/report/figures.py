@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.fileio import atomic_path
+from cosim.fileio import atomic_path, png_metadata
 from cosim.report.references import REFERENCES
 
 Report = dict[str, Any]
@@ -33,7 +33,7 @@ def _plt():
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata=png_metadata())
     _plt().close(fig)
     return path
 

@@ -126,7 +126,26 @@ def with_dependencies(needed: dict[str, Task], known: dict[str, Task]) -> list[T
 
 
 def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
-    """Run the study of ``opts``; returns the ``report.json`` dictionary."""
+    """Run the study of ``opts``; returns the ``report.json`` dictionary.
+
+    ``opts.out`` must be missing, an empty directory or an earlier report
+    (:func:`cosim.fileio.check_output_dir` with :data:`~cosim.fileio.REPORT_MARKER`, which
+    is written into it first). If the study fails before anything else was written there,
+    what it created is removed again (never a directory that existed before).
+
+    Raises
+    ------
+    CosimError
+        ``opts.out`` is not cosim's to write (a file, a link, a foreign directory), or the
+        study itself failed deliberately (dataset, library, card).
+    """
+    from cosim.fileio import REPORT_MARKER, output_directory
+
+    with output_directory(opts.out, kind="report", marker=REPORT_MARKER):
+        return _run_study(opts, log)
+
+
+def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]:
     from cosim import __version__
     from cosim.datasets import load_dataset
     from cosim.fileio import write_json_atomic, write_text_atomic
@@ -148,13 +167,12 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
 
     t_start = time.perf_counter()
     out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lib_path, card, lib_info = resolve_library(opts, log)
-
     spec = (
         opts.dataset if opts.dataset is not None else ("digits" if opts.quick else "fashion-mnist")
     )
-    datasets = {spec: load_dataset(spec)}
+    datasets = {spec: load_dataset(spec)}  # a wrong dataset fails before any characterization
+    lib_path, card, lib_info = resolve_library(opts, log)
+
     plan = make_plan(opts.quick, spec, datasets[spec].preprocessing.input_shape)
     check_plan(plan)
     if plan.mlp_dataset not in datasets:
