@@ -121,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C and 143 after SIGTERM (one line on stderr; finished work is kept).
     """
     parser, mods = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error (status 2)
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cosim import argcheck as ac
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the sub-command's arguments (import-light)."""
@@ -20,7 +22,8 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=Path("cosim-library"),
-        help="library directory to write (default: ./cosim-library)",
+        help="library directory to write (default: ./cosim-library); it must not exist, be "
+        "empty, or be a cosim library (which is then replaced once the new one is complete)",
     )
     p.add_argument(
         "--quick",
@@ -29,11 +32,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=ac.workers,
         default=None,
-        help="parallel ngspice workers (default: number of CPUs, at most 8)",
+        help="parallel ngspice workers, 1..256 (default: number of CPUs, at most 8)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of sweeps and Monte-Carlo draws")
+    p.add_argument(
+        "--seed",
+        type=ac.seed,
+        default=0,
+        help="seed of sweeps and Monte-Carlo draws, 0..2^32-1 (default 0)",
+    )
     p.add_argument(
         "--cache-dir",
         type=Path,
@@ -55,13 +63,24 @@ def run(args: argparse.Namespace) -> int:
     from cosim.card import load_card
     from cosim.characterize.pipeline import run_characterization
     from cosim.errors import CosimError
-    from cosim.fileio import write_json_atomic
+    from cosim.fileio import LIBRARY_MARKER, check_output_dir, check_output_file, write_output_json
+    from cosim.spice.runner import check_cache_dir, default_cache_dir
 
+    # Every path is checked before the first simulation: nothing runs for minutes and
+    # then fails on an output it cannot write, and no foreign file is ever replaced.
+    check_output_dir(args.out, kind="surrogate library", marker=LIBRARY_MARKER)
+    if args.json is not None:
+        check_output_file(args.json, kind="json")
+        if Path(args.out).resolve() in Path(args.json).resolve().parents:
+            raise CosimError(
+                f"--json {args.json} lies inside the library directory {args.out}, which is "
+                "written as a whole: write the JSON elsewhere"
+            )
     card = load_card(args.card)
     jobs = args.jobs if args.jobs is not None else max(1, min(8, os.cpu_count() or 1))
-    if jobs < 1:
-        raise CosimError("--jobs must be at least 1")
     cache: Any = None if args.no_cache else (args.cache_dir if args.cache_dir else ...)
+    if cache is not None:
+        check_cache_dir(default_cache_dir() if cache is ... else cache)
     mode = "quick" if args.quick else "full"
     print(f"cosim characterize: card '{card.name}', {mode} sweeps, {jobs} ngspice worker(s)")
     rep = run_characterization(
@@ -69,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_summary(rep, card))
     if args.json is not None:
-        write_json_atomic(
+        write_output_json(
             args.json,
             {
                 "library": str(rep.out_dir),

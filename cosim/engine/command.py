@@ -6,6 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cosim import argcheck as ac
+
+# The documented ranges (cosim.engine.config.LIMITS); argparse checks them before any work.
+_NVW = ac.real(0.0, 1.0)
+_T = ac.real(0.0, 3.2e8, lo_open=True)
+
 _SWITCHES = (
     ("programming-noise", "programming_noise", "device programming variation"),
     ("read-noise", "read_noise", "per-read conductance noise"),
@@ -37,7 +43,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset", default=None, help="dataset spec (default: the one the model was trained on)"
     )
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test samples")
+    p.add_argument(
+        "--limit", type=ac.integer(1, 10**9), default=None, help="evaluate the first N test samples"
+    )
     p.add_argument(
         "--ideal",
         action="store_true",
@@ -47,28 +55,29 @@ def configure(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--no-{flag}", action="store_true", help=f"switch off: {help_}")
     p.add_argument(
         "--nvw",
-        type=float,
+        type=_NVW,
         default=0.0,
-        help="extra normalized weight variation sigma/(G_max-G_min) (Bao et al.)",
+        help="extra normalized weight variation sigma/(G_max-G_min), 0..1 (Bao et al.)",
     )
     p.add_argument(
         "--nva",
-        type=float,
+        type=_NVW,
         default=0.0,
-        help="ADC comparison-level variation sigma/V_ref (Bao et al.)",
+        help="ADC comparison-level variation sigma/V_ref, 0..1 (Bao et al.)",
     )
     p.add_argument(
         "--t",
         dest="drift_t",
-        type=float,
+        type=_T,
         default=None,
-        help="time since programming (s) for drift; default: no drift",
+        help="time since programming (s) for drift, > 0 and at most 3.2e8 (10 years); "
+        "default: no drift",
     )
     p.add_argument(
         "--adc-bits",
-        type=int,
+        type=ac.integer(1, 8),
         default=None,
-        help="convert at this resolution (default: the model's activation bits)",
+        help="convert at this resolution, 1..8 (default: the model's activation bits)",
     )
     p.add_argument(
         "--partial-sums",
@@ -77,18 +86,27 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="row-tile partial sums: converted per tile and added digitally "
         "(default) or joined on the bitlines and converted once",
     )
-    p.add_argument("--chips", type=int, default=1, help="Monte-Carlo chip instances")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=1000, help="samples per engine batch")
+    p.add_argument(
+        "--chips", type=ac.integer(1, 10_000), default=1, help="Monte-Carlo chip instances"
+    )
+    p.add_argument("--seed", type=ac.seed, default=0, help="random seed, 0..2^32-1 (default 0)")
+    p.add_argument(
+        "--batch",
+        type=ac.integer(1, 1_000_000),
+        default=1000,
+        help="samples per engine batch: memory against speed only, the result does not "
+        "depend on it (default 1000)",
+    )
     p.add_argument(
         "--sweep",
         default=None,
         metavar="PARAM=START:STOP:STEP",
-        help="accuracy versus nvw, nva, t or adc_bits (JSON + PNG)",
+        help="accuracy versus nvw, nva, t or adc_bits (JSON + PNG); values in the flag's "
+        "range, at most 200 points",
     )
     p.add_argument(
         "--margin",
-        type=float,
+        type=ac.fraction,
         default=0.01,
         help="accuracy margin for the sweep's largest tolerated value (fraction)",
     )
@@ -97,19 +115,24 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--verify-spice",
-        type=int,
+        type=ac.integer(0, 100_000),
         default=0,
         metavar="K",
         help="re-run K random MAC operations of this evaluation in ngspice",
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=ac.workers,
         default=None,
         help="engine threads over sample batches (default: the CPUs, up to 8; the result "
         "does not depend on it)",
     )
-    p.add_argument("--jobs", type=int, default=None, help="ngspice workers for --verify-spice")
+    p.add_argument(
+        "--jobs",
+        type=ac.workers,
+        default=None,
+        help="ngspice workers for --verify-spice (default: the CPUs, up to 8)",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="SPICE result cache")
     p.add_argument(
         "--json", type=Path, default=None, metavar="PATH", help="write everything measured as JSON"
@@ -117,7 +140,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
+    """The :class:`~cosim.engine.config.EngineConfig` of the parsed flags.
+
+    ``--ideal`` is exact arithmetic with no hardware effect: combining it with a flag that
+    sets a hardware effect would silently ignore that flag, so it is an error.
+    """
     from cosim.engine.config import EngineConfig
+    from cosim.errors import CosimError
 
     kw: dict[str, Any] = {
         "nvw": args.nvw,
@@ -132,28 +161,84 @@ def config_from_args(args: argparse.Namespace):
     for flag, field, _ in _SWITCHES:
         kw[field] = not getattr(args, "no_" + flag.replace("-", "_"))
     if args.ideal:
+        ignored = [
+            f"--{name}"
+            for name, value in (
+                ("nvw", args.nvw),
+                ("nva", args.nva),
+                ("t", args.drift_t),
+                ("adc-bits", args.adc_bits),
+                ("sweep", args.sweep),
+            )
+            if value
+        ]
+        ignored += [f"--chips {args.chips}"] if args.chips != 1 else []
+        if ignored:
+            raise CosimError(
+                f"--ideal has no hardware effect, so {', '.join(ignored)} would be ignored; "
+                "drop --ideal to simulate the chip"
+            )
         return EngineConfig.ideal_mode(
             seed=args.seed, batch=args.batch, partial_sums=args.partial_sums
         )
     return EngineConfig(**kw)
 
 
+def _check_outputs(args: argparse.Namespace) -> Path | None:
+    """Check every output path before any work; returns the sweep's PNG path (if a sweep)."""
+    from cosim.errors import CosimError
+    from cosim.fileio import check_output_file
+
+    if args.json is not None:
+        check_output_file(args.json, kind="json")
+    png = None
+    if args.sweep:
+        png = args.plot or (
+            args.json.with_suffix(".png") if args.json else Path(f"sweep-{args.sweep_name}.png")
+        )
+        check_output_file(png, kind="png")
+        if args.json is not None and Path(png).absolute() == Path(args.json).absolute():
+            raise CosimError(f"--plot and --json both name {png}; give them different paths")
+    elif args.plot is not None:
+        raise CosimError("--plot draws a sweep: add --sweep PARAM=START:STOP:STEP")
+    if args.verify_spice and args.cache_dir is not None:
+        from cosim.spice.runner import check_cache_dir
+
+        check_cache_dir(args.cache_dir)
+    return png
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print; returns the exit status."""
     import os
 
-    import numpy as np
-
     from cosim.datasets import load_dataset
     from cosim.engine.evaluate import evaluate
     from cosim.errors import CosimError
-    from cosim.fileio import write_json_atomic
+    from cosim.fileio import write_output_json
     from cosim.library import load_library
     from cosim.train.modelfile import load_model
 
+    # Everything the flags decide is checked before the model, library or data are read.
+    sweep = None
+    args.sweep_name = None
+    if args.sweep:
+        from cosim.engine.sweep import SweepSpec
+
+        sweep = SweepSpec.parse(args.sweep)
+        args.sweep_name = sweep.name
+        if args.verify_spice:
+            raise CosimError(
+                "--verify-spice checks one evaluation, not a sweep: run it without --sweep"
+            )
+    cfg = config_from_args(args)
+    png = _check_outputs(args)
     threads = args.threads if args.threads is not None else max(1, min(8, os.cpu_count() or 1))
-    if threads < 1:
-        raise CosimError("--threads must be at least 1")
+    card = None
+    if args.card is not None:
+        from cosim.card import load_card
+
+        card = load_card(args.card)
     model = load_model(args.model)
     library = load_library(args.library)
     spec = args.dataset or model.info.get("dataset")
@@ -164,33 +249,26 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(spec)
     x, y = ds.x_test, ds.y_test
     if args.limit is not None:
-        if args.limit < 1:
-            raise CosimError("--limit must be at least 1")
         x, y = x[: args.limit], y[: args.limit]
-    cfg = config_from_args(args)
-    card = None
-    if args.card is not None:
-        from cosim.card import load_card
-
-        card = load_card(args.card)
+    in_use = card if card is not None else library.card
+    print(describe_tiles(in_use, cfg))
     out: dict[str, Any] = {"model": str(args.model), "library": str(args.library), "dataset": spec}
-    if args.sweep:
-        from cosim.engine.sweep import SweepSpec, plot_sweep, run_sweep
+    if args.card is not None:
+        out["card"] = str(args.card)
+    if sweep is not None:
+        from cosim.engine.sweep import plot_sweep, run_sweep
 
-        sw = SweepSpec.parse(args.sweep)
-        res = run_sweep(model, library, x, y, cfg, sw, args.margin, card, threads)
+        res = run_sweep(model, library, x, y, cfg, sweep, args.margin, card, threads)
         out["sweep"] = res
-        png = args.plot or (
-            args.json.with_suffix(".png") if args.json else Path(f"sweep-{sw.name}.png")
-        )
-        plot_sweep(res, png, f"{Path(args.model).name} on '{library.card.name}'")
+        assert png is not None
+        plot_sweep(res, png, f"{Path(args.model).name} on '{in_use.name}'")
         out["sweep_png"] = str(png)
         print(format_sweep(res))
         print(f"plot: {png}")
     else:
         r = evaluate(model, library, x, y, cfg, card=card, threads=threads)
         out["evaluation"] = r.to_dict()
-        print(format_report(r, model, library))
+        print(format_report(r, model, in_use))
         if args.verify_spice:
             from cosim.engine.verify import verify_spice
 
@@ -209,14 +287,28 @@ def run(args: argparse.Namespace) -> int:
             out["verify_spice"] = v
             print(format_verify(v))
     if args.json is not None:
-        write_json_atomic(args.json, out)
+        write_output_json(args.json, out)
         print(f"json: {args.json}")
-    del np
     return 0
 
 
-def format_report(r, model, library) -> str:
-    card = library.card
+def describe_tiles(card, cfg) -> str:
+    """One line on the tile size in use and, with IR drop on, how large each tile's solve is.
+
+    Printed before the chip is built, so a what-if card with large tiles says at once what
+    it will cost (the nodal solve grows about as n^3.3 with the tile's side n).
+    """
+    rows, cols = card.array.rows, card.array.cols
+    line = f"tiles of {rows}x{cols} devices on card '{card.name}'"
+    if not cfg.ideal and cfg.ir_drop:
+        line += f"; IR drop: one nodal solve of {2 * rows * cols} wire nodes per tile and chip" + (
+            " (large tiles: expect seconds per tile)" if rows * cols > 128 * 128 else ""
+        )
+    return line
+
+
+def format_report(r, model, card) -> str:
+    """The readable evaluation report; ``card``: the card in use (a what-if card if given)."""
     e = r.energy_per_inference_j
     et = sum(e.values())
     a = r.area_m2

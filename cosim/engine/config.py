@@ -9,12 +9,53 @@ with :meth:`EngineConfig.with_`.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from cosim.errors import CosimError
 
 PARTIAL_SUMS = ("digital", "analog")
+
+#: Documented ranges of the numeric settings, shared by the CLI flags, ``--sweep`` and
+#: :class:`EngineConfig` itself: (low, high, low end excluded). ``nvw``/``nva`` of 1 is a
+#: sigma of the whole conductance range / reference voltage (Bao et al. sweep to 0.3);
+#: drift times run up to 10 years.
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    "nvw": (0.0, 1.0, False),
+    "nva": (0.0, 1.0, False),
+    "drift_t_s": (0.0, 3.2e8, True),
+    "adc_bits": (1, 8, False),
+    "psum_range": (0.25, 64.0, False),
+    "chips": (1, 10_000, False),
+    "batch": (1, 1_000_000, False),
+}
+
+
+def check_limit(name: str, value: float, flag: str | None = None) -> None:
+    """Raise :class:`CosimError` unless ``value`` is finite and inside ``LIMITS[name]``.
+
+    Examples
+    --------
+    >>> check_limit("nvw", 0.1)
+    >>> check_limit("nvw", float("nan"))
+    Traceback (most recent call last):
+    ...
+    cosim.errors.CosimError: nvw = nan must be a finite number in [0, 1]
+    """
+    lo, hi, lo_open = LIMITS[name]
+    rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (lo < value if lo_open else lo <= value)
+        and value <= hi
+    )
+    if not ok:
+        raise CosimError(f"{flag or name} = {value} must be a finite number in {rng}")
+
 
 #: Every hardware switch off: the analog path with ideal devices, wires, periphery and
 #: converters (Bao et al. vary one effect at a time from here). Not the ideal mode: the
@@ -111,18 +152,16 @@ class EngineConfig:
             raise CosimError(
                 f"partial_sums = {self.partial_sums!r}; use one of {', '.join(PARTIAL_SUMS)}"
             )
-        if not 0.25 <= self.psum_range <= 64:
-            raise CosimError(f"psum_range = {self.psum_range} is out of range [0.25, 64]")
-        if self.nvw < 0 or self.nva < 0:
-            raise CosimError("nvw and nva must be >= 0")
-        if self.drift_t_s is not None and self.drift_t_s <= 0:
-            raise CosimError("drift time t must be > 0 s")
-        if self.chips < 1:
-            raise CosimError("--chips must be at least 1")
-        if self.batch < 1:
-            raise CosimError("batch must be at least 1")
-        if self.adc_bits is not None and not 1 <= self.adc_bits <= 8:
-            raise CosimError(f"adc_bits = {self.adc_bits} is out of range 1..8")
+        for name in ("psum_range", "nvw", "nva", "chips", "batch"):
+            check_limit(name, getattr(self, name))
+        if self.drift_t_s is not None:
+            check_limit("drift_t_s", self.drift_t_s, "drift time t (s)")
+        if self.adc_bits is not None:
+            check_limit("adc_bits", self.adc_bits)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise CosimError(f"seed = {self.seed!r} must be an integer in 0..2**32-1")
+        if not 0 <= self.seed < 2**32:
+            raise CosimError(f"seed = {self.seed} must be an integer in 0..2**32-1")
 
     @classmethod
     def ideal_mode(cls, **kw: Any) -> EngineConfig:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cosim.engine.config import EngineConfig
+from cosim.engine.config import EngineConfig, check_limit
 from cosim.engine.evaluate import evaluate
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
@@ -21,6 +22,8 @@ SWEEPABLE = {
     "t": ("drift_t_s", "time since programming (s)"),
     "adc_bits": ("adc_bits", "ADC resolution (bits)"),
 }
+#: Most points a sweep may have (each is a whole evaluation of every chip).
+MAX_POINTS = 200
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ class SweepSpec:
 
     @classmethod
     def parse(cls, text: str) -> SweepSpec:
+        """Parse and check ``NAME=start:stop:step`` or ``NAME=value`` before any work runs.
+
+        Every number must be finite and inside the parameter's documented range
+        (:data:`cosim.engine.config.LIMITS`), and the sweep at most :data:`MAX_POINTS` points.
+
+        Examples
+        --------
+        >>> SweepSpec.parse("nvw=0:0.1:0.05").values
+        (0.0, 0.05, 0.1)
+        """
         if "=" not in text:
             raise CosimError(f"--sweep '{text}': write NAME=start:stop:step, e.g. nvw=0:0.3:0.02")
         name, rng = text.split("=", 1)
@@ -45,22 +58,32 @@ class SweepSpec:
             nums = [float(p) for p in parts]
         except ValueError:
             raise CosimError(f"--sweep '{text}': start:stop:step must be numbers") from None
+        if not all(math.isfinite(v) for v in nums):
+            raise CosimError(f"--sweep '{text}': start, stop and step must be finite numbers")
         if len(nums) == 1:
             vals = nums
         elif len(nums) == 3:
             start, stop, step = nums
             if step <= 0 or stop < start:
                 raise CosimError(f"--sweep '{text}': need step > 0 and stop >= start")
-            count = int(np.floor((stop - start) / step + 1e-9)) + 1
+            span = (stop - start) / step + 1e-9  # may overflow to inf: then too many points
+            count = math.floor(span) + 1 if span < MAX_POINTS else math.inf
+            if count > MAX_POINTS:
+                raise CosimError(
+                    f"--sweep '{text}' has {span + 1:.3g} points; at most {MAX_POINTS} are "
+                    "allowed (each point is a whole evaluation): use a larger step"
+                )
             vals = [start + i * step for i in range(count)]
         else:
             raise CosimError(f"--sweep '{text}': write NAME=start:stop:step or NAME=value")
         if name == "adc_bits":
             vals = [float(round(v)) for v in vals]
-        if name == "t" and min(vals) <= 0:
-            raise CosimError("--sweep t: times must be > 0 s")
-        if name in ("nvw", "nva") and min(vals) < 0:
-            raise CosimError(f"--sweep {name}: values must be >= 0")
+        field = SWEEPABLE[name][0]
+        for v in (vals[0], vals[-1]):
+            try:
+                check_limit(field, v, name)
+            except CosimError as exc:
+                raise CosimError(f"--sweep '{text}': {exc}") from None
         return cls(name, tuple(vals))
 
 
@@ -131,7 +154,7 @@ def plot_sweep(result: dict[str, Any], path: str | Path, title: str = "") -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cosim.fileio import atomic_path
+    from cosim.fileio import atomic_path, png_metadata
 
     v = np.asarray(result["values"])
     m = np.asarray(result["accuracy_mean"]) * 100
@@ -160,6 +183,6 @@ def plot_sweep(result: dict[str, Any], path: str | Path, title: str = "") -> Pat
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata=png_metadata())
     plt.close(fig)
     return path

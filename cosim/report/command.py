@@ -15,6 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from cosim import argcheck as ac
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the sub-command's arguments (import-light)."""
@@ -49,7 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=ac.workers,
         default=1,
         help="worker processes for training and evaluation (and ngspice when characterizing)",
     )
@@ -57,11 +59,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the study and print the headline numbers; returns the exit status."""
-    from cosim.errors import CosimError
+    from cosim.fileio import REPORT_MARKER, check_output_dir
     from cosim.report.study import StudyOptions, run_study
 
-    if args.jobs < 1:
-        raise CosimError("--jobs must be at least 1")
+    check_output_dir(args.out, kind="report", marker=REPORT_MARKER)
     opts = StudyOptions(
         out=args.out,
         card=args.card,

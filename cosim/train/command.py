@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cosim import argcheck as ac
+
 #: Per-architecture defaults: epochs, batch size, learning rate.
 DEFAULTS = {
     "mlp": (30, 64, 2e-3),
@@ -29,29 +31,59 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="digits",
         help="digits (default, bundled), fashion-mnist[:DIR], mnist:DIR, har:DIR, cifar10:DIR",
     )
-    parser.add_argument("--model", default="mlp", help="mlp (default), lenet5 or cnn6")
+    parser.add_argument(
+        "--model",
+        default="mlp",
+        help="mlp (default), lenet5 or cnn6",
+    )
     parser.add_argument(
         "--scheme",
         default="global",
         help="float, per-layer (standard STE) or global (default: shared X/Y/W/B grids)",
     )
-    parser.add_argument("--w-bits", type=int, default=4, help="weight bits 1..8 (default 4)")
-    parser.add_argument("--a-bits", type=int, default=3, help="activation bits 1..8 (default 3)")
-    parser.add_argument("--in-bits", type=int, default=8, help="input DAC bits 1..8 (default 8)")
-    parser.add_argument("--b-bits", type=int, default=None, help="bias bits (default w-bits + 2)")
+    bits = ac.integer(1, 8)
+    parser.add_argument("--w-bits", type=bits, default=4, help="weight bits 1..8 (default 4)")
+    parser.add_argument("--a-bits", type=bits, default=3, help="activation bits 1..8 (default 3)")
+    parser.add_argument("--in-bits", type=bits, default=8, help="input DAC bits 1..8 (default 8)")
+    parser.add_argument(
+        "--b-bits",
+        type=ac.integer(1, 16),
+        default=None,
+        help="bias bits 1..16 (default w-bits + 2)",
+    )
     parser.add_argument(
         "--unipolar-fraction",
-        type=float,
+        type=ac.fraction,
         default=0.0,
         help="fraction of hidden filters made unipolar, 0..1 (default 0)",
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="default: mlp 30, lenet5 15, cnn6 20"
+        "--epochs",
+        type=ac.integer(1, 100_000),
+        default=None,
+        help="default: mlp 30, lenet5 15, cnn6 20",
     )
-    parser.add_argument("--batch-size", type=int, default=None, help="default: mlp 64, else 128/64")
-    parser.add_argument("--optimizer", default="adam", help="adam (default) or sgd (momentum 0.9)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (cosine decay)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--batch-size",
+        type=ac.integer(1, 1_000_000),
+        default=None,
+        help="default: mlp 64, else 128/64",
+    )
+    parser.add_argument(
+        "--optimizer",
+        default="adam",
+        help="adam (default) or sgd (momentum 0.9)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=ac.real(0.0, 10.0, lo_open=True),
+        default=None,
+        help="peak learning rate (cosine decay), in (0, 10]; a run whose loss diverges stops "
+        "with an error and keeps its last good checkpoint",
+    )
+    parser.add_argument(
+        "--seed", type=ac.seed, default=0, help="random seed, 0..2^32-1 (default 0)"
+    )
     parser.add_argument("--out", required=True, help="model file to write (.npz)")
     parser.add_argument("--json", default=None, help="also write metrics and history as JSON")
     parser.add_argument(
@@ -59,7 +91,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--blas-threads",
-        type=int,
+        type=ac.workers,
         default=1,
         help="BLAS threads (default 1: the small GEMMs of these networks run fastest so)",
     )
@@ -76,13 +108,24 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cosim.datasets import load_dataset, parse_spec
-    from cosim.fileio import write_json_atomic
+    from cosim.errors import CosimError
+    from cosim.fileio import check_output_file, write_output_json
     from cosim.train.modelfile import save_model
     from cosim.train.network import check_architecture
     from cosim.train.trainer import TrainConfig, train
 
     check_architecture(args.model)
     parse_spec(args.dataset)
+    out = Path(args.out)
+    ckpt = checkpoint_path(out)
+    # Every output is checked before training starts (minutes of work must not end in
+    # an unwritable path), and none may replace a file cosim did not write.
+    check_output_file(out, kind="model")
+    check_output_file(ckpt, kind="checkpoint")
+    if args.json:
+        check_output_file(args.json, kind="json")
+        if Path(args.json).absolute() in (out.absolute(), ckpt.absolute()):
+            raise CosimError(f"--json {args.json} would overwrite the model; use another path")
     epochs, batch, lr = DEFAULTS[args.model]
     cfg = TrainConfig(
         model=args.model,
@@ -99,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     dataset = load_dataset(args.dataset)
-    out = Path(args.out)
-    ckpt = checkpoint_path(out)
 
     def report(rec: dict) -> None:
         print(
@@ -130,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     metrics["model_file"] = str(out)
     metrics["command"] = _command_line(args)
     if args.json:
-        write_json_atomic(args.json, metrics)
+        write_output_json(args.json, metrics)
     ckpt.unlink(missing_ok=True)
     print(summary_table(metrics))
     return 0
