@@ -24,6 +24,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -33,6 +35,9 @@ from typing import Any, ClassVar
 from cosim.errors import CardError
 
 CARD_SCHEMA = 1
+
+#: Largest card file :func:`load_card` reads (1 MiB; the default card is about 4 kB).
+MAX_CARD_BYTES = 1 << 20
 
 
 def _f(lo: float, hi: float, doc: str, *, lo_open: bool = False, default: Any = None) -> Any:
@@ -89,34 +94,45 @@ class _Section:
         return out
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters so an error message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
     key = f"{section}.{f.name}"
     meta = f.metadata
     if "choices" in meta:
         if not isinstance(value, str) or value not in meta["choices"]:
-            raise CardError(f"{key} = {value!r} is not allowed; use one of {meta['choices']}")
+            raise CardError(f"{key} = {_short(value)} is not allowed; use one of {meta['choices']}")
         return value
     want_int = f.type in ("int", int)
     want_bool = f.type in ("bool", bool)
     if want_bool:
         if not isinstance(value, bool):
-            raise CardError(f"{key} must be true or false, got {value!r}")
+            raise CardError(f"{key} must be true or false, got {_short(value)}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CardError(f"{key} must be a number, got {value!r}")
+        raise CardError(f"{key} must be a number, got {_short(value)}")
     if want_int:
         if isinstance(value, float) and not value.is_integer():
             raise CardError(f"{key} must be an integer, got {value!r}")
         value = int(value)
     else:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer literal with hundreds of digits
+            value = math.inf if value > 0 else -math.inf
         if not math.isfinite(value):
-            raise CardError(f"{key} must be finite, got {value!r}")
+            raise CardError(f"{key} must be finite, got {_short(value)}")
     lo, hi = meta["range"]
     bad = value < lo or value > hi or (meta.get("lo_open") and value == lo)
     if bad:
         lb = "(" if meta.get("lo_open") else "["
-        raise CardError(f"{key} = {value!r} is out of range {lb}{lo:g}, {hi:g}] ({meta['doc']})")
+        raise CardError(
+            f"{key} = {_short(value)} is out of range {lb}{lo:g}, {hi:g}] ({meta['doc']})"
+        )
     return value
 
 
@@ -450,6 +466,10 @@ def parse_card(text: str, source: str = "<string>") -> Card:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CardError(f"{source} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise CardError(f"{source} is not a hardware card: its arrays nest too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise CardError(f"{source} is not a hardware card: {exc}".split(";")[0]) from None
     try:
         return Card.from_dict(data)
     except CardError as exc:
@@ -467,14 +487,61 @@ def load_card(path: str | Path | None = None) -> Card:
     Raises
     ------
     CardError
-        If the file is missing, not TOML, or any key is unknown or out of range.
+        If the path is missing or not a regular file (a directory, a FIFO, a device), the
+        file is larger than :data:`MAX_CARD_BYTES`, not UTF-8 text, not TOML, or any key is
+        unknown or out of range.
     """
     if path is None:
         return parse_card(default_card_text(), "default card")
     p = Path(path)
-    if not p.is_file():
-        raise CardError(f"hardware card {p} does not exist (pass a TOML file to --card)")
-    return parse_card(p.read_text("utf-8"), str(p))
+    raw = _read_card_file(p)
+    try:
+        text = raw.decode("utf-8-sig")  # tolerate the byte-order mark some editors write
+    except UnicodeDecodeError as exc:
+        raise CardError(
+            f"hardware card {p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
+    return parse_card(text, str(p))
+
+
+def _read_card_file(p: Path) -> bytes:
+    """The bytes of the card file ``p``, refusing anything but a regular file of at most
+    :data:`MAX_CARD_BYTES` (a FIFO or a device such as ``/dev/zero`` is never read)."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise CardError(f"hardware card {p} does not exist (pass a TOML file to --card)") from None
+    except OSError as exc:
+        raise CardError(f"cannot read hardware card {p}: {exc.strerror or exc}") from None
+    _check_regular(p, st.st_mode)
+    try:
+        # O_NONBLOCK: should a FIFO replace the file after the check, opening it does not
+        # wait for a writer; fstat below then refuses it
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise CardError(f"cannot read hardware card {p}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        _check_regular(p, os.fstat(fd).st_mode)
+        raw = fh.read(MAX_CARD_BYTES + 1)
+    if len(raw) > MAX_CARD_BYTES:
+        raise CardError(
+            f"hardware card {p} is larger than {MAX_CARD_BYTES // 1024} KiB, far more than any "
+            "card; pass the card's TOML file to --card"
+        )
+    return raw
+
+
+def _check_regular(p: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise CardError(
+            f"hardware card {p} is a directory, not a card file; pass a TOML file to --card"
+        )
+    if not stat.S_ISREG(mode):
+        raise CardError(
+            f"hardware card {p} is not a regular file (a FIFO, socket or device); pass a "
+            "TOML file to --card"
+        )
 
 
 def describe_fields() -> list[tuple[str, str]]:

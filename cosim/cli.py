@@ -106,6 +106,13 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
+def _eprint(text: str) -> None:
+    """Write one line to stderr; characters it cannot encode (e.g. a path's undecodable
+    bytes) are escaped instead of raising."""
+    enc = getattr(sys.stderr, "encoding", None) or "utf-8"
+    sys.stderr.write(text.encode(enc, "backslashreplace").decode(enc, "replace") + "\n")
+
+
 def _one_line(exc: CosimError) -> str:
     """The error as one line; a simulation error keeps ngspice's own lines below it."""
     from cosim.errors import SimulationError
@@ -132,16 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_raises():
             return int(mods[args.command].run(args) or 0)  # type: ignore[attr-defined]
     except CosimError as exc:
-        print(f"cosim {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        _eprint(f"cosim {args.command}: error: {_one_line(exc)}")
         return 2
     except Terminated:
-        print(
-            f"cosim {args.command}: interrupted (SIGTERM); finished work is kept",
-            file=sys.stderr,
-        )
+        _eprint(f"cosim {args.command}: interrupted (SIGTERM); finished work is kept")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print(f"cosim {args.command}: interrupted; finished work is kept", file=sys.stderr)
+        _eprint(f"cosim {args.command}: interrupted; finished work is kept")
         return 130
 
 

@@ -19,7 +19,10 @@ spec                   source
 Every loader returns a :class:`Dataset` of *raw* samples (uint8 or float32) with int64 labels
 ``0 .. n_classes - 1`` and the :class:`~cosim.quant.Preprocessing` that maps raw values onto
 ``[0, 1]`` for the input DACs. Anything missing, malformed, non-finite or of the wrong shape
-raises :class:`~cosim.errors.DataError` naming the file and what to do.
+raises :class:`~cosim.errors.DataError` naming the file and what to do. A path that is not what
+it should be (a file given as the dataset's directory, a directory, FIFO or device where a data
+file belongs) is named as such; data files are read only if they are regular files of at most
+:data:`MAX_FILE_BYTES` (gzipped IDX files: also at most that much once decompressed).
 
 Examples
 --------
@@ -32,7 +35,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import os
 import pickle
+import stat
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +52,10 @@ from cosim.quant import DEFAULT_IN_BITS, Preprocessing
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 DATASETS = ("digits", "fashion-mnist", "mnist:DIR", "har:DIR", "cifar10:DIR")
+
+#: Largest data file read (and largest decompressed IDX file): 2 GiB, four times the largest
+#: IDX set in use (EMNIST ByClass training images, ~550 MB).
+MAX_FILE_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,101 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
     return name, (Path(path).expanduser() if sep else None)
 
 
+def _check_dir(directory: Path, name: str) -> Path:
+    """``directory`` if it is one; otherwise a DataError saying what it is instead."""
+    directory = Path(directory)
+    if directory.is_dir():
+        return directory
+    if not directory.exists():
+        raise DataError(f"dataset {name}: {directory} is not a directory (it does not exist)")
+    kind = "a file" if directory.is_file() else "a FIFO, socket or device"
+    raise DataError(
+        f"dataset {name}: {directory} is {kind}, not a directory; pass the directory that "
+        "holds the dataset's files"
+    )
+
+
+def _check_regular(path: Path, mode: int, what: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{what} {path} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+
+
+def read_data_file(path: str | Path, what: str = "data file") -> bytes:
+    """The bytes of ``path``, a regular file of at most :data:`MAX_FILE_BYTES`.
+
+    A directory, FIFO or device (``/dev/zero``) is refused before anything is read, so a
+    wrong path can neither block nor read without end.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, not a regular file, larger than the bound or unreadable.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    _check_regular(path, st.st_mode, what)
+    try:
+        # O_NONBLOCK: should a FIFO replace the file after the check, opening it does not
+        # wait for a writer; fstat below then refuses it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        _check_regular(path, st.st_mode, what)
+        if st.st_size > MAX_FILE_BYTES:
+            raise DataError(_too_big(path, what))
+        try:
+            raw = fh.read(st.st_size + 1)
+            while len(raw) <= MAX_FILE_BYTES and (more := fh.read(1 << 20)):
+                raw += more  # the file grew since fstat
+        except OSError as exc:
+            raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DataError(_too_big(path, what))
+    return raw
+
+
+def _too_big(path: Path, what: str) -> str:
+    return (
+        f"{what} {path} holds more than {_human(MAX_FILE_BYTES)}, more than any dataset "
+        "cosim reads; check the path"
+    )
+
+
+def _human(n: int) -> str:
+    """A byte count as ``2 GiB``, ``5 MiB`` or ``1000 bytes``."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """Decompress a gzipped data file, refusing more than :data:`MAX_FILE_BYTES` of output."""
+    parts, total = [], 0
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            while chunk := gz.read(1 << 22):
+                total += len(chunk)
+                if total > MAX_FILE_BYTES:
+                    raise DataError(
+                        f"{path} decompresses to more than {_human(MAX_FILE_BYTES)}, more "
+                        "than any IDX file; it is not a dataset file"
+                    )
+                parts.append(chunk)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read IDX file {path}: {exc} (a damaged .gz file)") from exc
+    return b"".join(parts)
+
+
 def load_dataset(spec: str) -> Dataset:
     """Load a dataset from its spec (see the module docstring for the list)."""
     name, path = parse_spec(spec)
@@ -183,7 +289,7 @@ _IDX_FILES = {
 def _find(directory: Path, names: tuple[str, ...], what: str) -> Path:
     for n in names:
         for cand in (directory / n, directory / (n + ".gz")):
-            if cand.is_file():
+            if cand.exists():  # read_idx says so if it is not a regular file
                 return cand
     raise DataError(
         f"{what}: {directory} has no {names[0]} (or {names[0]}.gz); point the dataset at "
@@ -203,12 +309,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     [7, 3]
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
+    raw = read_data_file(path, "IDX file")
+    if raw[:2] == b"\x1f\x8b":
+        raw = _gunzip(raw, path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path} is not an IDX file (bad magic number); re-extract it")
     if raw[2] != 0x08:
@@ -218,7 +321,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if ndim == 0 or len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    n = int(np.prod(dims))
+    n = math.prod(dims)  # Python integers: no overflow for any header
     if len(raw) - header != n:
         raise DataError(
             f"{path}: header says {dims} = {n} bytes of data but the file holds "
@@ -229,9 +332,7 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 def load_idx_dir(directory: Path, name: str) -> Dataset:
     """MNIST-format directory (MNIST, Fashion-MNIST): 28x28 uint8 images, 10 classes."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"dataset {name}: {directory} is not a directory")
+    directory = _check_dir(directory, name)
     arrays = {k: read_idx(_find(directory, v, f"dataset {name}")) for k, v in _IDX_FILES.items()}
     for k in ("train_x", "test_x"):
         if arrays[k].ndim != 3:
@@ -251,15 +352,22 @@ def load_idx_dir(directory: Path, name: str) -> Dataset:
 
 # ------------------------------------------------------------------------------------ HAR
 def _read_table(path: Path, name: str) -> np.ndarray:
-    if not path.is_file():
+    if not path.exists():
         raise DataError(
             f"dataset {name}: missing {path}; a UCI HAR directory holds train/X_train.txt, "
             "train/y_train.txt, test/X_test.txt and test/y_test.txt"
         )
+    raw = read_data_file(path, f"dataset {name}: HAR file")
     try:
-        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not a text file of numbers (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start} is not UTF-8)"
+        ) from None
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise DataError(f"{path} is empty; it should hold one row of numbers per sample")
     widths = {len(r) for r in rows}
     if len(widths) > 1:
         raise DataError(f"{path}: rows have different numbers of columns {sorted(widths)}")
@@ -271,9 +379,7 @@ def _read_table(path: Path, name: str) -> np.ndarray:
 
 def load_har(directory: Path, name: str) -> Dataset:
     """UCI HAR: 561 features scaled to [-1, 1], activity labels 1..6."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"dataset {name}: {directory} is not a directory")
+    directory = _check_dir(directory, name)
     out = {}
     for split in ("train", "test"):
         x = _read_table(directory / split / f"X_{split}.txt", name)
@@ -324,10 +430,7 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     reconstruction before anything in it is built.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read CIFAR-10 batch {path}: {exc}") from exc
+    raw = read_data_file(path, "CIFAR-10 batch")
     if len(raw) < 2 or raw[0] != 0x80 or raw[1] > pickle.HIGHEST_PROTOCOL:
         raise DataError(
             f"{path} is not a CIFAR-10 python batch (not a pickle); use the "
@@ -346,7 +449,7 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: b'data' has {data.shape[1]} columns, expected 3072 (3x32x32)")
     try:
         y = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DataError(f"{path}: b'labels' is not a list of integers") from exc
     if y.shape != (data.shape[0],):
         raise DataError(f"{path}: {data.shape[0]} images but {y.size} labels")
@@ -355,11 +458,9 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_cifar10(directory: Path, name: str) -> Dataset:
     """CIFAR-10 python version: five training batches and one test batch."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"dataset {name}: {directory} is not a directory")
+    directory = _check_dir(directory, name)
     files = [directory / f"data_batch_{i}" for i in range(1, 6)] + [directory / "test_batch"]
-    missing = [f.name for f in files if not f.is_file()]
+    missing = [f.name for f in files if not f.exists()]  # read_cifar_batch names odd ones
     if missing:
         raise DataError(
             f"dataset {name}: {directory} lacks {', '.join(missing)}; point it at the "

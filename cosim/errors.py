@@ -25,6 +25,10 @@ class ModelFileError(CosimError, ValueError):
     """A model file is corrupt, of another format version, or inconsistent."""
 
 
+class TrainingDivergedError(CosimError, ArithmeticError):
+    """Training diverged: the loss or a parameter became NaN/inf (usually too large a --lr)."""
+
+
 class LibraryError(CosimError, ValueError):
     """A surrogate library is corrupt, of another schema, or does not fit its use."""
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cosim.card import (
     CARD_SCHEMA,
+    MAX_CARD_BYTES,
     Card,
     default_card_text,
     describe_fields,
@@ -214,7 +218,7 @@ def test_load_card_from_file_and_missing_path(tmp_path):
     missing = tmp_path / "nope.toml"
     with pytest.raises(CardError, match=rf"hardware card {re.escape(str(missing))} does not exist"):
         load_card(missing)
-    with pytest.raises(CardError, match="does not exist"):
+    with pytest.raises(CardError, match="is a directory, not a card file"):
         load_card(tmp_path)  # a directory is not a card
     bad = tmp_path / "bad.toml"
     bad.write_text(_edited("adc", "bits", "9"))
@@ -258,3 +262,112 @@ def test_example_cards_load(path):
     """Every card shipped under examples/cards/ stays valid as the card grows new keys."""
     card = load_card(path)
     assert card.name and card.physics_hash()
+
+
+# ------------------------------------------------------------------ what the file is
+def _one_line_card_error(capsys, card: Path | str, tmp_path: Path) -> str:
+    """Run ``cosim characterize --card CARD`` and return its one error line."""
+    code = main(["characterize", "--card", str(card), "--out", str(tmp_path / "lib")])
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cosim characterize: error: "), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "lib").exists()
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe[card]\n",  # UTF-16 byte-order mark
+        default_card_text().replace('name = "', 'name = "\xe9', 1).encode("latin-1"),  # Latin-1 é
+        default_card_text().encode("utf-8")[:-20] + b"\x80\n",  # a stray continuation byte
+    ],
+    ids=["utf16-bom", "latin1", "stray-byte"],
+)
+def test_card_that_is_not_utf8_is_one_card_error(tmp_path, capsys, raw):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(raw)
+    with pytest.raises(CardError, match=rf"^hardware card {re.escape(str(bad))} is not UTF-8 text"):
+        load_card(bad)
+    line = _one_line_card_error(capsys, bad, tmp_path)
+    assert str(bad) in line and "not UTF-8" in line
+
+
+def test_card_with_a_utf8_byte_order_mark_loads(tmp_path):
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + default_card_text().encode("utf-8"))
+    assert load_card(p) == DEFAULT
+
+
+def test_card_that_is_a_directory_says_so(tmp_path, capsys):
+    (tmp_path / "cards").mkdir()
+    line = _one_line_card_error(capsys, tmp_path / "cards", tmp_path)
+    assert "is a directory, not a card file" in line and "does not exist" not in line
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_card_that_is_a_fifo_is_refused_without_reading_it(tmp_path, capsys):
+    fifo = tmp_path / "card.fifo"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    with pytest.raises(CardError, match="is not a regular file"):
+        load_card(fifo)
+    assert "not a regular file" in _one_line_card_error(capsys, fifo, tmp_path)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_card_that_is_a_device_is_refused_without_reading_it(tmp_path, capsys):
+    with pytest.raises(CardError, match="/dev/zero is not a regular file"):
+        load_card("/dev/zero")  # an endless stream: reading it would never finish
+    assert "not a regular file" in _one_line_card_error(capsys, "/dev/zero", tmp_path)
+
+
+def test_card_file_larger_than_the_bound_is_refused(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * MAX_CARD_BYTES + b"\n" + default_card_text().encode())
+    with pytest.raises(CardError, match=r"big\.toml is larger than 1024 KiB"):
+        load_card(big)
+    ok = tmp_path / "ok.toml"  # comments up to the bound are fine
+    ok.write_bytes(b"# padding\n" * 1000 + default_card_text().encode())
+    assert load_card(ok) == DEFAULT
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse non-UTF-8 names")
+def test_card_path_that_is_not_utf8(tmp_path):
+    name = os.fsdecode(b"card-\xff.toml")  # how Python spells an undecodable file name
+    with pytest.raises(CardError, match="does not exist"):
+        load_card(tmp_path / name)
+    # a real process: its stderr escapes the undecodable byte (capsys would not)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cosim", "characterize", "--card",
+         os.fsencode(tmp_path / name), "--out", os.fsencode(tmp_path / "lib")],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert "does not exist" in err and "card-\\udcff.toml" in err
+    (tmp_path / name).write_text(default_card_text())
+    assert load_card(tmp_path / name) == DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (
+            _edited("array", "r_wire_wl_ohm", "1" + "0" * 400),
+            r"array\.r_wire_wl_ohm must be finite",
+        ),
+        (_edited("array", "rows", "1" + "0" * 400), r"array\.rows = 1000.* is out of range"),
+        (_edited("device", "g_max_s", "nan"), r"device\.g_max_s must be finite"),
+        (_edited("device", "technology", '"' + "x" * 5000 + '"'), r"'xxx+\.\.\. is not allowed"),
+        (_edited("adc", "bits", "[" * 3000 + "]" * 3000), "nest too deeply|must be a number"),
+        (_edited("array", "rows", "9" * 5000), r"not a hardware card: Exceeds the limit"),
+    ],
+    ids=["huge-float-field", "huge-int-field", "nan", "long-string", "deep-nesting", "5000-digits"],
+)
+def test_extreme_values_are_card_errors(text, pattern):
+    with pytest.raises(CardError, match=pattern) as exc:
+        parse_card(text, "x.toml")
+    assert len(str(exc.value)) < 400 and "\n" not in str(exc.value)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cosim import datasets
 from cosim.datasets import (
     FASHION_MNIST_DIR,
     load_dataset,
@@ -232,3 +236,144 @@ def test_cifar_wrong_format(tmp_path):
         )
     with pytest.raises(DataError, match="3072"):
         load_dataset(f"cifar10:{d}")
+
+
+# ------------------------------------------------------- paths that are not what they seem
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "har", "cifar10"])
+def test_a_file_or_device_given_as_the_directory(tmp_path, name):
+    f = tmp_path / "data.bin"
+    f.write_bytes(b"\x00" * 16)
+    with pytest.raises(DataError, match=r"data\.bin is a file, not a directory"):
+        load_dataset(f"{name}:{f}")
+    with pytest.raises(DataError, match=r"does not exist"):
+        load_dataset(f"{name}:{tmp_path / 'missing'}")
+    if Path("/dev/null").exists():
+        with pytest.raises(DataError, match=r"/dev/null is a FIFO, socket or device"):
+            load_dataset(f"{name}:/dev/null")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse non-UTF-8 names")
+def test_paths_that_are_not_utf8(tmp_path):
+    odd = os.fsdecode(b"data-\xff")  # how Python spells an undecodable file name
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(f"mnist:{tmp_path / odd}")
+    d = write_mnist_dir(tmp_path / odd)
+    assert load_dataset(f"mnist:{d}").n_classes == 10
+    h = write_har_dir(tmp_path / (odd + "-har"), n_feat=4)
+    assert load_dataset(f"har:{h}").x_train.shape[1:] == (4,)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_fifos_and_directories_where_data_files_belong(tmp_path):
+    """Never opened for reading (a FIFO would block, a device would never end)."""
+    d = write_mnist_dir(tmp_path / "m")
+    f = d / "train-labels-idx1-ubyte"
+    f.unlink()
+    os.mkfifo(f)
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte is not a regular file"):
+        load_dataset(f"mnist:{d}")
+    f.unlink()
+    f.mkdir()
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte is a directory, not a file"):
+        load_dataset(f"mnist:{d}")
+    h = write_har_dir(tmp_path / "h", n_feat=3)
+    (h / "test" / "y_test.txt").unlink()
+    os.mkfifo(h / "test" / "y_test.txt")
+    with pytest.raises(DataError, match=r"y_test\.txt is not a regular file"):
+        load_dataset(f"har:{h}")
+    c = write_cifar_dir(tmp_path / "c", n=2)
+    (c / "data_batch_2").unlink()
+    os.mkfifo(c / "data_batch_2")
+    with pytest.raises(DataError, match=r"CIFAR-10 batch .*data_batch_2 is not a regular file"):
+        load_dataset(f"cifar10:{c}")
+    if Path("/dev/zero").exists():
+        for read in (read_idx, read_cifar_batch):
+            with pytest.raises(DataError, match="/dev/zero is not a regular file"):
+                read("/dev/zero")
+
+
+def test_idx_headers_truncations_and_gzip_damage(tmp_path, monkeypatch):
+    d = write_mnist_dir(tmp_path / "m")
+    f = d / "train-labels-idx1-ubyte"
+    good = f.read_bytes()
+    for raw, pattern in [
+        (b"", "not an IDX file"),
+        (good[:3], "not an IDX file"),
+        (b"\x01\x00" + good[2:], "not an IDX file"),
+        (bytes([0, 0, 0x0D, 1]) + good[4:], "type code 0x0d"),
+        (bytes([0, 0, 8, 0]), "truncated IDX header"),
+        (bytes([0, 0, 8, 3, 0, 0]), "truncated IDX header"),
+        (good[:6], "truncated IDX header"),
+        (good[:-1], "truncated or corrupt"),
+        (good + b"\x00", "truncated or corrupt"),
+        # dims whose product overflows 64 bits (np.prod wrapped it to 0 = the data length)
+        (bytes([0, 0, 8, 3]) + (2**31).to_bytes(4, "big") * 3, "truncated or corrupt"),
+        (gzip.compress(good)[:-12], "damaged .gz"),
+        (b"\x1f\x8b" + b"not gzip at all", "damaged .gz"),
+        (gzip.compress(good)[:30] + bytes([gzip.compress(good)[30] ^ 0xFF]), "damaged .gz"),
+    ]:
+        f.write_bytes(raw)
+        with pytest.raises(DataError, match=pattern):
+            load_dataset(f"mnist:{d}")
+    f.write_bytes(good)
+    # a small .gz that decompresses beyond the bound is refused while decompressing
+    monkeypatch.setattr(datasets, "MAX_FILE_BYTES", 64 * 1024)
+    bomb = d / "t10k-labels-idx1-ubyte"
+    bomb.unlink()
+    (d / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(bytes([0, 0, 8, 1]) + (10**6).to_bytes(4, "big") + b"\x00" * 10**6)
+    )
+    with pytest.raises(DataError, match=r"decompresses to more than 64 KiB"):
+        load_dataset(f"mnist:{d}")
+    (d / "big").write_bytes(b"\x00" * (64 * 1024 + 1))
+    with pytest.raises(DataError, match=r"big holds more than 64 KiB"):
+        read_idx(d / "big")
+
+
+def test_har_text_that_is_not_utf8_or_empty(tmp_path):
+    h = write_har_dir(tmp_path / "h", n_feat=3)
+    x = h / "train" / "X_train.txt"
+    good = x.read_bytes()
+    x.write_bytes(good.replace(b"e", b"\xe9", 1))  # a Latin-1 byte inside a number
+    with pytest.raises(DataError, match=r"X_train\.txt is not a text file of numbers \(byte 0xe9"):
+        load_dataset(f"har:{h}")
+    x.write_bytes(b"\n  \n")
+    with pytest.raises(DataError, match=r"X_train\.txt is empty"):
+        load_dataset(f"har:{h}")
+
+
+def test_cifar_labels_too_large_for_int64(tmp_path):
+    d = write_cifar_dir(tmp_path / "c", n=2)
+    with open(d / "test_batch", "wb") as fh:
+        _Py2Pickler(fh, protocol=2).dump(
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [2**70, 0]}
+        )
+    with pytest.raises(DataError, match="labels"):
+        load_dataset(f"cifar10:{d}")
+
+
+def test_train_cli_reports_dataset_path_problems_in_one_line(tmp_path, capsys):
+    from cosim.cli import main
+
+    f = tmp_path / "file"
+    f.write_text("x")
+    for spec in (f"mnist:{f}", "cifar10:/dev/null", f"har:{tmp_path / 'missing'}"):
+        code = main(["train", "--dataset", spec, "--epochs", "1", "--out", str(tmp_path / "m.npz")])
+        _, err = capsys.readouterr()
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert err.startswith("cosim train: error: dataset ")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse non-UTF-8 names")
+def test_train_cli_with_a_dataset_path_that_is_not_utf8(tmp_path):
+    """A real process: its stderr escapes the undecodable byte (capsys would not)."""
+    odd = os.fsencode(tmp_path) + b"/x-\xff"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cosim", "train", "--dataset", b"har:" + odd, "--out",
+         os.fsencode(tmp_path / "m.npz")],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("cosim train: error: dataset har:") and "x-\\udcff" in err

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from cosim.datasets import load_dataset
+from cosim.errors import CosimError, ModelFileError, TrainingDivergedError
 from cosim.integer_forward import integer_forward, predict
 from cosim.quant import ActGrid, WeightGrid, avgpool_round
 from cosim.train.modelfile import PoolLayer, load_model, save_model
@@ -205,3 +208,131 @@ def test_forward_from_a_cached_layer_input_matches_the_full_forward():
     full = net.forward(x)
     for pos in (0, 3, 7):
         assert np.array_equal(net.forward(ins[pos], start=pos, internal=True), full)
+
+
+# ---------------------------------------------------------------------------- divergence
+@pytest.mark.parametrize("scheme", ["global", "float"])
+def test_a_diverging_run_stops_with_one_clear_error(digits, tmp_path, scheme):
+    """lr 1e30 turns the loss NaN in the first epoch: no model, no checkpoint, one line."""
+    cfg = TrainConfig(model="mlp", scheme=scheme, epochs=2, lr=1e30)
+    ckpt = tmp_path / "d.ckpt.npz"
+    seen = []
+    with pytest.raises(TrainingDivergedError) as exc:
+        train(cfg, digits, np.random.default_rng(0), ckpt, on_epoch=seen.append)
+    msg = str(exc.value)
+    assert isinstance(exc.value, CosimError) and "\n" not in msg
+    assert re.match(r"training diverged in epoch 1/2: the (penalty terms of the )?loss became", msg)
+    assert "--lr 1e+30" in msg and "smaller" in msg
+    assert "no epoch finished, so there is no checkpoint" in msg
+    assert seen == [] and not ckpt.exists()
+
+
+def test_divergence_keeps_the_last_good_checkpoint_and_resume_recovers(
+    digits, tmp_path, monkeypatch
+):
+    """Parameters poisoned after epoch 1: epoch 2 diverges, epoch 1's checkpoint stays as it
+    was, and resuming from it ends with the model of an uninterrupted run."""
+    import cosim.train.trainer as tr
+
+    cfg = TrainConfig(model="mlp", scheme="global", epochs=3)
+    ref = train(cfg, digits, np.random.default_rng(0))
+    ckpt = tmp_path / "r.ckpt.npz"
+    nets, snapshot = [], {}
+
+    def build(*a, **kw):
+        nets.append(real_build(*a, **kw))
+        return nets[-1]
+
+    def poison(rec):
+        if rec["epoch"] == 1:
+            snapshot["bytes"] = ckpt.read_bytes()
+            nets[-1].weight_layers[0].params["W"][0, 0] = np.nan
+
+    real_build = tr.build_network
+    monkeypatch.setattr(tr, "build_network", build)
+    with pytest.raises(TrainingDivergedError) as exc:
+        train(cfg, digits, np.random.default_rng(0), ckpt, on_epoch=poison)
+    monkeypatch.undo()
+    msg = str(exc.value)
+    assert msg.startswith("training diverged in epoch 2/3: the loss became nan in step 1 of")
+    assert f"the checkpoint of epoch 1 is kept at {ckpt}" in msg and "--resume" in msg
+    assert ckpt.read_bytes() == snapshot["bytes"]  # untouched since epoch 1
+    res = train(cfg, digits, np.random.default_rng(7), ckpt, resume=True)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    for a, b in zip(ref.model.weight_layers, res.model.weight_layers, strict=True):
+        assert np.array_equal(a.n_w, b.n_w) and np.array_equal(a.n_b, b.n_b)
+
+
+def test_non_finite_parameters_after_an_epoch_are_divergence(digits, tmp_path, monkeypatch):
+    """A last step that leaves inf in the weights is caught before the checkpoint."""
+    from cosim.train.modelfile import read_npz
+    from cosim.train.optim import Adam
+
+    cfg = TrainConfig(model="mlp", scheme="float", epochs=2)
+    steps = -(-len(digits.x_train) // cfg.batch_size)
+    calls = {"n": 0}
+    real_step = Adam.step
+
+    def step(self, params, grads, lr):
+        real_step(self, params, grads, lr)
+        calls["n"] += 1
+        if calls["n"] == 2 * steps:  # the last step of epoch 2
+            params["L1.b"][0] = np.inf
+
+    monkeypatch.setattr(Adam, "step", step)
+    ckpt = tmp_path / "p.ckpt.npz"
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2/2: the parameters b of weight l"):
+        train(cfg, digits, np.random.default_rng(0), ckpt)
+    assert json.loads(str(read_npz(ckpt, "checkpoint")["meta"]))["state"]["epoch"] == 1
+
+
+def test_resume_may_lower_the_learning_rate_only(digits, tmp_path):
+    cfg = TrainConfig(model="mlp", scheme="global", epochs=2)
+    ckpt = tmp_path / "l.ckpt.npz"
+
+    def stop(rec):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, digits, np.random.default_rng(0), ckpt, on_epoch=stop)
+    out = train(replace(cfg, lr=1e-4), digits, np.random.default_rng(0), ckpt, resume=True)
+    assert [h["epoch"] for h in out.history] == [1, 2] and out.history[1]["lr"] <= 1e-4
+    with pytest.raises(ModelFileError, match="different run"):
+        train(replace(cfg, w_bits=3), digits, np.random.default_rng(0), ckpt, resume=True)
+
+
+def test_a_corrupt_checkpoint_is_a_model_file_error(digits, tmp_path):
+    cfg = TrainConfig(model="mlp", scheme="global", epochs=2)
+    ckpt = tmp_path / "c.ckpt.npz"
+
+    def stop(rec):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, digits, np.random.default_rng(0), ckpt, on_epoch=stop)
+    with np.load(ckpt, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    good_meta = json.loads(str(arrays["meta"]))
+    for edit in (
+        lambda a, m: a.update({"p.L0.W": a["p.L0.W"][:, :3]}),
+        lambda a, m: a.pop("m.0"),
+        lambda a, m: a.update({"o.m.L1.W": a["o.m.L1.W"][:2]}),
+        lambda a, m: m.update(rng_state="x"),
+        lambda a, m: m["state"].update(epoch="one"),
+        lambda a, m: m["state"].update(history=[]),
+        lambda a, m: m.update(state=[1]),
+        lambda a, m: m.update(config="mlp"),
+    ):
+        a, m = dict(arrays), json.loads(json.dumps(good_meta))
+        edit(a, m)
+        a["meta"] = np.array(json.dumps(m))
+        with open(ckpt, "wb") as fh:
+            np.savez(fh, **a)
+        with pytest.raises(ModelFileError, match=f"checkpoint {ckpt}"):
+            train(cfg, digits, np.random.default_rng(0), ckpt, resume=True)
+    ckpt.unlink()
+    ckpt.mkdir()
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        train(cfg, digits, np.random.default_rng(0), ckpt, resume=True)
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        train(cfg, digits, np.random.default_rng(0), ckpt)

@@ -12,7 +12,7 @@ import pytest
 
 from cosim.cli import main
 from cosim.errors import ModelFileError
-from cosim.train.modelfile import FORMAT_VERSION, load_model
+from cosim.train.modelfile import FORMAT_VERSION, load_model, read_npz
 
 from .test_datasets import write_har_dir
 
@@ -123,11 +123,11 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--model", "resnet50"], "unknown model 'resnet50'"),
         (["--scheme", "per-channel"], "unknown scheme 'per-channel'"),
-        (["--w-bits", "9"], "--w-bits = 9 is out of range: choose 1..8"),
-        (["--w-bits", "0"], "--w-bits = 0 is out of range"),
-        (["--a-bits", "12"], "--a-bits = 12 is out of range"),
-        (["--in-bits", "0"], "--in-bits = 0 is out of range"),
-        (["--unipolar-fraction", "1.5"], "--unipolar-fraction 1.5 must lie in 0..1"),
+        (["--w-bits", "9"], "argument --w-bits: 9 is outside 1..8"),
+        (["--w-bits", "0"], "argument --w-bits: 0 is outside 1..8"),
+        (["--a-bits", "12"], "argument --a-bits: 12 is outside 1..8"),
+        (["--in-bits", "0"], "argument --in-bits: 0 is outside 1..8"),
+        (["--unipolar-fraction", "1.5"], "argument --unipolar-fraction: 1.5 is outside [0, 1]"),
         (["--dataset", "mnist"], "use --dataset mnist:DIR"),
         (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["--dataset", "digits", "--model", "lenet5"], "does not fit samples of shape (1, 8, 8)"),
@@ -239,6 +239,7 @@ def test_model_file_with_pickled_objects_is_refused(trained, tmp_path):
 def test_global_model_with_differing_grids_is_refused(trained, tmp_path):
     def edit(meta):
         meta["layers"][2]["w_grid"]["w_max"] *= 2
+        meta["layers"][2]["b_grid"]["step"] *= 2  # its bias row follows its own unit
 
     dst = tmp_path / "g.npz"
     _rewrite(trained / "m.npz", dst, edit)
@@ -253,3 +254,63 @@ def test_configure_is_import_light():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -------------------------------------------------------------------------- divergence
+def test_lr_1e30_exits_2_and_writes_nothing(tmp_path, capsys):
+    """Refused by the option parser (--lr is documented in (0, 10]) before any training; the
+    divergence check of a learning rate inside that range is tested below."""
+    out = tmp_path / "big.npz"
+    argv = ["--dataset", "digits", "--epochs", "2", "--lr", "1e30", "--out", str(out)]
+    code, _, err = _run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cosim train: error: argument --lr: 1e30 is outside (0, 10]")
+    assert code == 2 and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "big.ckpt.npz").exists()
+
+
+def test_divergence_in_cli_keeps_the_checkpoint_and_resume_finishes(
+    trained, tmp_path, capsys, monkeypatch
+):
+    """Epoch 2 diverges (its learning rate multiplied by 1e30): exit 2, one error line, no
+    model, epoch 1's checkpoint intact; --resume then ends with the uninterrupted model."""
+    import cosim.train.trainer as tr
+
+    real_lr = tr.cosine_lr
+    steps = -(-1438 // 64)  # digits: 1438 training samples, batch 64
+
+    def exploding_lr(lr, step, total, warmup):
+        return real_lr(lr, step, total, warmup) * (1e30 if step >= steps else 1.0)
+
+    monkeypatch.setattr(tr, "cosine_lr", exploding_lr)
+    out = tmp_path / "m.npz"
+    ckpt = tmp_path / "m.ckpt.npz"
+    argv = ["--dataset", "digits", "--epochs", "3", "--out", str(out)]
+    code, stdout, err = _run(capsys, *argv)
+    assert code == 2 and "Traceback" not in err and stdout == ""
+    lines = err.strip().splitlines()
+    errors = [ln for ln in lines if "error" in ln]
+    assert errors == [lines[-1]] and lines[0].startswith("epoch   1/3"), err
+    assert lines[-1].startswith("cosim train: error: training diverged in epoch 2/3: the ")
+    assert "smaller" in lines[-1] and f"the checkpoint of epoch 1 is kept at {ckpt}" in lines[-1]
+    assert not out.exists()
+    arrays = read_npz(ckpt, "checkpoint")
+    assert json.loads(str(arrays["meta"]))["state"]["epoch"] == 1
+    assert all(np.all(np.isfinite(v)) for k, v in arrays.items() if k.startswith("p."))
+
+    monkeypatch.undo()
+    code, _, err = _run(capsys, *argv, "--resume")
+    assert code == 0, err
+    assert "epoch   1/3" not in err and "epoch   3/3" in err
+    assert out.is_file() and not ckpt.exists()
+    ref = load_model(trained / "m.npz")  # the same options, never interrupted
+    for a, b in zip(ref.weight_layers, load_model(out).weight_layers, strict=True):
+        assert np.array_equal(a.n_w, b.n_w) and np.array_equal(a.n_b, b.n_b)
+
+
+def test_a_good_run_reports_finite_losses(trained):
+    metrics = json.loads((trained / "m.json").read_text())
+    assert all(
+        np.isfinite(h["train_loss"]) and np.isfinite(h["test_loss"]) for h in metrics["history"]
+    )

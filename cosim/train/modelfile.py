@@ -64,16 +64,24 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import os
+import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from cosim.errors import ModelFileError
 from cosim.fileio import save_npz_atomic
 from cosim.quant import (
+    MAX_BIAS_BITS,
+    MAX_BITS,
+    MIN_BIAS_BITS,
+    MIN_BITS,
     ActGrid,
     BiasGrid,
     GridError,
@@ -85,6 +93,7 @@ from cosim.quant import (
 FORMAT = "cosim-model"
 FORMAT_VERSION = 1
 SCHEMES = ("float", "per-layer", "global")
+LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten")
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,151 +285,479 @@ def save_model(
 
 
 # ------------------------------------------------------------------------------------ load
+#: Largest model file (or checkpoint) :func:`read_npz` opens: 4 GiB, about 100 times the
+#: largest model ``cosim train`` writes (cnn6 with its float shadow weights).
+MAX_MODEL_BYTES = 4 << 30
+#: Bounds on what the metadata may describe (far beyond any model ``cosim train`` writes).
+MAX_LAYERS = 1000
+MAX_DIM = 1 << 20
+MAX_ELEMENTS = 1 << 31
+MAX_CLASSES = 1 << 20
+#: Real-valued ranges (grid ranges, input_hi, preprocessing scale/offset) must lie within
+#: ``[1 / MAX_RANGE, MAX_RANGE]`` (offsets: ``|offset| <= MAX_RANGE``), so no forward overflows.
+MAX_RANGE = 1e12
+
+
 def _fail(path: Path, msg: str) -> ModelFileError:
     return ModelFileError(f"model file {path}: {msg}")
 
 
-def read_npz(path: str | Path, what: str = "model file") -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` (no pickle), with corrupt files as ModelFileError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{what} {path} does not exist; train one with `cosim train --out`")
+def _open_regular(path: Path, what: str) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file of at most :data:`MAX_MODEL_BYTES`.
+
+    A directory, FIFO or device (``/dev/zero``) is refused before anything is read.
+    """
     try:
-        with open(path, "rb") as fh:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{what} {path} does not exist; train one with `cosim train --out`"
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    _check_regular(path, st.st_mode, what)
+    try:
+        # O_NONBLOCK: should a FIFO replace the file after the check, opening it does not
+        # wait for a writer; fstat below then refuses it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    fh = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fd)
+        _check_regular(path, st.st_mode, what)
+        if st.st_size > MAX_MODEL_BYTES:
+            raise ModelFileError(
+                f"{what} {path} is larger than any model file ({st.st_size} bytes, limit "
+                f"{MAX_MODEL_BYTES}); pass the .npz that `cosim train` wrote"
+            )
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def _check_regular(path: Path, mode: int, what: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise ModelFileError(
+            f"{what} {path} is a directory, not a {what}; pass the .npz that `cosim train` wrote"
+        )
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(
+            f"{what} {path} is not a regular file (a FIFO, socket or device); pass the .npz "
+            "that `cosim train` wrote"
+        )
+
+
+#: What reading a damaged or foreign zip/npy can raise (zlib.error: corrupt deflate data;
+#: NotImplementedError: an unknown compression; RuntimeError: an encrypted member;
+#: MemoryError: a header claiming far more data than the file holds).
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    ValueError,
+    OSError,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    MemoryError,
+    SyntaxError,
+)
+
+
+def read_npz(path: str | Path, what: str = "model file") -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (no pickle), with corrupt files as ModelFileError.
+
+    ``path`` must be a regular file of at most :data:`MAX_MODEL_BYTES`; a directory, FIFO
+    or device is refused without reading it.
+    """
+    path = Path(path)
+    with _open_regular(path, what) as fh:
+        try:
             if fh.read(4) != b"PK\x03\x04":
                 raise ValueError("not a zip archive")
             fh.seek(0)
             with np.load(fh, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+                arrays = {k: z[k] for k in z.files}
+        except _READ_ERRORS as exc:
+            raise ModelFileError(
+                f"{what} {path} is corrupt or not a cosim .npz file ({_brief(exc)}); retrain it "
+                "with `cosim train`"
+            ) from exc
+    odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if odd:  # np.load hands members that are not .npy arrays over as bytes
         raise ModelFileError(
-            f"{what} {path} is corrupt or not a cosim .npz file ({exc}); retrain it with "
-            "`cosim train`"
-        ) from exc
+            f"{what} {path} is corrupt or not a cosim .npz file (member {odd[0]!r} is not an "
+            "array); retrain it with `cosim train`"
+        )
+    return arrays
+
+
+def _brief(exc: object, limit: int = 160) -> str:
+    """One short line describing ``exc`` (an exception or a text) for an error message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    if "meta" not in arrays or arrays["meta"].dtype.kind != "U" or arrays["meta"].ndim != 0:
+    arr = arrays.get("meta")
+    if arr is None:
         raise _fail(path, "has no metadata; it was not written by `cosim train`")
+    if arr.dtype.kind != "U" or arr.ndim != 0:
+        raise _fail(path, "its metadata is not a text string; the file is corrupt")
+    # cosim writes ASCII; check the UTF-32 code units before making a str of them (NumPy
+    # builds broken str objects from code points past U+10FFFF) and refuse surrogates
+    order = arr.dtype.byteorder if arr.dtype.byteorder in "<>" else "="
+    units = np.frombuffer(arr.tobytes(), dtype=np.dtype(np.uint32).newbyteorder(order))
+    if np.any((units > 0x10FFFF) | ((units >= 0xD800) & (units <= 0xDFFF))):
+        raise _fail(path, "its metadata is not valid Unicode text; the file is corrupt")
+    text = str(arr)
     try:
-        meta = json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"metadata is not valid JSON ({exc}); the file is corrupt") from exc
+        meta = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise _fail(
+            path, f"metadata is not valid JSON ({_brief(exc)}); the file is corrupt"
+        ) from exc
+    except RecursionError as exc:
+        raise _fail(path, "its metadata nests too deeply; the file is corrupt") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, f"is not a {FORMAT} file")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise _fail(
             path,
-            f"has format version {version!r} but this cosim reads version {FORMAT_VERSION}; "
-            "retrain the model with this cosim version (or use the cosim that wrote it)",
+            f"has format version {_short(version)} but this cosim reads version "
+            f"{FORMAT_VERSION}; retrain the model with this cosim version (or use the cosim "
+            "that wrote it)",
         )
     return meta
 
 
 def load_model(path: str | Path) -> Model:
-    """Load and validate a model file (format, version, shapes, levels on their grids)."""
+    """Load and validate a model file.
+
+    Every metadata field is checked for its type and range (naming the field, e.g.
+    ``info.test_accuracy`` or ``layers[2].w_grid.bits``), the geometry of every layer for
+    consistency (conv output sizes, pooling, flatten, the chain of shapes), the arrays for
+    their shapes, dtypes and finiteness, and quantized levels for lying on their grids.
+
+    Raises
+    ------
+    ModelFileError
+        For any problem: a missing, non-regular, oversized, truncated or corrupt file, a
+        foreign format or version, a field of the wrong type or range, inconsistent arrays.
+    """
     path = Path(path)
     arrays = read_npz(path)
     meta = _read_meta(path, arrays)
     try:
-        return _build(path, meta, arrays)
+        return _build(_Fields(path), meta, arrays)
     except ModelFileError:
         raise
-    except (GridError, KeyError, TypeError, ValueError) as exc:
+    except (GridError, KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        # the checks above should leave nothing for here; kept as a last line of defence
         raise _fail(
-            path, f"inconsistent metadata or arrays ({exc!r}); the file is corrupt"
+            path, f"inconsistent metadata or arrays ({_brief(repr(exc))}); the file is corrupt"
         ) from exc
 
 
-def _shape(v: Any) -> tuple[int, ...]:
-    return tuple(int(s) for s in v)
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (ASCII), for one-line error messages."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _build(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Model:
-    scheme = meta["scheme"]
-    if scheme not in SCHEMES:
-        raise _fail(path, f"unknown scheme {scheme!r}")
+class _Fields:
+    """Typed reads of metadata fields; every mismatch is a ModelFileError naming the field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, msg: str) -> ModelFileError:
+        return _fail(
+            self.path,
+            f"metadata field {where} {msg}; the file is corrupt or was not written by cosim",
+        )
+
+    def get(self, d: dict[str, Any], key: str, where: str) -> Any:
+        if key not in d:
+            return self._missing(where)
+        return d[key]
+
+    def _missing(self, where: str) -> Any:
+        raise _fail(
+            self.path, f"metadata lacks field {where}; the file is corrupt or not from cosim"
+        )
+
+    def table(self, d: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        v = self.get(d, key, where)
+        if not isinstance(v, dict):
+            raise self.fail(where, f"must be an object, got {_short(v)}")
+        return v
+
+    def text(self, v: Any, where: str, choices: tuple[str, ...] | None = None) -> str:
+        if choices is not None:
+            if not isinstance(v, str) or v not in choices:
+                raise self.fail(where, f"must be one of {', '.join(choices)}, got {_short(v)}")
+            return v
+        if not isinstance(v, str) or not v or len(v) > 200 or not v.isprintable():
+            raise self.fail(where, f"must be a short printable string, got {_short(v)}")
+        try:
+            v.encode("utf-8")
+        except UnicodeError:
+            raise self.fail(where, f"is not valid Unicode text, got {_short(v)}") from None
+        return v
+
+    def integer(self, v: Any, where: str, lo: int, hi: int) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise self.fail(where, f"must be an integer in {lo}..{hi}, got {_short(v)}")
+        return v
+
+    def number(self, v: Any, where: str, lo: float, hi: float, what: str = "") -> float:
+        """A JSON number (not a bool, a string or null) in ``[lo, hi]``; NaN and inf fail."""
+        ok = not isinstance(v, bool) and isinstance(v, int | float)
+        if ok:
+            try:
+                x = float(v)
+            except OverflowError:  # an integer of hundreds of digits
+                ok = False
+            else:
+                ok = math.isfinite(x) and lo <= x <= hi
+        if not ok:
+            raise self.fail(
+                where, f"must be {what or 'a number'} in [{lo:g}, {hi:g}], got {_short(v)}"
+            )
+        return x
+
+    def positive(self, v: Any, where: str) -> float:
+        return self.number(v, where, 1.0 / MAX_RANGE, MAX_RANGE, "a positive number")
+
+    def shape(self, v: Any, where: str, ndim: tuple[int, ...] = (1, 3)) -> tuple[int, ...]:
+        if not isinstance(v, list) or len(v) not in ndim:
+            n = " or ".join(str(k) for k in ndim)
+            raise self.fail(where, f"must be a list of {n} sizes, got {_short(v)}")
+        out = tuple(self.integer(s, f"{where}[{j}]", 1, MAX_DIM) for j, s in enumerate(v))
+        if math.prod(out) > MAX_ELEMENTS:
+            raise self.fail(where, f"describes more than {MAX_ELEMENTS} values: {out}")
+        return out
+
+    def act_grid(self, d: dict[str, Any], key: str, where: str) -> ActGrid:
+        g = self.table(d, key, where)
+        hi = self.positive(self.get(g, "hi", f"{where}.hi"), f"{where}.hi")
+        b = self.integer(self.get(g, "bits", f"{where}.bits"), f"{where}.bits", MIN_BITS, MAX_BITS)
+        return ActGrid(hi=hi, bits=b)
+
+    def weight_grid(self, d: dict[str, Any], key: str, where: str) -> WeightGrid:
+        g = self.table(d, key, where)
+        w_max = self.positive(self.get(g, "w_max", f"{where}.w_max"), f"{where}.w_max")
+        b = self.integer(self.get(g, "bits", f"{where}.bits"), f"{where}.bits", MIN_BITS, MAX_BITS)
+        return WeightGrid(w_max=w_max, bits=b)
+
+    def bias_grid(self, d: dict[str, Any], key: str, where: str) -> BiasGrid:
+        g = self.table(d, key, where)
+        step = self.positive(self.get(g, "step", f"{where}.step"), f"{where}.step")
+        b = self.integer(
+            self.get(g, "bits", f"{where}.bits"), f"{where}.bits", MIN_BIAS_BITS, MAX_BIAS_BITS
+        )
+        return BiasGrid(step=step, bits=b)
+
+
+def _preprocessing(f: _Fields, meta: dict[str, Any]) -> Preprocessing:
+    p = f.table(meta, "preprocessing", "preprocessing")
+    offset = f.number(
+        f.get(p, "offset", "preprocessing.offset"), "preprocessing.offset", -MAX_RANGE, MAX_RANGE
+    )
+    scale = f.positive(f.get(p, "scale", "preprocessing.scale"), "preprocessing.scale")
+    in_bits = f.integer(
+        f.get(p, "in_bits", "preprocessing.in_bits"), "preprocessing.in_bits", MIN_BITS, MAX_BITS
+    )
+    shape = f.shape(
+        f.get(p, "input_shape", "preprocessing.input_shape"), "preprocessing.input_shape"
+    )
+    return Preprocessing(offset=offset, scale=scale, in_bits=in_bits, input_shape=shape)
+
+
+def _info(f: _Fields, meta: dict[str, Any]) -> dict[str, Any]:
+    """The training metadata: free-form, but the fields cosim reads must have their types."""
+    if "info" not in meta:
+        return {}
+    info = f.table(meta, "info", "info")
+    if "dataset" in info:  # a dataset spec; a path in it may hold undecodable bytes
+        ds = info["dataset"]
+        ok = isinstance(ds, str) and 0 < len(ds) <= 4096 and "\x00" not in ds
+        if ok:
+            try:
+                ds.encode("utf-8", "surrogateescape")
+            except UnicodeError:
+                ok = False
+        if not ok:
+            raise f.fail("info.dataset", f"must be a dataset spec (a string), got {_short(ds)}")
+    if "test_accuracy" in info:
+        f.number(info["test_accuracy"], "info.test_accuracy", 0.0, 1.0, "a fraction")
+    if "epochs_trained" in info:
+        f.integer(info["epochs_trained"], "info.epochs_trained", 0, 10**9)
+    if "config" in info:
+        f.table(info, "config", "info.config")
+    return info
+
+
+def _geometry(f: _Fields, g: dict[str, Any], i: int, kind: str) -> tuple[tuple, tuple, dict]:
+    """Input and output shapes of layer ``i`` and its conv/pool parameters, checked to agree."""
+    w = f"layers[{i}]"
+    three = (3,)
+    if kind == "flatten":
+        ins = f.shape(f.get(g, "in_shape", f"{w}.in_shape"), f"{w}.in_shape")
+        outs = f.shape(f.get(g, "out_shape", f"{w}.out_shape"), f"{w}.out_shape", (1,))
+        if outs != (math.prod(ins),):
+            raise f.fail(f"{w}.out_shape", f"{list(outs)} is not the flattened {list(ins)}")
+        return ins, outs, {}
+    if kind == "dense":
+        ins = f.shape(f.get(g, "in_shape", f"{w}.in_shape"), f"{w}.in_shape", (1,))
+        outs = f.shape(f.get(g, "out_shape", f"{w}.out_shape"), f"{w}.out_shape", (1,))
+        return ins, outs, {}
+    ins = f.shape(f.get(g, "in_shape", f"{w}.in_shape"), f"{w}.in_shape", three)
+    outs = f.shape(f.get(g, "out_shape", f"{w}.out_shape"), f"{w}.out_shape", three)
+    c, h, wd = ins
+    if kind in ("avgpool2d", "maxpool2d"):
+        size = f.integer(f.get(g, "size", f"{w}.size"), f"{w}.size", 1, min(h, wd))
+        if h % size or wd % size or outs != (c, h // size, wd // size):
+            raise f.fail(
+                f"{w}.out_shape",
+                f"{list(outs)} is not {list(ins)} pooled by {size}x{size} (sizes must divide)",
+            )
+        return ins, outs, {"size": size}
+    kernel = f.integer(f.get(g, "kernel", f"{w}.kernel"), f"{w}.kernel", 1, 1024)
+    stride = f.integer(f.get(g, "stride", f"{w}.stride"), f"{w}.stride", 1, 1024)
+    padding = f.integer(f.get(g, "padding", f"{w}.padding"), f"{w}.padding", 0, 1024)
+    if kernel > min(h, wd) + 2 * padding:
+        raise f.fail(f"{w}.kernel", f"{kernel} is larger than the padded input {list(ins)}")
+    ho = (h + 2 * padding - kernel) // stride + 1
+    wo = (wd + 2 * padding - kernel) // stride + 1
+    if outs[1:] != (ho, wo):
+        raise f.fail(
+            f"{w}.out_shape",
+            f"{list(outs)} does not follow from input {list(ins)}, kernel {kernel}, stride "
+            f"{stride}, padding {padding} (expected height/width {ho}x{wo})",
+        )
+    return ins, outs, {"kernel": kernel, "stride": stride, "padding": padding}
+
+
+def _build(f: _Fields, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Model:
+    path = f.path
+    scheme = f.text(f.get(meta, "scheme", "scheme"), "scheme", SCHEMES)
     quantized = scheme != "float"
-    prep = Preprocessing.from_dict(meta["preprocessing"])
+    architecture = f.text(f.get(meta, "architecture", "architecture"), "architecture")
+    n_classes = f.integer(f.get(meta, "n_classes", "n_classes"), "n_classes", 1, MAX_CLASSES)
+    input_hi = f.positive(f.get(meta, "input_hi", "input_hi"), "input_hi")
+    prep = _preprocessing(f, meta)
+    info = _info(f, meta)
+    layers_meta = f.get(meta, "layers", "layers")
+    if not isinstance(layers_meta, list) or not 1 <= len(layers_meta) <= MAX_LAYERS:
+        raise f.fail(
+            "layers", f"must be a list of 1..{MAX_LAYERS} layers, got {_short(layers_meta)}"
+        )
     layers: list[Layer] = []
-    for i, g in enumerate(meta["layers"]):
-        kind = g["kind"]
-        ins, outs = _shape(g["in_shape"]), _shape(g["out_shape"])
+    for i, g in enumerate(layers_meta):
+        w = f"layers[{i}]"
+        if not isinstance(g, dict):
+            raise f.fail(w, f"must be an object, got {_short(g)}")
+        kind = f.text(f.get(g, "kind", f"{w}.kind"), f"{w}.kind", LAYER_KINDS)
+        ins, outs, kw = _geometry(f, g, i, kind)
         if kind in ("avgpool2d", "maxpool2d"):
-            layers.append(PoolLayer(kind, int(g["size"]), ins, outs))
+            layers.append(PoolLayer(kind, kw["size"], ins, outs))
             continue
         if kind == "flatten":
             layers.append(FlattenLayer(ins, outs))
             continue
-        if kind not in ("dense", "conv2d"):
-            raise _fail(path, f"layer {i} has unknown kind {kind!r}")
-        role = g["role"]
-        if role not in ("hidden", "head"):
-            raise _fail(path, f"layer {i} has unknown role {role!r}")
-        kw: dict[str, Any] = {}
-        if kind == "conv2d":
-            kw = {
-                "kernel": int(g["kernel"]),
-                "stride": int(g["stride"]),
-                "padding": int(g["padding"]),
-            }
+        role = f.text(f.get(g, "role", f"{w}.role"), f"{w}.role", ("hidden", "head"))
         uni = arrays.get(f"L{i}.unipolar")
         if uni is None or uni.dtype != bool or uni.shape != (outs[0],):
             raise _fail(path, f"layer {i}: missing or malformed unipolar mask")
         if quantized:
-            n_w, n_b = arrays.get(f"L{i}.n_w"), arrays.get(f"L{i}.n_b")
-            if n_w is None or n_b is None:
-                raise _fail(path, f"layer {i}: integer levels n_w/n_b are missing")
-            lay = WeightLayer(
-                kind,
-                role,
-                ins,
-                outs,
-                uni,
-                **kw,
-                n_w=n_w.astype(np.int64),
-                n_b=n_b.astype(np.int64),
-                w_grid=WeightGrid.from_dict(g["w_grid"]),
-                in_grid=ActGrid.from_dict(g["in_grid"]),
-                out_grid=None if g["out_grid"] is None else ActGrid.from_dict(g["out_grid"]),
-                b_grid=BiasGrid.from_dict(g["b_grid"]),
-            )
-            if (lay.out_grid is None) != (role == "head"):
-                raise _fail(path, f"layer {i}: hidden layers need an output grid, the head none")
-            if not lay.w_grid.on_grid(n_w, uni):  # type: ignore[union-attr]
-                raise _fail(path, f"layer {i}: weight levels are off the weight grid")
-            if not lay.b_grid.on_grid(n_b):  # type: ignore[union-attr]
-                raise _fail(path, f"layer {i}: bias levels are off the bias grid")
-            arr_w, arr_b = n_w, n_b
+            lay = _quantized_layer(f, g, i, kind, role, ins, outs, uni, kw, arrays)
         else:
-            w, b = arrays.get(f"L{i}.w"), arrays.get(f"L{i}.b")
-            if w is None or b is None:
+            w_arr, b_arr = arrays.get(f"L{i}.w"), arrays.get(f"L{i}.b")
+            if w_arr is None or b_arr is None:
                 raise _fail(path, f"layer {i}: float weights w/b are missing")
-            if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+            if w_arr.dtype.kind != "f" or b_arr.dtype.kind != "f":
+                raise _fail(path, f"layer {i}: float weights w/b are not floating-point arrays")
+            lay = WeightLayer(kind, role, ins, outs, uni, **kw, w=w_arr, b=b_arr)
+            _check_array_shapes(path, i, lay, w_arr, b_arr)
+            if not (np.all(np.isfinite(w_arr)) and np.all(np.isfinite(b_arr))):
                 raise _fail(path, f"layer {i}: weights hold NaN/inf")
-            if w.shape[:1] == uni.shape and np.any(w[uni] < 0):
+            if np.any(w_arr[uni] < 0):
                 raise _fail(path, f"layer {i}: a unipolar filter has negative weights")
-            lay = WeightLayer(kind, role, ins, outs, uni, **kw, w=w, b=b)
-            arr_w, arr_b = w, b
-        if arr_w.shape != lay.weight_shape() or arr_b.shape != (outs[0],):
-            raise _fail(
-                path,
-                f"layer {i}: weights of shape {arr_w.shape} / biases {arr_b.shape} do not "
-                f"match its geometry {lay.weight_shape()}",
-            )
         layers.append(lay)
-    model = Model(
-        scheme,
-        meta["architecture"],
-        tuple(layers),
-        prep,
-        float(meta["input_hi"]),
-        int(meta["n_classes"]),
-        meta.get("info", {}),
-    )
+    model = Model(scheme, architecture, tuple(layers), prep, input_hi, n_classes, info)
     _check_chain(path, model)
     return model
+
+
+def _quantized_layer(
+    f: _Fields,
+    g: dict[str, Any],
+    i: int,
+    kind: str,
+    role: str,
+    ins: tuple[int, ...],
+    outs: tuple[int, ...],
+    uni: np.ndarray,
+    kw: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+) -> WeightLayer:
+    path, w = f.path, f"layers[{i}]"
+    n_w, n_b = arrays.get(f"L{i}.n_w"), arrays.get(f"L{i}.n_b")
+    if n_w is None or n_b is None:
+        raise _fail(path, f"layer {i}: integer levels n_w/n_b are missing")
+    if n_w.dtype.kind != "i" or n_b.dtype.kind != "i":
+        raise _fail(path, f"layer {i}: integer levels n_w/n_b are not signed-integer arrays")
+    og = f.get(g, "out_grid", f"{w}.out_grid")
+    out_grid = None if og is None else f.act_grid(g, "out_grid", f"{w}.out_grid")
+    if (out_grid is None) != (role == "head"):
+        raise _fail(path, f"layer {i}: hidden layers need an output grid, the head none")
+    w_grid = f.weight_grid(g, "w_grid", f"{w}.w_grid")
+    in_grid = f.act_grid(g, "in_grid", f"{w}.in_grid")
+    b_grid = f.bias_grid(g, "b_grid", f"{w}.b_grid")
+    step = w_grid.unit * in_grid.hi  # the bias row is driven at the input's full scale
+    if not math.isclose(b_grid.step, step, rel_tol=1e-9):
+        raise f.fail(
+            f"{w}.b_grid.step",
+            f"= {b_grid.step!r} differs from w_grid unit x in_grid.hi = {step!r}",
+        )
+    lay = WeightLayer(
+        kind,
+        role,
+        ins,
+        outs,
+        uni,
+        **kw,
+        n_w=n_w.astype(np.int64),
+        n_b=n_b.astype(np.int64),
+        w_grid=w_grid,
+        in_grid=in_grid,
+        out_grid=out_grid,
+        b_grid=b_grid,
+    )
+    _check_array_shapes(path, i, lay, n_w, n_b)
+    if not w_grid.on_grid(n_w, uni):
+        raise _fail(path, f"layer {i}: weight levels are off the weight grid")
+    if not b_grid.on_grid(n_b):
+        raise _fail(path, f"layer {i}: bias levels are off the bias grid")
+    return lay
+
+
+def _check_array_shapes(
+    path: Path, i: int, lay: WeightLayer, arr_w: np.ndarray, arr_b: np.ndarray
+) -> None:
+    if arr_w.shape != lay.weight_shape() or arr_b.shape != (lay.out_shape[0],):
+        raise _fail(
+            path,
+            f"layer {i}: weights of shape {arr_w.shape} / biases {arr_b.shape} do not "
+            f"match its geometry {lay.weight_shape()}",
+        )
 
 
 def _check_chain(path: Path, model: Model) -> None:

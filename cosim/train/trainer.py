@@ -7,6 +7,12 @@ parameters, the optimizer state, the range variables, the unipolar mask, the his
 the generator's state, so a resumed run continues exactly where it stopped and ends with
 the same model as an uninterrupted one.
 
+A run that diverges (a non-finite loss in any step, or non-finite parameters, ranges or test
+loss at the end of an epoch) stops at once with :class:`~cosim.errors.TrainingDivergedError`:
+the checkpoint of the last finite epoch stays as it was, and ``--resume`` with a smaller
+learning rate continues from it (the learning rate is the one option a resumed run may
+change).
+
 The test accuracy of a quantized model is computed with
 :func:`cosim.integer_forward.integer_forward` on the exported model; the training forward's
 accuracy and the fraction of identical predictions are reported beside it.
@@ -25,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cosim.datasets import Dataset
-from cosim.errors import CosimError, ModelFileError
+from cosim.errors import CosimError, ModelFileError, TrainingDivergedError
 from cosim.fileio import dumps_json, save_npz_atomic
 from cosim.integer_forward import predict
 from cosim.progress import Bar
@@ -275,23 +281,110 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path, cfg: TrainConfig, dataset: Dataset) -> tuple[dict, dict]:
-    """Arrays and metadata of a checkpoint, checked to belong to this run."""
+    """Arrays and metadata of a checkpoint, checked to belong to this run.
+
+    The run's options must equal the checkpoint's, except the learning rate: a run that
+    diverged is resumed from its last good epoch with a smaller ``--lr``.
+    """
     arrays = mf.read_npz(path, what="checkpoint")
+    corrupt = f"checkpoint {path} is corrupt; delete it and train without --resume"
     try:
         meta = json.loads(str(arrays.pop("meta")))
-    except (KeyError, json.JSONDecodeError) as exc:
+    except (KeyError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"checkpoint {path} is corrupt (no metadata); delete it") from exc
+    if not isinstance(meta, dict):
+        raise ModelFileError(corrupt)
     if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
         raise ModelFileError(
             f"checkpoint {path} has version {meta.get('checkpoint_version')!r}, this cosim "
             f"writes {CHECKPOINT_VERSION}; delete it and train without --resume"
         )
-    if meta["config"] != cfg.to_dict() or meta["dataset"] != dataset.name:
+    mine, theirs = cfg.to_dict(), meta.get("config")
+    if not isinstance(theirs, dict) or not isinstance(meta.get("state"), dict):
+        raise ModelFileError(corrupt)
+    mine.pop("lr")
+    theirs = {k: v for k, v in theirs.items() if k != "lr"}
+    if theirs != mine or meta.get("dataset") != dataset.name:
         raise ModelFileError(
             f"checkpoint {path} belongs to a different run (other options or dataset); "
             "rerun with the same options, or delete it and train without --resume"
         )
     return arrays, meta
+
+
+def _restore(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    net: Network,
+    opt: Any,
+    scheme: Scheme,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], int, bool, list[dict[str, Any]]]:
+    """Load a checkpoint's state into the run; a malformed one is a ModelFileError."""
+    try:
+        for k, v in _param_dict(net).items():
+            a = arrays["p." + k]
+            if a.shape != v.shape:
+                raise ValueError(f"parameter {k} has shape {a.shape}, expected {v.shape}")
+            v[...] = a
+        params = _param_dict(net)
+        opt.state = {k[2:]: v.copy() for k, v in arrays.items() if k.startswith("o.")}
+        for k, v in opt.state.items():  # Adam: "t", "m.<param>", "v.<param>"; SGD: "<param>"
+            name = k[2:] if k[:2] in ("m.", "v.") else k
+            if name in params and v.shape != params[name].shape:
+                raise ValueError(f"optimizer state {k} has shape {v.shape}")
+        masks = [arrays[f"m.{i}"].astype(bool) for i in range(len(net.hidden))]
+        for m, lay in zip(masks, net.hidden, strict=True):
+            if m.shape != (lay.n_out,):
+                raise ValueError("a unipolar mask has the wrong shape")
+        scheme.load_state(meta["scheme_state"])
+        rng.bit_generator.state = meta["rng_state"]
+        state = meta["state"]
+        epoch, searched, history = int(state["epoch"]), bool(state["searched"]), state["history"]
+        if not isinstance(history, list) or not 0 <= epoch == len(history):
+            raise ValueError("its history does not match its epoch")
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise ModelFileError(
+            f"checkpoint {path} is corrupt ({exc}); delete it and train without --resume"
+        ) from exc
+    return masks, epoch, searched, list(history)
+
+
+def _nonfinite(net: Network, scheme: Scheme) -> str | None:
+    """The name of the first parameter or range holding NaN/inf, or None."""
+    for i, lay in enumerate(net.weight_layers):
+        for k, v in lay.params.items():
+            if not np.all(np.isfinite(v)):
+                return f"the parameters {k} of weight layer {i + 1}"
+    for name in ("w_max", "hi_x", "hi_y"):
+        if not np.all(np.isfinite(getattr(scheme, name))):
+            return f"the range {name}"
+    return None
+
+
+def _diverged(
+    cfg: TrainConfig,
+    epoch: int,
+    what: str,
+    ckpt: Path | None,
+    good_epoch: int | None,
+) -> TrainingDivergedError:
+    """The one-line error of a diverged run: where, what, and how to go on."""
+    if ckpt is None:
+        kept = "no checkpoint was written"
+    elif good_epoch is None or good_epoch == 0:
+        kept = "no epoch finished, so there is no checkpoint to resume from"
+    else:
+        kept = (
+            f"the checkpoint of epoch {good_epoch} is kept at {ckpt}: rerun with a smaller "
+            "--lr and --resume to continue from it"
+        )
+    return TrainingDivergedError(
+        f"training diverged in epoch {epoch + 1}/{cfg.epochs}: {what}; the learning rate "
+        f"(--lr {cfg.lr:g}) is most likely too large: retry with a smaller one (10x smaller, "
+        f"or the default); no model was written, {kept}"
+    )
 
 
 # ------------------------------------------------------------------------------ training
@@ -323,10 +416,23 @@ def train(
     blas_threads
         BLAS threads while training (default 1: the small GEMMs of these networks are
         fastest single-threaded, and a fixed count keeps float sums reproducible).
+
+    Raises
+    ------
+    TrainingDivergedError
+        When the loss of a step, or a parameter, range or the test loss after an epoch, is
+        NaN/inf. The checkpoint keeps the last finite epoch; nothing else is written.
+    ModelFileError
+        When resuming from a checkpoint of another run, or a corrupt one.
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=max(1, blas_threads), user_api="blas"):
+    # overflow/NaN warnings would only repeat, step after step, what the divergence check
+    # reports once as a TrainingDivergedError
+    with (
+        threadpool_limits(limits=max(1, blas_threads), user_api="blas"),
+        np.errstate(over="ignore", invalid="ignore"),
+    ):
         return _train(cfg, dataset, rng, checkpoint, resume, on_epoch)
 
 
@@ -358,17 +464,16 @@ def _train(
     history: list[dict[str, Any]] = []
     start_epoch, searched = 0, False
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    if resume and ckpt is not None and ckpt.is_file():
+    if ckpt is not None and ckpt.exists() and not ckpt.is_file():
+        raise ModelFileError(
+            f"checkpoint path {ckpt} is not a regular file (a directory?); move it away or "
+            "choose another --out"
+        )
+    good_epoch: int | None = None  # the epoch the checkpoint on disk holds, for this run
+    if resume and ckpt is not None and ckpt.exists():
         arrays, meta = load_checkpoint(ckpt, cfg, dataset)
-        for k, v in _param_dict(net).items():
-            v[...] = arrays["p." + k]
-        opt.state = {k[2:]: v.copy() for k, v in arrays.items() if k.startswith("o.")}
-        masks = [arrays[f"m.{i}"].astype(bool) for i in range(len(net.hidden))]
-        scheme.load_state(meta["scheme_state"])
-        rng.bit_generator.state = meta["rng_state"]
-        start_epoch = int(meta["state"]["epoch"])
-        searched = bool(meta["state"]["searched"])
-        history = list(meta["state"]["history"])
+        masks, start_epoch, searched, history = _restore(ckpt, arrays, meta, net, opt, scheme, rng)
+        good_epoch = start_epoch
 
     n = len(dataset.x_train)
     steps = math.ceil(n / cfg.batch_size)
@@ -411,10 +516,16 @@ def _train(
                 y = dataset.y_train[idx]
                 logits = net.forward(x, train=True)
                 loss, g = softmax_xent(logits, y)
+                if not math.isfinite(loss):
+                    what = f"the loss became {loss} in step {s + 1} of {steps}"
+                    raise _diverged(cfg, epoch, what, ckpt, good_epoch)
                 net.backward(g)
                 pen = scheme.range_penalty(lam_r)
                 if cfg.unipolar_fraction > 0:
                     pen += add_unipolar_penalty(net, masks, lam_u, w_norm)
+                if not math.isfinite(pen):
+                    what = f"the penalty terms of the loss became {pen} in step {s + 1} of {steps}"
+                    raise _diverged(cfg, epoch, what, ckpt, good_epoch)
                 grads = {
                     f"L{i}.{k}": v
                     for i, lay in enumerate(net.weight_layers)
@@ -439,7 +550,12 @@ def _train(
                         loss=f"{loss:.3f}", acc=f"{correct / ((s * cfg.batch_size) + len(y)):.3f}"
                     )
         train_time = time.perf_counter() - t0
+        bad = _nonfinite(net, scheme)
+        if bad is not None:
+            raise _diverged(cfg, epoch, f"{bad} became NaN/inf", ckpt, good_epoch)
         test_acc, test_loss = evaluate(net, dataset, scheme, dataset.x_test, dataset.y_test)
+        if not math.isfinite(test_loss):
+            raise _diverged(cfg, epoch, f"the test loss became {test_loss}", ckpt, good_epoch)
         rec = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / n,
@@ -459,6 +575,7 @@ def _train(
         if ckpt is not None:
             state = {"epoch": epoch + 1, "searched": searched, "history": history}
             save_checkpoint(ckpt, cfg, dataset, net, opt, scheme, masks, rng, state)
+            good_epoch = epoch + 1
         if on_epoch is not None:
             on_epoch(rec)
 
