@@ -30,13 +30,25 @@ SEED_MAX = 2**32 - 1
 WORKERS_MAX = 256
 
 
+def show(text: str, limit: int = 40) -> str:
+    """User text for a one-line message: control characters escaped, long text cut.
+
+    Examples
+    --------
+    >>> show("1\\n2")
+    "'1\\\\n2'"
+    """
+    r = repr(text)
+    return r if len(r) <= limit else r[: limit - 4] + "...'"
+
+
 def _parse_float(text: str) -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        raise argparse.ArgumentTypeError(f"{show(text)} is not a number") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+        raise argparse.ArgumentTypeError(f"{show(text)} is not a finite number")
     return value
 
 
@@ -44,7 +56,7 @@ def _parse_int(text: str) -> int:
     try:
         return int(text, 10)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{show(text)} is not a whole number") from None
 
 
 def real(
@@ -62,7 +74,8 @@ def real(
     def parse(text: str) -> float:
         value = _parse_float(text)
         if (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi):
-            raise argparse.ArgumentTypeError(f"{text} is outside {left}{lo:g}, {hi:g}{right}")
+            shown = text.strip() if text.isprintable() and len(text) <= 40 else show(text)
+            raise argparse.ArgumentTypeError(f"{shown} is outside {left}{lo:g}, {hi:g}{right}")
         return value
 
     parse.__name__ = "number"  # argparse names the type in its messages
@@ -81,7 +94,7 @@ def integer(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = _parse_int(text)
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text} is outside {lo}..{hi}")
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
         return value
 
     parse.__name__ = "integer"
@@ -106,4 +119,5 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print one line and exit with status 2."""
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        line = " ".join(message.split())  # argparse echoes arguments, newlines included
+        self.exit(2, f"{self.prog}: error: {line} (see {self.prog} --help)\n")

@@ -121,6 +121,14 @@ def _one_line(exc: CosimError) -> str:
     return text if isinstance(exc, SimulationError) else " ".join(text.split())
 
 
+def _nul_argument(args: argparse.Namespace) -> str | None:
+    """The flag whose value holds a NUL byte (no file name can), if any."""
+    for name, value in vars(args).items():
+        if "\x00" in str(value):
+            return "--" + name.replace("_", "-")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cosim`` command; returns the process exit status.
 
@@ -134,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
+        _eprint("cosim: error: give a command: " + ", ".join(COMMANDS) + " (see cosim --help)")
+        return 2
+    bad = _nul_argument(args)
+    if bad is not None:
+        _eprint(f"cosim {args.command}: error: {bad} holds a NUL byte, which no path can hold")
         return 2
     try:
         with _sigterm_raises():

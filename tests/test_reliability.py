@@ -294,3 +294,32 @@ def test_cache_dir_under_a_file(tmp_path):
     )
     assert_one_line_error(rc, err, str(f))
     assert f.read_text() == "x"
+
+
+# ------------------------------------------------------------ found by tests/test_fuzz.py
+def test_bare_cosim_says_what_to_do_in_one_line():
+    rc, out, err = run_cli([])
+    assert_one_line_error(rc, err, "give a command", "evaluate")
+    assert "usage: cosim" in out
+
+
+@pytest.mark.parametrize("flag", ["--card", "--json", "--out"])
+def test_a_nul_byte_in_a_path_flag(tmp_path, flag):
+    argv = ["characterize", "--quick", "--out", str(tmp_path / "l"), flag, "a\x00b"]
+    rc, _, err = run_cli(argv)
+    assert_one_line_error(rc, err, flag, "NUL")
+
+
+@pytest.mark.parametrize("out", ["", ".", ".."])
+def test_train_out_that_names_a_directory(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(["train", "--out", out])
+    assert_one_line_error(rc, err, "--out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_values_with_newlines_stay_on_one_line(absent):
+    rc, _, err = run_cli(_evaluate(absent, "--nva", "1\n2"))
+    assert_one_line_error(rc, err, "--nva", "'1\\n2'")
+    rc, _, err = run_cli(["report", "--out", "o", "a\nb"])
+    assert_one_line_error(rc, err, "unrecognized arguments")

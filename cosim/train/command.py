@@ -47,9 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-bits", type=bits, default=8, help="input DAC bits 1..8 (default 8)")
     parser.add_argument(
         "--b-bits",
-        type=ac.integer(1, 16),
+        type=ac.integer(2, 16),
         default=None,
-        help="bias bits 1..16 (default w-bits + 2)",
+        help="bias bits 2..16, sign included (default w-bits + 2)",
     )
     parser.add_argument(
         "--unipolar-fraction",
@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     check_architecture(args.model)
     parse_spec(args.dataset)
     out = Path(args.out)
+    if not out.name or out.name in (".", ".."):
+        raise CosimError(f"--out {args.out!r} names a directory; give a model file, e.g. m.npz")
     ckpt = checkpoint_path(out)
     # Every output is checked before training starts (minutes of work must not end in
     # an unwritable path), and none may replace a file cosim did not write.
