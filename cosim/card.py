@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cosim.converters import adc_architecture_names
 from cosim.errors import CardError
 
 CARD_SCHEMA = 1
@@ -52,6 +53,27 @@ def _choice(options: tuple[str, ...], doc: str) -> Any:
     return field(metadata={"choices": options, "doc": doc})
 
 
+class _RegisteredAdcs:
+    """The names of the registered ADC architectures (:mod:`cosim.converters`), read when
+    a card is validated, so that an architecture registered by a plug-in is accepted."""
+
+    def __iter__(self):
+        return iter(adc_architecture_names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in adc_architecture_names()
+
+    def __repr__(self) -> str:
+        return repr(adc_architecture_names())
+
+
+#: Keys added to the card after schema 1, with the value every earlier card meant. A card
+#: may omit them (it gets this value), and while a key holds it, it is left out of
+#: :meth:`Card.hash` and :meth:`Card.physics_hash`: cards, libraries and reports made
+#: before the key existed keep their hashes and stay valid.
+_ADDED_KEYS: dict[tuple[str, str], Any] = {("adc", "architecture"): "sar"}
+
+
 class _Section:
     """Mixin: build a frozen section from a TOML table with strict key/type/range checks."""
 
@@ -68,10 +90,15 @@ class _Section:
                 f"unknown key {cls.SECTION}.{unknown[0]} in hardware card; "
                 f"known keys of [{cls.SECTION}]: {', '.join(sorted(known))}"
             )
-        missing = sorted(k for k in known if k not in data)
+        optional = {k for k in known if (cls.SECTION, k) in _ADDED_KEYS}
+        missing = sorted(k for k in known if k not in data and k not in optional)
         if missing:
             raise CardError(f"missing key {cls.SECTION}.{missing[0]} in hardware card")
-        values = {name: _check_value(cls.SECTION, f, data[name]) for name, f in known.items()}
+        values = {
+            name: _check_value(cls.SECTION, f, data[name])
+            for name, f in known.items()
+            if name in data
+        }
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,9 +279,16 @@ class SubtractorCard(_Section):
 
 @dataclass(frozen=True)
 class AdcCard(_Section):
-    """Charge-redistribution SAR ADC with a binary-weighted capacitor DAC."""
+    """The column ADC: its architecture (a registered plug-in, :mod:`cosim.converters`;
+    ``"sar"``: charge-redistribution SAR with a binary-weighted capacitor DAC) and its
+    design values."""
 
     SECTION: ClassVar[str] = "adc"
+    architecture: str = field(
+        default="sar",
+        kw_only=True,
+        metadata={"choices": _RegisteredAdcs(), "doc": "ADC architecture (registered plug-in)"},
+    )
     bits: int = _f(1, 8, "resolution (bits)")
     v_ref_v: float = _f(0.0, 5.0, "reference = full-scale input (V)", lo_open=True)
     v_dd_v: float = _f(0.0, 5.0, "digital/comparator supply (V)", lo_open=True)
@@ -408,16 +442,31 @@ class Card:
             data["card"]["name"] = name
         return Card.from_dict(data)
 
+    def _hashed_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` less every key of :data:`_ADDED_KEYS` that holds the value cards
+        meant before it existed (so their hashes do not change)."""
+        d = self.to_dict()
+        for (sec, key), value in _ADDED_KEYS.items():
+            if d[sec][key] == value:
+                del d[sec][key]
+        return d
+
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """The card as compact JSON with sorted keys, as hashed by :meth:`hash`."""
+        return json.dumps(self._hashed_dict(), sort_keys=True, separators=(",", ":"))
 
     def hash(self) -> str:
         """SHA-256 of the canonical card content (the name is part of it)."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     def physics_hash(self) -> str:
-        """SHA-256 of everything except the name: two cards describing the same chip match."""
-        d = self.to_dict()
+        """SHA-256 of everything except the name: two cards describing the same chip match.
+
+        A key added after schema 1 counts only when it differs from what earlier cards
+        meant (:data:`_ADDED_KEYS`: ``adc.architecture = "sar"``), so libraries
+        characterized before it existed still match their card.
+        """
+        d = self._hashed_dict()
         d["card"] = {"schema": CARD_SCHEMA}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 

@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from cosim.card import Card
-from cosim.errors import CardError, LibraryError
+from cosim.converters import (
+    AdcArchitecture,
+    AdcSurrogate,
+    adc_architecture,
+    adc_architecture_for_kind,
+)
+from cosim.errors import CardError, CosimError, LibraryError
 from cosim.fileio import (
     LIBRARY_FILES,
     LIBRARY_MARKER,
@@ -43,6 +49,8 @@ from cosim.fileio import (
 )
 
 SCHEMA_VERSION = 1
+#: The blocks of a library of the default card; the ADC's block is its architecture's
+#: (:attr:`SurrogateLibrary.adc_architecture`, ``sar_adc`` for the SAR).
 BLOCKS = ("crossbar", "tia", "subtractor", "sar_adc", "sense_row")
 #: The largest ``library.json`` or ``validation.json`` cosim reads (bytes; a library's are
 #: tens of kB, the arrays live in ``arrays.npz``).
@@ -195,6 +203,34 @@ class SurrogateLibrary:
             )
         return self.surrogates[name]
 
+    @property
+    def adc_architecture(self) -> AdcArchitecture:
+        """The ADC architecture of the library's card (``adc.architecture``)."""
+        try:
+            return adc_architecture(self.card.adc.architecture)
+        except CosimError as exc:
+            raise LibraryError(f"the surrogate library {self.path}: {exc}") from None
+
+    def adc(self) -> AdcSurrogate:
+        """The nominal ADC surrogate at the card's resolution (its architecture's block)."""
+        return self.block(self.adc_architecture.block)
+
+    def adc_models_by_bits(self) -> dict[int, AdcSurrogate]:
+        """The nominal ADC surrogate at every resolution the library holds, ascending.
+
+        Every resolution ``1 .. card.adc.bits`` when the block's ``extra`` stores them
+        (:meth:`AdcArchitecture.models_by_bits`); a library from before per-resolution
+        characterization gives the card's resolution only.
+        """
+        arch = self.adc_architecture
+        nominal = self.adc()
+        extra = self.extras.get(arch.block, {})
+        out: dict[int, AdcSurrogate] = {}
+        if "by_bits" in extra:
+            out.update(arch.models_by_bits(extra))
+        out.setdefault(int(nominal.bits), nominal)
+        return dict(sorted(out.items()))
+
 
 def _decoder(kind: str):
     if kind == "crossbar":
@@ -209,14 +245,13 @@ def _decoder(kind: str):
         from cosim.surrogates.periphery import SubtractorModel
 
         return SubtractorModel.from_dict
-    if kind == "sar_adc":
-        from cosim.surrogates.adc import SarAdcModel
-
-        return SarAdcModel.from_dict
     if kind == "sense_row":
         from cosim.surrogates.sense_row import SenseRowModel
 
         return SenseRowModel.from_dict
+    arch = adc_architecture_for_kind(kind) if isinstance(kind, str) else None
+    if arch is not None:  # an ADC: decoded by its architecture (cosim.converters)
+        return arch.from_dict
     raise LibraryError(f"unknown surrogate kind '{kind}' in the library")
 
 

@@ -9,4 +9,7 @@ Conventions shared by every generator:
 * Many input vectors share one circuit: an index source ``idx`` is swept by ``.dc`` and
   B-sources read their values from ``pwl(v(idx), ...)`` tables.
 * The first line of every netlist is its title.
+* Random instances are drawn by plain functions of a generator and numbers
+  (:mod:`netlists.mismatch`), shared with the surrogates so that SPICE and the engine build
+  the same instance from the same generator state.
 """

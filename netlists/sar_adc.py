@@ -115,6 +115,7 @@ import numpy as np
 
 from cosim.card import Card
 from netlists.common import num
+from netlists.mismatch import SarMismatch, draw_sar_mismatch, sar_mismatch_units
 
 #: Wall time of one 8-bit conversion in ngspice 39 inside a 100-conversion testbench (s),
 #: measured on the 2-core machine class (see the module docstring).
@@ -268,12 +269,14 @@ class SarAdcParams:
 
     @classmethod
     def sample(cls, card: Card, rng: np.random.Generator, bits: int | None = None) -> SarAdcParams:
-        """A Monte-Carlo instance of the card's ADC.
+        """A Monte-Carlo instance of the card's ADC: the nominal with one
+        :func:`netlists.mismatch.draw_sar_mismatch` applied (:meth:`with_mismatch`).
 
         A capacitor of ``m`` unit capacitors (``m = 2**i`` for bit ``i``, 1 for the dummy,
         1/2 for the half-LSB capacitor) gets a relative error ``N(0, s / sqrt(m))`` with
         ``s = card.adc.cap_mismatch_sigma_rel`` (independent units in parallel); the
         comparator offset is ``comparator_offset_v + N(0, comparator_offset_sigma_v)``.
+        The surrogate's :func:`cosim.surrogates.adc.sample_instance` makes the same draws.
 
         Examples
         --------
@@ -283,23 +286,37 @@ class SarAdcParams:
         True
         """
         nom = cls.nominal(card, bits)
-        s = card.adc.cap_mismatch_sigma_rel
-        units = np.array([2.0**i for i in range(nom.bits)] + [1.0, 0.5])
-        err = rng.standard_normal(units.size) * s / np.sqrt(units)
-        caps = units * nom.c_unit_f * (1.0 + err)
+        a = card.adc
+        draw = draw_sar_mismatch(
+            rng, nom.bits, a.cap_mismatch_sigma_rel, a.comparator_offset_sigma_v
+        )
+        return nom.with_mismatch(draw)
+
+    def with_mismatch(self, draw: SarMismatch) -> SarAdcParams:
+        """This design's nominal capacitors of ``c_unit_f`` with the relative errors of
+        ``draw``, and its comparator offset plus ``draw.offset_delta_v``.
+
+        Raises
+        ------
+        ValueError
+            ``draw`` is for another resolution, or makes a capacitor non-positive.
+        """
+        units = sar_mismatch_units(self.bits)
+        if draw.cap_rel_err.shape != units.shape:
+            raise ValueError(
+                f"a mismatch draw for {draw.bits} bits cannot apply to a {self.bits}-bit ADC"
+            )
+        caps = units * self.c_unit_f * (1.0 + draw.cap_rel_err)
         if np.any(caps <= 0):  # only for absurd sigmas; keep the error explicit
             raise ValueError(
                 "adc.cap_mismatch_sigma_rel is so large that a sampled capacitor is <= 0"
             )
-        vos = card.adc.comparator_offset_v + card.adc.comparator_offset_sigma_v * float(
-            rng.standard_normal()
-        )
         return replace(
-            nom,
-            c_bits_f=tuple(float(c) for c in caps[: nom.bits]),
+            self,
+            c_bits_f=tuple(float(c) for c in caps[: self.bits]),
             c_dummy_f=float(caps[-2]),
             c_half_f=float(caps[-1]),
-            comparator_offset_v=vos,
+            comparator_offset_v=self.comparator_offset_v + draw.offset_delta_v,
         )
 
     def with_bits(self, bits: int) -> SarAdcParams:

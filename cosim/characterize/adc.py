@@ -1,5 +1,9 @@
 """Characterize the SAR ADC: fit instances in SPICE, validate on held-out conversions, energy.
 
+:func:`characterize_adc` characterizes the card's ADC through its architecture
+(:mod:`cosim.converters`); :func:`characterize_sar_adc` is the SAR's sweep, which the
+registered ``"sar"`` architecture runs.
+
 What runs (all netlists are submitted in one :meth:`SpiceRunner.run` call, longest first, so
 they run in parallel on ``ctx.runner``'s workers):
 
@@ -48,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from cosim.characterize.context import BlockResult, CharContext
+from cosim.converters import adc_architecture
 from cosim.spice.runner import SpiceJob, SpiceResult
 from cosim.surrogates.adc import SarAdcFitter, SarAdcModel, mismatch_units, with_mismatch
 from netlists.common import netlist_hash
@@ -306,6 +311,19 @@ def _heldout_stats(
 # the block
 # ---------------------------------------------------------------------------------------
 def characterize_adc(ctx: CharContext) -> BlockResult:
+    """Characterize the ADC of ``ctx.card`` with its architecture's sweep
+    (``card.adc.architecture``, :func:`cosim.converters.adc_architecture`): for ``"sar"``,
+    :func:`characterize_sar_adc`.
+
+    Raises
+    ------
+    CosimError
+        The card names an architecture that is not registered.
+    """
+    return adc_architecture(ctx.card.adc.architecture).characterize(ctx)
+
+
+def characterize_sar_adc(ctx: CharContext) -> BlockResult:
     """Fit and validate the SAR ADC surrogate of ``ctx.card`` against ngspice.
 
     Parameters

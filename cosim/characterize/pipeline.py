@@ -1,9 +1,11 @@
 """Run every block's characterization and write the surrogate library.
 
-Order: crossbar → TIA → subtractor → SAR ADC → sense row (which needs the crossbar and TIA
-surrogates and the ADC's transitions) → energy figures from the same runs. Every SPICE run
-goes through one :class:`~cosim.spice.runner.SpiceRunner`, whose cache makes a re-run
-instant and lets an interrupted characterization resume where it stopped.
+Order: crossbar → TIA → subtractor → ADC (the card's ``adc.architecture``, through
+:func:`cosim.converters.adc_architecture`; the SAR's block is ``sar_adc``) → sense row
+(which needs the crossbar and TIA surrogates and the ADC's transitions) → energy figures
+from the same runs. Every SPICE run goes through one
+:class:`~cosim.spice.runner.SpiceRunner`, whose cache makes a re-run instant and lets an
+interrupted characterization resume where it stopped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.characterize.context import BlockResult, CharContext
+from cosim.converters import adc_architecture
 from cosim.fileio import LIBRARY_FILES, LIBRARY_MARKER, check_output_dir
 from cosim.library import write_library
 from cosim.spice.runner import SpiceRunner
@@ -39,7 +42,7 @@ class CharacterizeReport:
 def energy_figures(card: Card, blocks: dict[str, BlockResult]) -> dict[str, Any]:
     """Energy per operation that the engine uses, from the SPICE-measured blocks."""
     out: dict[str, Any] = {}
-    adc = blocks.get("sar_adc")
+    adc = blocks.get(adc_architecture(card.adc.architecture).block)
     if adc is not None:
         sur = adc.surrogate
         skips = np.arange(card.adc.bits)
@@ -90,12 +93,12 @@ def run_characterization(
         ``out_dir`` is something cosim must not replace (a file, a link, a directory that
         is not a library, the current directory); raised before any work.
     """
-    from cosim.characterize.adc import characterize_adc
     from cosim.characterize.crossbar import characterize_crossbar
     from cosim.characterize.periphery import characterize_subtractor, characterize_tia
     from cosim.characterize.sense_row import characterize_sense_row
 
     check_output_dir(out_dir, kind="library", marker=LIBRARY_MARKER, contents=LIBRARY_FILES)
+    arch = adc_architecture(card.adc.architecture)
     t0 = time.perf_counter()
     device = from_card(card)
     block_s: dict[str, float] = {}
@@ -108,13 +111,14 @@ def run_characterization(
             res = fn(ctx, *args)
             block_s[name] = time.perf_counter() - t
             results[name] = res
-            log(f"  {name:<11} {block_s[name]:6.1f} s  {_headline(name, res.validation)}")
+            head = _headline(name, res.validation, adc_block=arch.block)
+            log(f"  {name:<11} {block_s[name]:6.1f} s  {head}")
             return res
 
         xb = step("crossbar", characterize_crossbar)
         tia = step("tia", characterize_tia)
         step("subtractor", characterize_subtractor)
-        adc = step("sar_adc", characterize_adc)
+        adc = step(arch.block, arch.characterize)
         if card.sense_row.enabled:
             transitions = np.asarray(adc.surrogate.thresholds(), dtype=float)
             step("sense_row", characterize_sense_row, xb.surrogate, tia.surrogate, transitions)
@@ -142,13 +146,13 @@ def run_characterization(
     return CharacterizeReport(Path(out_dir), validation, wall, block_s, stats, version, energy)
 
 
-def _headline(name: str, v: dict[str, Any]) -> str:
+def _headline(name: str, v: dict[str, Any], adc_block: str) -> str:
     if name in ("crossbar", "tia", "subtractor"):
         return (
             f"held-out {v.get('n_heldout')}: rms {v.get('rms_error_lsb', 0):.3f} LSB, "
             f"max {v.get('max_error_lsb', 0):.3f} LSB"
         )
-    if name == "sar_adc":
+    if name == adc_block:
         return f"held-out {v.get('n_heldout')}: code agreement {v.get('code_agreement', 0):.4f}"
     if name == "sense_row":
         return (
