@@ -40,7 +40,9 @@ def summarize(run_dir: str | Path) -> str:
             f"  {b:<11} rms {v[b]['rms_error_lsb']:.3f}  max {v[b]['max_error_lsb']:.3f}"
             f"  ({v[b]['n_heldout']} held-out)"
         )
-    lines.append(f"  sar_adc     code agreement {v['sar_adc']['code_agreement']:.4f}")
+    # the converter's block (its name follows the card's ADC architecture)
+    adc = next(b for b, x in v.items() if isinstance(x, dict) and "code_agreement" in x)
+    lines.append(f"  {adc:<11} code agreement {v[adc]['code_agreement']:.4f}")
     if "sense_row" in v:
         lines.append(f"  sense_row   bound violations {v['sense_row']['bound_violations']}")
     acc = tr.get("test_accuracy", tr.get("metrics", {}).get("test_accuracy"))

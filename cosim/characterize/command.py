@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
 def format_summary(rep, card) -> str:
     """The designer's table: each block's held-out error in ADC LSBs."""
+    from cosim.converters import adc_architecture
+
     v = rep.validation
     lines = [
         "",
@@ -132,10 +134,11 @@ def format_summary(rep, card) -> str:
                 f"  {name:<11} {b['n_heldout']:>9} {b['rms_error_lsb']:>9.3f} "
                 f"{b['max_error_lsb']:>9.3f}   {note}"
             )
-    if "sar_adc" in v:
-        b = v["sar_adc"]
+    adc_block = adc_architecture(card.adc.architecture).block
+    if adc_block in v:
+        b = v[adc_block]
         lines.append(
-            f"  {'sar_adc':<11} {b['n_heldout']:>9} {'code agreement':>19} "
+            f"  {adc_block:<11} {b['n_heldout']:>9} {'code agreement':>19} "
             f"{b['code_agreement']:.4f}; INL max {b.get('inl_max_lsb', float('nan')):.2f}"
             f", DNL max {b.get('dnl_max_lsb', float('nan')):.2f}"
         )
