@@ -395,8 +395,9 @@ def test_chips_seed_and_reproducibility(library):
 
 
 def test_threads_do_not_change_the_result(library):
-    """Batches on 3 threads: the same predictions, statistics and energies as on one (each
-    batch draws its read noise from its own generator)."""
+    """Batches on 3 threads: the same predictions, statistics and energies as on one (the
+    read noise is drawn per block of samples, the energies tallied exactly;
+    :mod:`tests.test_engine_streams` varies the batch size too)."""
     model, ds = trained("digits-global"), dataset("digits")
     cfg = EngineConfig(chips=2, nvw=0.05, batch=64)
     a = evaluate(model, library, ds.x_test, ds.y_test, cfg)
@@ -410,23 +411,28 @@ def test_threads_do_not_change_the_result(library):
 
 
 def test_read_energy_sums_equal_the_unrolled_vectors():
-    """The read energy's per-input sums of ``V·s(V)`` come from the batch's summed input
-    map, not the unrolled vectors: the same sums for convolutions with padding and stride
-    and for dense layers."""
+    """The read energy's per-input sums of ``V·s(V)`` come from the summed input map, not
+    the unrolled vectors: the same sums for convolutions with padding and stride and for
+    dense layers; the map is summed in fixed point (exact integers, 2**-38 of the largest
+    value), which the sums match to 1e-10."""
     from types import SimpleNamespace
 
-    from cosim.engine.core import _drive_power_sums, _im2col_columns
+    from cosim.engine.core import _im2col_columns, _read_units, _window_sums
 
     rng = np.random.default_rng(0)
     table = rng.random(8)
     table[0] = 0.0  # code 0 is 0 V
+    fixed, scale = _read_units(table)
+    assert fixed.dtype == np.int64 and fixed[0] == 0 and fixed.max() == 2**38
     for kk, stride, pad in [(5, 1, 0), (3, 1, 1), (3, 2, 1), (2, 2, 0)]:
         lay = SimpleNamespace(kind="conv2d", kernel=kk, stride=stride, padding=pad)
         k = rng.integers(0, 8, (7, 3, 12, 12))
         want = table[_im2col_columns(k, kk, stride, pad)].sum(axis=0)
-        np.testing.assert_allclose(_drive_power_sums(lay, k, table), want, rtol=1e-12)
+        np.testing.assert_allclose(_window_sums(lay, table[k].sum(axis=0)), want, rtol=1e-12)
+        got = _window_sums(lay, fixed[k].sum(axis=0) / scale)
+        np.testing.assert_allclose(got, want, rtol=1e-10)
     k = rng.integers(0, 8, (9, 20))
-    got = _drive_power_sums(SimpleNamespace(kind="dense"), k, table)
+    got = _window_sums(SimpleNamespace(kind="dense"), table[k].sum(axis=0))
     np.testing.assert_allclose(got, table[k].sum(axis=0), rtol=1e-12)
 
 
@@ -532,15 +538,15 @@ def test_area_shared_for_global_dedicated_for_per_layer(library):
 def test_engine_config_refuses_out_of_range_values():
     bad = [
         ({"partial_sums": "both"}, "partial_sums = 'both'; use one of digital, analog"),
-        ({"psum_range": 0.1}, "psum_range = 0.1 is out of range [0.25, 64]"),
-        ({"psum_range": 100.0}, "psum_range = 100.0 is out of range"),
-        ({"nvw": -0.1}, "nvw and nva must be >= 0"),
-        ({"nva": -1e-3}, "nvw and nva must be >= 0"),
-        ({"drift_t_s": 0.0}, "drift time t must be > 0 s"),
-        ({"chips": 0}, "--chips must be at least 1"),
-        ({"batch": 0}, "batch must be at least 1"),
-        ({"adc_bits": 9}, "adc_bits = 9 is out of range 1..8"),
-        ({"adc_bits": 0}, "adc_bits = 0 is out of range 1..8"),
+        ({"psum_range": 0.1}, "psum_range = 0.1 must be a finite number in [0.25, 64]"),
+        ({"psum_range": 100.0}, "psum_range = 100.0 must be a finite number in [0.25, 64]"),
+        ({"nvw": -0.1}, "nvw = -0.1 must be a finite number in [0, 1]"),
+        ({"nva": -1e-3}, "nva = -0.001 must be a finite number in [0, 1]"),
+        ({"drift_t_s": 0.0}, "drift time t (s) = 0.0 must be a finite number in (0,"),
+        ({"chips": 0}, "chips = 0 must be a finite number in [1, 10000]"),
+        ({"batch": 0}, "batch = 0 must be a finite number in [1, 1e+06]"),
+        ({"adc_bits": 9}, "adc_bits = 9 must be a finite number in [1, 8]"),
+        ({"adc_bits": 0}, "adc_bits = 0 must be a finite number in [1, 8]"),
     ]
     for kw, msg in bad:
         with pytest.raises(CosimError) as exc:
@@ -559,8 +565,8 @@ def test_engine_config_refuses_out_of_range_values():
         ("nvw=0.3:0:0.1", "need step > 0 and stop >= start"),
         ("nvw=0:0.3:0", "need step > 0 and stop >= start"),
         ("nvw=0:0.3", "write NAME=start:stop:step or NAME=value"),
-        ("t=0:10:5", "times must be > 0 s"),
-        ("nva=-0.1", "values must be >= 0"),
+        ("t=0:10:5", "t = 0.0 must be a finite number in (0, 3.2e+08]"),
+        ("nva=-0.1", "nva = -0.1 must be a finite number in [0, 1]"),
     ],
 )
 def test_bad_sweep_specs(spec, msg):

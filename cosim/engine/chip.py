@@ -4,7 +4,13 @@ Everything random about a chip is drawn here, once, from the chip's own generato
 programming noise, the Bao et al. ``nvw`` variation, stuck-at faults, drift exponents, every
 op-amp's offset, every subtractor's resistor mismatch, every ADC's capacitor mismatch and
 comparator offset (or its ``nva`` comparison-level variation). The per-read noise is drawn
-during inference.
+during inference (:class:`cosim.engine.core.ReadNoise`).
+
+Programmed conductances stay in the physical range ``[0, 1.5·g_max]`` (the programming
+model's own ceiling, :meth:`device_models.base.DeviceModel.program`) whatever the
+variation: a large ``nvw`` (or drift and faults on top of it) can spread the draws beyond
+any device, and conductances of any size would reach the crossbar's nodal solve, which
+needs them finite and non-negative.
 
 A tile that holds unipolar columns also has a **g_min reference line**: one device
 programmed to ``g_min`` on every used row (data and bias rows) of the tile, whose current
@@ -33,6 +39,14 @@ from cosim.engine.mapping import LayerMap, Tile
 from cosim.surrogates.crossbar import CrossbarModel
 from cosim.surrogates.periphery import SubtractorModel, TiaModel
 from device_models import DeviceModel
+
+#: the largest conductance a device can take, in units of g_max (DeviceModel.program's clip)
+G_CEILING = 1.5
+
+
+def physical(g: np.ndarray, device: DeviceModel) -> np.ndarray:
+    """``g`` (S) clipped to the physical range ``[0, G_CEILING·g_max]``, NaN to 0."""
+    return np.clip(np.nan_to_num(g, nan=0.0), 0.0, G_CEILING * device.g_max_s)
 
 
 @dataclass
@@ -109,6 +123,7 @@ def program_tile(
         if sense:
             mask[:, -1] = 0  # the sense line is verified after programming
         g = device.apply_stuck(g, mask)
+    g = physical(g, device)
     sigma = None
     if cfg.read_noise:
         t = cfg.drift_t_s if cfg.drift_t_s is not None else device.drift_t0_s
@@ -132,7 +147,7 @@ def _program_reference(
     if cfg.drift_t_s is not None:
         nu = device.sample_nu(target[used], rng)
         g[used] = device.drift(g[used], nu, cfg.drift_t_s)
-    return g
+    return physical(g, device)
 
 
 def build_layer(

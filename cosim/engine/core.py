@@ -36,15 +36,42 @@ vectors, ``[s(V), s(V)·(V/v_read)²] @ W`` with both drive terms looked up per 
 interleaved (:class:`_Drive`), plus ``s(V)² @ S`` for the read-noise variance. The exact
 loop solve near the rails runs only for the vectors that need it: a pair's single-ended TIA
 can reach its rails only where a per-vector bound column says so, and that column is not
-even computed where no input the DAC can apply reaches them (the usual case). Read noise is
-drawn by the Box–Muller transform (:func:`standard_normals`) from a generator per batch,
-so ``evaluate(..., threads=N)`` gives the same result for every ``N``; the ADCs convert the
-float32 voltages exactly as the doubles they are (:class:`cosim.surrogates.adc._Lookup`).
+even computed where no input the DAC can apply reaches them (the usual case). The ADCs
+convert the float32 voltages exactly as the doubles they are
+(:class:`cosim.surrogates.adc._Lookup`).
+
+**Blocks: results that do not depend on the batching.** A layer's MAC vectors are numbered
+over the whole evaluation (sample ``s``, output position ``p``: vector ``s·P + p``) and cut,
+per conversion group, into fixed blocks that end with samples (a divisor of 1000 samples,
+or a whole fraction of one large sample; from the layer's shape and the group's outputs
+alone: :func:`_block_rows`). Everything that touches a vector is computed a block at a
+time:
+
+* the products run on whole blocks (a block that a batch only partly covers is padded with
+  zero drives): BLAS rounds a row of a product differently with the number of rows, so a
+  batch-sized product would move float32 voltages by an ulp, and now and then a code;
+* the read noise of a block comes from its own generator, keyed by (seed, chip, layer,
+  column tile, row tile, block) (:class:`ReadNoise`): the draw a vector sees is a function
+  of (seed, chip, sample, layer, tile, read) only, whatever ``--batch`` and ``--threads``;
+* energies are tallied exactly (integer counts of events, the read energy's ``V·s(V)``
+  summed in fixed point, the ADC's (skip, code) histogram on every 8th vector counted over
+  the evaluation) and turned into joules once per chip (:meth:`Engine.finish_energy`).
+
+``evaluate`` rounds ``--batch`` to whole blocks of every layer (:meth:`Engine.batch_size`:
+the default 1000 stays 1000), so that only small batches pad. Two roundings still see the
+batch, both far below anything a code resolves: the exact rail solve runs in float64 on a
+batch's risky vectors together (1e-16 relative), and a padded block checks the pair rails
+of fewer candidate vectors (a float32 product; it decides only whether a vector within
+that rounding of the rails' margin takes the exact solve or the linear one, which agree
+there to far less than an LSB).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +93,14 @@ from cosim.surrogates.sense_row import thresholds as sense_thresholds
 from cosim.train.modelfile import FlattenLayer, Model, PoolLayer, WeightLayer
 from device_models import from_card
 
-ENERGY_STRIDE = 8  # ADC energy is averaged over every 8th input vector
+ENERGY_STRIDE = 8  # ADC energy is averaged over every 8th MAC vector (of the evaluation)
+#: the read energy's sums of V·s(V) are kept in fixed point: the largest value of a layer's
+#: table is 2**38 units (exact integer sums for up to 2**25 samples per chip)
+READ_SUM_BITS = 38
+#: every block of MAC vectors holds a divisor of this many samples (:func:`_block_rows`), so
+#: that batches of a multiple of it (the default 1000) hold whole blocks of every layer
+BLOCK_SAMPLES = 1000
+_DIVISORS = tuple(d for d in range(1, BLOCK_SAMPLES + 1) if BLOCK_SAMPLES % d == 0)
 #: ADC codes (at most 8 bits) as the analog path stores them: a quarter of int64's memory
 CODE_DTYPE = np.int16
 
@@ -88,8 +122,16 @@ class LayerStats:
     bound_violations: int = 0  # skipped conversions whose full code needed the MSBs
     psum_clipped: int = 0  # partial-sum conversions at either end of their range
     energy_j: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
+    # exact tallies of a chip's batches, turned into energy_j by Engine.finish_energy: integers
+    # add up the same however the samples are batched, where float sums would not
+    tally: dict[tuple[str, float], int] = field(default_factory=dict)  # (part, J/event): events
+    read_sums: np.ndarray | None = None  # Σ V·s(V) per layer input (READ_SUM_BITS fixed point)
+    adc_counts: dict[int, np.ndarray] = field(default_factory=dict)  # bits: (skip, code) counts
+    vectors: int = 0  # MAC vectors of the layer
+    vectors_sampled: int = 0  # of them, those the ADC energy is estimated on
 
     def merge(self, o: LayerStats) -> None:
+        """Add ``o``'s counters, tallies and energies to these."""
         for k in (
             "outputs",
             "adc_clipped",
@@ -100,10 +142,27 @@ class LayerStats:
             "skipped_cycles",
             "bound_violations",
             "psum_clipped",
+            "vectors",
+            "vectors_sampled",
         ):
             setattr(self, k, getattr(self, k) + getattr(o, k))
         for k, v in o.energy_j.items():
             self.energy_j[k] += v
+        for key, events in o.tally.items():
+            self.tally[key] = self.tally.get(key, 0) + events
+        if o.read_sums is not None:
+            self.read_sums = (
+                o.read_sums.copy() if self.read_sums is None else self.read_sums + o.read_sums
+            )
+        for bits, counts in o.adc_counts.items():
+            self.adc_counts[bits] = (
+                self.adc_counts[bits] + counts if bits in self.adc_counts else counts.copy()
+            )
+
+    def count(self, part: str, joules: float, events: int) -> None:
+        """Tally ``events`` events of ``joules`` each to the component ``part``."""
+        key = (part, joules)
+        self.tally[key] = self.tally.get(key, 0) + int(events)
 
     def summary(self, n_samples: int) -> dict[str, Any]:
         return {
@@ -270,6 +329,31 @@ class Engine:
             )
         return nominal
 
+    # -- blocks -----------------------------------------------------------------------------
+    def block_samples(self) -> int:
+        """Samples in which every layer's blocks of MAC vectors (:func:`_block_rows`) end
+        (a divisor of :data:`BLOCK_SAMPLES`): batches that start at multiples of it only
+        ever hold whole blocks."""
+        a = 1
+        for m in self.maps:
+            per = _vectors_per_sample(m.layer)
+            for t in m.tiles:
+                r = _block_rows(len(t.outputs), per)
+                a = math.lcm(a, r // math.gcd(r, per))
+        return a
+
+    def batch_size(self, batch: int) -> int:
+        """Samples per batch for the requested ``batch``: the nearest multiple of
+        :meth:`block_samples` (so that no block is computed twice), or ``batch`` itself
+        where it is below half of one (small batches pad their blocks instead). The results
+        are the same for every batch size; only the time and memory change."""
+        if self.cfg.ideal:
+            return batch
+        a = self.block_samples()
+        if batch < a // 2:
+            return batch
+        return max(1, round(batch / a)) * a
+
     # -- running --------------------------------------------------------------------------
     def check_input(self, x_raw: np.ndarray) -> np.ndarray:
         shape = tuple(self.model.preprocessing.input_shape)
@@ -289,10 +373,17 @@ class Engine:
         self,
         chip: list[LayerState] | None,
         x_raw: np.ndarray,
-        rng: np.random.Generator,
+        noise: ReadNoise | np.random.Generator,
         stats: dict[int, LayerStats],
+        start: int = 0,
     ) -> np.ndarray:
-        """Logits (float64) of a batch of raw samples on one chip (``None`` in ideal mode)."""
+        """Logits (float64) of a batch of raw samples on one chip (``None`` in ideal mode).
+
+        ``noise``: the chip's :class:`ReadNoise` (draws keyed by sample), or a generator
+        whose draws are taken in order (they then depend on the batching). ``start``: the
+        index of the batch's first sample in the evaluation, which keys the read noise and
+        the vectors the ADC energy is estimated on. The energies stay in ``stats``'s exact
+        tallies until :meth:`finish_energy` turns them into joules."""
         x = self.check_input(x_raw)
         k = self.model.preprocessing.codes(x)
         states = {s.lmap.index: s for s in chip} if chip is not None else {}
@@ -301,7 +392,7 @@ class Engine:
             if isinstance(lay, WeightLayer):
                 if lay.is_hidden:
                     st = stats.setdefault(i, LayerStats(f"{i}:{lay.kind}"))
-                    k = self._hidden(i, lay, k, states.get(i), rng, st)
+                    k = self._hidden(i, lay, k, states.get(i), noise, st, start)
                 else:
                     bias = lay.n_b * (1 << lay.in_grid.bits)  # type: ignore[operator,union-attr]
                     w2 = lay.n_w.reshape(lay.n_w.shape[0], -1)  # type: ignore[union-attr]
@@ -323,8 +414,9 @@ class Engine:
         lay: WeightLayer,
         k: np.ndarray,
         st: LayerState | None,
-        rng: np.random.Generator,
+        noise: ReadNoise | np.random.Generator,
         stats: LayerStats,
+        start: int = 0,
     ) -> np.ndarray:
         n = k.shape[0]
         lm = self._by_index[i]
@@ -350,8 +442,11 @@ class Engine:
             y = self._ideal_layer(lm, unroll(k))
         else:
             assert st is not None
+            per = ho * wo if lay.kind == "conv2d" else 1
             with single_thread():
-                y = self._analog_layer(lm, st, k, unroll_codes, rng, stats)
+                y = self._analog_layer(
+                    lm, st, k, unroll_codes, noise, stats, _Rows(start * per, per)
+                )
         stats.outputs += y.size
         stats.adc_clipped += int(np.count_nonzero(y == (1 << lm.periphery.adc_bits) - 1))
         if lay.kind == "conv2d":
@@ -383,12 +478,14 @@ class Engine:
         st: LayerState,
         k: np.ndarray,
         unroll_codes,
-        rng: np.random.Generator,
+        noise: ReadNoise | np.random.Generator,
         stats: LayerStats,
+        rows: _Rows | None = None,
     ) -> np.ndarray:
         """One hidden layer on one chip: ``k`` are the input codes as the layer receives
         them (images for convolutions), ``unroll_codes`` turns such an array into MAC
-        vectors (column-major)."""
+        vectors (column-major); ``rows``: where they sit among the evaluation's vectors."""
+        rows = rows or _Rows(0, 1)
         card, cfg, per = self.card, self.cfg, lm.periphery
         v_tab, u_tab, q_tab = self._drive_tables(lm)
         # the DAC and the device I-V act per input value: the unrolled input codes (one byte
@@ -401,8 +498,13 @@ class Engine:
         drive = _Drive(kc, u_tab, q_tab if quad else None)
         n = drive.shape[0]
         noisy = cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles)
-        # read energy, exactly: V·s(V) of every input summed over every MAC vector
-        vu_sum = _drive_power_sums(lm.layer, k, v_tab * u_tab)
+        # read energy, exactly: V·s(V) of every input summed over every MAC vector, in fixed
+        # point (per input of the layer's input map: the unrolled sums follow at the end)
+        fixed, _ = _read_units(v_tab * u_tab)
+        sums = np.take(fixed, k).sum(axis=0)
+        stats.read_sums = sums if stats.read_sums is None else stats.read_sums + sums
+        stats.vectors += n
+        stats.vectors_sampled += len(range((-rows.first) % ENERGY_STRIDE, n, ENERGY_STRIDE))
         out = np.empty((n, lm.n_out), dtype=CODE_DTYPE)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
         hist: dict[int, np.ndarray] = {}  # (skip, code) histograms of the conversions
@@ -412,7 +514,6 @@ class Engine:
                 t = ts.tile
                 self._energy_tile(
                     ts,
-                    vu_sum[t.f0 : t.f1],
                     n,
                     stats,
                     periphery=split or t.row_tile == 0,
@@ -428,11 +529,14 @@ class Engine:
                 total = np.zeros((n, len(outs)), dtype=np.int64)
                 for rt, ts in enumerate(ts_ct):
                     v_out, _ = self._group_voltages(
-                        st, ct, [ts], drive, noisy, rng, self.psum_r_t(lm), True, stats
+                        st, ct, [ts], drive, noisy, noise, self.psum_r_t(lm), True, stats,
+                        rows=rows, key=(lm.index, ct, rt + 1),
+                    )  # fmt: skip
+                    c = self._adc_codes(
+                        st, ct, rt, v_out, b_ps, True, None, stats, hist, row0=rows.first
                     )
-                    c = self._adc_codes(st, ct, rt, v_out, b_ps, True, None, stats, hist)
                     total += c
-                    stats.energy_j["digital"] += card.digital.e_add_j * c.size
+                    stats.count("digital", card.digital.e_add_j, c.size)
                 total -= len(ts_ct) << (b_ps - 1)  # offset binary: each code less half scale
                 shift = per.adc_bits + 1 - b_ps
                 y = _round_scaled(total, cfg.psum_range * 2.0**shift)
@@ -440,14 +544,15 @@ class Engine:
             else:
                 b = self._conv_bits(lm)
                 v_out, i_sense = self._group_voltages(
-                    st, ct, ts_ct, drive, noisy, rng, per.r_t_ohm, False, stats
-                )
+                    st, ct, ts_ct, drive, noisy, noise, per.r_t_ohm, False, stats,
+                    rows=rows, key=(lm.index, ct, 0),
+                )  # fmt: skip
                 skip = None
                 if self._sense_on():
                     g_n = np.sum([ts.g_norton for ts in ts_ct], axis=0)
                     th = self.group_thresholds(lm, st, ts_ct, per.r_t_ohm, b)
                     skip = self._skip_from_current(lm, st, i_sense, g_n[-1], th)
-                y = self._adc_codes(st, ct, -1, v_out, b, False, skip, stats, hist)
+                y = self._adc_codes(st, ct, -1, v_out, b, False, skip, stats, hist, row0=rows.first)
                 if b != per.adc_bits:  # re-express b-bit codes on the output grid
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
@@ -456,10 +561,38 @@ class Engine:
                 out = y  # one column tile holds every output, in order
             else:
                 out[:, o_idx] = y
-            stats.energy_j["digital"] += card.digital.e_activation_j * y.size
+            stats.count("digital", card.digital.e_activation_j, y.size)
         for bits, counts in hist.items():
-            stats.energy_j["adc"] += self._adc_energy(bits, counts)
+            stats.adc_counts[bits] = (
+                stats.adc_counts[bits] + counts if bits in stats.adc_counts else counts
+            )
         return out
+
+    def finish_energy(self, chip: list[LayerState] | None, stats: dict[int, LayerStats]) -> None:
+        """Turn the exact tallies of one chip's batches (merged) into energies (J).
+
+        Events times their energies, the read energy from the summed ``V·s(V)`` of every
+        input and the tiles' conductances, the ADC energy from the (skip, code) histogram
+        of every 8th vector, scaled to every vector. The tallies are cleared."""
+        states = {s.lmap.index: s for s in chip} if chip is not None else {}
+        t_read = self.card.tia.t_read_s
+        for i, s in stats.items():
+            for (part, joules), events in sorted(s.tally.items()):
+                s.energy_j[part] += joules * events
+            st = states.get(i)
+            if s.read_sums is not None and st is not None:
+                v_tab, u_tab, _ = self._drive_tables(st.lmap)
+                _, scale = _read_units(v_tab * u_tab)
+                vu = _window_sums(st.lmap.layer, s.read_sums / scale)
+                for ts in st.tiles:
+                    t = ts.tile
+                    read = float(vu[t.f0 : t.f1] @ ts.row_g_sum[t.data_rows])
+                    s.energy_j["crossbar_read"] += read * t_read
+            if s.vectors_sampled:
+                ratio = s.vectors / s.vectors_sampled
+                for bits, counts in sorted(s.adc_counts.items()):
+                    s.energy_j["adc"] += self._adc_energy(bits, counts * ratio)
+            s.tally, s.read_sums, s.adc_counts = {}, None, {}
 
     def _fold(
         self, st: LayerState, ct: int, group, r_t: float, offset_binary: bool, d: int = 1
@@ -617,24 +750,43 @@ class Engine:
         group,
         drive: _Drive,
         noisy: bool,
-        rng: np.random.Generator,
+        noise: ReadNoise | np.random.Generator | None,
         r_t: float,
         offset_binary: bool,
         stats: LayerStats,
+        rows: _Rows | None = None,
+        key: tuple[int, int, int] = (0, 0, 0),
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Voltages the ADCs sample (float32, V) for a group of row tiles converted
         together, and the sense-line current (A; None for partial sums, which never skip):
         the folded affine path, and the exact loop solve for the input vectors that drive a
-        pair's TIA near its rails. ``noisy``: draw the read noise."""
+        pair's TIA near its rails. ``noisy``: draw the read noise, from ``noise`` (a
+        :class:`ReadNoise`: the group's ``key`` (layer, column tile, row tile + 1; 0 for
+        every row tile together) and each block's place among the evaluation's vectors,
+        ``rows``, pick the draws).
+
+        The vectors go through in the group's blocks (:func:`_block_rows`), counted from
+        ``rows.first``: a block the batch only partly covers is computed whole, its other
+        rows at zero drive, so that every product has the same rows whatever the batch."""
         fo = self._fold(st, ct, group, r_t, offset_binary, drive.d)
         n_out = fo.n_out
         n = drive.shape[0]
+        rows = rows or _Rows(0, 1)
         noisy = noisy and any(s2 is not None for s2 in fo.ss)
+        step = _block_rows(n_out, rows.per_sample)
+        first = rows.first
+        b0, b1 = first // step, -(-(first + n) // step)  # the blocks the batch touches
         # per-output constants tiled over a block's rows: every pass below runs over whole
         # contiguous blocks (a (rows, outputs) broadcast iterates a handful of values at a time)
-        step = max(1024, (1 << 16) // (2 * n_out + 2))
         c_out = np.tile(fo.const[:n_out].astype(np.float32), step)
         c_noise = np.tile(fo.bias_noise.astype(np.float32), step)
+        draws = None
+        if noisy:
+            if isinstance(noise, ReadNoise):
+                draws = noise.draws(key, b0, b1, step * n_out)
+            else:  # a plain generator: its draws in order
+                assert noise is not None
+                draws = (standard_normals(noise, (step * n_out,)) for _ in range(b0, b1))
         # float32 voltages: 6e-8 relative (6e-8 V of a 1 V reference, 2e-5 LSB at 8 bits)
         v_out = np.empty((n, n_out), dtype=np.float32)
         i_sense = np.empty(n) if fo.sense else None
@@ -648,16 +800,21 @@ class Engine:
             # (float32 rounding of the bound and of the pair products is ~1e-6 relative)
             lim = np.float32(half * (1 - 1e-4) - float(np.max(np.abs(fo.c_pair))))
         # blocks of input vectors, so that the products and what follows them stay in cache
-        for r0 in range(0, n, step):
-            r1 = min(n, r0 + step)
-            vo = v_out[r0:r1]
+        for blk in range(b0, b1):
+            # the batch's rows r0:r1 are the block's rows at:at + r1 - r0
+            r0 = max(blk * step, first) - first
+            r1 = min((blk + 1) * step, first + n) - first
+            at = first + r0 - blk * step
+            whole = r1 - r0 == step
+            vo = v_out[r0:r1] if whole else np.empty((step, n_out), dtype=np.float32)
+            pad = None if whole else step
             flat = vo.reshape(-1)
             extra = None
             var = None
             blocks = []
             for j, (ts, w, w_x, s2) in enumerate(zip(group, fo.ws, fo.wx, fo.ss, strict=True)):
                 t = ts.tile
-                ub = drive.block(r0, r1, t.f0, t.f1)
+                ub = drive.block(r0, r1, t.f0, t.f1, pad, at)
                 blocks.append(ub)
                 # (rows, K) @ (K, outputs): BLAS's fast layout for these skinny products
                 if j == 0:
@@ -670,15 +827,21 @@ class Engine:
                 if noisy and s2 is not None:
                     pv = np.square(drive.main(ub)) @ s2
                     var = pv if var is None else var + pv
-            flat += c_out[: flat.size]
+            flat += c_out
             if var is not None:
+                assert draws is not None
                 fv = var.reshape(-1)
-                fv += c_noise[: fv.size]
+                fv += c_noise
                 np.sqrt(fv, out=fv)
-                fv *= standard_normals(rng, fv.shape)
+                fv *= next(draws)
                 flat += fv
+            if not whole:
+                v_out[r0:r1] = vo[at : at + r1 - r0]
             if fo.sense:
-                np.add(extra[:, 0], fo.const[n_out], out=i_sense[r0:r1], dtype=np.float64)
+                np.add(
+                    extra[at : at + r1 - r0, 0], fo.const[n_out], out=i_sense[r0:r1],
+                    dtype=np.float64,
+                )  # fmt: skip
             hits = []
             if check:
                 cand = np.nonzero(extra[:, -1] > lim)[0] if drive.nonneg else None
@@ -697,8 +860,10 @@ class Engine:
                     np.nonzero(((po < fo.sub_limits[0]) | (po > fo.sub_limits[1])).any(1))[0]
                 )
             hit = np.unique(np.concatenate(hits)) if len(hits) > 1 else (hits or [None])[0]
+            if hit is not None and not whole:  # the batch's rows of the block only
+                hit = hit[(hit >= at) & (hit < at + r1 - r0)]
             if hit is not None and hit.size:
-                risky_at.append(hit + r0)
+                risky_at.append(hit - at + r0)
                 if var is not None:
                     risky_var.append(var[hit])
         stats.tia_reads += (n_out + fo.n_pc) * n
@@ -950,18 +1115,21 @@ class Engine:
         skip: np.ndarray | None,
         stats: LayerStats,
         hist: dict[int, np.ndarray] | None = None,
+        row0: int = 0,
     ) -> np.ndarray:
         """Codes of the column tile's ADC instances (with the sense skips).
 
-        ``hist``: where to add the (skip, code) histogram of the conversions for their
-        energy (per resolution, evaluated once per layer); without it the
-        energy is added to ``stats`` at once."""
+        The energy is estimated on every 8th vector of the evaluation (``row0``: the index
+        of the first row of ``v_out`` among them). ``hist``: where to add the (skip, code)
+        counts of those conversions (per resolution; :meth:`finish_energy` turns them into
+        energy); without it the energy is added to ``stats`` at once."""
         card = self.card
         n, n_outs = v_out.shape
         adcs = st.adcs[(rt, ct)]
         codes = np.empty((n, n_outs), dtype=CODE_DTYPE)
         per_adc = card.adc.columns_per_adc
-        n_e = -(-n // ENERGY_STRIDE)  # the rows the energy is estimated on
+        e0 = (-row0) % ENERGY_STRIDE  # the first row the energy is estimated on
+        n_e = len(range(e0, n, ENERGY_STRIDE))
         for a, adc in enumerate(adcs):
             sl = slice(a * per_adc, min((a + 1) * per_adc, n_outs))
             width = sl.stop - sl.start
@@ -991,16 +1159,15 @@ class Engine:
                     stats.bound_violations += int(np.count_nonzero(full > cap))
         # energy from the SPICE-fitted nominal at this resolution, whichever transfer model
         # converts (instance, ideal, or nva variation); estimated on every 8th vector
-        key = codes[::ENERGY_STRIDE]
+        key = codes[e0::ENERGY_STRIDE]
         if skip is not None:
-            key = key + (skip[::ENERGY_STRIDE, None] << bits)
+            key = key + (skip[e0::ENERGY_STRIDE, None] << bits)
         counts = np.bincount(key.ravel(), minlength=bits << bits)
         if bits in self._adc_by_bits:
-            scaled = counts * (n / max(n_e, 1))
             if hist is None:
-                stats.energy_j["adc"] += self._adc_energy(bits, scaled)
+                stats.energy_j["adc"] += self._adc_energy(bits, counts * (n / max(n_e, 1)))
             else:
-                hist[bits] = hist[bits] + scaled if bits in hist else scaled
+                hist[bits] = hist[bits] + counts if bits in hist else counts
         stats.conversions += codes.size
         stats.cycles += codes.size * bits
         if skip is not None:
@@ -1022,14 +1189,14 @@ class Engine:
     def _energy_tile(
         self,
         ts,
-        vu_sum: np.ndarray,
         n: int,
         stats: LayerStats,
         periphery: bool = True,
         sense: bool = True,
     ) -> None:
-        """Energy of ``n`` MAC operations on one tile (read, DAC, TIA, subtractor, sense);
-        ``vu_sum`` (V²) is ``V·s(V)`` of each of the tile's inputs summed over them.
+        """Tally the energy of ``n`` MAC operations on one tile (bias-row reads, DAC, TIA,
+        subtractor, sense); the data rows' read energy follows from the layer's summed
+        ``V·s(V)`` (:meth:`finish_energy`).
 
         ``periphery``: this tile has its own TIAs and subtractors (with analog partial sums
         only the first row tile of a column is counted: the joined bitlines share them);
@@ -1037,41 +1204,76 @@ class Engine:
         card = self.card
         t = ts.tile
         t_read = card.tia.t_read_s
-        read = float(vu_sum @ ts.row_g_sum[t.data_rows])
         if t.bias_rows.size:
             v = card.dac.v_read_v
-            read += (
-                n
-                * v
-                * float(self.crossbar.drive(np.array([v]))[0])
-                * float(np.sum(ts.row_g_sum[t.bias_rows]))
+            drive = float(self.crossbar.drive(np.array([v]))[0])
+            stats.count(
+                "crossbar_read", v * drive * float(np.sum(ts.row_g_sum[t.bias_rows])) * t_read, n
             )
-        stats.energy_j["crossbar_read"] += read * t_read
-        stats.energy_j["dac"] += card.dac.e_conv_j * n * t.data_rows.size
+        stats.count("dac", card.dac.e_conv_j, n * t.data_rows.size)
         p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
         n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
         n_pairs = sum(q is not None for _, _, q in t.outputs)
         if periphery:
-            stats.energy_j["tia"] += p_op * t_read * n * n_cols
-            stats.energy_j["subtractor"] += p_op * t_read * n * n_pairs
+            stats.count("tia", p_op * t_read, n * n_cols)
+            stats.count("subtractor", p_op * t_read, n * n_pairs)
         if self.card.sense_row.enabled and sense:
             e_cmp = card.sense_row.c_comparator_f * card.adc.v_dd_v**2
-            stats.energy_j["sense_row"] += n * (
-                p_op * t_read + card.sense_row.max_skip_bits * e_cmp
-            )
+            stats.count("sense_row", p_op * t_read + card.sense_row.max_skip_bits * e_cmp, n)
 
 
-def _drive_power_sums(layer: WeightLayer, k: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """``Σ_n table[x_n,i]`` per MAC input ``i`` over every MAC vector of a batch (V² for the
-    table ``V·s(V)``), without unrolling: for a convolution, input ``(c, a, b)`` of the
-    unrolled vectors sees channel ``c`` at the kernel offset ``(a, b)``, so its sum is the
-    window of the batch's summed input map that the offset covers (padding reads code 0)."""
-    m = np.take(table, k).sum(axis=0)  # (fan_in,) for dense layers; (C, H, W) for convs
+def _vectors_per_sample(layer: WeightLayer) -> int:
+    """MAC vectors one sample makes in a layer: its output positions (1 for dense)."""
+    if layer.kind == "conv2d":
+        return math.prod(layer.out_shape[1:])
+    return 1
+
+
+@functools.cache
+def _block_rows(n_out: int, per_sample: int) -> int:
+    """MAC vectors per block of a conversion group with ``n_out`` outputs, in a layer of
+    ``per_sample`` vectors per sample, for a block's products and what follows them to stay
+    in cache while its fixed costs stay small: at least ``2**16`` values over the outputs
+    and their noise (and 1024 vectors), in whole samples, the fewest that make it among the
+    divisors of :data:`BLOCK_SAMPLES` (at most all of them); where one sample makes more,
+    the smallest whole fraction of a sample that does. A function of the group alone: the
+    blocks, and what is computed and drawn per block, do not depend on the batching."""
+    want = max(1024, (1 << 16) // (2 * n_out + 2))
+    if per_sample > want:  # a divisor of the sample's vectors: blocks still end with samples
+        return min(d for d in range(want, per_sample + 1) if per_sample % d == 0)
+    samples = next((d for d in _DIVISORS if d >= want / per_sample), BLOCK_SAMPLES)
+    return samples * per_sample
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Where a batch's MAC vectors of one layer sit among the evaluation's: the first one's
+    index (first sample · vectors per sample) and the vectors per sample."""
+
+    first: int
+    per_sample: int
+
+
+def _read_units(table: np.ndarray) -> tuple[np.ndarray, float]:
+    """``table`` (V·s(V) per input code, V²) in fixed point: int64 values and the units per
+    V² (the largest value is ``2**READ_SUM_BITS``): their sums are exact and do not depend
+    on the order in which the batches add them."""
+    top = float(np.max(table))
+    scale = 2.0**READ_SUM_BITS / top if top > 0 else 1.0
+    return np.rint(table * scale).astype(np.int64), scale
+
+
+def _window_sums(layer: WeightLayer, m: np.ndarray) -> np.ndarray:
+    """``Σ_n table[x_n,i]`` per MAC input ``i`` over every MAC vector, from ``m``: the same
+    sums per input of the layer's input map (``(fan_in,)`` for dense layers, ``(C, H, W)``
+    for convolutions), without unrolling: input ``(c, a, b)`` of the unrolled vectors sees
+    channel ``c`` at the kernel offset ``(a, b)``, so its sum is the window of the summed
+    input map that the offset covers (padding reads code 0: 0 V, no read energy)."""
     if layer.kind != "conv2d":
-        return m.reshape(-1)
+        return np.asarray(m, dtype=np.float64).reshape(-1)
     kk, s, pad = layer.kernel, layer.stride, layer.padding
     if pad:
-        m = np.pad(m, ((0, 0), (pad, pad), (pad, pad)), constant_values=table[0])
+        m = np.pad(m, ((0, 0), (pad, pad), (pad, pad)))
     c, h, w = m.shape
     ho, wo = (h - kk) // s + 1, (w - kk) // s + 1
     out = np.empty((c, kk, kk))
@@ -1132,9 +1334,19 @@ class _Drive:
         word = {1: np.float32, 2: np.uint64}[self.d]
         self._words = self.table.view(word).ravel()
 
-    def block(self, r0: int, r1: int, f0: int, f1: int) -> np.ndarray:
-        """Rows ``r0:r1``, inputs ``f0:f1``: ``(rows, d·(f1 - f0))`` float32, interleaved."""
-        b = np.take(self._words, self.codes[r0:r1, f0:f1])
+    def block(
+        self, r0: int, r1: int, f0: int, f1: int, rows: int | None = None, at: int = 0
+    ) -> np.ndarray:
+        """Rows ``r0:r1``, inputs ``f0:f1``: ``(rows, d·(f1 - f0))`` float32, interleaved.
+
+        ``rows``: a block of that many rows instead, with rows ``r0:r1`` at ``at`` and zero
+        drive elsewhere."""
+        idx = self.codes[r0:r1, f0:f1]
+        if rows is None:
+            b = np.take(self._words, idx)
+        else:
+            b = np.zeros((rows, f1 - f0), dtype=self._words.dtype)
+            np.take(self._words, idx, out=b[at : at + r1 - r0])
         return b.view(np.float32) if self.d > 1 else b
 
     def main(self, block: np.ndarray) -> np.ndarray:
@@ -1180,6 +1392,63 @@ def standard_normals(rng: np.random.Generator, shape: tuple[int, ...]) -> np.nda
     out[:h] *= r32
     out[h:] *= r32
     return out[:n].reshape(shape)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer, elementwise on uint64 (a bijection: distinct in, distinct out)."""
+    x = x ^ (x >> np.uint64(30))
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+class ReadNoise:
+    """The read noise of one chip instance, keyed by what is read, not by the batching.
+
+    A conversion group's MAC vectors are numbered over the evaluation and cut into blocks
+    (:func:`_block_rows`); block ``b`` of group ``key`` = (layer, column tile, row tile + 1)
+    draws its ``N(0, 1)`` values (:func:`standard_normals`, one per vector and output,
+    row-major) from its own SFC64 generator. Its seed: a :class:`numpy.random.SeedSequence`
+    of (seed, chip, 2, *key) gives three words ``w``; the block's are
+    ``splitmix64(w + b·φ)`` (``φ`` the 64-bit golden ratio), set the way NumPy seeds SFC64
+    (counter 1, 12 outputs discarded). Setting the state costs 2 µs where a SeedSequence per
+    block would cost 20 µs. Shared by threads: each keeps its own generator object.
+    """
+
+    def __init__(self, seed: int, chip: int) -> None:
+        self.seed, self.chip = int(seed), int(chip)
+        self._keys: dict[tuple[int, ...], np.ndarray] = {}
+        self._local = threading.local()
+
+    def states(self, key: tuple[int, ...], b0: int, b1: int) -> np.ndarray:
+        """The SFC64 seed words ``(b1 - b0, 3)`` (uint64) of blocks ``b0 .. b1-1``."""
+        base = self._keys.get(key)
+        if base is None:
+            ss = np.random.SeedSequence([self.seed, self.chip, 2, *key])
+            base = self._keys[key] = ss.generate_state(3, np.uint64)
+        b = np.arange(b0, b1, dtype=np.uint64)[:, None]
+        return _mix64(base[None, :] + b * _GOLDEN)
+
+    def draws(self, key: tuple[int, ...], b0: int, b1: int, size: int) -> Iterator[np.ndarray]:
+        """``size`` standard normals (float32) for each block ``b0 .. b1-1`` in turn."""
+        gen = getattr(self._local, "gen", None)
+        if gen is None:
+            gen = self._local.gen = np.random.Generator(np.random.SFC64(0))
+        bitgen = gen.bit_generator
+        for w in self.states(key, b0, b1):
+            bitgen.state = {
+                "bit_generator": "SFC64",
+                "state": {"state": np.array([w[0], w[1], w[2], 1], dtype=np.uint64)},
+                "has_uint32": 0,
+                "uinteger": 0,
+            }
+            bitgen.random_raw(12)
+            yield standard_normals(gen, (size,))
 
 
 @dataclass

@@ -1,4 +1,11 @@
-"""Evaluate a model over a dataset and Monte-Carlo chips: accuracy, statistics, energy, area."""
+"""Evaluate a model over a dataset and Monte-Carlo chips: accuracy, statistics, energy, area.
+
+The result does not depend on ``--batch`` or ``--threads``: every random draw and every
+rounding that reaches a code is keyed by the sample, not by the batch it runs in (see
+:mod:`cosim.engine.core`, *Blocks*). The chip instances are drawn per (seed, chip); the
+read noise per (seed, chip, layer, tile, block of MAC vectors); energies are tallied exactly
+per chip and added up in chip order.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import numpy as np
 
 from cosim.blas import single_thread
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import COMPONENTS, Engine, LayerStats
+from cosim.engine.core import COMPONENTS, Engine, LayerStats, ReadNoise
 from cosim.engine.costs import area_breakdown
 from cosim.library import SurrogateLibrary
 from cosim.progress import Bar
@@ -73,9 +80,15 @@ def evaluate(
     the surrogates don't depend on (:data:`cosim.engine.core.WHAT_IF_FIELDS`).
 
     ``threads``: batches run on this many threads (NumPy releases the interpreter lock in
-    its array operations; BLAS runs one thread each). Every batch draws its read noise from
-    its own generator, seeded by (seed, chip, batch), so the result does not depend on the
-    number of threads.
+    its array operations; BLAS runs one thread each).
+
+    ``config.batch`` is rounded to whole blocks of every layer's MAC vectors
+    (:meth:`~cosim.engine.core.Engine.batch_size`: the default 1000 stays 1000; with a
+    dense layer, 1024 runs as 1000; batches under half a block stay as asked and pad their
+    blocks). The predictions, statistics and energies are the same for every batch size and
+    number of threads: the read noise is drawn per sample
+    (:class:`~cosim.engine.core.ReadNoise`), the products run on fixed blocks of vectors, and
+    each chip's energies are tallied exactly and then added in chip order.
     """
     if threads < 1:
         from cosim.errors import CosimError
@@ -93,30 +106,34 @@ def evaluate(
     chips = 1 if config.ideal else config.chips
     accs, preds = [], []
     total: dict[int, LayerStats] = {}
-    batches = range(0, n, config.batch)
+    size = eng.batch_size(config.batch)
+    batches = range(0, n, size)
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(batches) > 1 else None
     # one BLAS thread throughout: set once here, so that the threads' own settings nest;
     # the pool's threads end with the evaluation, also when it fails
     with Bar(total=chips * len(batches), desc=desc) as bar, single_thread(), pool or nullcontext():
         for k in range(chips):
             chip = None if config.ideal else eng.chip(k)
+            noise = ReadNoise(config.seed, k)
 
-            def run(j: int, chip=chip, k=k) -> tuple[np.ndarray, dict[int, LayerStats]]:
-                # SFC64: the uniforms of the read noise's Box-Muller draws at 60 % the cost
-                rng = np.random.Generator(np.random.SFC64([config.seed, k, 1, j]))
+            def run(j: int, chip=chip, noise=noise) -> tuple[np.ndarray, dict[int, LayerStats]]:
                 stats: dict[int, LayerStats] = {}
                 b0 = batches[j]
-                logits = eng.forward(chip, x[b0 : b0 + config.batch], rng, stats)
+                logits = eng.forward(chip, x[b0 : b0 + size], noise, stats, start=b0)
                 return np.argmax(logits, axis=1), stats
 
             pred = np.empty(n, dtype=np.int64)
             jobs = range(len(batches))
             done = map(run, jobs) if pool is None else pool.map(run, jobs)
-            for j, (p, stats) in enumerate(done):  # in batch order: the same sums
-                pred[batches[j] : batches[j] + config.batch] = p
-                for i, s in stats.items():
-                    total.setdefault(i, LayerStats(s.name)).merge(s)
+            per_chip: dict[int, LayerStats] = {}
+            for j, (p, stats) in enumerate(done):
+                pred[batches[j] : batches[j] + size] = p
+                for i, s in stats.items():  # exact tallies: any order gives the same sums
+                    per_chip.setdefault(i, LayerStats(s.name)).merge(s)
                 bar.update()
+            eng.finish_energy(chip, per_chip)
+            for i, s in sorted(per_chip.items()):  # joules, added in chip order
+                total.setdefault(i, LayerStats(s.name)).merge(s)
             accs.append(float(np.mean(pred == y)))
             preds.append(pred)
     per_inf = n * chips

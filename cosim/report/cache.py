@@ -35,8 +35,10 @@ REPORT_VERSION = 1
 #: like the array (its mean leakage); 4: nva as a SAR search over perturbed levels; 5: read
 #: noise drawn by Box–Muller from a generator per batch (the same distribution, other draws)
 #: and the read energy estimated on every 8th unrolled vector; 6: the read energy summed
-#: over every vector.
-ENGINE_VERSION = 6
+#: over every vector; 7: results independent of --batch and --threads (read noise per block
+#: of samples, products on fixed blocks, energies tallied exactly) and conductances clipped
+#: to [0, 1.5 g_max] after nvw.
+ENGINE_VERSION = 7
 #: Bump when an experiment's assembly changes (re-assembles from the cached task results).
 ASSEMBLY_VERSION = 1
 
