@@ -125,7 +125,9 @@ class EngineConfig:
     seed
         Seed of every random draw.
     batch
-        Samples per engine batch (memory/speed trade-off).
+        Samples per engine batch: memory against speed only, never the result (read noise
+        and products are keyed to fixed blocks of samples; the batch is rounded to whole
+        blocks, and a batch far below a block pads and runs slower).
     """
 
     ideal: bool = False
