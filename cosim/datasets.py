@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from cosim.errors import DataError
+from cosim.fileio import error_text, path_problem, show_path, show_text, stat_path
 from cosim.quant import DEFAULT_IN_BITS, Preprocessing
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs its files.
@@ -97,25 +98,26 @@ def _check_samples(
 ) -> None:
     if x.ndim < 2 or tuple(x.shape[1:]) != tuple(shape):
         raise DataError(
-            f"dataset {name}: {split} samples have shape {tuple(x.shape)}, expected "
+            f"dataset {show_text(name)}: {split} samples have shape {tuple(x.shape)}, expected "
             f"(N, {', '.join(map(str, shape))}); check the files are the dataset's real format"
         )
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise DataError(
-            f"dataset {name}: {split} has {x.shape[0]} samples but labels of shape "
+            f"dataset {show_text(name)}: {split} has {x.shape[0]} samples but labels of shape "
             f"{tuple(y.shape)}; the sample and label files do not belong together"
         )
     if x.shape[0] == 0:
-        raise DataError(f"dataset {name}: the {split} split is empty")
+        raise DataError(f"dataset {show_text(name)}: the {split} split is empty")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise DataError(
-            f"dataset {name}: {split} samples hold {bad} NaN/inf values; clean the data "
+            f"dataset {show_text(name)}: {split} samples hold {bad} NaN/inf values; clean the data "
             "(cosim does not impute missing values)"
         )
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise DataError(
-            f"dataset {name}: {split} labels span {y.min()}..{y.max()}, expected 0..{n_classes - 1}"
+            f"dataset {show_text(name)}: {split} labels span {y.min()}..{y.max()}, expected "
+            f"0..{n_classes - 1}"
         )
 
 
@@ -141,28 +143,64 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
         raise DataError(f"dataset {name} needs a directory: use --dataset {name}:DIR")
     if name == "digits" and sep:
         raise DataError("dataset digits is bundled with scikit-learn and takes no path")
-    return name, (Path(path).expanduser() if sep else None)
+    if not sep:
+        return name, None
+    try:
+        return name, Path(path).expanduser()
+    except RuntimeError:  # ~user of no such user: Path cannot determine the home directory
+        raise DataError(
+            f"dataset {spec!r}: cannot expand {show_text(path.split('/')[0])} (no such user's "
+            "home directory); give the path in full"
+        ) from None
 
 
 def _check_dir(directory: Path, name: str) -> Path:
-    """``directory`` if it is one; otherwise a DataError saying what it is instead."""
+    """``directory`` if it is one; otherwise a DataError saying what it is instead.
+
+    A path no directory can have (a NUL byte, a name longer than the file system allows) or
+    cannot be looked at (no permission) is a DataError too, naming it.
+    """
     directory = Path(directory)
-    if directory.is_dir():
+    label, shown = show_text(name), show_path(directory)
+    problem = path_problem(directory)
+    if problem is not None:
+        raise DataError(f"dataset {label}: {shown} {problem}")
+    try:
+        st = os.stat(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(
+            f"dataset {label}: {shown} is not a directory (it does not exist)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"dataset {label}: cannot read {shown} ({error_text(exc)})") from None
+    if stat.S_ISDIR(st.st_mode):
         return directory
-    if not directory.exists():
-        raise DataError(f"dataset {name}: {directory} is not a directory (it does not exist)")
-    kind = "a file" if directory.is_file() else "a FIFO, socket or device"
+    kind = "a file" if stat.S_ISREG(st.st_mode) else "a FIFO, socket or device"
     raise DataError(
-        f"dataset {name}: {directory} is {kind}, not a directory; pass the directory that "
+        f"dataset {label}: {shown} is {kind}, not a directory; pass the directory that "
         "holds the dataset's files"
     )
 
 
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists (like ``Path.exists``); a path that cannot be looked at (a
+    name too long, no permission) counts too, so that the reader that opens it says why."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, ValueError):
+        return True
+    return True
+
+
 def _check_regular(path: Path, mode: int, what: str) -> None:
     if stat.S_ISDIR(mode):
-        raise DataError(f"{what} {path} is a directory, not a file")
+        raise DataError(f"{what} {show_path(path)} is a directory, not a file")
     if not stat.S_ISREG(mode):
-        raise DataError(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+        raise DataError(
+            f"{what} {show_path(path)} is not a regular file (a FIFO, socket or device)"
+        )
 
 
 def read_data_file(path: str | Path, what: str = "data file") -> bytes:
@@ -177,19 +215,14 @@ def read_data_file(path: str | Path, what: str = "data file") -> bytes:
         If the file is missing, not a regular file, larger than the bound or unreadable.
     """
     path = Path(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DataError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    st = stat_path(path, what=what, error=DataError)
     _check_regular(path, st.st_mode, what)
     try:
         # O_NONBLOCK: should a FIFO replace the file after the check, opening it does not
         # wait for a writer; fstat below then refuses it
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot read {what} {show_path(path)}: {error_text(exc)}") from None
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fd)
         _check_regular(path, st.st_mode, what)
@@ -200,7 +233,7 @@ def read_data_file(path: str | Path, what: str = "data file") -> bytes:
             while len(raw) <= MAX_FILE_BYTES and (more := fh.read(1 << 20)):
                 raw += more  # the file grew since fstat
         except OSError as exc:
-            raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+            raise DataError(f"cannot read {what} {show_path(path)}: {error_text(exc)}") from None
     if len(raw) > MAX_FILE_BYTES:
         raise DataError(_too_big(path, what))
     return raw
@@ -208,7 +241,7 @@ def read_data_file(path: str | Path, what: str = "data file") -> bytes:
 
 def _too_big(path: Path, what: str) -> str:
     return (
-        f"{what} {path} holds more than {_human(MAX_FILE_BYTES)}, more than any dataset "
+        f"{what} {show_path(path)} holds more than {_human(MAX_FILE_BYTES)}, more than any dataset "
         "cosim reads; check the path"
     )
 
@@ -230,12 +263,15 @@ def _gunzip(raw: bytes, path: Path) -> bytes:
                 total += len(chunk)
                 if total > MAX_FILE_BYTES:
                     raise DataError(
-                        f"{path} decompresses to more than {_human(MAX_FILE_BYTES)}, more "
-                        "than any IDX file; it is not a dataset file"
+                        f"{show_path(path)} decompresses to more than "
+                        f"{_human(MAX_FILE_BYTES)}, more than any IDX file; it is not a dataset "
+                        "file"
                     )
                 parts.append(chunk)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read IDX file {path}: {exc} (a damaged .gz file)") from exc
+        raise DataError(
+            f"cannot read IDX file {show_path(path)}: {error_text(exc)} (a damaged .gz file)"
+        ) from exc
     return b"".join(parts)
 
 
@@ -248,7 +284,7 @@ def load_dataset(spec: str) -> Dataset:
         directory = path if path is not None else FASHION_MNIST_DIR
         if path is None and not directory.is_dir():
             raise DataError(
-                f"fashion-mnist: {directory} does not exist; install Debian's "
+                f"fashion-mnist: {show_path(directory)} does not exist; install Debian's "
                 "dataset-fashion-mnist package or pass --dataset fashion-mnist:DIR"
             )
         return load_idx_dir(directory, name=spec)
@@ -289,11 +325,11 @@ _IDX_FILES = {
 def _find(directory: Path, names: tuple[str, ...], what: str) -> Path:
     for n in names:
         for cand in (directory / n, directory / (n + ".gz")):
-            if cand.exists():  # read_idx says so if it is not a regular file
+            if _present(cand):  # read_idx says so if it is not a regular file
                 return cand
     raise DataError(
-        f"{what}: {directory} has no {names[0]} (or {names[0]}.gz); point the dataset at "
-        "the directory holding the IDX files"
+        f"{what}: {show_path(directory)} has no {names[0]} (or {names[0]}.gz); point the "
+        "dataset at the directory holding the IDX files"
     )
 
 
@@ -313,18 +349,20 @@ def read_idx(path: str | Path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         raw = _gunzip(raw, path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path} is not an IDX file (bad magic number); re-extract it")
+        raise DataError(f"{show_path(path)} is not an IDX file (bad magic number); re-extract it")
     if raw[2] != 0x08:
-        raise DataError(f"{path}: IDX type code 0x{raw[2]:02x} is not unsigned bytes (0x08)")
+        raise DataError(
+            f"{show_path(path)}: IDX type code 0x{raw[2]:02x} is not unsigned bytes (0x08)"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
+        raise DataError(f"{show_path(path)}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     n = math.prod(dims)  # Python integers: no overflow for any header
     if len(raw) - header != n:
         raise DataError(
-            f"{path}: header says {dims} = {n} bytes of data but the file holds "
+            f"{show_path(path)}: header says {dims} = {n} bytes of data but the file holds "
             f"{len(raw) - header}; the file is truncated or corrupt"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
@@ -333,10 +371,13 @@ def read_idx(path: str | Path) -> np.ndarray:
 def load_idx_dir(directory: Path, name: str) -> Dataset:
     """MNIST-format directory (MNIST, Fashion-MNIST): 28x28 uint8 images, 10 classes."""
     directory = _check_dir(directory, name)
-    arrays = {k: read_idx(_find(directory, v, f"dataset {name}")) for k, v in _IDX_FILES.items()}
+    arrays = {
+        k: read_idx(_find(directory, v, f"dataset {show_text(name)}"))
+        for k, v in _IDX_FILES.items()
+    }
     for k in ("train_x", "test_x"):
         if arrays[k].ndim != 3:
-            raise DataError(f"dataset {name}: {k} IDX file is not a stack of 2-D images")
+            raise DataError(f"dataset {show_text(name)}: {k} IDX file is not a stack of 2-D images")
     h, w = arrays["train_x"].shape[1:]
     prep = Preprocessing(offset=0.0, scale=256.0, in_bits=DEFAULT_IN_BITS, input_shape=(1, h, w))
     return Dataset(
@@ -352,29 +393,33 @@ def load_idx_dir(directory: Path, name: str) -> Dataset:
 
 # ------------------------------------------------------------------------------------ HAR
 def _read_table(path: Path, name: str) -> np.ndarray:
-    if not path.exists():
+    if not _present(path):
         raise DataError(
-            f"dataset {name}: missing {path}; a UCI HAR directory holds train/X_train.txt, "
-            "train/y_train.txt, test/X_test.txt and test/y_test.txt"
+            f"dataset {show_text(name)}: missing {show_path(path)}; a UCI HAR directory holds "
+            "train/X_train.txt, train/y_train.txt, test/X_test.txt and test/y_test.txt"
         )
-    raw = read_data_file(path, f"dataset {name}: HAR file")
+    raw = read_data_file(path, f"dataset {show_text(name)}: HAR file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{path} is not a text file of numbers (byte 0x{raw[exc.start]:02x} at offset "
-            f"{exc.start} is not UTF-8)"
+            f"{show_path(path)} is not a text file of numbers (byte 0x{raw[exc.start]:02x} at "
+            f"offset {exc.start} is not UTF-8)"
         ) from None
     rows = [line.split() for line in text.splitlines() if line.strip()]
     if not rows:
-        raise DataError(f"{path} is empty; it should hold one row of numbers per sample")
+        raise DataError(f"{show_path(path)} is empty; it should hold one row of numbers per sample")
     widths = {len(r) for r in rows}
     if len(widths) > 1:
-        raise DataError(f"{path}: rows have different numbers of columns {sorted(widths)}")
+        raise DataError(
+            f"{show_path(path)}: rows have different numbers of columns {sorted(widths)}"
+        )
     try:
         return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
     except ValueError as exc:
-        raise DataError(f"{path}: not a whitespace-separated table of numbers ({exc})") from exc
+        raise DataError(
+            f"{show_path(path)}: not a whitespace-separated table of numbers ({error_text(exc)})"
+        ) from exc
 
 
 def load_har(directory: Path, name: str) -> Dataset:
@@ -385,18 +430,24 @@ def load_har(directory: Path, name: str) -> Dataset:
         x = _read_table(directory / split / f"X_{split}.txt", name)
         y = _read_table(directory / split / f"y_{split}.txt", name)
         if y.shape[1] != 1:
-            raise DataError(f"dataset {name}: y_{split}.txt must hold one label per line")
+            raise DataError(
+                f"dataset {show_text(name)}: y_{split}.txt must hold one label per line"
+            )
         if not np.all(np.isfinite(x)):
             raise DataError(
-                f"dataset {name}: X_{split}.txt holds NaN/inf values; clean the data first"
+                f"dataset {show_text(name)}: X_{split}.txt holds NaN/inf values; clean the data "
+                "first"
             )
         if np.any(y != np.round(y)) or y.min() < 1 or y.max() > 6:
-            raise DataError(f"dataset {name}: y_{split}.txt labels must be integers 1..6")
+            raise DataError(
+                f"dataset {show_text(name)}: y_{split}.txt labels must be integers 1..6"
+            )
         out[split] = (x.astype(np.float32), y[:, 0].astype(np.int64) - 1)
     nf = out["train"][0].shape[1]
     if out["test"][0].shape[1] != nf:
         raise DataError(
-            f"dataset {name}: X_train has {nf} features but X_test has {out['test'][0].shape[1]}"
+            f"dataset {show_text(name)}: X_train has {nf} features but X_test has "
+            f"{out['test'][0].shape[1]}"
         )
     prep = Preprocessing(offset=-1.0, scale=2.0, in_bits=DEFAULT_IN_BITS, input_shape=(nf,))
     return Dataset(name, *out["train"], *out["test"], 6, prep)
@@ -433,26 +484,32 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     raw = read_data_file(path, "CIFAR-10 batch")
     if len(raw) < 2 or raw[0] != 0x80 or raw[1] > pickle.HIGHEST_PROTOCOL:
         raise DataError(
-            f"{path} is not a CIFAR-10 python batch (not a pickle); use the "
+            f"{show_path(path)} is not a CIFAR-10 python batch (not a pickle); use the "
             "'CIFAR-10 python version' files data_batch_1..5 and test_batch"
         )
     try:
         obj = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as exc:  # any failure of a foreign or damaged pickle
-        raise DataError(f"{path} is not a readable CIFAR-10 python batch: {exc}") from exc
+        raise DataError(
+            f"{show_path(path)} is not a readable CIFAR-10 python batch: {error_text(exc)}"
+        ) from exc
     if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
-        raise DataError(f"{path}: not a CIFAR-10 batch (expected a dict with data and labels)")
+        raise DataError(
+            f"{show_path(path)}: not a CIFAR-10 batch (expected a dict with data and labels)"
+        )
     data, labels = obj[b"data"], obj[b"labels"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
-        raise DataError(f"{path}: b'data' must be a uint8 array of shape (N, 3072)")
+        raise DataError(f"{show_path(path)}: b'data' must be a uint8 array of shape (N, 3072)")
     if data.shape[1] != 3072:
-        raise DataError(f"{path}: b'data' has {data.shape[1]} columns, expected 3072 (3x32x32)")
+        raise DataError(
+            f"{show_path(path)}: b'data' has {data.shape[1]} columns, expected 3072 (3x32x32)"
+        )
     try:
         y = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise DataError(f"{path}: b'labels' is not a list of integers") from exc
+        raise DataError(f"{show_path(path)}: b'labels' is not a list of integers") from exc
     if y.shape != (data.shape[0],):
-        raise DataError(f"{path}: {data.shape[0]} images but {y.size} labels")
+        raise DataError(f"{show_path(path)}: {data.shape[0]} images but {y.size} labels")
     return data.reshape(-1, 3, 32, 32), y
 
 
@@ -460,11 +517,11 @@ def load_cifar10(directory: Path, name: str) -> Dataset:
     """CIFAR-10 python version: five training batches and one test batch."""
     directory = _check_dir(directory, name)
     files = [directory / f"data_batch_{i}" for i in range(1, 6)] + [directory / "test_batch"]
-    missing = [f.name for f in files if not f.exists()]  # read_cifar_batch names odd ones
+    missing = [f.name for f in files if not _present(f)]  # read_cifar_batch names odd ones
     if missing:
         raise DataError(
-            f"dataset {name}: {directory} lacks {', '.join(missing)}; point it at the "
-            "extracted cifar-10-batches-py directory"
+            f"dataset {show_text(name)}: {show_path(directory)} lacks {', '.join(missing)}; "
+            "point it at the extracted cifar-10-batches-py directory"
         )
     parts = [read_cifar_batch(f) for f in files]
     x_train = np.concatenate([p[0] for p in parts[:5]])

@@ -16,6 +16,11 @@ names the path, and nothing is touched.
 
 Every reader here is bounded: it checks that it opens a regular file (no link, device or
 pipe) of a sane size, and reads at most that many bytes.
+
+Every error is one line that names the path: a path (or any other user text) is shown with
+its control characters escaped (:func:`show_path`, :func:`show_text`), and a path that no
+file can have (a NUL byte, a name longer than the file system allows) is an error of the
+caller's class like any other, never a ``ValueError`` or ``OSError``.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ import secrets
 import shutil
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import time
+import tokenize
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,12 +131,13 @@ def _make_dirs(directory: Path) -> list[Path]:
 
     A file (or anything else) in the way is a :class:`CosimError`.
     """
+    shown = show_path(directory)
     missing: list[Path] = []
     p = Path(directory)
     while not os.path.isdir(p):
         if os.path.lexists(p):
             raise CosimError(
-                f"cannot create directory {directory}: {p} exists and is not a directory"
+                f"cannot create directory {shown}: {show_path(p)} exists and is not a directory"
             )
         missing.append(p)
         if p.parent == p:
@@ -140,11 +150,11 @@ def _make_dirs(directory: Path) -> list[Path]:
         except FileExistsError:
             if not os.path.isdir(m):
                 raise CosimError(
-                    f"cannot create directory {directory}: {m} exists and is not a directory"
+                    f"cannot create directory {shown}: {show_path(m)} exists and is not a directory"
                 ) from None
         except NotADirectoryError:
             raise CosimError(
-                f"cannot create directory {directory}: a file stands in its path"
+                f"cannot create directory {shown}: a file stands in its path"
             ) from None
         else:
             created.append(m)
@@ -162,6 +172,7 @@ def _remove_empty(created: list[Path]) -> None:
 
 def _check_creatable(path: str | os.PathLike[str], start: Path, what: str) -> None:
     """``path`` does not exist: its nearest existing ancestor must be a writable directory."""
+    shown = show_path(path)
     d = start
     while True:
         try:
@@ -169,22 +180,24 @@ def _check_creatable(path: str | os.PathLike[str], start: Path, what: str) -> No
         except (FileNotFoundError, NotADirectoryError):
             if os.path.lexists(d) and not os.path.exists(d):
                 raise CosimError(
-                    f"cannot create {what} {path}: {d} is a broken symbolic link"
+                    f"cannot create {what} {shown}: {show_path(d)} is a broken symbolic link"
                 ) from None
             if d.parent == d:
-                raise CosimError(f"cannot create {what} {path}: no existing parent") from None
+                raise CosimError(f"cannot create {what} {shown}: no existing parent") from None
             d = d.parent
             continue
         except OSError as exc:
-            raise CosimError(f"cannot create {what} {path}: {d}: {exc.strerror}") from None
+            raise CosimError(
+                f"cannot create {what} {shown}: {show_path(d)}: {error_text(exc)}"
+            ) from None
         if not stat.S_ISDIR(st.st_mode):
             raise CosimError(
-                f"cannot create {what} {path}: {d} is a file, not a directory; "
+                f"cannot create {what} {shown}: {show_path(d)} is a file, not a directory; "
                 "give a path inside a directory"
             )
         if not os.access(d, os.W_OK | os.X_OK):
             raise CosimError(
-                f"cannot create {what} {path}: no permission to write in {d}; "
+                f"cannot create {what} {shown}: no permission to write in {show_path(d)}; "
                 "choose a writable location"
             )
         return
@@ -205,8 +218,95 @@ def _entries(directory: Path, limit: int) -> list[str]:
 
 
 def _named(names: list[str], more: bool) -> str:
-    shown = ", ".join(sorted(names)[:4])
+    shown = ", ".join(show_text(n) for n in sorted(names)[:4])
     return shown + (", ..." if more or len(names) > 4 else "")
+
+
+# ------------------------------------------------------------------- user text in errors
+def show_text(text: str) -> str:
+    """``text`` for a one-line message: every character that is not printable (a newline,
+    a tab, NUL, U+2028, the surrogate standing for an undecodable byte) escaped as Python
+    writes it in a string literal; printable text is kept as it is.
+
+    Examples
+    --------
+    >>> print(show_text("new\\nline"), show_text("a\\x00b"), show_text("plain path"))
+    new\\nline a\\x00b plain path
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def show_path(path: str | bytes | os.PathLike[str]) -> str:
+    """A path (str, bytes or path object) for a one-line message (:func:`show_text`)."""
+    return show_text(os.fsdecode(path))
+
+
+def error_text(exc: BaseException, limit: int = 160) -> str:
+    """An exception in a few words on one line, for a message that names the file itself.
+
+    An OSError gives its ``strerror`` (``File name too long``), without the path; anything
+    else its text with whitespace runs collapsed and other control characters escaped, cut
+    to ``limit`` characters; an exception without text gives its class name.
+    """
+    reason = getattr(exc, "strerror", None)
+    if not (isinstance(reason, str) and reason):
+        reason = " ".join(str(exc).split())
+    text = show_text(reason) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def path_problem(path: str | bytes | os.PathLike[str]) -> str | None:
+    """What keeps ``path`` from naming any file before the system is asked, or None.
+
+    A NUL byte ends a C string, so no file name holds one (Python raises ``ValueError:
+    embedded null byte`` for it rather than an OSError).
+
+    Examples
+    --------
+    >>> path_problem("a\\x00b")
+    'holds a NUL byte, which no file name can'
+    >>> path_problem("a/b") is None
+    True
+    """
+    text = os.fsdecode(path)
+    if "\x00" in text:
+        return "holds a NUL byte, which no file name can"
+    return None
+
+
+def stat_path(
+    path: str | os.PathLike[str],
+    *,
+    what: str = "file",
+    error: type[CosimError] = CosimError,
+    follow_symlinks: bool = True,
+    missing: str = "",
+) -> os.stat_result:
+    """``os.stat`` (``os.lstat`` without ``follow_symlinks``) of a path the user gave.
+
+    Every failure is one line of class ``error`` naming the path (escaped by
+    :func:`show_path`): ``"{what} {path} does not exist{missing}"`` when it (or a directory
+    above it) is missing, otherwise ``"cannot read {what} {path} (reason)"`` — a NUL byte, a
+    name longer than the file system allows, no permission, a loop of links.
+    """
+    problem = path_problem(path)
+    if problem is not None:
+        raise error(f"{what} {show_path(path)} {problem}")
+    try:
+        return os.stat(path, follow_symlinks=follow_symlinks)
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(f"{what} {show_path(path)} does not exist{missing}") from None
+    except (OSError, ValueError) as exc:
+        raise error(f"cannot read {what} {show_path(path)} ({error_text(exc)})") from None
+
+
+def _check_path_text(path: str | os.PathLike[str], what: str) -> None:
+    """An output ``path`` holding a NUL byte is a CosimError (before any system call)."""
+    problem = path_problem(path)
+    if problem is not None:
+        raise CosimError(f"cannot write {what} {show_path(path)}: the path {problem}")
 
 
 # --------------------------------------------------------------------- bounded reading
@@ -234,33 +334,30 @@ def open_regular(
     ------
     CosimError
         (of class ``error``) The file is missing, a symbolic link, a directory, a device or
-        pipe, or larger than ``max_bytes``; the message names it and says which.
+        pipe, or larger than ``max_bytes``; the path holds a NUL byte or a name longer than
+        the file system allows; the message (one line) names it and says which.
     """
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise error(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise error(f"cannot read {what} {path} ({exc.strerror})") from None
+    st = stat_path(path, what=what, error=error, follow_symlinks=False)
+    shown = show_path(path)
     if stat.S_ISLNK(st.st_mode):
-        raise error(f"{what} {path} is a symbolic link; cosim reads only a regular file there")
+        raise error(f"{what} {shown} is a symbolic link; cosim reads only a regular file there")
     if stat.S_ISDIR(st.st_mode):
-        raise error(f"{what} {path} is a directory, not a file")
+        raise error(f"{what} {shown} is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"{what} {path} is not a regular file (a device, pipe or socket)")
+        raise error(f"{what} {shown} is not a regular file (a device, pipe or socket)")
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise error(f"cannot read {what} {path} ({exc.strerror})") from None
+        raise error(f"cannot read {what} {shown} ({error_text(exc)})") from None
     fst = os.fstat(fd)
     if not stat.S_ISREG(fst.st_mode):  # replaced between the two looks
         os.close(fd)
-        raise error(f"{what} {path} is not a regular file")
+        raise error(f"{what} {shown} is not a regular file")
     if fst.st_size > max_bytes:
         os.close(fd)
         raise error(
-            f"{what} {path} is {fst.st_size} bytes, more than the {max_bytes} such a file "
+            f"{what} {shown} is {fst.st_size} bytes, more than the {max_bytes} such a file "
             "may hold; it is not cosim's or it is corrupt"
         )
     return os.fdopen(fd, "rb")
@@ -273,21 +370,36 @@ def read_json_bounded(
     what: str = "file",
     error: type[CosimError] = CosimError,
 ) -> Any:
-    """Parse a UTF-8 JSON file through :func:`open_regular`; anything wrong is ``error``."""
+    """Parse a UTF-8 JSON file through :func:`open_regular`; anything wrong is ``error``.
+
+    Every failure is one line naming the file: a path that names no regular file, a file
+    larger than ``max_bytes``, text that is not UTF-8 or not JSON, an integer of more digits
+    than Python converts (4300), nesting deeper than the parser follows.
+    """
     with open_regular(path, max_bytes=max_bytes, what=what, error=error) as fh:
         data = fh.read(max_bytes + 1)
+    shown = show_path(path)
     if len(data) > max_bytes:
-        raise error(f"{what} {path} is larger than {max_bytes} bytes")
+        raise error(f"{what} {shown} is larger than {max_bytes} bytes")
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise error(
-            f"{path} is corrupt (not UTF-8 text: {exc.reason} at byte {exc.start})"
+            f"{shown} is corrupt (not UTF-8 text: {exc.reason} at byte {exc.start})"
         ) from None
     except json.JSONDecodeError as exc:
-        raise error(f"{path} is corrupt ({exc})") from None
-    except RecursionError:
-        raise error(f"{path} is corrupt (JSON nested too deeply)") from None
+        raise error(f"{shown} is corrupt ({error_text(exc)})") from None
+    except ValueError:  # an integer of more digits than int() converts
+        raise error(
+            f"{shown} is corrupt (it holds an integer of more than {int_digits_limit()} digits)"
+        ) from None
+    except (RecursionError, MemoryError):
+        raise error(f"{shown} is corrupt (JSON nested too deeply)") from None
+
+
+def int_digits_limit() -> int:
+    """The most digits Python converts to an integer (``sys.get_int_max_str_digits``)."""
+    return getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 
 
 def _try_json(path: Path, max_bytes: int = JSON_MAX_BYTES) -> Any:
@@ -329,14 +441,94 @@ def _zip_directory_ok(fh: BinaryIO, size: int) -> bool:
     return entries <= ZIP_MAX_ENTRIES and cd_size <= ZIP_DIRECTORY_MAX_BYTES
 
 
+#: What reading a damaged or foreign ``.npz`` and the headers of its ``.npy`` members can
+#: raise: a damaged zip (``BadZipFile``, ``zlib.error``, ``NotImplementedError`` for an
+#: unknown compression, ``RuntimeError`` for an encrypted member), a short read
+#: (``EOFError``, ``struct.error``), a header that is not a Python literal (NumPy's
+#: ``ast.literal_eval`` and its fallback tokenizer: ``SyntaxError``, ``tokenize.TokenError``,
+#: ``RecursionError``, ``MemoryError``), one whose values are wrong (``ValueError``,
+#: ``TypeError``, ``OverflowError``), and a warning turned into an error
+#: (:func:`read_npy_header`).
+NPY_READ_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    EOFError,
+    struct.error,
+    KeyError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    SyntaxError,
+    tokenize.TokenError,
+    RecursionError,
+    MemoryError,
+    Warning,
+)
+
+
+def array_dtype_problem(dtype: np.dtype) -> str | None:
+    """Why an array of ``dtype`` is none that cosim stores, or None.
+
+    cosim stores booleans, integers, real floating-point numbers and text. Python objects
+    would need a pickle; complex numbers would lose their imaginary part (with a
+    ``ComplexWarning``) where a real array is expected; records, raw bytes and dates hold
+    no numbers at all.
+
+    Examples
+    --------
+    >>> array_dtype_problem(np.dtype(complex))
+    'holds complex numbers, not real ones'
+    >>> array_dtype_problem(np.dtype("<f4")) is None
+    True
+    """
+    if dtype.hasobject:
+        return "holds Python objects"
+    if dtype.kind == "c":
+        return "holds complex numbers, not real ones"
+    if dtype.kind == "V":
+        return "holds records or raw bytes, not numbers"
+    if dtype.kind in "Mm":
+        return "holds dates or time spans, not numbers"
+    return None
+
+
+def read_npy_header(member: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` from the header of the ``.npy`` stream ``member``.
+
+    Formats 1.0 and 2.0 (what NumPy writes); a warning while parsing (NumPy warns about
+    headers written by Python 2, Python about odd escapes in a literal) is raised as an
+    error, so nothing is printed. Anything in :data:`NPY_READ_ERRORS` may be raised.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        version = np.lib.format.read_magic(member)
+        try:
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise ValueError(f".npy format {version[0]}.{version[1]} is not 1.0 or 2.0")
+        except (SyntaxError, tokenize.TokenError) as exc:
+            raise ValueError("the header is not a complete Python literal") from exc
+    if any(n < 0 for n in shape):
+        raise ValueError(f"negative dimension in the shape {shape}")
+    return shape, fortran, dtype
+
+
 def npz_problem(fh: BinaryIO, max_bytes: int) -> str | None:
     """What makes the open ``.npz`` ``fh`` unsafe to load, or None when it is fine.
 
     Checked without loading any array: a zip whose central directory is within bounds;
     members that are all ``.npy`` files, together at most ``max_bytes`` uncompressed; each
-    member's header (format 1.0 or 2.0) declares a dtype without Python objects and no more
-    data than the member holds. Then ``np.load(fh, allow_pickle=False)`` allocates at most
-    about ``max_bytes``.
+    member's header (format 1.0 or 2.0, a complete Python literal) declares a dtype cosim
+    stores (:func:`array_dtype_problem`: no Python objects, no complex numbers) and no
+    more data than the member holds. Then ``np.load(fh, allow_pickle=False)`` allocates at
+    most about ``max_bytes``. The answer is one line (member names escaped).
     """
     try:
         size = os.fstat(fh.fileno()).st_size
@@ -349,27 +541,28 @@ def npz_problem(fh: BinaryIO, max_bytes: int) -> str | None:
         total = 0
         with zipfile.ZipFile(fh) as zf:
             for info in zf.infolist():
+                name = ascii(info.filename)
+                if len(name) > 80:
+                    name = name[:76] + "...'"
                 if not info.filename.endswith(".npy"):
-                    return f"it holds {info.filename!r}, which is not an array"
+                    return f"member {name} is not an array"
                 total += info.file_size
                 if total > max_bytes:
                     return f"its arrays exceed {max_bytes} bytes"
                 with zf.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-                    elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-                    else:
-                        return f"array {info.filename!r} has .npy format {version}"
-                if dtype.hasobject:
-                    return f"array {info.filename!r} holds Python objects"
+                    try:
+                        shape, _, dtype = read_npy_header(member)
+                    except NPY_READ_ERRORS as exc:
+                        return f"array {name} has a damaged header ({error_text(exc)})"
+                problem = array_dtype_problem(dtype)
+                if problem is not None:
+                    return f"array {name} {problem}"
                 if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
-                    return f"array {info.filename!r} is truncated"
+                    return f"array {name} is truncated"
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
-        return f"not a readable zip archive ({exc})"
-    except (OSError, ValueError, EOFError, struct.error) as exc:
-        return f"damaged ({exc})"
+        return f"not a readable zip archive ({error_text(exc)})"
+    except NPY_READ_ERRORS as exc:
+        return f"damaged ({error_text(exc)})"
     finally:
         fh.seek(0)
     return None
@@ -395,13 +588,20 @@ def npz_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
                     data = member.read(NPZ_META_MAX_BYTES + 1)
         if len(data) > NPZ_META_MAX_BYTES:
             return None
-        arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-        if arr.dtype.kind != "U" or arr.ndim != 0:
+        shape, _, dtype = read_npy_header(io.BytesIO(data))
+        if dtype.kind != "U" or shape != ():
             return None
-        doc = json.loads(str(arr))
-    except (CosimError, OSError, KeyError, ValueError, EOFError, RecursionError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        # UTF-32 code units, decoded strictly: no code point past U+10FFFF, no surrogate
+        codec = "utf-32-be" if arr.dtype.byteorder == ">" else "utf-32-le"
+        if arr.dtype.byteorder not in "<>" and sys.byteorder == "big":
+            codec = "utf-32-be"
+        doc = json.loads(arr.tobytes().decode(codec).rstrip("\x00"))
+    except CosimError:
         return None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError):
+    except NPY_READ_ERRORS:  # json's errors are ValueErrors, as is a too long integer
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -539,71 +739,81 @@ def check_output_dir(
     Raises
     ------
     CosimError
-        One line naming the path and saying what to do: it is a file, a symbolic link, a
-        device; a non-empty directory that is not cosim's; the current directory (when
-        replaced); its parent is a file or not writable.
+        One line naming the path (control characters escaped, :func:`show_path`) and
+        saying what to do: it is a file, a symbolic link, a device; a non-empty directory
+        that is not cosim's; the current directory (when replaced); its parent is a file or
+        not writable; it holds a NUL byte or a name longer than the file system allows.
     """
     if replace is None:
         replace = marker == LIBRARY_MARKER
     if contents is None and marker == LIBRARY_MARKER:
         contents = LIBRARY_FILES
-    dest = _normalize(path)
     what = f"{kind} directory"
+    _check_path_text(path, what)
+    shown = show_path(path)
+    dest = _normalize(path)
     try:
         st = os.lstat(dest)
     except (FileNotFoundError, NotADirectoryError):
         _check_creatable(path, dest.parent, what)
         return Path(path)
     except OSError as exc:
-        raise CosimError(f"cannot use {path} as the {what}: {exc.strerror}") from None
+        raise CosimError(f"cannot use {shown} as the {what}: {error_text(exc)}") from None
     if stat.S_ISLNK(st.st_mode):
         raise CosimError(
-            f"{path} is a symbolic link; cosim does not write a {kind} through a link: give "
+            f"{shown} is a symbolic link; cosim does not write a {kind} through a link: give "
             "a new directory path (or the link's target, if that is what you mean)"
         )
     if stat.S_ISREG(st.st_mode):
         raise CosimError(
-            f"{path} is a file, not a directory; cosim writes a {kind} directory there: give a "
+            f"{shown} is a file, not a directory; cosim writes a {kind} directory there: give a "
             "new or empty directory path (the file is left alone)"
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise CosimError(f"{path} is not a directory (a device, pipe or socket)")
+        raise CosimError(f"{shown} is not a directory (a device, pipe or socket)")
     try:
         names = _entries(dest, 64)
     except OSError as exc:
-        raise CosimError(f"cannot use {path} as the {what}: {exc.strerror}") from None
+        raise CosimError(f"cannot use {shown} as the {what}: {error_text(exc)}") from None
     if names and not _holds_marker(dest, marker):
         raise CosimError(
-            f"{path} is a non-empty directory that is not a cosim {kind} (it holds "
+            f"{shown} is a non-empty directory that is not a cosim {kind} (it holds "
             f"{_named(names, len(names) >= 64)}); cosim writes only into a new or empty "
             f"directory or its own {kind}: choose another path, or move that directory away "
             "yourself"
         )
     if replace:
-        real, cwd = os.path.realpath(dest), os.path.realpath(os.getcwd())
-        if _is_within(cwd, real):
+        real = os.path.realpath(dest)
+        try:
+            cwd: str | None = os.path.realpath(os.getcwd())
+        except OSError:  # the current directory was deleted: it is inside nothing
+            cwd = None
+        if cwd is not None and _is_within(cwd, real):
             raise CosimError(
-                f"{path} is the current directory or contains it; cosim replaces a {kind} "
+                f"{shown} is the current directory or contains it; cosim replaces a {kind} "
                 "directory whole: give the path of a new directory outside it"
             )
         if contents is not None and names:
             allowed = set(contents) | {marker}
-            with os.scandir(dest) as it:
-                foreign = [e.name for e in it if e.name not in allowed]
+            try:
+                with os.scandir(dest) as it:
+                    foreign = [e.name for e in it if e.name not in allowed]
+            except OSError as exc:
+                raise CosimError(f"cannot use {shown} as the {what}: {error_text(exc)}") from None
             if foreign:
                 raise CosimError(
-                    f"{path} is a cosim {kind} but also holds {_named(foreign, False)}, which "
+                    f"{shown} is a cosim {kind} but also holds {_named(foreign, False)}, which "
                     f"cosim did not write; writing the {kind} would delete them: move them out "
                     "or choose another path"
                 )
         parent = dest.parent
         if not os.access(parent, os.W_OK | os.X_OK):
             raise CosimError(
-                f"cannot replace {path}: no permission to write in {parent}; choose a "
+                f"cannot replace {shown}: no permission to write in {show_path(parent)}; choose a "
                 "writable location"
             )
     elif not os.access(dest, os.W_OK | os.X_OK):
-        raise CosimError(f"cannot write in {path}: permission denied; choose another path")
+        raise CosimError(f"cannot write in {shown}: permission denied; choose another path")
     return Path(path)
 
 
@@ -633,12 +843,16 @@ def check_output_file(path: str | os.PathLike[str], *, kind: str) -> Path:
     Raises
     ------
     CosimError
-        One line naming the path: it is a directory, a symbolic link, a device, a file cosim
-        did not write; its parent is a file or not writable.
+        One line naming the path (control characters escaped, :func:`show_path`): it is a
+        directory, a symbolic link, a device, a file cosim did not write; its parent is a
+        file or not writable; it holds a NUL byte or a name longer than the file system
+        allows.
     """
     if kind not in _FILE_KINDS:
         raise ValueError(f"unknown output file kind {kind!r}; one of {', '.join(_FILE_KINDS)}")
     what = _FILE_KINDS[kind]
+    _check_path_text(path, what)
+    shown = show_path(path)
     dest = _normalize(path)
     try:
         st = os.lstat(dest)
@@ -646,25 +860,27 @@ def check_output_file(path: str | os.PathLike[str], *, kind: str) -> Path:
         _check_creatable(path, dest.parent, what)
         return Path(path)
     except OSError as exc:
-        raise CosimError(f"cannot write {what} {path}: {exc.strerror}") from None
+        raise CosimError(f"cannot write {what} {shown}: {error_text(exc)}") from None
     if stat.S_ISLNK(st.st_mode):
         raise CosimError(
-            f"{what} {path} is a symbolic link; cosim does not write through links: give "
+            f"{what} {shown} is a symbolic link; cosim does not write through links: give "
             "another path (or the link's target, if that is what you mean)"
         )
     if stat.S_ISDIR(st.st_mode):
-        raise CosimError(f"{what} {path} is a directory; give a file path (e.g. inside it)")
+        raise CosimError(f"{what} {shown} is a directory; give a file path (e.g. inside it)")
     if not stat.S_ISREG(st.st_mode):
         raise CosimError(
-            f"{what} {path} is not a regular file (a device, pipe or socket); give a file path"
+            f"{what} {shown} is not a regular file (a device, pipe or socket); give a file path"
         )
     if not is_cosim_file(dest, kind):
         raise CosimError(
-            f"{path} exists and is not a {what} that cosim wrote; cosim overwrites only its "
+            f"{shown} exists and is not a {what} that cosim wrote; cosim overwrites only its "
             "own files: choose another path, or delete it yourself"
         )
     if not os.access(dest.parent, os.W_OK | os.X_OK):
-        raise CosimError(f"cannot replace {path}: no permission to write in {dest.parent}")
+        raise CosimError(
+            f"cannot replace {shown}: no permission to write in {show_path(dest.parent)}"
+        )
     return Path(path)
 
 
@@ -814,9 +1030,9 @@ def _locked(directory: Path, what: str | os.PathLike[str]) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise CosimError(
-                        f"another process has been writing {what} for over "
-                        f"{LOCK_TIMEOUT_S:.0f} s (lock on {directory}); let it finish or stop "
-                        "it, then retry"
+                        f"another process has been writing {show_path(what)} for over "
+                        f"{LOCK_TIMEOUT_S:.0f} s (lock on {show_path(directory)}); let it finish "
+                        "or stop it, then retry"
                     ) from None
                 time.sleep(delay)
                 delay = min(2 * delay, 0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -377,3 +378,67 @@ def test_train_cli_with_a_dataset_path_that_is_not_utf8(tmp_path):
     err = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("cosim train: error: dataset har:") and "x-\\udcff" in err
+
+
+# ------------------------------------------------- odd paths and user text in messages
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert msg and "\n" not in msg and "\r" not in msg, repr(msg)
+    return msg
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "har", "cifar10"])
+def test_dataset_paths_no_directory_can_have_are_data_errors(tmp_path, name):
+    long = tmp_path / ("x" * 300)  # longer than any file system's NAME_MAX (255 bytes)
+    for path, pattern in [
+        (long, r"cannot read .*x{300} \(File name too long\)"),
+        (long / "sub", r"\(File name too long\)"),
+        (tmp_path / "a\x00b", r"a\\x00b holds a NUL byte"),
+        (tmp_path / "new\nline", r"new\\nline is not a directory \(it does not exist\)"),
+    ]:
+        with pytest.raises(DataError, match=rf"^dataset {re.escape(name)}:.*{pattern}") as exc:
+            load_dataset(f"{name}:{path}")
+        _one_line(exc)
+
+
+def test_messages_escape_newlines_in_dataset_paths(tmp_path):
+    odd = tmp_path / "new\nline"
+    odd.mkdir()
+    (odd / "file\tname").write_text("x")
+    for spec, pattern in [
+        (f"mnist:{odd}", r"new\\nline has no train-images-idx3-ubyte"),
+        (f"har:{odd}", r"missing .*new\\nline/train/X_train\.txt"),
+        (f"cifar10:{odd}", r"new\\nline lacks data_batch_1"),
+        (f"mnist:{odd / ('file' + chr(9) + 'name')}", r"file\\tname is a file, not a directory"),
+    ]:
+        with pytest.raises(DataError, match=pattern) as exc:
+            load_dataset(spec)
+        assert _one_line(exc).startswith("dataset ")
+    write_mnist_dir(odd)
+    (odd / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00")
+    with pytest.raises(DataError, match=r"new\\nline/t10k-labels-idx1-ubyte: truncated") as exc:
+        load_dataset(f"mnist:{odd}")
+    _one_line(exc)
+    h = write_har_dir(tmp_path / "har\r", n_feat=4)
+    (h / "train" / "X_train.txt").write_text("1 2 3 a\x00b\n")
+    with pytest.raises(DataError, match=r"har\\r/train/X_train\.txt: not a .*table") as exc:
+        load_dataset(f"har:{h}")
+    _one_line(exc)
+
+
+def test_data_files_that_no_file_can_have(tmp_path):
+    with pytest.raises(DataError, match=r"a\\x00b holds a NUL byte") as exc:
+        read_idx(tmp_path / "a\x00b")
+    _one_line(exc)
+    with pytest.raises(DataError, match=r"\(File name too long\)") as exc:
+        read_cifar_batch(tmp_path / ("x" * 300))
+    _one_line(exc)
+    with pytest.raises(DataError, match=r"new\\nline does not exist") as exc:
+        datasets.read_data_file(tmp_path / "new\nline")
+    _one_line(exc)
+
+
+def test_home_directory_of_no_such_user(tmp_path):
+    with pytest.raises(DataError, match=r"cannot expand ~no-such-user-cosim") as exc:
+        load_dataset("mnist:~no-such-user-cosim/data")
+    _one_line(exc)

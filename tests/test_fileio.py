@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import struct
 import subprocess
 import sys
 import textwrap
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cosim.errors import CosimError
+from cosim.errors import CosimError, DataError, LibraryError
 from cosim.fileio import (
     LIBRARY_MARKER,
     REPORT_MARKER,
@@ -30,10 +32,14 @@ from cosim.fileio import (
     is_cosim_file,
     npz_meta,
     npz_problem,
+    open_regular,
     output_directory,
     png_metadata,
     png_software,
+    read_json_bounded,
     save_npz_atomic,
+    show_path,
+    show_text,
     write_json_atomic,
     write_output_json,
     write_text_atomic,
@@ -553,3 +559,210 @@ def test_characterize_never_replaces_what_is_not_a_library(tmp_path, foreign, ca
     assert code == 2 and "current directory" in err
     assert _tree(foreign) == before and f.read_bytes() == b"data" and link.is_symlink()
     assert empty.is_dir() and list(empty.iterdir()) == []
+
+
+# ------------------------------------------------- odd paths and user text in messages
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert msg and "\n" not in msg and "\r" not in msg, repr(msg)
+    return msg
+
+
+def test_show_text_escapes_what_would_break_a_line():
+    assert show_text("plain/path with spaces-ünï") == "plain/path with spaces-ünï"
+    assert show_text("new\nline") == "new\\nline"
+    assert show_text("a\x00b\tc\r\u2028d") == "a\\x00b\\tc\\r\\u2028d"
+    assert show_path(Path("x") / "a\nb") == "x/a\\nb"
+    assert show_path(os.fsdecode(b"data-\xff")) == "data-\\udcff"
+    assert show_path(b"a\nb") == "a\\nb"
+
+
+NUL = "a\x00b"
+LONG = "x" * 300  # longer than any file system's NAME_MAX (255 bytes)
+
+
+@pytest.mark.parametrize("kind", ["json", "png", "model", "checkpoint"])
+def test_output_file_that_no_file_can_have_is_one_line(tmp_path, kind):
+    for path, pattern in [
+        (tmp_path / NUL, r"a\\x00b.*NUL byte"),
+        (str(tmp_path / NUL), r"a\\x00b.*NUL byte"),
+        (tmp_path / LONG, "File name too long"),
+        (tmp_path / LONG / "out", "File name too long"),
+    ]:
+        with pytest.raises(CosimError, match=pattern) as exc:
+            check_output_file(path, kind=kind)
+        assert str(tmp_path) in _one_line(exc)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("check", [_lib, _report])
+def test_output_dir_that_no_directory_can_have_is_one_line(tmp_path, check):
+    for path, pattern in [
+        (tmp_path / NUL, r"a\\x00b.*NUL byte"),
+        (tmp_path / LONG, "File name too long"),
+        (tmp_path / LONG / "sub", "File name too long"),
+    ]:
+        with pytest.raises(CosimError, match=pattern) as exc:
+            check(path)
+        _one_line(exc)
+    with pytest.raises(CosimError, match="NUL byte"):
+        with output_directory(tmp_path / NUL, kind="report", marker=REPORT_MARKER):
+            pass
+    with pytest.raises(CosimError, match="NUL byte"):
+        with atomic_directory(tmp_path / NUL, kind="library", marker=LIBRARY_MARKER):
+            pass
+    with pytest.raises(CosimError, match="NUL byte"):
+        write_output_json(tmp_path / NUL, {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readers_refuse_paths_no_file_can_have_with_the_callers_error(tmp_path):
+    for path, pattern in [
+        (tmp_path / NUL, r"a\\x00b holds a NUL byte"),
+        (str(tmp_path / NUL), r"a\\x00b holds a NUL byte"),
+        (tmp_path / LONG, r"cannot read library file .*x{300} \(File name too long\)"),
+        (tmp_path / LONG / "library.json", r"\(File name too long\)"),
+    ]:
+        with pytest.raises(LibraryError, match=pattern) as exc:
+            open_regular(path, max_bytes=100, what="library file", error=LibraryError)
+        _one_line(exc)
+        with pytest.raises(DataError, match=pattern.replace("library file", "file")) as exc:
+            read_json_bounded(path, max_bytes=100, error=DataError)
+        _one_line(exc)
+        # the recognisers say "not cosim's" rather than raise
+        for kind in ("json", "png", "model", "checkpoint"):
+            assert is_cosim_file(path, kind) is False
+        assert npz_meta(path) is None and png_software(path) is None
+
+
+def test_messages_escape_newlines_in_paths_and_names(tmp_path):
+    odd = tmp_path / "new\nline"
+    odd.mkdir()
+    (odd / "notes\nhere.txt").write_text("mine")
+    (odd / "thesis.json").write_text("{}")
+    for call, pattern in [
+        (lambda: _lib(odd), r"new\\nline is a non-empty directory .*notes\\nhere\.txt"),
+        (lambda: _report(odd / "thesis.json"), r"new\\nline/thesis\.json is a file"),
+        (lambda: check_output_file(odd / "thesis.json", kind="json"), r"new\\nline/thesis"),
+        (lambda: check_output_file(odd, kind="json"), r"new\\nline is a directory"),
+        (lambda: check_output_file(odd / "thesis.json" / "x", kind="png"), r"new\\nline/"),
+        (lambda: open_regular(odd / "gone\r", max_bytes=9), r"gone\\r does not exist"),
+        (lambda: open_regular(odd, max_bytes=9), r"new\\nline is a directory"),
+        (
+            lambda: read_json_bounded(odd / "thesis.json", max_bytes=1),
+            r"new\\nline/thesis\.json is 2 bytes",
+        ),
+    ]:
+        with pytest.raises(CosimError, match=pattern) as exc:
+            call()
+        _one_line(exc)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ('{"x": 1' + "0" * 5000 + "}", r"integer of more than \d+ digits"),
+        ('{"x": -' + "9" * 5000 + "}", r"integer of more than \d+ digits"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"a": [' * 50_000 + "]}" * 50_000, "nested too deeply"),
+        ('{"a": 1,\n"b": }', r"is corrupt \(Expecting value: line 2"),
+        ("\ufeff{}", "is corrupt"),
+    ],
+    ids=["5000-digit-int", "negative-5000-digit-int", "deep-lists", "deep-objects", "bad", "bom"],
+)
+def test_read_json_bounded_turns_every_parse_failure_into_the_callers_error(
+    tmp_path, text, pattern
+):
+    f = tmp_path / "doc\n.json"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(LibraryError, match=pattern) as exc:
+        read_json_bounded(f, max_bytes=2**20, what="library file", error=LibraryError)
+    assert "doc\\n.json" in _one_line(exc)
+    assert is_cosim_file(f, "json") is False  # "not cosim's", never an exception
+
+
+def _npy(header: str, data: bytes = b"", version: int = 1) -> bytes:
+    """A .npy member with the header text ``header`` taken as it is (padded as NumPy does)."""
+    text = header.encode("latin-1")
+    prefix = 10 if version == 1 else 12
+    text += b" " * ((-(prefix + len(text) + 1)) % 64) + b"\n"
+    size = struct.pack("<H", len(text)) if version == 1 else struct.pack("<I", len(text))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + text + data
+
+
+def _zip(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    path = tmp_path / "x.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, raw in members.items():
+            zf.writestr(name, raw)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("header", "pattern"),
+    [
+        ("{'descr': '<i4', 'shape': (", "not a complete Python literal"),
+        ("{'descr': '<i4', 'fortran_order': False, 'shape': (3,), ", "not a complete Python"),
+        ("{'descr': '<i4', 'fortran_order': False, 'shape': (3L,), }", "damaged header"),
+        ("{'descr': '<i4', 'fortran_order': False, 'shape': 'x' '\\d', }", "damaged header"),
+        ("{'descr': '<i4', 'fortran_order': False, 'shape': (-3,), }", "negative dimension"),
+        ("{'descr': '<i4', 'fortran_order': False, 'shape': (1e3,), }", "damaged header"),
+        ("{'descr': '<i4', 'fortran_order': False, 'shape': " + "(" * 3000, "damaged header"),
+        ("{'descr': '<i4', 'fortran_order': False, 'shape': " + "(" * 3000 + ")" * 3000 + "}",
+         "damaged header"),
+        ("{'descr': 'zz', 'fortran_order': False, 'shape': (3,), }", "damaged header"),
+        ("{'descr': '<i4', 'fortran_order': 1, 'shape': (3,), }", "damaged header"),
+        ("[1, 2]", "damaged header"),
+        ("\u00ff", "damaged header"),
+        ("{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", "complex numbers"),
+        ("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", "complex numbers"),
+        ("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", "records"),
+        ("{'descr': '|V8', 'fortran_order': False, 'shape': (1,), }", "records"),
+        ("{'descr': '<M8[s]', 'fortran_order': False, 'shape': (1,), }", "dates"),
+        ("{'descr': '<m8[s]', 'fortran_order': False, 'shape': (1,), }", "dates"),
+    ],
+    ids=["incomplete", "unclosed-dict", "python2-long", "odd-escape", "negative", "float-dim",
+         "deep-open", "deep", "bad-descr", "bad-order", "not-a-dict", "latin1", "complex128",
+         "complex64", "record", "void", "datetime", "timedelta"],
+)  # fmt: skip
+def test_npz_problem_refuses_damaged_headers_and_non_real_arrays(tmp_path, header, pattern):
+    """Nothing escapes and nothing is printed: every problem is one line."""
+    for version in (1, 2):
+        path = _zip(tmp_path, {"ok.npy": _npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", bytes(8)
+        ), "bad\n.npy": _npy(header, bytes(64), version)})  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            problem = _problem(path)
+        assert problem is not None and re.search(pattern, problem), problem
+        assert "\n" not in problem and "'bad\\n.npy'" in problem, problem
+
+
+def test_npz_problem_refuses_complex_arrays_numpy_wrote(tmp_path):
+    path = tmp_path / "c.npz"
+    np.savez(path, a=np.arange(3.0), b=np.array([1 + 2j, 3j]))
+    assert _problem(path) == "array 'b.npy' holds complex numbers, not real ones"
+    np.savez(path, a=np.arange(3.0), b=np.zeros(2, dtype=[("x", "<f8"), ("y", "<i4")]))
+    assert "records" in _problem(path)
+    np.savez(path, a=np.arange(3.0), b=np.array(["text"]), c=np.array([True]))
+    assert _problem(path) is None
+
+
+def test_npz_meta_with_a_damaged_header_is_none(tmp_path):
+    bad = _zip(tmp_path, {"meta.npy": _npy("{'descr': '<U5', 'shape': (", b"x" * 20)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert npz_meta(bad) is None
+        py2 = _zip(tmp_path, {"meta.npy": _npy(
+            "{'descr': '<U2', 'fortran_order': False, 'shape': (1L,), }", b"{\0\0\0}\0\0\0"
+        )})  # fmt: skip
+        assert npz_meta(py2) is None
+        beyond = _zip(tmp_path, {"meta.npy": _npy(
+            "{'descr': '<U2', 'fortran_order': False, 'shape': (), }",
+            (0x110000).to_bytes(4, "little") * 2,
+        )})  # fmt: skip
+        assert npz_meta(beyond) is None
+        assert is_cosim_file(bad, "model") is False
+    good = tmp_path / "good.npz"
+    np.savez(good, meta=np.array(json.dumps({"format": "cosim-model"})))
+    assert npz_meta(good) == {"format": "cosim-model"}

@@ -14,7 +14,10 @@ import copy
 import json
 import os
 import re
+import struct
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -389,3 +392,124 @@ def test_model_path_that_is_not_utf8(model_files, tmp_path):
         load_model(p)
     p.write_bytes(model_files["mlp-global"].read_bytes())
     assert load_model(p).scheme == "global"
+
+
+# --------------------------------------- odd paths, damaged .npy headers, complex arrays
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert msg and "\n" not in msg and "\r" not in msg, repr(msg)
+    return msg
+
+
+def test_model_paths_no_file_can_have_are_model_file_errors(tmp_path, capsys):
+    for path, pattern in [
+        ("a\x00b", r"^model file a\\x00b holds a NUL byte"),
+        (tmp_path / "a\x00b.npz", r"a\\x00b\.npz holds a NUL byte"),
+        (tmp_path / ("x" * 300), r"^cannot read model file .*x{300} \(File name too long\)"),
+        (tmp_path / ("x" * 300) / "m.npz", r"\(File name too long\)"),
+        (tmp_path / "new\nline.npz", r"new\\nline\.npz does not exist"),
+        (tmp_path / "new\nline" / "m.npz", r"new\\nline/m\.npz does not exist"),
+    ]:
+        with pytest.raises(ModelFileError, match=pattern) as exc:
+            load_model(path)
+        _one_line(exc)
+        with pytest.raises(ModelFileError, match=pattern.replace("model file", "checkpoint")):
+            read_npz(path, what="checkpoint")
+    odd = tmp_path / "new\nline"
+    odd.mkdir()
+    with pytest.raises(ModelFileError, match=r"new\\nline is a directory") as exc:
+        load_model(odd)
+    _one_line(exc)
+
+
+def _replace_member(src: Path, dst: Path, member: str, raw: bytes) -> Path:
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members[member] = raw
+    with zipfile.ZipFile(dst, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    return dst
+
+
+def _npy(header: str, data: bytes = b"") -> bytes:
+    text = header.encode("latin-1")
+    text += b" " * ((-(12 + len(text) + 1)) % 64) + b"\n"
+    return b"\x93NUMPY\x02\x00" + struct.pack("<I", len(text)) + text + data
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "{'descr': '<i4', 'shape': (",
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (10L,), }",
+        "{'descr': '<i4', 'fortran_order': False, 'shape': " + "(" * 3000,
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (18446744073709551616,), }",
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (1099511627776,), }",
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (-10,), }",
+        "{'descr': 'O', 'fortran_order': False, 'shape': (10,), }",
+    ],
+    ids=["incomplete", "python2-long", "deep", "2**64", "2**40", "negative", "objects"],
+)
+def test_a_damaged_npy_header_is_a_model_file_error(model_files, tmp_path, header, capsys):
+    src = model_files["mlp-global"]
+    with zipfile.ZipFile(src) as zf:
+        member = next(n for n in zf.namelist() if n.endswith(".n_b.npy"))
+    dst = _replace_member(src, tmp_path / "h.npz", member, _npy(header, bytes(40)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may be printed either
+        with pytest.raises(ModelFileError, match=r"is corrupt or not a cosim \.npz") as exc:
+            load_model(dst)
+        _one_line(exc)
+        with pytest.raises(ModelFileError, match=r"^checkpoint .* is corrupt"):
+            read_npz(dst, what="checkpoint")
+    code = main(["evaluate", "--model", str(dst), "--library", str(tmp_path / "lib")])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "corrupt" in err, err
+
+
+def test_every_header_byte_flipped_loads_or_is_a_model_file_error(model_files, tmp_path):
+    """Flipping one bit of a .npy header (byte 388 of the float MLP: a ``(`` left open)
+    must not let tokenize.TokenError or SyntaxError escape, nor print a warning."""
+    raw = model_files["mlp-float"].read_bytes()
+    with zipfile.ZipFile(model_files["mlp-float"]) as zf:
+        spans = [
+            (i.header_offset, i.header_offset + 30 + len(i.filename) + 200) for i in zf.infolist()
+        ]
+    dst = tmp_path / "flip.npz"
+    refused = 0
+    positions = sorted({p for a, b in spans for p in range(a, min(b, len(raw)))} | {388})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for pos in positions:
+            bad = bytearray(raw)
+            bad[pos] ^= 1
+            dst.write_bytes(bytes(bad))
+            try:
+                model = load_model(dst)
+            except ModelFileError as exc:
+                assert "\n" not in str(exc)
+                refused += 1
+                continue
+            _assert_usable(model, tmp_path)
+    assert refused > len(positions) // 4
+
+
+@pytest.mark.parametrize("name", ["mlp-float", "mlp-global"])
+def test_complex_arrays_are_refused_not_cast(model_files, tmp_path, name):
+    arrays, meta = _arrays_and_meta(model_files[name])
+    key = "L1.w" if name == "mlp-float" else "L1.n_w"
+    arrays[key] = arrays[key].astype(np.complex64) + 1j
+    dst = _write(tmp_path / "c.npz", arrays, meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning, no imaginary part dropped
+        with pytest.raises(ModelFileError, match=rf"'{re.escape(key)}\.npy' holds complex") as e:
+            load_model(dst)
+        _one_line(e)
+        with pytest.raises(ModelFileError, match="holds complex numbers"):
+            read_npz(dst, what="checkpoint")
+    # a complex array that nobody reads (the float shadow weights) is refused too
+    arrays, meta = _arrays_and_meta(model_files[name])
+    arrays["shadow.w"] = np.zeros(3, np.complex128)
+    with pytest.raises(ModelFileError, match="holds complex numbers"):
+        load_model(_write(tmp_path / "s.npz", arrays, meta))

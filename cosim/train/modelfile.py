@@ -67,8 +67,7 @@ import json
 import math
 import os
 import stat
-import zipfile
-import zlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -76,7 +75,15 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from cosim.errors import ModelFileError
-from cosim.fileio import save_npz_atomic
+from cosim.fileio import (
+    NPY_READ_ERRORS,
+    error_text,
+    int_digits_limit,
+    npz_problem,
+    save_npz_atomic,
+    show_path,
+    stat_path,
+)
 from cosim.quant import (
     MAX_BIAS_BITS,
     MAX_BITS,
@@ -299,37 +306,33 @@ MAX_RANGE = 1e12
 
 
 def _fail(path: Path, msg: str) -> ModelFileError:
-    return ModelFileError(f"model file {path}: {msg}")
+    return ModelFileError(f"model file {show_path(path)}: {msg}")
 
 
 def _open_regular(path: Path, what: str) -> BinaryIO:
     """Open ``path`` for reading if it is a regular file of at most :data:`MAX_MODEL_BYTES`.
 
-    A directory, FIFO or device (``/dev/zero``) is refused before anything is read.
+    A directory, FIFO or device (``/dev/zero``) is refused before anything is read; so is a
+    path no file can have (a NUL byte, a name longer than the file system allows).
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"{what} {path} does not exist; train one with `cosim train --out`"
-        ) from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    st = stat_path(
+        path, what=what, error=ModelFileError, missing="; train one with `cosim train --out`"
+    )
     _check_regular(path, st.st_mode, what)
     try:
         # O_NONBLOCK: should a FIFO replace the file after the check, opening it does not
         # wait for a writer; fstat below then refuses it
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise ModelFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise ModelFileError(f"cannot read {what} {show_path(path)}: {error_text(exc)}") from None
     fh = os.fdopen(fd, "rb")
     try:
         st = os.fstat(fd)
         _check_regular(path, st.st_mode, what)
         if st.st_size > MAX_MODEL_BYTES:
             raise ModelFileError(
-                f"{what} {path} is larger than any model file ({st.st_size} bytes, limit "
-                f"{MAX_MODEL_BYTES}); pass the .npz that `cosim train` wrote"
+                f"{what} {show_path(path)} is larger than any model file ({st.st_size} bytes, "
+                f"limit {MAX_MODEL_BYTES}); pass the .npz that `cosim train` wrote"
             )
     except BaseException:
         fh.close()
@@ -340,66 +343,56 @@ def _open_regular(path: Path, what: str) -> BinaryIO:
 def _check_regular(path: Path, mode: int, what: str) -> None:
     if stat.S_ISDIR(mode):
         raise ModelFileError(
-            f"{what} {path} is a directory, not a {what}; pass the .npz that `cosim train` wrote"
+            f"{what} {show_path(path)} is a directory, not a {what}; pass the .npz that "
+            "`cosim train` wrote"
         )
     if not stat.S_ISREG(mode):
         raise ModelFileError(
-            f"{what} {path} is not a regular file (a FIFO, socket or device); pass the .npz "
-            "that `cosim train` wrote"
+            f"{what} {show_path(path)} is not a regular file (a FIFO, socket or device); pass "
+            "the .npz that `cosim train` wrote"
         )
-
-
-#: What reading a damaged or foreign zip/npy can raise (zlib.error: corrupt deflate data;
-#: NotImplementedError: an unknown compression; RuntimeError: an encrypted member;
-#: MemoryError: a header claiming far more data than the file holds).
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    zlib.error,
-    ValueError,
-    OSError,
-    EOFError,
-    KeyError,
-    NotImplementedError,
-    RuntimeError,
-    OverflowError,
-    MemoryError,
-    SyntaxError,
-)
 
 
 def read_npz(path: str | Path, what: str = "model file") -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` (no pickle), with corrupt files as ModelFileError.
 
     ``path`` must be a regular file of at most :data:`MAX_MODEL_BYTES`; a directory, FIFO
-    or device is refused without reading it.
+    or device is refused without reading it. Before any array is loaded the archive is
+    checked (:func:`cosim.fileio.npz_problem`): members that are all ``.npy`` arrays with
+    complete headers, of real numbers, booleans or text (no Python objects, no complex
+    numbers, which a real array would silently lose the imaginary part of), declaring no
+    more data than they hold and together at most :data:`MAX_MODEL_BYTES`.
     """
     path = Path(path)
+
+    def corrupt(reason: str) -> ModelFileError:
+        return ModelFileError(
+            f"{what} {show_path(path)} is corrupt or not a cosim .npz file ({reason}); retrain "
+            "it with `cosim train`"
+        )
+
     with _open_regular(path, what) as fh:
+        problem = npz_problem(fh, MAX_MODEL_BYTES)
+        if problem is not None:
+            raise corrupt(problem)
         try:
-            if fh.read(4) != b"PK\x03\x04":
-                raise ValueError("not a zip archive")
-            fh.seek(0)
-            with np.load(fh, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except _READ_ERRORS as exc:
-            raise ModelFileError(
-                f"{what} {path} is corrupt or not a cosim .npz file ({_brief(exc)}); retrain it "
-                "with `cosim train`"
-            ) from exc
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # nothing a damaged file does is printed
+                with np.load(fh, allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+        except NPY_READ_ERRORS as exc:
+            raise corrupt(error_text(exc)) from exc
     odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
     if odd:  # np.load hands members that are not .npy arrays over as bytes
-        raise ModelFileError(
-            f"{what} {path} is corrupt or not a cosim .npz file (member {odd[0]!r} is not an "
-            "array); retrain it with `cosim train`"
-        )
+        raise corrupt(f"member {odd[0]!a} is not an array")
     return arrays
 
 
 def _brief(exc: object, limit: int = 160) -> str:
     """One short line describing ``exc`` (an exception or a text) for an error message."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if isinstance(exc, BaseException):
+        return error_text(exc, limit)
+    return error_text(ValueError(str(exc)), limit)
 
 
 def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -417,11 +410,17 @@ def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     text = str(arr)
     try:
         meta = json.loads(text)
-    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
+    except json.JSONDecodeError as exc:
         raise _fail(
             path, f"metadata is not valid JSON ({_brief(exc)}); the file is corrupt"
         ) from exc
-    except RecursionError as exc:
+    except ValueError as exc:  # an integer of more digits than int() converts
+        raise _fail(
+            path,
+            f"metadata is not valid JSON (it holds an integer of more than {int_digits_limit()} "
+            "digits); the file is corrupt",
+        ) from exc
+    except (RecursionError, MemoryError) as exc:
         raise _fail(path, "its metadata nests too deeply; the file is corrupt") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, f"is not a {FORMAT} file")
