@@ -27,6 +27,7 @@ import math
 import os
 import stat
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -84,10 +85,10 @@ class _Section:
         if not isinstance(data, dict):
             raise CardError(f"[{cls.SECTION}] must be a table, got {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - set(known))
+        unknown = sorted(set(data) - set(known), key=str)
         if unknown:
             raise CardError(
-                f"unknown key {cls.SECTION}.{unknown[0]} in hardware card; "
+                f"unknown key {cls.SECTION}.{_show(unknown[0], 100)} in hardware card; "
                 f"known keys of [{cls.SECTION}]: {', '.join(sorted(known))}"
             )
         optional = {k for k in known if (cls.SECTION, k) in _ADDED_KEYS}
@@ -121,10 +122,49 @@ class _Section:
         return out
 
 
+def _check_name(name: str) -> None:
+    """A card name is one line of Unicode text: it is shown in log lines, messages, plot
+    titles and reports, and written to TOML and JSON files. A control character (a newline,
+    a tab, NUL), a line or paragraph separator or a lone surrogate (JSON, as a library
+    stores its card, can spell ``"\\ud800"``; no UTF-8 file can hold it) is a CardError."""
+    for c in name:
+        cat = unicodedata.category(c)
+        if cat == "Cs":
+            raise CardError(
+                f"card.name = {_short(name)} holds a lone surrogate ({c!r}), which is not "
+                "Unicode text"
+            )
+        if cat in ("Cc", "Zl", "Zp"):
+            what = "the control character" if cat == "Cc" else "the line separator"
+            raise CardError(
+                f"card.name = {_short(name)} holds {what} {c!r}; a card name is one line of text"
+            )
+
+
+def _show(text: Any, limit: int | None = None) -> str:
+    """User text (a key, a table name, a path) for a one-line message: every character that
+    is not printable (a newline, a tab, NUL, U+2028, the surrogate standing for an
+    undecodable byte in a file name) escaped as Python writes it in a string literal, cut to
+    ``limit`` characters if given (a key may be as long as the card; a path is shown whole).
+
+    >>> print(_show("a\\nb"), _show("plain key"))
+    a\\nb plain key
+    """
+    text = str(text)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters so an error message stays one short line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """``repr(value)``, cut to ``limit`` characters so an error message stays one short line
+    (a string's ``repr`` escapes its control characters; an integer too long to convert
+    to text is described by its size)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python converts to text
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    return _show(text, limit)
 
 
 def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
@@ -393,27 +433,30 @@ class Card:
         if not isinstance(data, dict):
             raise CardError("a hardware card must be a TOML document of tables")
         top_known = {"card", *_SECTIONS}
-        unknown = sorted(set(data) - top_known)
+        unknown = sorted(set(data) - top_known, key=str)
         if unknown:
             raise CardError(
-                f"unknown table [{unknown[0]}] in hardware card; known tables: "
+                f"unknown table [{_show(unknown[0], 100)}] in hardware card; known tables: "
                 + ", ".join(sorted(top_known))
             )
         meta = data.get("card", {})
         if not isinstance(meta, dict):
             raise CardError("[card] must be a table with keys name, schema")
-        extra = sorted(set(meta) - {"name", "schema"})
+        extra = sorted(set(meta) - {"name", "schema"}, key=str)
         if extra:
-            raise CardError(f"unknown key card.{extra[0]}; [card] has keys name, schema")
+            raise CardError(
+                f"unknown key card.{_show(extra[0], 100)}; [card] has keys name, schema"
+            )
         schema = meta.get("schema", CARD_SCHEMA)
         if schema != CARD_SCHEMA:
             raise CardError(
-                f"card.schema = {schema!r} but this cosim reads schema {CARD_SCHEMA}; "
+                f"card.schema = {_short(schema)} but this cosim reads schema {CARD_SCHEMA}; "
                 "update the card to the current format (see the default card)"
             )
         name = meta.get("name", "unnamed")
         if not isinstance(name, str) or not name:
             raise CardError("card.name must be a non-empty string")
+        _check_name(name)
         sections = {}
         for sec, klass in _SECTIONS.items():
             if sec not in data:
@@ -433,10 +476,10 @@ class Card:
         data = self.to_dict()
         for sec, vals in updates.items():
             if sec not in data or sec == "card":
-                raise CardError(f"unknown table [{sec}] in card update")
+                raise CardError(f"unknown table [{_show(sec, 100)}] in card update")
             for k, v in vals.items():
                 if k not in data[sec]:
-                    raise CardError(f"unknown key {sec}.{k} in card update")
+                    raise CardError(f"unknown key {sec}.{_show(k, 100)} in card update")
                 data[sec][k] = v
         if name is not None:
             data["card"]["name"] = name
@@ -472,14 +515,14 @@ class Card:
 
     def to_toml(self) -> str:
         """The card as TOML text (round-trips through :func:`parse_card`)."""
-        lines = [f"[card]\nname = {json.dumps(self.name)}\nschema = {CARD_SCHEMA}\n"]
+        lines = [f"[card]\nname = {_toml_string(self.name)}\nschema = {CARD_SCHEMA}\n"]
         for sec in _SECTIONS:
             lines.append(f"[{sec}]")
             for k, v in getattr(self, sec).to_dict().items():
                 if isinstance(v, bool):
                     lines.append(f"{k} = {'true' if v else 'false'}")
                 elif isinstance(v, str):
-                    lines.append(f'{k} = "{v}"')
+                    lines.append(f"{k} = {_toml_string(v)}")
                 elif isinstance(v, int):
                     lines.append(f"{k} = {v}")
                 else:
@@ -509,20 +552,50 @@ class Card:
         return self.array.rows - self.array.bias_rows
 
 
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: ``"``, ``\\`` and the control characters TOML does
+    not allow raw escaped, everything else (accents, emoji) written as it is, so that
+    :func:`parse_card` reads back exactly ``text`` (``json.dumps`` would write a character
+    outside the Basic Multilingual Plane as a surrogate pair, which TOML refuses)."""
+    out = []
+    for c in text:
+        if c in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[c])
+        elif c < " " or c == "\x7f":
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
 def parse_card(text: str, source: str = "<string>") -> Card:
-    """Parse TOML text into a validated :class:`Card`."""
+    """Parse TOML text into a validated :class:`Card`; ``source`` names it in errors."""
+    where = _show(source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CardError(f"{source} is not valid TOML: {exc}") from None
+        raise CardError(f"{where} is not valid TOML: {_show(exc, 300)}") from None
     except RecursionError:
-        raise CardError(f"{source} is not a hardware card: its arrays nest too deeply") from None
+        raise CardError(f"{where} is not a hardware card: its arrays nest too deeply") from None
     except ValueError as exc:  # an integer of more than 4300 digits
-        raise CardError(f"{source} is not a hardware card: {exc}".split(";")[0]) from None
+        raise CardError(
+            f"{where} is not a hardware card: {_show(exc, 300)}".split(";")[0]
+        ) from None
     try:
         return Card.from_dict(data)
     except CardError as exc:
-        raise CardError(f"{source}: {exc}") from None
+        raise CardError(f"{where}: {exc}") from None
 
 
 def default_card_text() -> str:
@@ -536,9 +609,11 @@ def load_card(path: str | Path | None = None) -> Card:
     Raises
     ------
     CardError
-        If the path is missing or not a regular file (a directory, a FIFO, a device), the
+        If the path is missing, names no file at all (a NUL byte, a name longer than the
+        file system allows) or not a regular file (a directory, a FIFO, a device), the
         file is larger than :data:`MAX_CARD_BYTES`, not UTF-8 text, not TOML, or any key is
-        unknown or out of range.
+        unknown or out of range. The message is one line: the path's control characters
+        are escaped.
     """
     if path is None:
         return parse_card(default_card_text(), "default card")
@@ -548,7 +623,7 @@ def load_card(path: str | Path | None = None) -> Card:
         text = raw.decode("utf-8-sig")  # tolerate the byte-order mark some editors write
     except UnicodeDecodeError as exc:
         raise CardError(
-            f"hardware card {p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"hardware card {_show(p)} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
             f"{exc.start}); save it as UTF-8"
         ) from None
     return parse_card(text, str(p))
@@ -557,38 +632,51 @@ def load_card(path: str | Path | None = None) -> Card:
 def _read_card_file(p: Path) -> bytes:
     """The bytes of the card file ``p``, refusing anything but a regular file of at most
     :data:`MAX_CARD_BYTES` (a FIFO or a device such as ``/dev/zero`` is never read)."""
+    shown = _show(p)
+    if "\0" in str(p):  # no file name holds one (os.stat raises ValueError for it)
+        raise CardError(f"hardware card {shown} holds a NUL byte, which no file name can")
     try:
         st = os.stat(p)
-    except FileNotFoundError:
-        raise CardError(f"hardware card {p} does not exist (pass a TOML file to --card)") from None
-    except OSError as exc:
-        raise CardError(f"cannot read hardware card {p}: {exc.strerror or exc}") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise CardError(
+            f"hardware card {shown} does not exist (pass a TOML file to --card)"
+        ) from None
+    except (OSError, ValueError) as exc:  # a name too long, no permission, a loop of links
+        raise CardError(f"cannot read hardware card {shown}: {_reason(exc)}") from None
     _check_regular(p, st.st_mode)
     try:
         # O_NONBLOCK: should a FIFO replace the file after the check, opening it does not
         # wait for a writer; fstat below then refuses it
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise CardError(f"cannot read hardware card {p}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise CardError(f"cannot read hardware card {shown}: {_reason(exc)}") from None
     with os.fdopen(fd, "rb") as fh:
         _check_regular(p, os.fstat(fd).st_mode)
         raw = fh.read(MAX_CARD_BYTES + 1)
     if len(raw) > MAX_CARD_BYTES:
         raise CardError(
-            f"hardware card {p} is larger than {MAX_CARD_BYTES // 1024} KiB, far more than any "
+            f"hardware card {shown} is larger than {MAX_CARD_BYTES // 1024} KiB, far more than any "
             "card; pass the card's TOML file to --card"
         )
     return raw
 
 
+def _reason(exc: BaseException) -> str:
+    """Why an OS call failed, in a few words on one line (the path is named separately)."""
+    reason = getattr(exc, "strerror", None)
+    if not (isinstance(reason, str) and reason):
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+    return _show(reason)
+
+
 def _check_regular(p: Path, mode: int) -> None:
     if stat.S_ISDIR(mode):
         raise CardError(
-            f"hardware card {p} is a directory, not a card file; pass a TOML file to --card"
+            f"hardware card {_show(p)} is a directory, not a card file; pass a TOML file to --card"
         )
     if not stat.S_ISREG(mode):
         raise CardError(
-            f"hardware card {p} is not a regular file (a FIFO, socket or device); pass a "
+            f"hardware card {_show(p)} is not a regular file (a FIFO, socket or device); pass a "
             "TOML file to --card"
         )
 

@@ -405,3 +405,138 @@ def test_extreme_values_are_card_errors(text, pattern):
     with pytest.raises(CardError, match=pattern) as exc:
         parse_card(text, "x.toml")
     assert len(str(exc.value)) < 400 and "\n" not in str(exc.value)
+
+
+# ------------------------------------------------------ user text in errors: one line
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("a\0b", r"^hardware card .*a\\x00b holds a NUL byte, which no file name can$"),
+        ("x" * 300, r"^cannot read hardware card .*/x{300}: File name too long$"),
+        ("new\nline.toml", r"^hardware card .*new\\nline\.toml does not exist"),
+    ],
+    ids=["nul", "name-too-long", "newline"],
+)
+def test_a_card_path_that_names_no_file_is_one_card_error(tmp_path, name, pattern):
+    with pytest.raises(CardError, match=pattern) as exc:
+        load_card(tmp_path / name)
+    assert "\n" not in str(exc.value) and str(tmp_path) in str(exc.value)
+
+
+def test_a_card_path_with_a_newline_is_escaped_in_every_message(tmp_path):
+    bad = tmp_path / "bad\ncard.toml"
+    bad.write_text(_edited("adc", "bits", "9"))
+    with pytest.raises(CardError, match=r"bad\\ncard\.toml: adc\.bits = 9") as exc:
+        load_card(bad)
+    assert "\n" not in str(exc.value)
+    bad.write_bytes(b"\xff")
+    with pytest.raises(CardError, match=r"bad\\ncard\.toml is not UTF-8") as exc:
+        load_card(bad)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(CardError, match=r"^x\\ny: unknown table"):
+        parse_card(default_card_text() + "\n[zz]\n", "x\ny")
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (default_card_text() + '\n["a\\nb"]\nx = 1\n', r"unknown table \[a\\nb\] in hardware"),
+        (
+            default_card_text().replace("[adc]\n", '[adc]\n"a\\nb" = 1\n'),
+            r"unknown key adc\.a\\nb in hardware card",
+        ),
+        (
+            default_card_text().replace("[card]\n", '[card]\n"x\\u2028y" = 1\n'),
+            r"unknown key card\.x\\u2028y;",
+        ),
+        (
+            default_card_text().replace("[adc]\n", '[adc]\n"' + "k" * 5000 + '" = 1\n'),
+            r"unknown key adc\.k+\.\.\. in hardware card",
+        ),
+        (_edited("device", "technology", '"pcm\\nrram"'), r"'pcm\\nrram' is not allowed"),
+        (_edited("adc", "bits", '"8\\r\\n"'), r"adc\.bits must be a number, got '8\\r\\n'"),
+        (
+            default_card_text().replace("schema = 1", 'schema = "1\\n"'),
+            r"card\.schema = '1\\n' but this cosim",
+        ),
+        (
+            default_card_text().replace("schema = 1", "schema = " + "9" * 4000),
+            r"card\.schema = 9{50}.*\.\.\. but this cosim",
+        ),
+    ],
+    ids=["table", "key", "u2028", "long-key", "choice", "number", "schema", "long-schema"],
+)
+def test_user_text_in_card_errors_is_escaped(text, pattern):
+    with pytest.raises(CardError, match=pattern) as exc:
+        parse_card(text)
+    msg = str(exc.value)
+    assert "\n" not in msg and "\u2028" not in msg and len(msg) < 600, msg
+
+
+def test_card_update_with_user_text_is_one_line():
+    with pytest.raises(CardError, match=r"unknown key adc\.a\\nb in card update"):
+        DEFAULT.with_updates({"adc": {"a\nb": 1}})
+    with pytest.raises(CardError, match=r"unknown table \[a\\tb\] in card update"):
+        DEFAULT.with_updates({"a\tb": {}})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pcm 😀",  # outside the Basic Multilingual Plane: json.dumps writes a surrogate pair
+        "𝔠𝔥𝔦𝔭 ☃ é 中文",
+        '"quoted" back\\slash \\u0041 \\n',
+        "\u00a0no-break space",
+        3 * "'" + 3 * '"',
+    ],
+    ids=["emoji", "astral-and-bmp", "quote-backslash", "nbsp", "quotes"],
+)
+def test_to_toml_round_trips_any_name(tmp_path, name):
+    card = DEFAULT.with_updates({}, name=name)
+    text = card.to_toml()
+    again = parse_card(text)
+    assert again == card and again.hash() == card.hash() and again.name == name
+    p = tmp_path / "c.toml"
+    p.write_text(text, encoding="utf-8")  # TOML is UTF-8 text: every name writes
+    assert load_card(p) == card
+    if "😀" in name:
+        assert '"pcm 😀"' in text  # written as it is, not as escapes
+
+
+def test_emoji_name_in_a_card_file_round_trips(tmp_path):
+    p = tmp_path / "emoji.toml"
+    p.write_text(
+        default_card_text().replace('name = "default-pcm-64x64"', 'name = "pcm 😀"'),
+        encoding="utf-8",
+    )
+    card = load_card(p)
+    assert card.name == "pcm 😀" and parse_card(card.to_toml()) == card
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("a\nb", r"card\.name = 'a\\nb' holds the control character '\\n'; a card name is one"),
+        ("tab\there", r"holds the control character '\\t'"),
+        ("nul\x00", r"holds the control character '\\x00'"),
+        ("del\x7f", r"holds the control character '\\x7f'"),
+        ("x\u2028y", r"holds the line separator '\\u2028'"),
+        # JSON (a library's stored card) can spell one; no UTF-8 file can hold it
+        ("chip \ud800", r"card\.name = 'chip \\ud800' holds a lone surrogate"),
+    ],
+    ids=["newline", "tab", "nul", "del", "u2028", "lone-surrogate"],
+)
+def test_a_name_that_is_not_one_line_of_text_is_refused(name, pattern):
+    """A card name is shown in log lines, messages and plot titles: one line of text."""
+    d = DEFAULT.to_dict()
+    d["card"]["name"] = name
+    with pytest.raises(CardError, match=pattern) as exc:
+        Card.from_dict(d)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(CardError, match=pattern):
+        DEFAULT.with_updates({}, name=name)
+    if "\ud800" not in name:  # the same from a card file, spelled with TOML's escapes
+        escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in name)
+        text = default_card_text().replace('"default-pcm-64x64"', f'"{escaped}"')
+        with pytest.raises(CardError, match=pattern):
+            parse_card(text)

@@ -138,13 +138,15 @@ def test_not_a_library(tmp_path):
         ),
         (
             lambda p: _edit_arrays(p, lambda a: a.pop("sense_row.surrogate.thresholds_v")),
-            r"arrays\.npz lacks 'sense_row\.surrogate\.thresholds_v' \(sense_row\)",
+            r"arrays\.npz lacks 'sense_row\.surrogate\.thresholds_v' "
+            r"\(blocks\.sense_row\.surrogate\.thresholds_v\)",
         ),
         (
             lambda p: _edit_arrays(
                 p, lambda a: a["sar_adc.surrogate.bit_weights_v"].__setitem__(0, np.nan)
             ),
-            r"array 'sar_adc\.surrogate\.bit_weights_v' in the surrogate library holds NaN",
+            r"array 'sar_adc\.surrogate\.bit_weights_v' \(blocks\.sar_adc\.surrogate\."
+            r"bit_weights_v\) in the surrogate library holds NaN",
         ),
         (lambda p: (p / "arrays.npz").unlink(), r"cannot read .*arrays\.npz"),
         (lambda p: (p / "arrays.npz").write_bytes(b"not a zip"), r"cannot read .*arrays\.npz"),
@@ -332,6 +334,10 @@ def _block(edit):
     return lambda p: _edit_json(p / "library.json", lambda d: edit(d["blocks"]["tia"]))
 
 
+NAN, INF = float("nan"), float("inf")
+_LACKS_ARRAY = r"arrays\.npz lacks %s \(blocks\.tia\.extra\.curve\); the library is incomplete"
+
+
 def _npz(**arrays):
     def corrupt(p):
         with open(p / "arrays.npz", "wb") as fh:
@@ -370,13 +376,43 @@ def _npz(**arrays):
         (_set("card", 5), r"the card stored in .* is invalid"),
         (_set("card", {"adc": []}), r"the card stored in .* is invalid"),
         (_set("schema_version", [1]), r"has schema version \[1\]"),
-        (_block(lambda b: b["extra"].update(curve={"$array": [1]})), r"lacks \[1\] \(tia\)"),
-        (_block(lambda b: b["extra"].update(curve={"$array": 5})), r"lacks 5 \(tia\)"),
-        (_block(lambda b: b.update(surrogate=[1, 2])), r"TIA surrogate .* lacks|cannot be decod"),
-        (_block(lambda b: b.update(surrogate="x")), r"TIA surrogate .* lacks|cannot be decoded"),
-        (_block(lambda b: b.update(extra=7)), None),
+        (_block(lambda b: b["extra"].update(curve={"$array": [1]})), _LACKS_ARRAY % r"\[1\]"),
+        (_block(lambda b: b["extra"].update(curve={"$array": 5})), _LACKS_ARRAY % "5"),
+        (_block(lambda b: b.update(surrogate=[1, 2])), r"'surrogate' must be a table .*not \[1"),
+        (_block(lambda b: b.update(surrogate="x")), r"'surrogate' must be a table .*not 'x'"),
+        (_block(lambda b: b.pop("surrogate")), r"'surrogate' must be a table .*it is missing"),
+        # a block's extra must be a table (the engine looks keys up in it)
+        (_block(lambda b: b.update(extra=7)), r"block 'tia' .*'extra' must be a table.*not 7"),
+        (_block(lambda b: b.update(extra="x")), r"'extra' must be a table .*not 'x'"),
+        (_block(lambda b: b.update(extra=[1])), r"'extra' must be a table .*not \[1\]"),
+        (_block(lambda b: b.update(netlist_hashes=5)), r"'netlist_hashes' must be a table"),
         (_block(lambda b: b.update(kind=[1])), r"unknown surrogate kind"),
+        (_block(lambda b: b.update(kind="a\nb")), r"block 'tia' .*unknown surrogate kind 'a\\nb'"),
+        (_block(lambda b: b.update(kind="subtractor")), r"holds a 'tia' surrogate"),
         (_block(lambda b: b["surrogate"].update(opamp=3)), r"block 'tia' .* cannot be decoded"),
+        (_block(lambda b: b["surrogate"].update(r_feedback_ohm=[1.0])), r"block 'tia' .* cannot"),
+        # NaN/inf anywhere in a block: corrupt, the message names the field
+        (_block(lambda b: b["extra"].update(t=NAN)), r"blocks\.tia\.extra\.t = nan is not a f"),
+        (_block(lambda b: b["extra"].update(t={"u": [1, INF]})), r"extra\.t\.u\[1\] = inf is"),
+        (_block(lambda b: b["extra"].update(t=-(10**400))), r"extra\.t = -1000.* is beyond any"),
+        (_block(lambda b: b["extra"].update(**{"a\nb": NAN})), r"extra\.a\\nb = nan is not"),
+        (
+            _block(lambda b: b["surrogate"].update(r_feedback_ohm=INF)),
+            r"blocks\.tia\.surrogate\.r_feedback_ohm = inf is not a finite number",
+        ),
+        (
+            _block(lambda b: b["surrogate"]["opamp"].update(offset_v=NAN)),
+            r"blocks\.tia\.surrogate\.opamp\.offset_v = nan is not a finite number",
+        ),
+        (
+            _npz(**{"tia.extra.curve": np.array([0.0, np.nan])}),
+            r"array 'tia\.extra\.curve' \(blocks\.tia\.extra\.curve\) .* holds NaN or inf",
+        ),
+        (_npz(**{"tia.extra.curve": np.linspace(0, 1, 5) + 1j}), "complex numbers"),
+        (_npz(**{"tia.extra.curve": np.array(["1.0", "2.0"])}), "not real numbers"),
+        # user text in messages is escaped: one line
+        (_set("blocks", {"a\nb": {"kind": "tia"}}), r"block 'a\\nb' .*'surrogate' must be"),
+        (_set("schema_version", "1\n2"), r"has schema version '1\\n2'"),
     ],
 )
 def test_tampered_library_is_a_one_line_library_error(tiny_lib, corrupt, pattern):
@@ -466,3 +502,147 @@ def test_write_library_never_replaces_what_is_not_a_library(tiny_lib, tmp_path, 
     write_library(tiny_lib, CARD, blocks, {}, {"seed": 7})  # its own library: replaced
     assert load_library(tiny_lib).meta["seed"] == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "lib", "link", "thesis"]
+
+
+# ------------------------------------------- block structure and paths (no SPICE needed)
+def _sar(bits):
+    from cosim.surrogates.adc import SarAdcModel
+
+    return SarAdcModel.ideal(bits, CARD.adc.v_ref_v)
+
+
+@pytest.fixture
+def sar_lib(tmp_path):
+    """A library of a hand-made SAR ADC block holding its model at every resolution."""
+    extra = {
+        "conversion_time_s": 1e-7,
+        "by_bits": {str(n): _sar(n).to_dict() for n in range(1, CARD.adc.bits + 1)},
+        "mc_inl_max_lsb": None,  # "not measured" is null
+    }
+    blocks = {"sar_adc": {"surrogate": _sar(CARD.adc.bits), "extra": extra}}
+    return write_library(tmp_path / "lib", CARD, blocks, {"sar_adc": {"n": 1}}, {"seed": 0})
+
+
+def _by_bits(edit):
+    return lambda p: _edit_json(
+        p / "library.json", lambda d: edit(d["blocks"]["sar_adc"]["extra"]["by_bits"])
+    )
+
+
+def test_sar_library_round_trip(sar_lib):
+    lib = load_library(sar_lib, CARD)
+    models = lib.adc_models_by_bits()
+    assert sorted(models) == list(range(1, CARD.adc.bits + 1))
+    for n, model in models.items():
+        want = _sar(n).to_dict()
+        for key, value in model.to_dict().items():
+            np.testing.assert_array_equal(value, want[key])
+    assert lib.adc().bits == CARD.adc.bits
+    assert lib.extras["sar_adc"]["mc_inl_max_lsb"] is None
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "pattern"),
+    [
+        # a list where the surrogate takes a number: named before SarAdcModel chokes on it
+        (
+            _by_bits(lambda t: t["1"].update(shift_v=[-0.14])),
+            r"block 'sar_adc' .*: extra\.by_bits\.1\.shift_v must be a number, not an array",
+        ),
+        (
+            _by_bits(lambda t: t["2"].update(bit_weights_v=0.5)),
+            r"extra\.by_bits\.2\.bit_weights_v must be an array, not float",
+        ),
+        (_by_bits(lambda t: t["2"].update(bits="2")), r"by_bits\.2\.bits must be a number, not s"),
+        (_by_bits(lambda t: t["3"].update(bits=True)), r"by_bits\.3\.bits must be a number, not b"),
+        (_by_bits(lambda t: t["3"].update(v_ref_v=None)), r"by_bits\.3\.v_ref_v must be a .*null"),
+        (_by_bits(lambda t: t["3"].update(v_ref_v=NAN)), r"by_bits\.3\.v_ref_v = nan is not a fin"),
+        # what only the surrogate's own from_dict sees: a LibraryError naming the block
+        (_by_bits(lambda t: t["2"].update(bits=3)), r"block 'sar_adc' .*: extra\.by_bits canno"),
+        (_by_bits(lambda t: t["2"].update(bit_weights_v=[1.0])), r"by_bits cannot be decoded"),
+        (_by_bits(lambda t: t["2"].update(input_gain=-1.0)), r"by_bits cannot be decoded"),
+        (_by_bits(lambda t: t.pop("1")), r"by_bits cannot be decoded .*lacks the 1-bit"),
+        (_by_bits(lambda t: t.update({"1": 5})), r"by_bits cannot be decoded"),
+        (_by_bits(lambda t: t.update({"x\ny": t["1"]})), r"by_bits cannot be decoded .*x\\ny"),
+        (_by_bits(lambda t: t.clear()), r"by_bits cannot be decoded"),
+        (
+            lambda p: _edit_json(
+                p / "library.json", lambda d: d["blocks"]["sar_adc"]["extra"].update(by_bits=[])
+            ),
+            r"by_bits cannot be decoded",
+        ),
+        (
+            lambda p: _edit_json(
+                p / "library.json", lambda d: d["blocks"]["sar_adc"].update(extra=5)
+            ),
+            r"block 'sar_adc' .*'extra' must be a table .*not 5",
+        ),
+        (
+            lambda p: _edit_json(
+                p / "library.json",
+                lambda d: d["blocks"]["sar_adc"]["extra"].update(conversion_time_s=NAN),
+            ),
+            r"blocks\.sar_adc\.extra\.conversion_time_s = nan is not a finite number",
+        ),
+        (
+            lambda p: _edit_json(
+                p / "library.json", lambda d: d["blocks"]["sar_adc"].update(kind="tia")
+            ),
+            r"block 'sar_adc' .*kind is 'tia', but the block 'sar_adc' holds a 'sar_adc'",
+        ),
+        (
+            lambda p: _edit_arrays(
+                p,
+                lambda a: a.update(
+                    {"sar_adc.surrogate.bit_weights_v": a["sar_adc.surrogate.bit_weights_v"] + 1j}
+                ),
+            ),
+            r"complex numbers",
+        ),
+    ],
+)
+def test_malformed_sar_block_is_a_one_line_library_error(sar_lib, corrupt, pattern):
+    corrupt(sar_lib)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: refused before any conversion
+        with pytest.raises(LibraryError, match=pattern) as exc:
+            load_library(sar_lib)
+    assert "\n" not in str(exc.value)
+
+
+def test_join_arrays_refuses_arrays_that_hold_no_real_numbers():
+    from cosim.library import _join_arrays
+
+    ref = {"w": {"$array": "k"}}
+    for bad, pattern in [
+        (np.array([1.0 + 1j]), "holds complex numbers, not real numbers"),
+        (np.array(["1.0"]), "holds dtype <U3, not real numbers"),
+        (np.array([np.inf]), "holds NaN or inf"),
+    ]:
+        with pytest.raises(LibraryError, match=rf"array 'k' \(blocks\.b\.extra\.w\) .*{pattern}"):
+            _join_arrays(ref, {"k": bad}, ("blocks", "b", "extra"))
+    for good in (np.array([True]), np.array([3], dtype=np.uint8), np.zeros((2, 2))):
+        assert _join_arrays(ref, {"k": good}, ("x",))["w"] is good
+
+
+def test_validation_json_is_read_as_it_is(tiny_lib):
+    """validation.json is the characterization's report, never an engine input: a metric
+    that was not measured (null) or came out NaN does not make the library corrupt."""
+    (tiny_lib / "validation.json").write_text('{"tia": {"rms": NaN, "max": null, "n": 3}}')
+    lib = load_library(tiny_lib)
+    assert lib.validation["tia"]["max"] is None and np.isnan(lib.validation["tia"]["rms"])
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("a\0b", r"a\\x00b is not a surrogate library: the path holds a NUL byte"),
+        ("x" * 300, r"cannot read the surrogate library .*x{300} \(File name too long\)"),
+        ("new\nline", r"new\\nline is not a surrogate library \(it does not exist\)"),
+    ],
+    ids=["nul", "name-too-long", "newline"],
+)
+def test_a_library_path_that_names_no_file_is_one_line(tmp_path, name, pattern):
+    with pytest.raises(LibraryError, match=pattern) as exc:
+        load_library(tmp_path / name)
+    assert "\n" not in str(exc.value) and str(tmp_path) in str(exc.value)
