@@ -1,4 +1,5 @@
-"""Helpers shared by the netlist generators: number formatting, sweep tables, hashing.
+"""Helpers shared by the netlist generators: number formatting, sweep tables, PWL sources,
+hashing.
 
 Numbers are written with 12 significant digits: ngspice stops a transient early (with only a
 warning) when PWL times are printed too coarsely, and netlist text must be a pure function of
@@ -57,6 +58,28 @@ def index_sweep(n: int) -> tuple[str, str]:
         raise ValueError("a sweep needs at least one point")
     stop = max(n - 1, 1)
     return f"{INDEX_SOURCE} {INDEX_NODE} 0 0", f".dc {INDEX_SOURCE} 0 {stop} 1"
+
+
+def pwl_steps(times: np.ndarray, values: np.ndarray, edge_s: float, v_start: float) -> str:
+    """Transient ``PWL(...)`` text holding ``v_start`` from 0 and ``values[f]`` from
+    ``times[f]`` on, each change a ramp of ``edge_s``; a repeated value adds no point.
+
+    Times and values are printed with full precision (:func:`num`): ngspice stops a
+    transient early when PWL times are rounded.
+
+    Examples
+    --------
+    >>> pwl_steps(np.array([1e-6, 2e-6, 3e-6]), np.array([0.5, 0.5, 0.25]), 1e-9, 0.0)
+    'PWL(0 0 1e-06 0 1.001e-06 0.5 3e-06 0.5 3.001e-06 0.25)'
+    """
+    pts = [f"0 {num(v_start)}"]
+    prev = v_start
+    for tc, v in zip(times, values, strict=True):
+        if v == prev:
+            continue
+        pts.append(f"{num(tc)} {num(prev)} {num(tc + edge_s)} {num(v)}")
+        prev = v
+    return "PWL(" + " ".join(pts) + ")"
 
 
 def netlist_hash(text: str) -> str:

@@ -2,8 +2,9 @@
 
 The *analog* netlist (:func:`mac_analog_netlist`) is a DC sweep over input vectors that
 returns every output voltage the ADCs would sample and the sense TIA's output. The full
-*MAC-unit* netlist (:func:`netlists.mac_unit.mac_unit_netlist`, built with the SAR ADC
-subcircuit) adds the ADCs and the sense comparators.
+*MAC-unit* netlist (:func:`netlists.mac_unit.mac_unit_netlist`) adds the ADCs, as the
+sub-circuits of the card's ADC architecture (:class:`cosim.converters.AdcArchitecture`, the
+SAR today), and the sense comparators.
 
 Outputs are described by a *layout*: a tuple of ``(p, n)`` column pairs for differential
 weights (subtractor output ``V(p) − V(n)``) or ``(p, None)`` for a unipolar column (its
@@ -13,15 +14,19 @@ TIA output goes straight to the ADC).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from device_models import DeviceModel
-from netlists.common import TIGHT_OPTIONS, index_sweep, num, pwl_of_index
+from netlists.common import TIGHT_OPTIONS, index_sweep, num, pwl_of_index, pwl_steps
 from netlists.crossbar import CrossbarParams, crossbar_elements
 from netlists.opamp import opamp_subckt
 from netlists.subtractor import SubtractorParams, subtractor_elements
 from netlists.tia import TiaParams, tia_subckt
+
+if TYPE_CHECKING:
+    from cosim.converters import AdcArchitecture
 
 Layout = tuple[tuple[int, int | None], ...]
 
@@ -251,16 +256,21 @@ def mac_unit_netlist(
     sub_ref_v: float = 0.0,
     settle_cycles: int = 6,
     title: str = "cosim mac unit",
+    *,
+    adc_arch: AdcArchitecture,
 ) -> tuple[str, dict]:
     """The whole MAC unit as one transient netlist: crossbar, TIAs, subtractors, sense line
-    and its comparators, and one SAR ADC per output, converting every input vector in turn.
+    and its comparators, and one ADC per output, converting every input vector in turn.
 
     Each input vector is applied for ``settle_cycles`` clock periods before its conversion
     starts (the analog chain settles while the ADCs are idle); the sense comparators turn
     ``V_sense`` against ``sense_thresholds_v`` (k = 1, 2, ...) into each ADC's skip pins,
-    which the SAR latches at the start of the conversion.
+    which the ADCs latch at the start of the conversion.
 
-    ``adcs[k]`` is the :class:`netlists.sar_adc.SarAdcParams` of layout entry ``k``'s ADC.
+    ``adcs[k]`` holds the netlist parameters of layout entry ``k``'s ADC instance in the
+    architecture ``adc_arch`` (its ``subckt``, ``subckt_name`` and ``subckt_pins`` write the
+    instances; for the SAR a :class:`netlists.sar_adc.SarAdcParams`); each carries ``bits``,
+    ``period_s`` (the clock), ``v_dd_v`` and ``v_ref_v``, shared by every ADC of the unit.
     Returns the netlist and a timing dict for :func:`decode_mac_unit`.
 
     This is the end-to-end reference; it is slow (a transient of the full array), so
@@ -268,8 +278,6 @@ def mac_unit_netlist(
     ideal sample-and-hold (DC analog MAC unit, then the ADCs), which a test checks against
     this netlist on a small tile.
     """
-    from netlists.sar_adc import _pwl, sar_adc_subckt, subckt_name, subckt_pins
-
     xb = p.crossbar
     v = _check_inputs(inputs_v, xb.rows)
     if len(adcs) != len(p.layout):
@@ -291,7 +299,7 @@ def mac_unit_netlist(
         p,
         device,
         g,
-        lambda i: f"Vdac{i} drv{i} 0 {_pwl(change[1:], -v[1:, i], tr, -v[0, i])}",
+        lambda i: f"Vdac{i} drv{i} 0 {pwl_steps(change[1:], -v[1:, i], tr, -v[0, i])}",
         tia_offsets_v,
         sub_offsets_v,
         subtractors,
@@ -323,11 +331,11 @@ def mac_unit_netlist(
             lines.append(f"Vskip{m} skip{m} 0 0")
     defined = set()
     for k, a in enumerate(adcs):
-        name = subckt_name(a)
+        name = adc_arch.subckt_name(a)
         if name not in defined:
-            lines.append(sar_adc_subckt(a, name).rstrip("\n"))
+            lines.append(adc_arch.subckt(a, name).rstrip("\n"))
             defined.add(name)
-        pins = subckt_pins(n_bits)
+        pins = adc_arch.subckt_pins(n_bits)
         nodes = {
             "vin": f"out{k}",
             "vref": "vref",

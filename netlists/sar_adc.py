@@ -115,6 +115,7 @@ import numpy as np
 
 from cosim.card import Card
 from netlists.common import num
+from netlists.common import pwl_steps as _pwl  # moved there; the old name stays
 from netlists.mismatch import SarMismatch, draw_sar_mismatch, sar_mismatch_units
 
 #: Wall time of one 8-bit conversion in ngspice 39 inside a 100-conversion testbench (s),
@@ -602,18 +603,6 @@ def sar_testbench_timing(params: SarAdcParams, n: int) -> SarTestbenchTiming:
     """Timing of :func:`sar_testbench_netlist` for ``n`` conversions."""
     t = params.period_s
     return SarTestbenchTiming(_TB_T0_CYCLES * t, t, params.cycles_per_conversion * t, int(n))
-
-
-def _pwl(times: np.ndarray, values: np.ndarray, edge_s: float, v_start: float) -> str:
-    """PWL text holding ``values[f]`` from ``times[f]`` (ramps of ``edge_s``); full precision."""
-    pts = [f"0 {num(v_start)}"]
-    prev = v_start
-    for tc, v in zip(times, values, strict=True):
-        if v == prev:
-            continue
-        pts.append(f"{num(tc)} {num(prev)} {num(tc + edge_s)} {num(v)}")
-        prev = v
-    return "PWL(" + " ".join(pts) + ")"
 
 
 def sar_testbench_netlist(

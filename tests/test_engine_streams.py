@@ -1,6 +1,7 @@
 """Results that do not depend on the batching (issue 9): ``--batch`` and ``--threads`` change
 time and memory, never a prediction, a statistic or an energy; the read noise a sample sees
-is keyed by the sample; conductances of any variation stay physical.
+is keyed by the sample; conductances of any variation stay physical. Chip draws keyed by what
+they model (issue 13): switching one effect or changing its size moves no other draw.
 
 The engine tests read the session's quick characterization (``quick_library``), so they
 carry ``@pytest.mark.ngspice``; the :class:`~cosim.engine.core.ReadNoise` tests need none.
@@ -11,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cosim.engine.chip import G_CEILING
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import BLOCK_SAMPLES, Engine, LayerStats, ReadNoise, _block_rows
 from cosim.engine.evaluate import evaluate
+from cosim.engine.streams import ChipStreams, Effect
 from cosim.library import load_library
 
 from .engine_models import dataset, trained
@@ -172,3 +175,163 @@ def test_huge_weight_variation_evaluates(library, nvw):
     res = evaluate(model, library, ds.x_test[:60], ds.y_test[:60], cfg)
     assert 0.0 <= res.accuracy_mean <= 1.0
     assert all(np.isfinite(v) for v in res.energy_per_inference_j.values())
+
+
+# ------------------------------------------------------------------ 4. chip draws keyed by effect
+def _periphery_draws(eng, chip):
+    """Every periphery draw of a chip, as plain arrays: TIA offsets per tile, subtractor
+    coefficients per column tile, the sense TIA offsets, each ADC instance's circuit."""
+    out = {}
+    for st in chip:
+        li = st.lmap.index
+        out[("sense", li)] = np.array([st.sense_offset_v])
+        for ts in st.tiles:
+            out[("tia", li, ts.tile.row_tile, ts.tile.col_tile)] = ts.tia_offset_v
+        for ct, c in st.sub_coeffs.items():
+            out[("sub", li, ct)] = c
+    return out
+
+
+def _adc_draws(eng, chip):
+    out = {}
+    for st in chip:
+        for key, adcs in st.adcs.items():
+            for a, adc in enumerate(adcs):
+                w = getattr(adc, "bit_weights_v", getattr(adc, "levels_v", None))
+                out[(st.lmap.index, *key, a)] = np.append(
+                    np.asarray(w), getattr(adc, "comparator_offset_v", 0.0)
+                )
+    return out
+
+
+def _assert_draws_equal(a, b, what):
+    assert a.keys() == b.keys(), what
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what}: {k}")
+
+
+@pytest.mark.ngspice
+def test_switching_stuck_faults_moves_no_other_draw(library):
+    """Stuck faults on and off (at 2 % + 2 %, so every tile has some): the devices their own
+    stream marks stuck (recomputed here from its key: (seed, chip, layer, tile, STUCK), line
+    by line) sit at g_max or g_min, every other device has exactly the conductance it has
+    with the faults off, and the reference lines and every periphery and ADC draw are
+    identical. Drift on: its exponents too stay where they were."""
+    card = library.card.with_updates({"device": {"stuck_on_rate": 0.02, "stuck_off_rate": 0.02}})
+    model = trained("digits-unipolar")  # unipolar columns: reference lines too
+    cfg = EngineConfig(seed=7, drift_t_s=3600.0)
+    on = Engine(model, library, cfg, card)
+    off = Engine(model, library, cfg.with_(stuck_faults=False), card)
+    chip_on, chip_off = on.chip(2), off.chip(2)
+    dev, streams = on.device, ChipStreams(7, 2)
+    n_stuck = n_dev = 0
+    for st_on, st_off in zip(chip_on, chip_off, strict=True):
+        for a, b in zip(st_on.tiles, st_off.tiles, strict=True):
+            t = a.tile
+            rng = streams.rng(Effect.STUCK, st_on.lmap.index, t.row_tile, t.col_tile)
+            mask = dev.stuck_mask(a.g.shape[::-1], rng).T  # drawn line by line
+            lines = a.g.shape[1] - card.sense_row.enabled  # the sense line is verified
+            mask[:, lines:] = 0
+            np.testing.assert_array_equal(a.g[mask == 1], dev.g_max_s)
+            np.testing.assert_array_equal(a.g[mask == -1], dev.g_min_s)
+            np.testing.assert_array_equal(a.g[mask == 0], b.g[mask == 0])
+            np.testing.assert_array_equal(a.ref_g, b.ref_g)
+            n_stuck += int(np.count_nonzero(mask))
+            n_dev += mask[:, :lines].size
+    # the switch really switched: 4 % of the devices stuck (binomial, > 20k devices: the
+    # 3-sigma band is well inside 3-5 %)
+    assert 0.03 < n_stuck / n_dev < 0.05
+    _assert_draws_equal(_periphery_draws(on, chip_on), _periphery_draws(off, chip_off), "stuck")
+    _assert_draws_equal(_adc_draws(on, chip_on), _adc_draws(off, chip_off), "stuck")
+
+
+@pytest.mark.ngspice
+def test_an_nvw_sweep_is_one_chip_with_scaled_deviations(library):
+    """nvw = 0.05 and 0.1 on the same chip (programming noise on): every device's deviation
+    from its conductance at nvw = 0 is ``nvw·(g_max − g_min)`` times the standard normals of
+    its tile's NVW stream (recomputed here from the key, line by line; the reference line's
+    from REF_NVW), so exactly twice as large at 0.1, wherever neither is clipped; every
+    periphery and ADC draw stays."""
+    model = trained("digits-unipolar")
+    base = EngineConfig(seed=3, stuck_faults=False)
+    engines = [Engine(model, library, base.with_(nvw=v)) for v in (0.0, 0.05, 0.1)]
+    chips = [e.chip(0) for e in engines]
+    dev, streams = engines[0].device, ChipStreams(3, 0)
+    span, top = dev.g_max_s - dev.g_min_s, G_CEILING * dev.g_max_s
+    # g0 + d rounds once to the conductance's ulp and the difference once more: 4 ulps of
+    # the largest conductance bound both (1e-20 S against deviations of 1e-6 S)
+    ulps = 4 * np.spacing(top)
+    n_free = 0
+    for s0, s1, s2 in zip(*chips, strict=True):
+        for t0, t1, t2 in zip(s0.tiles, s1.tiles, s2.tiles, strict=True):
+            at = streams.at(s0.lmap.index, t0.tile.row_tile, t0.tile.col_tile)
+            parts = [(t0.g, t1.g, t2.g, at(Effect.NVW).standard_normal(t0.g.shape[::-1]).T)]
+            if t0.ref_g is not None:  # a tile with unipolar columns
+                used = np.zeros(t0.ref_g.shape, dtype=bool)  # a device on every used row
+                used[t0.tile.data_rows] = used[t0.tile.bias_rows] = True
+                z_ref = np.zeros(used.shape)
+                z_ref[used] = at(Effect.REF_NVW).standard_normal(int(used.sum()))
+                parts.append((t0.ref_g, t1.ref_g, t2.ref_g, z_ref))
+            for g0, g1, g2, zz in parts:
+                free = (g1 > 0) & (g2 > 0) & (g1 < top) & (g2 < top)
+                d1, d2 = (g1 - g0)[free], (g2 - g0)[free]
+                np.testing.assert_allclose(d1, 0.05 * span * zz[free], rtol=0, atol=ulps)
+                np.testing.assert_allclose(d2, 2 * d1, rtol=0, atol=ulps)
+                n_free += d1.size
+    assert n_free > 10_000
+    for eng, chip in zip(engines[1:], chips[1:], strict=True):
+        p0, p1 = _periphery_draws(engines[0], chips[0]), _periphery_draws(eng, chip)
+        _assert_draws_equal(p0, p1, "nvw")
+        _assert_draws_equal(_adc_draws(engines[0], chips[0]), _adc_draws(eng, chip), "nvw")
+
+
+@pytest.mark.ngspice
+def test_adc_switches_leave_the_array_and_periphery_draws(library):
+    """The ADC mismatch off, or Bao et al.'s nva instead: TIA offsets, subtractors, sense
+    offsets and conductances are identical; nva = 0.01 and 0.02 move every comparison level
+    by exactly twice as much (common random numbers)."""
+    model = trained("fashion-lenet-a8")
+    cfg = EngineConfig(seed=1)
+    ref_eng = Engine(model, library, cfg)
+    ref = ref_eng.chip(0)
+    for change in (dict(adc=False), dict(nva=0.02), dict(periphery=False)):
+        eng = Engine(model, library, cfg.with_(**change))
+        chip = eng.chip(0)
+        for a, b in zip(ref, chip, strict=True):
+            for ta, tb in zip(a.tiles, b.tiles, strict=True):
+                np.testing.assert_array_equal(ta.g, tb.g, err_msg=str(change))
+        if "periphery" in change:  # no periphery draws; the ADC instances stay
+            _assert_draws_equal(_adc_draws(ref_eng, ref), _adc_draws(eng, chip), str(change))
+        else:
+            pa, pb = _periphery_draws(ref_eng, ref), _periphery_draws(eng, chip)
+            _assert_draws_equal(pa, pb, str(change))
+    lv = [Engine(model, library, cfg.with_(nva=v)).chip(0) for v in (0.01, 0.02)]
+    for a, b in zip(*lv, strict=True):
+        for key in a.adcs:
+            bits = a.adcs[key][0].bits
+            ideal = (np.arange(1, 2**bits) - 0.5) / 2**bits  # V_ref = 1 V
+            for x, y in zip(a.adcs[key], b.adcs[key], strict=True):
+                # (ideal + d) - ideal rounds twice at 1 V: 2 ulps of 1.0 each
+                np.testing.assert_allclose(
+                    y.levels_v - ideal, 2 * (x.levels_v - ideal), rtol=0, atol=4 * np.spacing(1.0)
+                )
+
+
+def test_chip_streams_are_keyed_by_every_field():
+    """A chip draw's generator depends on each word of its key and on nothing else: the
+    same key gives the same draws, a change of any one word other draws."""
+    import doctest
+
+    import cosim.engine.streams as streams
+
+    assert doctest.testmod(streams).failed == 0
+    key = dict(effect=Effect.PROGRAMMING, layer=1, row_tile=0, col_tile=3, index=0)
+    first = ChipStreams(5, 2).rng(**key).random(4)
+    np.testing.assert_array_equal(ChipStreams(5, 2).rng(**key).random(4), first)
+    others = [ChipStreams(6, 2).rng(**key), ChipStreams(5, 3).rng(**key)]
+    for word, value in [("effect", Effect.NVW), ("layer", 2), ("row_tile", 1),
+                        ("row_tile", -1), ("col_tile", 2), ("index", 1)]:  # fmt: skip
+        others.append(ChipStreams(5, 2).rng(**{**key, word: value}))
+    for g in others:
+        assert not np.array_equal(g.random(4), first)
+    assert [int(e) for e in Effect] == list(range(1, len(Effect) + 1))  # numbers are fixed

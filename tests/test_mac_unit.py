@@ -9,6 +9,7 @@ import pytest
 
 import device_models as dm
 from cosim.card import load_card
+from cosim.converters import adc_architecture
 from cosim.spice import SpiceJob, SpiceRunner
 from cosim.surrogates.sense_row import skips
 from netlists.mac_unit import (
@@ -18,12 +19,7 @@ from netlists.mac_unit import (
     mac_unit_netlist,
     pair_layout,
 )
-from netlists.sar_adc import (
-    SarAdcParams,
-    decode_testbench,
-    sar_testbench_netlist,
-    sar_testbench_vectors,
-)
+from netlists.sar_adc import SarAdcParams
 
 
 @pytest.mark.ngspice
@@ -38,7 +34,8 @@ def test_one_netlist_mac_unit_agrees_with_the_two_stage_simulation(tmp_path):
     v[1, :6] = 0.0  # sparse input
     adcs = [SarAdcParams.sample(card, rng) for _ in range(2)]
     th = np.array([0.3, 0.1, 0.05])  # skip 1, 2, 3 MSBs below these V_sense
-    net, timing = mac_unit_netlist(p, dev, g, v, adcs, th)
+    arch = adc_architecture(card.adc.architecture)  # the SAR: its sub-circuit and testbench
+    net, timing = mac_unit_netlist(p, dev, g, v, adcs, th, adc_arch=arch)
     analog, vectors = mac_analog_netlist(p, dev, g, v)
     with SpiceRunner(jobs=2, cache_dir=tmp_path) as r:
         one, dc = r.run([SpiceJob(net, timing["vectors"], 600.0), SpiceJob(analog, vectors)])
@@ -48,12 +45,12 @@ def test_one_netlist_mac_unit_agrees_with_the_two_stage_simulation(tmp_path):
         k_dc = skips(vs_dc, th)
         adc_runs = r.run(
             [
-                SpiceJob(sar_testbench_netlist(a, v_dc[:, k], k_dc), sar_testbench_vectors())
+                SpiceJob(arch.testbench_netlist(a, v_dc[:, k], k_dc), arch.testbench_vectors())
                 for k, a in enumerate(adcs)
             ]
         )
     two_stage = np.stack(
-        [decode_testbench(res, a, 5)["codes"] for res, a in zip(adc_runs, adcs, strict=True)],
+        [arch.decode_testbench(res, a, 5)["codes"] for res, a in zip(adc_runs, adcs, strict=True)],
         axis=1,
     )
     lsb = card.adc_lsb_v

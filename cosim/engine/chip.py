@@ -1,10 +1,14 @@
 """One Monte-Carlo chip instance: programmed conductances and periphery instances per tile.
 
-Everything random about a chip is drawn here, once, from the chip's own generator: device
-programming noise, the Bao et al. ``nvw`` variation, stuck-at faults, drift exponents, every
-op-amp's offset, every subtractor's resistor mismatch, every ADC's capacitor mismatch and
-comparator offset (or its ``nva`` comparison-level variation). The per-read noise is drawn
-during inference (:class:`cosim.engine.core.ReadNoise`).
+Everything random about a chip is drawn here, once: device programming noise, the Bao et
+al. ``nvw`` variation, stuck-at faults, drift exponents, every op-amp's offset, every
+subtractor's resistor mismatch, every ADC's capacitor mismatch and comparator offset (or
+its ``nva`` comparison-level variation). Each of them per tile (or instance) from its own
+generator, keyed by what it models (:mod:`cosim.engine.streams`): switching one effect or
+changing its size moves no other draw, and ``nvw`` scales the same normals at every size.
+A tile's per-device draws are taken line by line (column-major; the sense line last), so
+that the sense line's draws follow the array's. The per-read noise is drawn during
+inference (:class:`cosim.engine.readnoise.ReadNoise`).
 
 Programmed conductances stay in the physical range ``[0, 1.5·g_max]`` (the programming
 model's own ceiling, :meth:`device_models.base.DeviceModel.program`) whatever the
@@ -28,6 +32,7 @@ at the DAC's voltages (no IR drop).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +41,7 @@ import numpy as np
 from cosim.card import Card
 from cosim.engine.config import EngineConfig
 from cosim.engine.mapping import LayerMap, Tile
+from cosim.engine.streams import ChipStreams, Effect, RngFor
 from cosim.surrogates.crossbar import CrossbarModel
 from cosim.surrogates.periphery import SubtractorModel, TiaModel
 from device_models import DeviceModel
@@ -95,7 +101,7 @@ def program_tile(
     card: Card,
     device: DeviceModel,
     cfg: EngineConfig,
-    rng: np.random.Generator,
+    rng_for: RngFor,
     bias_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Programmed conductances (rows, n_lines) and per-read sigma for target ``levels``.
@@ -103,6 +109,9 @@ def program_tile(
     The sense line has a device at ``g_sense`` on every data row; on bias rows its device
     stays at ``g_min``: the bias of every column is known when it is programmed, so the
     bound adds it exactly instead of sensing a worst case.
+
+    ``rng_for(effect)``: the tile's generator of each effect (:class:`ChipStreams.at`);
+    every effect draws per device, line by line, whether or not the others are on.
     """
     g = device.level_conductance(levels)
     if sense:
@@ -110,20 +119,21 @@ def program_tile(
         if bias_rows is not None and bias_rows.size:
             s_col[bias_rows] = device.g_min_s
         g = np.concatenate([g, s_col], axis=1)
-    target = g
+    target = g.T  # (n_lines, rows): the draws go line by line, the sense line last
+    gt = target
     if cfg.programming_noise:
-        g = device.program(g, rng)
+        gt = device.program(gt, rng_for(Effect.PROGRAMMING))
     if cfg.nvw > 0:
-        g = device.gaussian_variation(g, cfg.nvw, rng)
+        gt = device.gaussian_variation(gt, cfg.nvw, rng_for(Effect.NVW))
     if cfg.drift_t_s is not None:
-        nu = device.sample_nu(target, rng)
-        g = device.drift(g, nu, cfg.drift_t_s)
+        nu = device.sample_nu(target, rng_for(Effect.DRIFT_NU))
+        gt = device.drift(gt, nu, cfg.drift_t_s)
     if cfg.stuck_faults:
-        mask = device.stuck_mask(g.shape, rng)
+        mask = device.stuck_mask(gt.shape, rng_for(Effect.STUCK))
         if sense:
-            mask[:, -1] = 0  # the sense line is verified after programming
-        g = device.apply_stuck(g, mask)
-    g = physical(g, device)
+            mask[-1] = 0  # the sense line is verified after programming
+        gt = device.apply_stuck(gt, mask)
+    g = np.ascontiguousarray(physical(gt, device).T)
     sigma = None
     if cfg.read_noise:
         t = cfg.drift_t_s if cfg.drift_t_s is not None else device.drift_t0_s
@@ -134,18 +144,18 @@ def program_tile(
 
 
 def _program_reference(
-    target: np.ndarray, device: DeviceModel, cfg: EngineConfig, rng: np.random.Generator
+    target: np.ndarray, device: DeviceModel, cfg: EngineConfig, rng_for: RngFor
 ) -> np.ndarray:
     """The reference line's conductances (S): ``target`` (``g_min`` on used rows, 0 where
-    no device is) through the array's programming, ``nvw`` and drift."""
+    no device is) through the array's programming, ``nvw`` and drift (draws of its own)."""
     used = target > 0
     g = target.copy()
     if cfg.programming_noise:
-        g[used] = device.program(target[used], rng)
+        g[used] = device.program(target[used], rng_for(Effect.REF_PROGRAMMING))
     if cfg.nvw > 0:
-        g[used] = device.gaussian_variation(g[used], cfg.nvw, rng)
+        g[used] = device.gaussian_variation(g[used], cfg.nvw, rng_for(Effect.REF_NVW))
     if cfg.drift_t_s is not None:
-        nu = device.sample_nu(target[used], rng)
+        nu = device.sample_nu(target[used], rng_for(Effect.REF_DRIFT_NU))
         g[used] = device.drift(g[used], nu, cfg.drift_t_s)
     return physical(g, device)
 
@@ -157,18 +167,24 @@ def build_layer(
     crossbar: CrossbarModel,
     tia: TiaModel,
     sub: SubtractorModel,
-    adc_factory,
+    adc_factory: Callable[[int, RngFor], Any],
     cfg: EngineConfig,
-    rng: np.random.Generator,
+    streams: ChipStreams,
 ) -> LayerState:
-    """Draw one chip's instance of a mapped layer."""
+    """Draw one chip's instance of a mapped layer, every effect from its own generator.
+
+    ``adc_factory(row_tile, rng_for)``: the ADC instance of a conversion group (row tile
+    ``-1``: every row tile together), drawing from ``rng_for(effect)``.
+    """
     sense = card.sense_row.enabled
+    layer = lmap.index
     o = card.opamp
     tiles = []
     v_read = card.dac.v_read_v
     drive_b = crossbar.drive(np.array([v_read])) if cfg.nonlinearity else np.array([v_read])
     for t in lmap.tiles:
-        g, sigma = program_tile(t.levels, sense, card, device, cfg, rng, t.bias_rows)
+        rng_for = streams.at(layer, t.row_tile, t.col_tile)
+        g, sigma = program_tile(t.levels, sense, card, device, cfg, rng_for, t.bias_rows)
         m_quad = None
         if cfg.ir_drop:
             m_eff, m_quad, y_tt = crossbar.transfer_parts(g, sense_first=sense)
@@ -189,7 +205,8 @@ def build_layer(
             (pol**2 * drive_b[0] ** 2) @ (sigma**2) if sigma is not None else np.zeros(g.shape[1])
         )
         if cfg.periphery:
-            offs = tia.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal(g.shape[1])
+            z = rng_for(Effect.TIA_OFFSET).standard_normal(g.shape[1])  # sense line last
+            offs = tia.opamp.offset_v + o.input_offset_sigma_v * z
             # every TIA input sits at its offset, which lifts the wordlines through the
             # drivers and wires: the other columns' currents shift (the TIA model covers
             # each column's own offset through its Norton conductance)
@@ -205,7 +222,7 @@ def build_layer(
             ref_g = np.zeros(g.shape[0])
             ref_g[t.data_rows] = device.g_min_s
             ref_g[t.bias_rows] = device.g_min_s
-            ref_g = _program_reference(ref_g, device, cfg, rng)
+            ref_g = _program_reference(ref_g, device, cfg, rng_for)
             sel = np.zeros(g.shape[1])
             sel[uni_cols] = 1.0
             m_tia = m_eff - np.outer(ref_g, sel)
@@ -236,16 +253,23 @@ def build_layer(
         outs = next(t.tile.outputs for t in tiles if t.tile.col_tile == ct)
         coeffs = np.zeros((len(outs), 4))  # a_pos, a_neg, c, gain of the reference node
         models: list[SubtractorModel | None] = []
+        z_r = z_off = None
+        if cfg.periphery and any(n is not None for _, _, n in outs):
+            # one row of draws per output (unipolar ones unused): an output's subtractor
+            # keeps its draws whatever the layout of the others
+            at = streams.at(layer, -1, ct)
+            z_r = at(Effect.SUB_MISMATCH).standard_normal((len(outs), 4))
+            z_off = at(Effect.SUB_OFFSET).standard_normal(len(outs))
         for k, (_, _, n) in enumerate(outs):
             if n is None:
                 coeffs[k] = (1.0, 0.0, 0.0, 0.0)
                 models.append(None)
                 continue
-            if cfg.periphery:
+            if z_r is not None and z_off is not None:
                 # resistors of this instance: nominal value with the card's mismatch
                 r0, gn = card.subtractor.r_ohm, card.subtractor.gain_v_per_v
                 r = np.array([r0, gn * r0, r0, gn * r0]) * (
-                    1.0 + card.subtractor.mismatch_sigma_rel * rng.standard_normal(4)
+                    1.0 + card.subtractor.mismatch_sigma_rel * z_r[k]
                 )
                 m = SubtractorModel(
                     r[0],
@@ -255,7 +279,7 @@ def build_layer(
                     v_ref_v=sub.v_ref_v,
                     opamp=sub.opamp.__class__(
                         sub.opamp.dc_gain_v_per_v,
-                        sub.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal(),
+                        sub.opamp.offset_v + o.input_offset_sigma_v * z_off[k],
                         sub.opamp.v_out_min_v,
                         sub.opamp.v_out_max_v,
                         sub.opamp.r_out_ohm,
@@ -276,11 +300,10 @@ def build_layer(
         n_adc = int(np.ceil(len(outs) / card.adc.columns_per_adc))
         split = lmap.n_row_tiles > 1 and cfg.partial_sums == "digital"
         keys = list(range(lmap.n_row_tiles)) if split else [-1]
-        for rt in keys:
-            adcs[(rt, ct)] = [adc_factory(rt, rng) for _ in range(n_adc)]
-    sense_off = (
-        tia.opamp.offset_v + o.input_offset_sigma_v * rng.standard_normal()
-        if cfg.periphery
-        else 0.0
-    )
+        for rt in keys:  # each instance from its own generators
+            adcs[(rt, ct)] = [adc_factory(rt, streams.at(layer, rt, ct, a)) for a in range(n_adc)]
+    sense_off = 0.0
+    if cfg.periphery:
+        z = streams.rng(Effect.SENSE_OFFSET, layer).standard_normal()
+        sense_off = tia.opamp.offset_v + o.input_offset_sigma_v * z
     return LayerState(lmap, tiles, sub_coeffs, sub_models, adcs, sense_off)

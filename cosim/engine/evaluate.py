@@ -2,9 +2,10 @@
 
 The result does not depend on ``--batch`` or ``--threads``: every random draw and every
 rounding that reaches a code is keyed by the sample, not by the batch it runs in (see
-:mod:`cosim.engine.core`, *Blocks*). The chip instances are drawn per (seed, chip); the
-read noise per (seed, chip, layer, tile, block of MAC vectors); energies are tallied exactly
-per chip and added up in chip order.
+:mod:`cosim.engine.blocks`). A chip instance's draws are keyed by (seed, chip,
+layer, tile, effect) (:mod:`cosim.engine.streams`); the read noise by (seed, chip, layer,
+tile, block of MAC vectors); energies are tallied exactly per chip and added up in chip
+order.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import numpy as np
 
 from cosim.blas import single_thread
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import COMPONENTS, Engine, LayerStats, ReadNoise
+from cosim.engine.core import Engine
 from cosim.engine.costs import area_breakdown
+from cosim.engine.energy import COMPONENTS, LayerStats
+from cosim.engine.readnoise import ReadNoise
 from cosim.library import SurrogateLibrary
 from cosim.progress import Bar
 from cosim.train.modelfile import Model
@@ -77,7 +80,7 @@ def evaluate(
     """Run ``x`` through ``config.chips`` chip instances; labels ``y`` give the accuracy.
 
     ``card`` (optional) is a what-if variant of the library's card differing only in fields
-    the surrogates don't depend on (:data:`cosim.engine.core.WHAT_IF_FIELDS`).
+    the surrogates don't depend on (:data:`cosim.engine.whatif.WHAT_IF_FIELDS`).
 
     ``threads``: batches run on this many threads (NumPy releases the interpreter lock in
     its array operations; BLAS runs one thread each).
@@ -87,7 +90,7 @@ def evaluate(
     dense layer, 1024 runs as 1000; batches under half a block stay as asked and pad their
     blocks). The predictions, statistics and energies are the same for every batch size and
     number of threads: the read noise is drawn per sample
-    (:class:`~cosim.engine.core.ReadNoise`), the products run on fixed blocks of vectors, and
+    (:class:`~cosim.engine.readnoise.ReadNoise`), the products run on fixed blocks of vectors, and
     each chip's energies are tallied exactly and then added in chip order.
     """
     if threads < 1:
