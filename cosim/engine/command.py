@@ -386,7 +386,9 @@ def format_sweep(res: dict[str, Any]) -> str:
 def format_verify(v: dict[str, Any]) -> str:
     return (
         f"verify-spice: {v['n_operations']} MAC operations ({v['n_codes']} ADC codes) in "
-        f"ngspice: {v['identical_fraction'] * 100:.1f} % identical, "
+        f"ngspice: {v['identical_fraction'] * 100:.1f} % identical (95 % interval "
+        f"{v['identical_fraction_ci95'][0] * 100:.1f}-{v['identical_fraction_ci95'][1] * 100:.1f}"
+        " %), "
         f"{v['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB; analog output error rms "
         f"{v['analog_rms_error_lsb']:.3f} LSB, max {v['analog_max_error_lsb']:.3f} LSB "
         f"({v['wall_s']:.0f} s)"

@@ -10,7 +10,8 @@ and simulated in two stages joined by an ideal sample-and-hold:
 1. the analog MAC unit in a DC sweep over the chosen input vectors (the ADC samples a
    settled output; its capacitive input draws no DC current), giving each output voltage
    and ``V_sense``;
-2. each output's own SAR ADC instance (its capacitor values and comparator offset) in a
+2. each output's own ADC instance (for the SAR: its capacitor values and comparator
+   offset) in its architecture's testbench (:class:`cosim.converters.AdcArchitecture`), a
    transient that converts the SPICE voltages with the skip the sense comparators choose
    from the SPICE ``V_sense``.
 
@@ -40,7 +41,8 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import Engine, LayerStats
+from cosim.engine.core import Engine
+from cosim.engine.energy import LayerStats
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
 from cosim.spice.runner import SpiceJob, SpiceRunner
@@ -234,36 +236,38 @@ def verify_spice(
                 conv[id(adc)].append((gi, vi, oj, float(v_sp[vi, oj]), int(skip_sp[vi])))
             rows_out.append(v_sp)
         adc_jobs, adc_keys = [], []
+        arch = eng.adc_arch  # each instance's testbench, from the card's ADC architecture
         for key, items in conv.items():
             params = eng.adc_params.get(key)
             if params is None:
                 raise CosimError("this ADC surrogate carries no circuit parameters to simulate")
-            from netlists.sar_adc import sar_testbench_netlist, sar_testbench_vectors
-
             vin = np.array([it[3] for it in items])
             sk = np.array([it[4] for it in items])
             adc_jobs.append(
                 SpiceJob(
-                    sar_testbench_netlist(params, vin, sk),
-                    tuple(sar_testbench_vectors()),
+                    arch.testbench_netlist(params, vin, sk),
+                    tuple(arch.testbench_vectors()),
                     600.0,
                     "verify ADC",
                 )
             )
             adc_keys.append(key)
         adc_res = runner.run(adc_jobs, desc="verify: ADCs")
-    from netlists.sar_adc import decode_testbench
-
     ident = within1 = total = 0
     v_err = []
     details = []
     for key, res in zip(adc_keys, adc_res, strict=True):
         items = conv[key]
         params = eng.adc_params[key]
-        dec = decode_testbench(res, params, len(items))
+        dec = arch.decode_testbench(res, params, len(items))
+        adc = adc_objs[key]
         for (gi, vi, oj, v_sp, sk), c_sp in zip(items, dec["codes"], strict=True):
             ctx = contexts[gi]
             c_eng = int(ctx["codes_eng"][vi, oj])
+            # the engine's own instance converting SPICE's voltage: equal to SPICE's code
+            # means a differing code comes from the analog voltage alone (a transition lies
+            # between the two voltages), not from the converter model
+            c_model = int(np.asarray(adc.convert(np.array([v_sp]), np.array([sk])))[0])
             lsb = card.adc.v_ref_v / 2 ** ctx["bits"]
             v_err.append((float(ctx["v_eng"][vi, oj]) - v_sp) / lsb)
             ident += int(c_eng == int(c_sp))
@@ -279,6 +283,7 @@ def verify_spice(
                     "v_engine": float(ctx["v_eng"][vi, oj]),
                     "v_spice": v_sp,
                     "skip_spice": sk,
+                    "engine_adc_code_at_spice_voltage": c_model,
                     "partial_sum": bool(ctx["split"]),
                 }
             )
@@ -287,6 +292,7 @@ def verify_spice(
         "n_operations": k_ops,
         "n_codes": total,
         "identical_fraction": ident / max(total, 1),
+        "identical_fraction_ci95": list(wilson_interval(ident, total)),
         "within_1_lsb_fraction": within1 / max(total, 1),
         "analog_rms_error_lsb": float(np.sqrt(np.mean(ve**2))) if ve.size else 0.0,
         "analog_max_error_lsb": float(np.max(np.abs(ve))) if ve.size else 0.0,
@@ -295,6 +301,23 @@ def verify_spice(
         "wall_s": time.perf_counter() - t0,
         "operations": details,
     }
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial fraction ``k / n`` (95 % for the default ``z``).
+
+    Examples
+    --------
+    >>> [round(x, 4) for x in wilson_interval(49, 50)]
+    [0.895, 0.9965]
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, float(mid - half)), min(1.0, float(mid + half)))
 
 
 def _ohmic(device):
