@@ -228,7 +228,7 @@ def test_errors_exit_2_with_one_readable_line(
         (["--model", good, "--library", str(broken_libraries["no-sense-row"])],
          "has no 'sense_row' block"),
         (["--model", good, "--library", str(tmp_path / "nowhere")],
-         "is not a surrogate library (no library.json)"),
+         "is not a surrogate library (it does not exist)"),
         (["--model", str(tmp_path / "missing.npz"), "--library", lib], "does not exist"),
         (["--model", str(bad_model), "--library", lib], "is corrupt or not a cosim .npz file"),
         # data of the wrong shape
