@@ -445,7 +445,7 @@ def draw_array_edit(
         dtype = data.draw(st.sampled_from(_DTYPES), label="dtype")
         try:
             arrays[key] = _astype(a, dtype)
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, RuntimeError):  # NumPy cannot cast
             return arrays, f"{label}: {key} (no-op: cannot cast to {dtype})"
         return arrays, f"{label}: {key} cast to {dtype}"
     if edit == "shape":

@@ -323,3 +323,35 @@ def test_values_with_newlines_stay_on_one_line(absent):
     assert_one_line_error(rc, err, "--nva", "'1\\n2'")
     rc, _, err = run_cli(["report", "--out", "o", "a\nb"])
     assert_one_line_error(rc, err, "unrecognized arguments")
+
+
+# ------------------------------------------------------- what-if cards (a real evaluation)
+@pytest.mark.ngspice
+def test_large_what_if_tiles_say_what_they_cost_and_the_header_names_the_card(
+    quick_library, tmp_path
+):
+    """A 1024x1024 what-if card prints its tile size and solve size on stderr before the
+    chip is built, and the report's header names the what-if card, not the library's."""
+    from cosim.library import load_library
+    from cosim.train.modelfile import save_model
+
+    from .engine_models import trained
+
+    model = tmp_path / "m.npz"
+    save_model(trained("digits-global"), model)
+    card = load_library(quick_library.path).card.with_updates(
+        {"array": {"rows": 1024, "cols": 1024}}, name="what-if-1024"
+    )
+    what_if = tmp_path / "big.toml"
+    what_if.write_text(card.to_toml())
+    argv = ["evaluate", "--model", str(model), "--library", str(quick_library.path),
+            "--card", str(what_if), "--limit", "20", "--no-ir-drop"]  # fmt: skip
+    rc, out, err = run_cli(argv)
+    assert rc == 0, err
+    assert "tiles of 1024x1024 devices on card 'what-if-1024'" in err
+    assert out.splitlines()[0].startswith("cosim evaluate: mlp (global) on card 'what-if-1024'")
+    # with IR drop on, the line states the size of each tile's nodal solve
+    from cosim.engine.command import describe_tiles
+    from cosim.engine.config import EngineConfig
+
+    assert f"{2 * 1024 * 1024}-node wire network" in describe_tiles(card, EngineConfig())
