@@ -35,6 +35,8 @@ from typing import Any, ClassVar
 
 from cosim.converters import adc_architecture_names
 from cosim.errors import CardError
+from cosim.messages import error_text as _reason
+from cosim.messages import show_text as _show
 
 CARD_SCHEMA = 1
 
@@ -139,21 +141,6 @@ def _check_name(name: str) -> None:
             raise CardError(
                 f"card.name = {_short(name)} holds {what} {c!r}; a card name is one line of text"
             )
-
-
-def _show(text: Any, limit: int | None = None) -> str:
-    """User text (a key, a table name, a path) for a one-line message: every character that
-    is not printable (a newline, a tab, NUL, U+2028, the surrogate standing for an
-    undecodable byte in a file name) escaped as Python writes it in a string literal, cut to
-    ``limit`` characters if given (a key may be as long as the card; a path is shown whole).
-
-    >>> print(_show("a\\nb"), _show("plain key"))
-    a\\nb plain key
-    """
-    text = str(text)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -659,14 +646,6 @@ def _read_card_file(p: Path) -> bytes:
             "card; pass the card's TOML file to --card"
         )
     return raw
-
-
-def _reason(exc: BaseException) -> str:
-    """Why an OS call failed, in a few words on one line (the path is named separately)."""
-    reason = getattr(exc, "strerror", None)
-    if not (isinstance(reason, str) and reason):
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-    return _show(reason)
 
 
 def _check_regular(p: Path, mode: int) -> None:

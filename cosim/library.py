@@ -57,6 +57,8 @@ from cosim.fileio import (
     open_regular,
     read_json_bounded,
 )
+from cosim.messages import error_text
+from cosim.messages import show_text as _show
 
 SCHEMA_VERSION = 1
 #: The blocks of a library of the default card; the ADC's block is its architecture's
@@ -82,16 +84,6 @@ def _split_arrays(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
     return obj
 
 
-def _show(text: Any, limit: int | None = None) -> str:
-    """User text (a path, a key) for a one-line message: every character that is not
-    printable (a newline, NUL, U+2028, the surrogate standing for an undecodable byte)
-    escaped as Python writes it in a string literal; cut to ``limit`` characters if given."""
-    text = os.fsdecode(text) if isinstance(text, (bytes, os.PathLike)) else str(text)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _short(value: Any, limit: int = 60) -> str:
     """``repr(value)`` on one line, cut to ``limit`` characters."""
     try:
@@ -108,14 +100,6 @@ def _field(where: tuple[Any, ...]) -> str:
     for part in where:
         out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + _show(part, 60)
     return out
-
-
-def _reason(exc: BaseException) -> str:
-    """An exception in a few words on one line (an OSError without its path)."""
-    reason = getattr(exc, "strerror", None)
-    if not (isinstance(reason, str) and reason):
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-    return _show(reason, 300)
 
 
 def _detail(exc: BaseException) -> str:
@@ -667,3 +651,8 @@ def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary
             raise LibraryError(f"{_show(vfile)} is corrupt (not a JSON object)")
     meta = {k: v for k, v in doc.items() if k not in ("blocks", "card")}
     return SurrogateLibrary(path, lib_card, meta, surrogates, extras, validation)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception in a few words on one line (an OSError without its path)."""
+    return error_text(exc, 300)

@@ -10,63 +10,11 @@ that it is an error of the caller's class like any other, never a ``ValueError``
 
 from __future__ import annotations
 
-import os
+from cosim.messages import error_text, path_problem, show_path, show_text
 
-
-# ------------------------------------------------------------------ user text in errors
-def show_text(text: str) -> str:
-    """``text`` for a one-line message: every character that is not printable (a newline,
-    a tab, NUL, U+2028, the surrogate standing for an undecodable byte) escaped as Python
-    writes it in a string literal; printable text is kept as it is.
-
-    Examples
-    --------
-    >>> print(show_text("new\\nline"), show_text("a\\x00b"), show_text("plain path"))
-    new\\nline a\\x00b plain path
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def show_path(path: str | bytes | os.PathLike[str]) -> str:
-    """A path (str, bytes or path object) for a one-line message (:func:`show_text`)."""
-    return show_text(os.fsdecode(path))
+__all__ = ["_named", "error_text", "path_problem", "show_path", "show_text"]
 
 
 def _named(names: list[str], more: bool) -> str:
     shown = ", ".join(show_text(n) for n in sorted(names)[:4])
     return shown + (", ..." if more or len(names) > 4 else "")
-
-
-def error_text(exc: BaseException, limit: int = 160) -> str:
-    """An exception in a few words on one line, for a message that names the file itself.
-
-    An OSError gives its ``strerror`` (``File name too long``), without the path; anything
-    else its text with whitespace runs collapsed and other control characters escaped, cut
-    to ``limit`` characters; an exception without text gives its class name.
-    """
-    reason = getattr(exc, "strerror", None)
-    if not (isinstance(reason, str) and reason):
-        reason = " ".join(str(exc).split())
-    text = show_text(reason) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def path_problem(path: str | bytes | os.PathLike[str]) -> str | None:
-    """What keeps ``path`` from naming any file before the system is asked, or None.
-
-    A NUL byte ends a C string, so no file name holds one (Python raises ``ValueError:
-    embedded null byte`` for it rather than an OSError).
-
-    Examples
-    --------
-    >>> path_problem("a\\x00b")
-    'holds a NUL byte, which no file name can'
-    >>> path_problem("a/b") is None
-    True
-    """
-    text = os.fsdecode(path)
-    if "\x00" in text:
-        return "holds a NUL byte, which no file name can"
-    return None
