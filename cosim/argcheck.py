@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 #: Seeds are non-negative 32-bit integers (NumPy's SeedSequence entropy words).
@@ -121,3 +122,16 @@ class OneLineParser(argparse.ArgumentParser):
         """Print one line and exit with status 2."""
         line = " ".join(message.split())  # argparse echoes arguments, newlines included
         self.exit(2, f"{self.prog}: error: {line} (see {self.prog} --help)\n")
+
+
+def path(text: str) -> Path:
+    """A file or directory path; an empty one is an error (``Path("")`` would mean ``.``).
+
+    Examples
+    --------
+    >>> path("lib")
+    PosixPath('lib')
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; give a file or directory name")
+    return Path(text)

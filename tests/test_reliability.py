@@ -355,3 +355,53 @@ def test_large_what_if_tiles_say_what_they_cost_and_the_header_names_the_card(
     from cosim.engine.config import EngineConfig
 
     assert f"{2 * 1024 * 1024}-node wire network" in describe_tiles(card, EngineConfig())
+
+
+# ------------------------------------------------------------- found by the hostile review
+def test_sweep_plot_title_with_an_undecodable_file_name(tmp_path):
+    """A model file named with a non-UTF-8 byte (surrogate-escaped by Python) reached
+    matplotlib's title raw: a TypeError traceback after the whole sweep."""
+    from cosim.engine.sweep import plot_sweep
+    from cosim.fileio import png_software
+
+    res = {"parameter": "nvw", "label": "nvw", "values": [0.0, 0.1],
+           "accuracy_mean": [0.9, 0.8], "accuracy_std": [0.0, 0.01], "reference_accuracy": 0.9,
+           "margin": 0.01, "largest_value_within_margin": 0.0}  # fmt: skip
+    png = plot_sweep(res, tmp_path / "s.png", "bad\udcff.npz on 'card'")
+    assert png_software(png).startswith("cosim")
+
+
+def test_fractional_adc_bits_sweep_is_refused(absent):
+    rc, _, err = run_cli(_evaluate(absent, "--sweep", "adc_bits=1:8:0.5"))
+    assert_one_line_error(rc, err, "whole numbers")
+    rc, _, err = run_cli(_evaluate(absent, "--sweep", "adc_bits=1.5:8:1"))
+    assert_one_line_error(rc, err, "whole numbers")
+
+
+def test_a_flag_the_sweep_would_ignore_is_refused(absent):
+    rc, _, err = run_cli(_evaluate(absent, "--nvw", "0.1", "--sweep", "nvw=0:0.2:0.1"))
+    assert_one_line_error(rc, err, "--nvw", "--sweep")
+
+
+def test_nothing_is_written_inside_a_library_directory(absent, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "library.json").write_text("{}")
+    rc, _, err = run_cli(_evaluate(absent, "--json", str(lib / "new.json")))
+    assert_one_line_error(rc, err, "inside the surrogate library")
+    rc, _, err = run_cli(["train", "--out", str(lib / "m.npz")])
+    assert_one_line_error(rc, err, "inside the surrogate library")
+    rc, _, err = run_cli(["characterize", "--quick", "--out", str(lib / "sub")])
+    assert_one_line_error(rc, err, "inside the surrogate library")
+    assert sorted(p.name for p in lib.iterdir()) == ["library.json"]
+
+
+@pytest.mark.parametrize("command", ["characterize", "evaluate"])
+def test_an_empty_path_is_refused(absent, tmp_path, command):
+    argv = (
+        ["characterize", "--quick", "--out", str(tmp_path / "l")]
+        if command == "characterize"
+        else _evaluate(absent, "--verify-spice", "1")
+    )
+    rc, _, err = run_cli([*argv, "--cache-dir", ""])
+    assert_one_line_error(rc, err, "--cache-dir", "empty path")

@@ -467,3 +467,22 @@ def test_worker_ignores_sigint_and_prints_nothing(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "KeyboardInterrupt" not in err and "Traceback" not in err
     assert "Exception ignored" not in err
+
+
+@pytest.mark.ngspice
+def test_a_cache_entry_moved_over_another_key_is_simulated_again(tmp_path):
+    """An entry names its own key: one copied over another's file (found by a hostile
+    user: a swapped entry of the same shapes gave a library 200 LSB off, silently) is not
+    trusted but re-simulated."""
+    a = SpiceJob(divider(1.0, "a"), ("b",))
+    b = SpiceJob(divider(3.0, "b"), ("b",))
+    with SpiceRunner(jobs=1, cache_dir=tmp_path) as r:
+        ra, rb = r.run([a, b])
+        files = _cache_files(tmp_path)
+        assert len(files) == 2
+        files[1].write_bytes(files[0].read_bytes())  # one entry under the other's name
+        ra2, rb2 = r.run([a, b])
+        assert r.stats["simulated"] == 3 and r.stats["cached"] == 1
+    np.testing.assert_array_equal(ra2["b"], ra["b"])
+    np.testing.assert_array_equal(rb2["b"], rb["b"])
+    assert not np.array_equal(ra["b"], rb["b"])

@@ -14,13 +14,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Add the sub-command's arguments (import-light)."""
     p.add_argument(
         "--card",
-        type=Path,
+        type=ac.path,
         default=None,
         help="hardware card (TOML); default: the card that ships with cosim",
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=ac.path,
         default=Path("cosim-library"),
         help="library directory to write (default: ./cosim-library); it must not exist, be "
         "empty, or be a cosim library (which is then replaced once the new one is complete)",
@@ -44,14 +44,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cache-dir",
-        type=Path,
+        type=ac.path,
         default=None,
         help="SPICE result cache (default: $COSIM_CACHE_DIR or ~/.cache/cosim/spice)",
     )
     p.add_argument("--no-cache", action="store_true", help="simulate everything again")
     p.add_argument(
         "--json",
-        type=Path,
+        type=ac.path,
         default=None,
         metavar="PATH",
         help="also write the validation summary as JSON",

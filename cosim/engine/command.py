@@ -26,16 +26,16 @@ _SWITCHES = (
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the sub-command's arguments (import-light)."""
-    p.add_argument("--model", type=Path, required=True, help="model file from cosim train")
+    p.add_argument("--model", type=ac.path, required=True, help="model file from cosim train")
     p.add_argument(
         "--library",
-        type=Path,
+        type=ac.path,
         required=True,
         help="surrogate library directory from cosim characterize",
     )
     p.add_argument(
         "--card",
-        type=Path,
+        type=ac.path,
         default=None,
         help="what-if variant of the library's card (device levels, array size, noise "
         "scales, areas: fields the surrogates do not depend on)",
@@ -111,7 +111,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="accuracy margin for the sweep's largest tolerated value (fraction)",
     )
     p.add_argument(
-        "--plot", type=Path, default=None, help="PNG of the sweep (default beside --json)"
+        "--plot", type=ac.path, default=None, help="PNG of the sweep (default beside --json)"
     )
     p.add_argument(
         "--verify-spice",
@@ -133,9 +133,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         default=None,
         help="ngspice workers for --verify-spice (default: the CPUs, up to 8)",
     )
-    p.add_argument("--cache-dir", type=Path, default=None, help="SPICE result cache")
+    p.add_argument("--cache-dir", type=ac.path, default=None, help="SPICE result cache")
     p.add_argument(
-        "--json", type=Path, default=None, metavar="PATH", help="write everything measured as JSON"
+        "--json",
+        type=ac.path,
+        default=None,
+        metavar="PATH",
+        help="write everything measured as JSON",
     )
 
 
@@ -227,6 +231,13 @@ def run(args: argparse.Namespace) -> int:
 
         sweep = SweepSpec.parse(args.sweep)
         args.sweep_name = sweep.name
+        flag = {"nvw": args.nvw, "nva": args.nva, "t": args.drift_t, "adc_bits": args.adc_bits}
+        if flag[sweep.name]:
+            flag_name = "--" + sweep.name.replace("_", "-")
+            raise CosimError(
+                f"{flag_name} and --sweep {sweep.name}=... both set {sweep.name}; the sweep "
+                f"would ignore {flag_name}: drop one"
+            )
         if args.verify_spice:
             raise CosimError(
                 "--verify-spice checks one evaluation, not a sweep: run it without --sweep"

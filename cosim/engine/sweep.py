@@ -76,8 +76,11 @@ class SweepSpec:
             vals = [start + i * step for i in range(count)]
         else:
             raise CosimError(f"--sweep '{text}': write NAME=start:stop:step or NAME=value")
-        if name == "adc_bits":
-            vals = [float(round(v)) for v in vals]
+        if name == "adc_bits" and any(v != round(v) for v in vals):
+            raise CosimError(
+                f"--sweep '{text}': adc_bits takes whole numbers of bits (start and step "
+                "must be integers)"
+            )
         field = SWEEPABLE[name][0]
         for v in (vals[0], vals[-1]):
             try:
@@ -155,6 +158,7 @@ def plot_sweep(result: dict[str, Any], path: str | Path, title: str = "") -> Pat
     import matplotlib.pyplot as plt
 
     from cosim.fileio import atomic_path, png_metadata
+    from cosim.messages import show_text
 
     v = np.asarray(result["values"])
     m = np.asarray(result["accuracy_mean"]) * 100
@@ -177,7 +181,7 @@ def plot_sweep(result: dict[str, Any], path: str | Path, title: str = "") -> Pat
         ax.set_xscale("log")
     ax.set_xlabel(result["label"])
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(show_text(title), fontsize=9)  # a file name may hold undecodable bytes
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -213,6 +213,21 @@ def _holds_marker(directory: Path, marker: str) -> bool:
     return False
 
 
+def _not_inside_a_library(dest: Path, shown: str) -> None:
+    """A library directory is cosim's as a whole (rewritten by the next characterization,
+    which refuses files it did not put there): nothing else may be written into it."""
+    parent = dest.parent
+    try:
+        inside = (parent / LIBRARY_MARKER).is_file()
+    except (OSError, ValueError):
+        return  # the path checks that follow name the problem
+    if inside:
+        raise CosimError(
+            f"{shown} lies inside the surrogate library {show_path(parent)}, which cosim "
+            "writes as a whole: give a path outside it"
+        )
+
+
 def check_output_dir(
     path: str | os.PathLike[str],
     *,
@@ -265,6 +280,7 @@ def check_output_dir(
     _check_path_text(path, what)
     shown = show_path(path)
     dest = _normalize(path)
+    _not_inside_a_library(dest, shown)
     try:
         st = os.lstat(dest)
     except (FileNotFoundError, NotADirectoryError):
@@ -367,6 +383,7 @@ def check_output_file(path: str | os.PathLike[str], *, kind: str) -> Path:
     _check_path_text(path, what)
     shown = show_path(path)
     dest = _normalize(path)
+    _not_inside_a_library(dest, shown)
     try:
         st = os.lstat(dest)
     except (FileNotFoundError, NotADirectoryError):

@@ -21,11 +21,11 @@ from cosim import argcheck as ac
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the sub-command's arguments (import-light)."""
     p.add_argument(
-        "--out", type=Path, required=True, help="output directory (report.md, report.json, PNGs)"
+        "--out", type=ac.path, required=True, help="output directory (report.md, report.json, PNGs)"
     )
     p.add_argument(
         "--card",
-        type=Path,
+        type=ac.path,
         default=None,
         help="hardware card (TOML); default: the library's card, or the card shipped with cosim",
     )
@@ -44,7 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--library",
-        type=Path,
+        type=ac.path,
         default=None,
         help="surrogate library from cosim characterize (default: characterize the card "
         "into OUT/library, quick or full per --quick)",

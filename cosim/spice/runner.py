@@ -107,6 +107,10 @@ class SpiceResult:
         return name.lower() in self.arrays
 
 
+#: The entry of a cached result that names the key it was stored under.
+_KEY_ENTRY = "__cosim_cache_key__"
+
+
 def default_cache_dir() -> Path:
     """The cache directory used when none is given: ``$COSIM_CACHE_DIR`` or
     ``$XDG_CACHE_HOME/cosim/spice`` (``~/.cache/cosim/spice``)."""
@@ -172,6 +176,8 @@ def check_cache_dir(path: str | os.PathLike[str]) -> Path:
     Traceback (most recent call last):
     cosim.errors.CosimError: SPICE cache directory .../f is not a directory (it is a file); ...
     """
+    if not os.fspath(path):  # Path("") is "." : the cache would spill into the cwd
+        raise CosimError(f"the SPICE cache directory is an empty path; {_CACHE_HINT}")
     return _check_dir(Path(path), "SPICE cache directory", _CACHE_HINT)
 
 
@@ -377,7 +383,7 @@ class SpiceRunner:
         while len(self._workers) < max(want, 1):
             self._workers.append(self._spawn())
 
-    # -- cache --------------------------------------------------------------------------
+    # -- cache: ``DIR/ab/abcd....npz`` holds the result's arrays and its own key ----------
     def _cache_file(self, key: str) -> Path | None:
         if self.cache_dir is None:
             return None
@@ -393,6 +399,11 @@ class SpiceRunner:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # corrupt: recompute
             arrays = None
+        # an entry names its own key: one copied or moved over another's name (or written
+        # before entries carried their key) is not trusted, but simulated again
+        owner = arrays.pop(_KEY_ENTRY, None) if arrays is not None else None
+        if owner is None or owner.shape != () or str(owner) != key:
+            arrays = None
         if arrays is None or not _all_finite(arrays):  # NaN/inf: corrupt, recompute
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
@@ -406,7 +417,7 @@ class SpiceRunner:
         try:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, **result.arrays)
+                    np.savez(fh, **result.arrays, **{_KEY_ENTRY: np.array(key)})
         except OSError as exc:
             raise CosimError(
                 f"cannot write to the SPICE cache {self.cache_dir}: "

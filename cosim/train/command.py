@@ -61,13 +61,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--epochs",
         type=ac.integer(1, 100_000),
         default=None,
-        help="default: mlp 30, lenet5 15, cnn6 20",
+        help="training epochs, 1..100000 (default: mlp 30, lenet5 15, cnn6 20)",
     )
     parser.add_argument(
         "--batch-size",
         type=ac.integer(1, 1_000_000),
         default=None,
-        help="default: mlp 64, else 128/64",
+        help="samples per training batch, 1..1000000 (default: mlp 64, lenet5 128, cnn6 64)",
     )
     parser.add_argument(
         "--optimizer",
