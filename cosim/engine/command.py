@@ -7,10 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from cosim import argcheck as ac
+from cosim.engine.config import LIMITS
 
-# The documented ranges (cosim.engine.config.LIMITS); argparse checks them before any work.
-_NVW = ac.real(0.0, 1.0)
-_T = ac.real(0.0, 3.2e8, lo_open=True)
+
+def _limited(name: str):
+    """The argparse type of an EngineConfig setting: finite and inside ``LIMITS[name]``."""
+    lo, hi, lo_open = LIMITS[name]
+    return ac.real(lo, hi, lo_open=lo_open)
+
+
+# argparse checks the documented ranges before any work (the same table EngineConfig uses)
+_NVW = _limited("nvw")
+_T = _limited("drift_t_s")
 
 _SWITCHES = (
     ("programming-noise", "programming_noise", "device programming variation"),
