@@ -76,7 +76,16 @@ def test_crossbar_fidelity_at_64x64(validation):
     assert "64x64" not in v["fit"]["sizes"]
     # the 2.5 ohm figures are reported, with more IR drop to model than at 1 ohm
     r2 = v["at_2p5_ohm"]
-    assert r2["n_heldout"] > 0 and r2["rms_error_lsb"] >= 0 and r2["max_error_lsb"] >= 0
+    assert r2["n_heldout"] >= 16  # the README's 16 held-out vectors
+    # README: rms 0.03 LSB, max 0.14 LSB with the same fitted model. Bounds about 3x those
+    # figures: the quick run fits on fewer arrays and judges few vectors, so its error
+    # scatters around the full run's; a model that ignored the extra IR drop would miss by
+    # tens of LSB (ideal ΣG·V: 39), far outside either bound.
+    rms_bound_lsb, max_bound_lsb = 0.1, 0.5
+    assert 0 < r2["rms_error_lsb"] <= rms_bound_lsb
+    assert r2["rms_error_lsb"] <= r2["max_error_lsb"] <= max_bound_lsb
+    # the uncompensated error the README quotes (39 LSB): at least 10x the bound above
+    assert r2["ideal_model_max_error_lsb"] > 10 * max_bound_lsb
     assert r2["ideal_model_max_error_lsb"] > v["ideal_model_max_error_lsb"]
 
 

@@ -255,12 +255,26 @@ def test_nva_with_sense_skips_runs_the_skipped_search(library):
     stats = LayerStats("t")
     codes = eng._adc_codes(st, ct, rt, v, bits, False, skip, stats)
     lsb = library.card.adc.v_ref_v / (1 << bits)
-    violations = 0
+    violations = capped_differs = 0
     for a, adc in enumerate(adcs):
         sl = slice(a * per, min((a + 1) * per, n_outs))
         if sl.start >= n_outs:
             break
-        np.testing.assert_array_equal(codes[:, sl], adc.convert(v[:, sl], skip[:, None]))
+        # independent: a scalar binary search over this instance's comparison levels, the
+        # skipped MSBs fixed at 0 and never compared (exact: integer codes, no tolerance)
+        levels = np.asarray(adc.levels_v, dtype=float).tolist()
+        expected = np.zeros(v[:, sl].shape, dtype=np.int64)
+        for r, c in np.ndindex(expected.shape):
+            x, code = float(v[r, sl.start + c]), 0
+            for b in reversed(range(bits - int(skip[r]))):
+                if x >= levels[(code | (1 << b)) - 1]:
+                    code |= 1 << b
+            expected[r, c] = code
+        np.testing.assert_array_equal(codes[:, sl], expected)
+        # and not the capped full search: the two differ on some skipped conversions
+        full = np.minimum(adc.convert(v[:, sl]), ((1 << (bits - skip)) - 1)[:, None])
+        capped_differs += int(np.count_nonzero(full != expected))
         cap = (1 << (bits - skip)) - 1
         violations += int(np.count_nonzero(v[:, sl] >= ((cap + 0.5) * lsb)[:, None]))
     assert stats.bound_violations == violations > 0
+    assert capped_differs > 0
