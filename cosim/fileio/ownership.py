@@ -228,6 +228,25 @@ def _not_inside_a_library(dest: Path, shown: str) -> None:
         )
 
 
+def _lstat_output(
+    path: str | os.PathLike[str], what: str, cannot: str
+) -> tuple[Path, str, os.stat_result | None]:
+    """The checks every output path shares: (normalized path, path for messages, its
+    ``lstat``, or None when it does not exist and can be created). ``cannot`` is the
+    message (with ``{shown}``) for any other failure to look at it."""
+    _check_path_text(path, what)
+    shown = show_path(path)
+    dest = _normalize(path)
+    _not_inside_a_library(dest, shown)
+    try:
+        return dest, shown, os.lstat(dest)
+    except (FileNotFoundError, NotADirectoryError):
+        _check_creatable(path, dest.parent, what)
+        return dest, shown, None
+    except OSError as exc:
+        raise CosimError(f"{cannot.format(shown=shown)}: {error_text(exc)}") from None
+
+
 def check_output_dir(
     path: str | os.PathLike[str],
     *,
@@ -277,17 +296,9 @@ def check_output_dir(
     if contents is None and marker == LIBRARY_MARKER:
         contents = LIBRARY_FILES
     what = f"{kind} directory"
-    _check_path_text(path, what)
-    shown = show_path(path)
-    dest = _normalize(path)
-    _not_inside_a_library(dest, shown)
-    try:
-        st = os.lstat(dest)
-    except (FileNotFoundError, NotADirectoryError):
-        _check_creatable(path, dest.parent, what)
+    dest, shown, st = _lstat_output(path, what, "cannot use {shown} as the " + what)
+    if st is None:
         return Path(path)
-    except OSError as exc:
-        raise CosimError(f"cannot use {shown} as the {what}: {error_text(exc)}") from None
     if stat.S_ISLNK(st.st_mode):
         raise CosimError(
             f"{shown} is a symbolic link; cosim does not write a {kind} through a link: give "
@@ -380,17 +391,9 @@ def check_output_file(path: str | os.PathLike[str], *, kind: str) -> Path:
     if kind not in _FILE_KINDS:
         raise ValueError(f"unknown output file kind {kind!r}; one of {', '.join(_FILE_KINDS)}")
     what = _FILE_KINDS[kind]
-    _check_path_text(path, what)
-    shown = show_path(path)
-    dest = _normalize(path)
-    _not_inside_a_library(dest, shown)
-    try:
-        st = os.lstat(dest)
-    except (FileNotFoundError, NotADirectoryError):
-        _check_creatable(path, dest.parent, what)
+    dest, shown, st = _lstat_output(path, what, f"cannot write {what} " + "{shown}")
+    if st is None:
         return Path(path)
-    except OSError as exc:
-        raise CosimError(f"cannot write {what} {shown}: {error_text(exc)}") from None
     if stat.S_ISLNK(st.st_mode):
         raise CosimError(
             f"{what} {shown} is a symbolic link; cosim does not write through links: give "
