@@ -2,6 +2,14 @@
 
 Fixtures
 --------
+``committed_library``
+    The committed quick characterization of the default card (``tests/data/library-quick``,
+    made by ``scripts/regen_test_library.sh``; ``tests/test_committed_library.py`` checks it
+    still matches the netlist generators and the card), copied once per session into a
+    temporary directory so no test can alter the committed files. It has the same
+    ``.path`` as ``quick_library`` and costs no SPICE: use it wherever *a* library of the
+    default card serves (engine, fuzz, report tests); keep ``quick_library`` for tests of
+    characterization itself and of SPICE against a library made in the same session.
 ``quick_library``
     One ``--quick`` characterization of the **default card** (seed 0, 2 ngspice workers),
     run once per test session into a temporary directory with its own fresh SPICE cache
@@ -20,6 +28,7 @@ Fixtures
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +36,9 @@ import pytest
 
 # progress bars would only clutter captured output; subprocesses inherit this too
 os.environ["COSIM_PROGRESS"] = "0"
+
+#: The committed test library (``scripts/regen_test_library.sh`` rebuilds it).
+COMMITTED_LIBRARY = Path(__file__).resolve().parent / "data" / "library-quick"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,3 +76,16 @@ def quick_library(tmp_path_factory, quick_library_cache) -> QuickLibrary:
         log=lambda line: None,
     )  # fmt: skip
     return QuickLibrary(out, report)
+
+
+class CommittedLibrary(NamedTuple):
+    """A session copy of the committed library (``path``, like :class:`QuickLibrary`)."""
+
+    path: Path
+
+
+@pytest.fixture(scope="session")
+def committed_library(tmp_path_factory) -> CommittedLibrary:
+    out = tmp_path_factory.mktemp("committed-library") / "lib"
+    shutil.copytree(COMMITTED_LIBRARY, out)
+    return CommittedLibrary(out)
