@@ -2,8 +2,9 @@
 analog path is the mapping, sparsity-aware conversion changes no code the bound covers,
 every non-ideality is a working switch, energy and area are complete, errors are clear.
 
-Every test here that touches the engine reads the session's quick characterization
-(``quick_library``), so it carries ``@pytest.mark.ngspice``. Models come from
+The engine tests read the committed quick characterization of the default card
+(``committed_library``): they need *a* library, not fresh SPICE, so only the one that runs
+ngspice itself (``--verify-spice``) carries ``@pytest.mark.ngspice``. Models come from
 :mod:`tests.engine_models` (tiny, trained once per process).
 """
 
@@ -40,8 +41,8 @@ DIGITS_MODELS = ("digits-global", "digits-per-layer", "digits-unipolar")
 
 
 @pytest.fixture(scope="module")
-def library(quick_library):
-    return load_library(quick_library.path)
+def library(committed_library):
+    return load_library(committed_library.path)
 
 
 def _assert_same_codes(codes, codes_ref, what):
@@ -57,7 +58,6 @@ def _changed_fraction(a, b):
 
 
 # ------------------------------------------------------------------ 1. ideal mode is exact
-@pytest.mark.ngspice
 def test_digits_models_exercise_the_mapping(library):
     """The bit-exactness tests below cover partial sums, unipolar columns with inverted bias
     rows and per-layer periphery only if the models really need them."""
@@ -74,7 +74,6 @@ def test_digits_models_exercise_the_mapping(library):
     assert len({m.periphery.r_t_ohm for m in glob}) == 1  # one shared setting
 
 
-@pytest.mark.ngspice
 @pytest.mark.parametrize("partial_sums", ["digital", "analog"])
 @pytest.mark.parametrize("name", DIGITS_MODELS)
 def test_ideal_mode_is_bit_exact_on_digits(library, name, partial_sums):
@@ -90,7 +89,6 @@ def test_ideal_mode_is_bit_exact_on_digits(library, name, partial_sums):
     assert res.accuracy_mean == model.info["test_accuracy"]
 
 
-@pytest.mark.ngspice
 def test_ideal_mode_is_bit_exact_on_fashion_mnist(library):
     """LeNet-5 over all 10 000 Fashion-MNIST test images: predictions and the codes of both
     conv layers and both hidden dense layers identical to the integer reference."""
@@ -104,7 +102,6 @@ def test_ideal_mode_is_bit_exact_on_fashion_mnist(library):
     assert codes[0].shape == (10_000, 6, 24, 24)
 
 
-@pytest.mark.ngspice
 @pytest.mark.parametrize(
     "name, ds_name, n",
     [("digits-global", "digits", None), ("digits-per-layer", "digits", None),
@@ -160,7 +157,6 @@ def skip_runs(request, library):
     return on, off
 
 
-@pytest.mark.ngspice
 def test_sense_skip_changes_no_code_where_the_bound_holds(skip_runs):
     """A layer whose conversions all kept the bound (and whose inputs were identical, i.e.
     no earlier layer violated it) gives the same codes with and without skipping; a
@@ -179,7 +175,6 @@ def test_sense_skip_changes_no_code_where_the_bound_holds(skip_runs):
         np.testing.assert_array_equal(r_on.predictions[0], r_off.predictions[0])
 
 
-@pytest.mark.ngspice
 def test_sense_skip_reports_skipped_cycles_and_saves_adc_energy(skip_runs):
     """conv1's zero borders give zero inputs, whose conversions skip MSB cycles."""
     (r_on, _), (r_off, _) = skip_runs
@@ -200,7 +195,6 @@ def test_sense_skip_reports_skipped_cycles_and_saves_adc_energy(skip_runs):
     assert sum(lay["bound_violations"] for lay in r_on.layers) == 0
 
 
-@pytest.mark.ngspice
 def test_adc_codes_legal_skip_changes_nothing_illegal_one_saturates(library):
     """``Engine._adc_codes`` on constructed voltages: LeNet conv1 has one row tile, so its
     three-bit ADCs convert final codes; with the ADC switch off they are ideal quantizers and
@@ -256,7 +250,6 @@ def _rails_case(eng, factor):
     return st, v, want, stats
 
 
-@pytest.mark.ngspice
 def test_tias_and_subtractors_near_their_rails_take_the_exact_solve(library):
     """LeNet conv1's pair TIAs with a transimpedance 3x the mapped one, so that large inputs
     drive them into their rails: the folded path must hand exactly those vectors to the
@@ -286,7 +279,6 @@ def test_tias_and_subtractors_near_their_rails_take_the_exact_solve(library):
     assert np.any(want > 0.6)
 
 
-@pytest.mark.ngspice
 def test_adc_energy_falls_with_skipped_cycles(library):
     """The fitted SAR energy: the same (small) codes converted with two MSB cycles skipped
     cost less than with none."""
@@ -322,20 +314,55 @@ SWITCHES = {
 }
 
 
-@pytest.mark.ngspice
+#: What a switch predicts for the first hidden layer's codes (later layers also see moved
+#: inputs). ``down``: the effect only takes current away (IR drop along the wires, the sinh
+#: I-V below V_read, conductance drift), so moved codes move down, at least 3 to 1 (a pair's
+#: negative column losing more, or a bias, can move a code up). ``balanced``: zero-mean noise
+#: added to each output (read noise, ADC-referred nva): codes strictly inside the grid move
+#: up as often as down, within 3 sqrt(n) of n moves (6 binomial sigma; a 10 % bias over the
+#: thousands of moves here is far outside it). ``odd``: a 2-bit ADC on the 3-bit output grid
+#: (the same full scale) rounds to even codes: exactly the odd codes move, by one step.
+#: The other switches have no prediction this cheap: they must move some code.
+PREDICTED = {
+    "ir_drop": "down",
+    "nonlinearity": "down",
+    "drift": "down",
+    "read_noise": "balanced",
+    "nva": "balanced",
+    "adc_bits": "odd",
+}
+
+
 @pytest.mark.parametrize("switch", list(SWITCHES))
 def test_each_non_ideality_changes_codes_on_a_fixed_chip(library, switch):
-    """Switching one effect on (seed fixed, everything else off) moves codes. The smallest
-    measured: the mild sinh I-V moves ~1 % of the digits MLP's hidden codes."""
+    """Switching one effect on (seed fixed, everything else off) moves codes as the effect
+    predicts (:data:`PREDICTED`). The smallest measured: the mild sinh I-V moves ~1 % of the
+    digits MLP's hidden codes."""
     base_kw, change = SWITCHES[switch]
     model, ds = trained("digits-global"), dataset("digits")
     base = EngineConfig(**{**ALL_OFF, **base_kw})
     _, c0 = evaluate_recording(model, library, ds.x_test, ds.y_test, base)
     _, c1 = evaluate_recording(model, library, ds.x_test, ds.y_test, base.with_(**change))
     assert _changed_fraction(c0, c1) > 0
+    first = min(c0)
+    a, b = c0[first].astype(int), c1[first].astype(int)
+    d = b - a
+    up, down = int(np.sum(d > 0)), int(np.sum(d < 0))
+    kind = PREDICTED.get(switch)
+    if kind == "down":
+        assert down > 0 and down >= 3 * up, f"{switch}: {down} codes down, {up} up"
+    elif kind == "balanced":
+        top = int(a.max())
+        inner = (a > 0) & (a < top)  # free to move either way (0 and the top code clip)
+        up_i, down_i = int(np.sum((d > 0) & inner)), int(np.sum((d < 0) & inner))
+        n = up_i + down_i
+        assert n >= 100, f"{switch}: only {n} inner codes moved; too few to test the balance"
+        assert abs(up_i - down_i) <= 3 * np.sqrt(n), f"{switch}: {up_i} up, {down_i} down"
+    elif kind == "odd":
+        np.testing.assert_array_equal(d != 0, a % 2 == 1)
+        assert set(np.unique(d)) <= {-1, 0, 1}
 
 
-@pytest.mark.ngspice
 def test_adc_bits_changes_codes_with_digital_partial_sums(library):
     model, ds = trained("digits-global"), dataset("digits")
     base = EngineConfig(**ALL_OFF)
@@ -344,7 +371,6 @@ def test_adc_bits_changes_codes_with_digital_partial_sums(library):
     assert _changed_fraction(c0, c1) > 0
 
 
-@pytest.mark.ngspice
 def test_nva_is_not_ignored_without_adc_mismatch(library):
     model, ds = trained("digits-global"), dataset("digits")
     base = EngineConfig(**ALL_OFF)
@@ -353,7 +379,6 @@ def test_nva_is_not_ignored_without_adc_mismatch(library):
     assert _changed_fraction(c0, c1) > 0
 
 
-@pytest.mark.ngspice
 def test_adc_bits_finer_than_the_output_grid(library):
     """8-bit conversions re-expressed on LeNet-5's 3-bit output grid give the integer
     model's first-layer codes up to double rounding: the 8-bit code rounds ``x = v/LSB_3``
@@ -375,7 +400,6 @@ def test_adc_bits_finer_than_the_output_grid(library):
     assert np.count_nonzero(d) / d.size <= double_rounding_bound
 
 
-@pytest.mark.ngspice
 def test_weight_variation_sweep_degrades_accuracy(library):
     """Accuracy falls as nvw grows (2 chips per point; measured 0.89, 0.86, 0.76, 0.52)."""
     model, ds = trained("digits-global"), dataset("digits")
@@ -390,7 +414,6 @@ def test_weight_variation_sweep_degrades_accuracy(library):
     assert res["largest_value_within_margin"] in (0.0, 0.1)
 
 
-@pytest.mark.ngspice
 def test_chips_seed_and_reproducibility(library):
     model, ds = trained("digits-global"), dataset("digits")
     cfg = EngineConfig(chips=3, nvw=0.05, seed=7)
@@ -474,7 +497,6 @@ def _p_op_read_j(card):
     return (o.v_supply_pos_v - o.v_supply_neg_v) * o.i_quiescent_a * card.tia.t_read_s
 
 
-@pytest.mark.ngspice
 def test_energy_per_inference_has_every_component(library):
     """Default (all effects on) digits MLP: every component positive except the sense row,
     which costs nothing here (every layer spans several row tiles and its digital partial
@@ -498,7 +520,6 @@ def test_energy_per_inference_has_every_component(library):
     assert e["subtractor"] == pytest.approx(_p_op_read_j(card) * 14 * 32, rel=1e-9)
 
 
-@pytest.mark.ngspice
 def test_analog_partial_sums_count_one_tia_per_column(library):
     model, ds = trained("digits-global"), dataset("digits")
     res = evaluate(model, library, ds.x_test, ds.y_test, EngineConfig(partial_sums="analog"))
@@ -508,7 +529,6 @@ def test_analog_partial_sums_count_one_tia_per_column(library):
     )
 
 
-@pytest.mark.ngspice
 @pytest.mark.parametrize("change", [{"adc": False}, {"nva": 0.02}])
 def test_adc_energy_does_not_depend_on_the_mismatch_model(library, change):
     """The mismatch model moves decisions, not the energy model: every (skip, code) costs
@@ -538,7 +558,6 @@ def test_adc_energy_does_not_depend_on_the_mismatch_model(library, change):
     assert b == pytest.approx(a, rel=code_dependence_rel)
 
 
-@pytest.mark.ngspice
 def test_area_shared_for_global_dedicated_for_per_layer(library):
     """Component counts of the digits MLP from first principles: layer 1 on 2×4 tiles,
     layer 2 on 3×2 tiles; every tile has 64 TIAs, 32 subtractors, 4 ADCs (8 columns each)
@@ -619,7 +638,6 @@ def test_sweep_spec_values():
     assert SweepSpec.parse("t=100").values == (100.0,)
 
 
-@pytest.mark.ngspice
 def test_model_and_card_that_do_not_fit(library):
     """Bits above what the card's device, ADC or DAC hold; a float model."""
     card, model = library.card, trained("digits-global")
@@ -653,7 +671,6 @@ def test_model_and_card_that_do_not_fit(library):
         Engine(trained("digits-float"), library, EngineConfig())
 
 
-@pytest.mark.ngspice
 def test_biases_that_need_more_rows_than_the_tile(library):
     """A bias of 31 units at 4-bit weights needs ceil(31/15) = 3 rows of 4-bit devices: more
     than a 2-row array holds (array size is a what-if field)."""
@@ -668,7 +685,6 @@ def test_biases_that_need_more_rows_than_the_tile(library):
     assert "its biases need 3 bias rows, more than the card's 2 rows" in str(exc.value)
 
 
-@pytest.mark.ngspice
 def test_global_model_whose_ranges_are_not_shared_is_refused(library):
     model = trained("digits-global")
     layers = list(model.layers)
@@ -681,7 +697,6 @@ def test_global_model_whose_ranges_are_not_shared_is_refused(library):
         map_model(tampered, library.card)
 
 
-@pytest.mark.ngspice
 def test_data_of_the_wrong_shape_or_with_nan(library):
     model, ds = trained("digits-global"), dataset("digits")
     eng = Engine(model, library, EngineConfig.ideal_mode())
@@ -706,10 +721,10 @@ def test_data_of_the_wrong_shape_or_with_nan(library):
 
 
 @pytest.fixture
-def lib_copy(quick_library, tmp_path):
+def lib_copy(committed_library, tmp_path):
     """A private copy of the session's library, free to corrupt."""
     dst = tmp_path / "lib"
-    shutil.copytree(quick_library.path, dst)
+    shutil.copytree(committed_library.path, dst)
     return dst
 
 
@@ -719,7 +734,6 @@ def _edit_json(path, edit):
     path.write_text(json.dumps(doc))
 
 
-@pytest.mark.ngspice
 def test_library_of_another_schema_or_corrupt(lib_copy):
     lib_file = lib_copy / "library.json"
     text = lib_file.read_text()
@@ -737,7 +751,6 @@ def test_library_of_another_schema_or_corrupt(lib_copy):
         load_library(lib_copy)
 
 
-@pytest.mark.ngspice
 def test_card_asking_for_a_block_the_library_lacks(lib_copy, library):
     """The library's card enables the sense row, but its block is gone."""
     _edit_json(lib_copy / "library.json", lambda d: d["blocks"].pop("sense_row"))

@@ -1,9 +1,9 @@
 """``cosim evaluate``: the table, the JSON, sweeps with a PNG, ``--verify-spice`` against
 ngspice, and one readable line with exit status 2 for every deliberate error.
 
-All of it reads the session's quick characterization, so every test is an ngspice test;
-``--verify-spice`` runs new ngspice jobs (the MAC units and ADC instances of this very
-evaluation) with the characterization's SPICE cache.
+All of it reads the committed quick characterization (``committed_library``); only the
+tests of the ``--verify-spice`` run are ngspice tests: it runs new ngspice jobs (the MAC
+units and ADC instances of this very evaluation) into a session SPICE cache.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from cosim.library import load_library
 from cosim.train.modelfile import save_model
 
 from .engine_models import dataset, trained
-
-pytestmark = pytest.mark.ngspice
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -49,19 +47,20 @@ def _run(argv):
 
 
 @pytest.fixture(scope="module")
-def verified_run(quick_library, quick_library_cache, model_files, tmp_path_factory):
+def verified_run(committed_library, quick_library_cache, model_files, tmp_path_factory):
     """The acceptance run: 200 digits images, all effects on, 50 MAC operations in SPICE."""
     out = tmp_path_factory.mktemp("engine-cli") / "out.json"
     rc, stdout, stderr = _run(
         ["evaluate", "--model", str(model_files["digits-global"]),
-         "--library", str(quick_library.path), "--limit", "200", "--verify-spice", "50",
+         "--library", str(committed_library.path), "--limit", "200", "--verify-spice", "50",
          "--jobs", "2", "--cache-dir", str(quick_library_cache), "--json", str(out)]
     )  # fmt: skip
     assert rc == 0, stderr
     return stdout, json.loads(out.read_text()), out
 
 
-def test_evaluate_prints_the_table_and_writes_json(verified_run, quick_library):
+@pytest.mark.ngspice
+def test_evaluate_prints_the_table_and_writes_json(verified_run, committed_library):
     stdout, doc, out = verified_run
     lines = stdout.splitlines()
     assert lines[0] == (
@@ -93,12 +92,13 @@ def test_evaluate_prints_the_table_and_writes_json(verified_run, quick_library):
     assert ev["config"] == EngineConfig().describe()
     # the same evaluation in-process: the CLI adds nothing and loses nothing
     ds = dataset("digits")
-    lib = load_library(quick_library.path)
+    lib = load_library(committed_library.path)
     direct = evaluate(trained("digits-global"), lib, ds.x_test[:200], ds.y_test[:200],
                       EngineConfig())  # fmt: skip
     assert ev["accuracy_per_chip"] == direct.accuracy_per_chip
 
 
+@pytest.mark.ngspice
 def test_verify_spice_50_operations_agree_with_ngspice(verified_run):
     """Acceptance 2: the codes agree with ngspice wherever the analog voltages allow it.
 
@@ -130,11 +130,11 @@ def test_verify_spice_50_operations_agree_with_ngspice(verified_run):
     assert f"{v['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB" in line
 
 
-def test_sweep_writes_json_and_png(quick_library, model_files, tmp_path):
+def test_sweep_writes_json_and_png(committed_library, model_files, tmp_path):
     out = tmp_path / "sweep.json"
     rc, stdout, stderr = _run(
         ["evaluate", "--model", str(model_files["digits-global"]),
-         "--library", str(quick_library.path), "--sweep", "nvw=0:0.2:0.1", "--chips", "2",
+         "--library", str(committed_library.path), "--sweep", "nvw=0:0.2:0.1", "--chips", "2",
          "--limit", "200", "--json", str(out)]
     )  # fmt: skip
     assert rc == 0, stderr
@@ -154,18 +154,18 @@ def test_sweep_writes_json_and_png(quick_library, model_files, tmp_path):
     plot = tmp_path / "curve.png"
     rc, _, stderr = _run(
         ["evaluate", "--model", str(model_files["digits-global"]),
-         "--library", str(quick_library.path), "--sweep", "nvw=0.1", "--limit", "50",
+         "--library", str(committed_library.path), "--sweep", "nvw=0.1", "--limit", "50",
          "--plot", str(plot)]
     )  # fmt: skip
     assert rc == 0, stderr
     assert plot.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_ideal_mode_from_the_command_line(quick_library, model_files, tmp_path):
+def test_ideal_mode_from_the_command_line(committed_library, model_files, tmp_path):
     out = tmp_path / "ideal.json"
     rc, stdout, stderr = _run(
         ["evaluate", "--model", str(model_files["digits-global"]),
-         "--library", str(quick_library.path), "--ideal", "--json", str(out)]
+         "--library", str(committed_library.path), "--ideal", "--json", str(out)]
     )  # fmt: skip
     assert rc == 0, stderr
     assert stdout.splitlines()[0].endswith(", ideal")
@@ -178,12 +178,12 @@ def test_ideal_mode_from_the_command_line(quick_library, model_files, tmp_path):
 
 # --------------------------------------------------------------- errors: exit 2, one line
 @pytest.fixture
-def broken_libraries(quick_library, tmp_path):
+def broken_libraries(committed_library, tmp_path):
     """Copies of the session's library: another schema, a corrupt file, a missing block."""
     libs = {}
     for name in ("schema", "corrupt", "no-sense-row", "bad-arrays"):
         libs[name] = tmp_path / name
-        shutil.copytree(quick_library.path, libs[name])
+        shutil.copytree(committed_library.path, libs[name])
     f = libs["schema"] / "library.json"
     f.write_text(json.dumps({**json.loads(f.read_text()), "schema_version": 2}))
     f = libs["corrupt"] / "library.json"
@@ -197,13 +197,13 @@ def broken_libraries(quick_library, tmp_path):
 
 
 def test_errors_exit_2_with_one_readable_line(
-    quick_library, model_files, broken_libraries, tmp_path
+    committed_library, model_files, broken_libraries, tmp_path
 ):
-    lib = str(quick_library.path)
+    lib = str(committed_library.path)
     good = str(model_files["digits-global"])
     bad_model = tmp_path / "bad.npz"
     bad_model.write_bytes(b"not a model")
-    card = load_library(quick_library.path).card
+    card = load_library(committed_library.path).card
     levels3, adc2 = tmp_path / "levels3.toml", tmp_path / "adc2.toml"
     levels3.write_text(card.with_updates({"device": {"level_bits": 3}}).to_toml())
     adc2.write_text(

@@ -3,8 +3,8 @@ time and memory, never a prediction, a statistic or an energy; the read noise a 
 is keyed by the sample; conductances of any variation stay physical. Chip draws keyed by what
 they model (issue 13): switching one effect or changing its size moves no other draw.
 
-The engine tests read the session's quick characterization (``quick_library``), so they
-carry ``@pytest.mark.ngspice``; the :class:`~cosim.engine.core.ReadNoise` tests need none.
+The engine tests read the committed quick characterization (``committed_library``); none
+runs ngspice.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from .engine_models import dataset, trained
 
 
 @pytest.fixture(scope="module")
-def library(quick_library):
-    return load_library(quick_library.path)
+def library(committed_library):
+    return load_library(committed_library.path)
 
 
 def _assert_same(a, b, what):
@@ -36,7 +36,6 @@ def _assert_same(a, b, what):
 
 
 # ------------------------------------------------------------------ 1. batch and threads
-@pytest.mark.ngspice
 @pytest.mark.parametrize(
     "name, ds_name, n",
     [("digits-global", "digits", None), ("fashion-lenet-a8", "fashion-small", 120)],
@@ -59,7 +58,6 @@ def test_batch_and_threads_change_nothing(library, name, ds_name, n):
         _assert_same(got, ref, f"batch {batch}, {threads} thread(s)")
 
 
-@pytest.mark.ngspice
 def test_a_sample_sees_the_same_noise_in_any_batch(library):
     """Read noise keyed by sample: the logits of samples 10..16 are the same run as a batch
     of their own (starting at sample 10: every block padded) as inside a batch of 50, and
@@ -76,7 +74,6 @@ def test_a_sample_sees_the_same_noise_in_any_batch(library):
     assert not np.array_equal(other, whole[10:17])
 
 
-@pytest.mark.ngspice
 def test_batch_size_rounds_to_whole_blocks(library):
     """The default 1000 is a whole number of every layer's blocks; other sizes round to
     the nearest multiple of them, small ones stay (and pad); ideal mode batches as asked."""
@@ -156,7 +153,6 @@ def test_read_noise_draws_are_standard_normal_and_independent_across_blocks():
 
 
 # ------------------------------------------------------------------ 3. physical conductances
-@pytest.mark.ngspice
 @pytest.mark.parametrize("nvw", [10.0, 1e300])
 def test_huge_weight_variation_evaluates(library, nvw):
     """``nvw`` far beyond the documented range (the configuration refuses it; the engine
@@ -210,7 +206,6 @@ def _assert_draws_equal(a, b, what):
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what}: {k}")
 
 
-@pytest.mark.ngspice
 def test_switching_stuck_faults_moves_no_other_draw(library):
     """Stuck faults on and off (at 2 % + 2 %, so every tile has some): the devices their own
     stream marks stuck (recomputed here from its key: (seed, chip, layer, tile, STUCK), line
@@ -245,7 +240,6 @@ def test_switching_stuck_faults_moves_no_other_draw(library):
     _assert_draws_equal(_adc_draws(on, chip_on), _adc_draws(off, chip_off), "stuck")
 
 
-@pytest.mark.ngspice
 def test_an_nvw_sweep_is_one_chip_with_scaled_deviations(library):
     """nvw = 0.05 and 0.1 on the same chip (programming noise on): every device's deviation
     from its conductance at nvw = 0 is ``nvw·(g_max − g_min)`` times the standard normals of
@@ -285,7 +279,6 @@ def test_an_nvw_sweep_is_one_chip_with_scaled_deviations(library):
         _assert_draws_equal(_adc_draws(engines[0], chips[0]), _adc_draws(eng, chip), "nvw")
 
 
-@pytest.mark.ngspice
 def test_adc_switches_leave_the_array_and_periphery_draws(library):
     """The ADC mismatch off, or Bao et al.'s nva instead: TIA offsets, subtractors, sense
     offsets and conductances are identical; nva = 0.01 and 0.02 move every comparison level

@@ -31,8 +31,8 @@ from .engine_models import ALL_OFF, dataset, evaluate_recording, reference_codes
 
 
 @pytest.fixture(scope="module")
-def library(quick_library):
-    return load_library(quick_library.path)
+def library(committed_library):
+    return load_library(committed_library.path)
 
 
 def _p_op_read_j(card):
@@ -41,7 +41,6 @@ def _p_op_read_j(card):
 
 
 # ------------------------------------------------------- 2, 3: unipolar columns, leakage
-@pytest.mark.ngspice
 def test_all_unipolar_model_needs_what_the_fixes_touch(library):
     """Every hidden filter unipolar, every layer on several row tiles (partial sums), a
     negative bias on inverted bias rows (a row tile's partial sum can be negative), and a
@@ -62,7 +61,6 @@ def test_all_unipolar_model_needs_what_the_fixes_touch(library):
     assert 0.1 < leak.min() and leak.max() < 0.5  # measured 0.15 .. 0.27 LSB
 
 
-@pytest.mark.ngspice
 def test_all_unipolar_mlp_analog_partial_sums_every_effect_off_is_exact(library):
     """The reference line cancels the leakage at the TIA inputs: with every hardware effect
     off the analog path gives the integer model's codes in every layer (before: 57 % of
@@ -76,7 +74,6 @@ def test_all_unipolar_mlp_analog_partial_sums_every_effect_off_is_exact(library)
     np.testing.assert_array_equal(res.predictions[0], pred_ref)
 
 
-@pytest.mark.ngspice
 def test_all_unipolar_mlp_digital_partial_sums_every_effect_off(library):
     """Digital partial sums re-quantize the sum of 8-bit partial-sum codes, so codes may
     differ from the integer model's by the rounding of each partial sum (as for differential
@@ -94,7 +91,6 @@ def test_all_unipolar_mlp_digital_partial_sums_every_effect_off(library):
         assert np.mean(codes[i] > 0) > 0.5, f"layer {i}"
 
 
-@pytest.mark.ngspice
 @pytest.mark.parametrize("name", ["digits-unipolar", "digits-global"])
 def test_zero_partial_sum_converts_to_half_scale(library, name):
     """A row tile without bias rows and with every input at 0 carries no signal: each of its
@@ -122,7 +118,6 @@ def test_zero_partial_sum_converts_to_half_scale(library, name):
     assert seen_uni == (name == "digits-unipolar")
 
 
-@pytest.mark.ngspice
 def test_reference_line_is_counted_in_area_and_read_energy(library):
     """One reference line (a column of ``rows`` cells) per tile that holds unipolar columns:
     none for an all-bipolar model; its read current shows in the crossbar read energy."""
@@ -147,7 +142,6 @@ def test_reference_line_is_counted_in_area_and_read_energy(library):
 
 
 # ------------------------------------------------------------------- 1: nva without adc
-@pytest.mark.ngspice
 @pytest.mark.parametrize("partial_sums", ["digital", "analog"])
 def test_nva_acts_with_the_adc_switch_off(library, partial_sums):
     """``nva > 0`` replaces every ADC instance (final and partial-sum conversions) by the
@@ -163,7 +157,6 @@ def test_nva_acts_with_the_adc_switch_off(library, partial_sums):
         np.testing.assert_array_equal(c1[i], c2[i])
 
 
-@pytest.mark.ngspice
 def test_nva_sweep_from_a_base_with_the_adc_off(library):
     """benchmarks/robustness.py sweeps nva from a base with every effect off (adc=False):
     the zero point is the reference and a large nva moves the accuracy (measured with analog
@@ -177,7 +170,6 @@ def test_nva_sweep_from_a_base_with_the_adc_off(library):
 
 
 # ---------------------------------------------------- 4: periphery energy, partial sums
-@pytest.mark.ngspice
 @pytest.mark.parametrize("name", ["digits-global", "digits-all-unipolar"])
 def test_tia_and_subtractor_energy_follow_the_partial_sum_scheme(library, name):
     """Per layer: digital partial sums read every row tile's TIAs and subtractors, analog
@@ -207,7 +199,6 @@ def test_tia_and_subtractor_energy_follow_the_partial_sum_scheme(library, name):
         assert e["digital", lm.index] == pytest.approx(lm.n_row_tiles * e["analog", lm.index])
 
 
-@pytest.mark.ngspice
 def test_reference_line_is_programmed_like_the_array(library):
     """The reference line's devices go through the same programming as the columns' g_min
     devices, so it cancels their *mean* leakage: PCM programming noise clipped at 0 S puts
@@ -234,7 +225,6 @@ def test_reference_line_is_programmed_like_the_array(library):
     assert res.accuracy_mean >= model.info["test_accuracy"] - 0.03
 
 
-@pytest.mark.ngspice
 def test_nva_with_sense_skips_runs_the_skipped_search(library):
     """An ``nva`` converter's levels are not monotone, so a skipped conversion must run the
     search without the skipped levels (capping the full search's code differs on a few per

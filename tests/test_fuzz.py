@@ -27,8 +27,8 @@ bad last input (dataset, model) or run on tiny ones (digits, one epoch; at most 
 samples, at most 3 chips, sweeps of at most 3 points, no ``--verify-spice``).
 
 Examples are derandomized (the same ones every run; no example database). Linux only
-(SIGALRM, /proc, FIFOs). Tests that use the ``quick_library`` fixture run ngspice once per
-session and carry ``@pytest.mark.ngspice``.
+(SIGALRM, /proc, FIFOs). The library tests mutate the committed quick library
+(``committed_library``); nothing here runs ngspice.
 """
 
 from __future__ import annotations
@@ -727,14 +727,14 @@ def world(tmp_path_factory, base_models) -> World:
 
 
 @pytest.fixture(scope="module")
-def world_lib(world, quick_library) -> World:
-    world.add_library(quick_library.path)
+def world_lib(world, committed_library) -> World:
+    world.add_library(committed_library.path)
     return world
 
 
 @pytest.fixture(scope="module")
-def base_library(quick_library) -> BaseLibrary:
-    p = quick_library.path
+def base_library(committed_library) -> BaseLibrary:
+    p = committed_library.path
     raw = {n: (p / n).read_bytes() for n in ("library.json", "validation.json", "arrays.npz")}
     with np.load(p / "arrays.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
@@ -1202,7 +1202,6 @@ def write_library(dest: Path, files: dict[str, Any]) -> None:
             p.write_bytes(b"")
 
 
-@pytest.mark.ngspice
 @fuzz(400)
 @given(data=st.data())
 def test_load_library_mutated(tmp_path_factory, base_library, data):
@@ -1220,10 +1219,9 @@ def test_load_library_mutated(tmp_path_factory, base_library, data):
                  LibraryError, check_library_valid)  # fmt: skip
 
 
-@pytest.mark.ngspice
-def test_quick_library_is_valid(quick_library):
+def test_committed_library_is_valid(committed_library):
     """The validity check itself accepts the unmodified library."""
-    check_loader("load_library", lambda: load_library(quick_library.path), LibraryError,
+    check_loader("load_library", lambda: load_library(committed_library.path), LibraryError,
                  check_library_valid)  # fmt: skip
 
 
@@ -1570,7 +1568,6 @@ _EVAL_BOUNDED = {
 }  # fmt: skip
 
 
-@pytest.mark.ngspice
 @fuzz(60)
 @given(data=st.data())
 def test_cli_evaluate_runs_bounded(world_lib, data):
@@ -1585,7 +1582,6 @@ def test_cli_evaluate_runs_bounded(world_lib, data):
     run_command(world_lib, tokens, seconds=60)
 
 
-@pytest.mark.ngspice
 @fuzz(80)
 @given(data=st.data())
 def test_cli_evaluate_mutated_inputs(world_lib, base_library, data):

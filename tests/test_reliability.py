@@ -326,9 +326,8 @@ def test_values_with_newlines_stay_on_one_line(absent):
 
 
 # ------------------------------------------------------- what-if cards (a real evaluation)
-@pytest.mark.ngspice
 def test_large_what_if_tiles_say_what_they_cost_and_the_header_names_the_card(
-    quick_library, tmp_path
+    committed_library, tmp_path
 ):
     """A 1024x1024 what-if card prints its tile size and solve size on stderr before the
     chip is built, and the report's header names the what-if card, not the library's."""
@@ -339,12 +338,12 @@ def test_large_what_if_tiles_say_what_they_cost_and_the_header_names_the_card(
 
     model = tmp_path / "m.npz"
     save_model(trained("digits-global"), model)
-    card = load_library(quick_library.path).card.with_updates(
+    card = load_library(committed_library.path).card.with_updates(
         {"array": {"rows": 1024, "cols": 1024}}, name="what-if-1024"
     )
     what_if = tmp_path / "big.toml"
     what_if.write_text(card.to_toml())
-    argv = ["evaluate", "--model", str(model), "--library", str(quick_library.path),
+    argv = ["evaluate", "--model", str(model), "--library", str(committed_library.path),
             "--card", str(what_if), "--limit", "20", "--no-ir-drop"]  # fmt: skip
     rc, out, err = run_cli(argv)
     assert rc == 0, err

@@ -1,8 +1,9 @@
 """``cosim report``: the quick study end to end, its cache, and the keys it builds.
 
 One session fixture runs ``cosim report --quick`` twice in a subprocess (the real command,
-2 workers) against the session's quick library: the first run computes everything, the
-second must be served from the cache. The other tests read what those runs wrote.
+2 workers) against the committed quick library (``committed_library``; no ngspice runs): the
+first run computes everything, the second must be served from the cache. The other tests
+read what those runs wrote.
 """
 
 from __future__ import annotations
@@ -46,16 +47,15 @@ def _run_report(out: Path, library: Path) -> tuple[float, str]:
 
 
 @pytest.fixture(scope="session")
-def quick_report(quick_library, tmp_path_factory) -> QuickReport:
+def quick_report(committed_library, tmp_path_factory) -> QuickReport:
     out = tmp_path_factory.mktemp("report") / "quick"
-    first_s, err = _run_report(out, quick_library.path)
+    first_s, err = _run_report(out, committed_library.path)
     first = json.loads((out / "report.json").read_text())
-    second_s, _ = _run_report(out, quick_library.path)
+    second_s, _ = _run_report(out, committed_library.path)
     second = json.loads((out / "report.json").read_text())
     return QuickReport(out, first_s, second_s, first, second, err)
 
 
-@pytest.mark.ngspice
 @pytest.mark.slow
 def test_quick_report_writes_markdown_json_and_figures(quick_report):
     out = quick_report.out
@@ -70,7 +70,6 @@ def test_quick_report_writes_markdown_json_and_figures(quick_report):
     assert sorted(quick_report.first["figures"]) == [p.name for p in pngs]
 
 
-@pytest.mark.ngspice
 @pytest.mark.slow
 def test_report_json_holds_every_experiment(quick_report):
     r = quick_report.first
@@ -110,7 +109,6 @@ def test_report_json_holds_every_experiment(quick_report):
     assert refs["periphery_savings"]["area_fraction_saved"] == 0.80
 
 
-@pytest.mark.ngspice
 @pytest.mark.slow
 def test_every_figure_sits_beside_its_published_value(quick_report):
     text = (quick_report.out / "report.md").read_text()
@@ -128,7 +126,6 @@ def test_every_figure_sits_beside_its_published_value(quick_report):
     assert "## Headline numbers" in text and "98.82 %" in text
 
 
-@pytest.mark.ngspice
 @pytest.mark.slow
 def test_second_run_is_served_from_the_cache(quick_report):
     a, b = quick_report.first, quick_report.second
@@ -146,7 +143,6 @@ def test_second_run_is_served_from_the_cache(quick_report):
     assert json.dumps(numbers(a), sort_keys=True) == json.dumps(numbers(b), sort_keys=True)
 
 
-@pytest.mark.ngspice
 @pytest.mark.slow
 def test_quick_study_timing_is_recorded(quick_report):
     t = quick_report.first["timing"]
