@@ -45,10 +45,10 @@ from cosim.engine.core import Engine
 from cosim.engine.energy import LayerStats
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
+from cosim.model import Model
 from cosim.spice.runner import SpiceJob, SpiceRunner
 from cosim.surrogates.periphery import TiaModel
 from cosim.surrogates.sense_row import skips
-from cosim.train.modelfile import Model
 from netlists.crossbar import CrossbarParams
 from netlists.mac_unit import MacAnalogParams, mac_analog_netlist
 from netlists.opamp import OpampParams
