@@ -48,6 +48,7 @@ import numpy as np
 
 from cosim.blas import single_thread
 from cosim.card import Card
+from cosim.circuits import device_model
 from cosim.engine.blocks import BLOCK_SAMPLES as BLOCK_SAMPLES
 from cosim.engine.blocks import (
     CODE_DTYPE,
@@ -78,7 +79,6 @@ from cosim.model import FlattenLayer, Model, PoolLayer, WeightLayer
 from cosim.model.forward import exact_matmul, im2col, pool
 from cosim.quant import requantize
 from cosim.surrogates.periphery import TiaModel
-from device_models import from_card
 
 
 class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
@@ -105,7 +105,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         self.lib = library
         self.card: Card = library.card if card is None else what_if_card(library, card)
         self.cfg = config
-        self.device = from_card(self.card)
+        self.device = device_model(self.card)
         self.maps: list[LayerMap] = map_model(model, self.card)
         self._by_index = {m.index: m for m in self.maps}
         self.crossbar = library.block("crossbar")
