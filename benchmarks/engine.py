@@ -42,7 +42,7 @@ def float_forward_lenet(model, x01: np.ndarray, batch: int = 1000) -> np.ndarray
     """Plain float32 NumPy forward of the model's architecture (real-valued weights)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    from cosim.train.modelfile import FlattenLayer, PoolLayer, WeightLayer
+    from cosim.model import FlattenLayer, PoolLayer, WeightLayer
 
     layers = []
     for lay in model.layers:
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     from cosim.engine.config import EngineConfig
     from cosim.engine.evaluate import evaluate
     from cosim.library import load_library
-    from cosim.train.modelfile import load_model
+    from cosim.model import load_model
 
     model = load_model(args.model)
     library = load_library(args.library)

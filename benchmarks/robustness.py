@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from cosim.engine.config import EFFECTS_OFF, EngineConfig
     from cosim.engine.sweep import SweepSpec, plot_sweep, run_sweep
     from cosim.library import load_library
-    from cosim.train.modelfile import load_model
+    from cosim.model import load_model
 
     ds = load_dataset("fashion-mnist")
     x, y = ds.x_test[: args.limit], ds.y_test[: args.limit]

@@ -256,7 +256,7 @@ class CrossbarNetwork:
         nd = self.nodes
         vt = np.broadcast_to(np.asarray(v_tia, dtype=float), (self.n_lines,))[self.order]
         g_phys = self.g[:, self.order]
-        nonlinear = device is not None and device.iv_alpha_per_v > 0
+        nonlinear = device is not None and not device.is_ohmic
         lu_lin = _splu(self._stamps(g_phys))
         a_wires = self._stamps(np.zeros_like(g_phys), wires=True).tocsr() if nonlinear else None
         out = np.empty((v_in.shape[0], self.n_lines))

@@ -43,7 +43,7 @@ is the pre-activation in units of ``u * step_in``: ``z = u * step_in * acc``. A 
 layer's output code is ``requantize(acc, layer_scale(...), a)`` (:func:`requantize`,
 :func:`layer_scale`); the classifier head's logits are ``u * step_in * acc`` (float64).
 Average pooling on codes rounds half up in integers, ``(sum + n // 2) // n``
-(:func:`avgpool_round`); max pooling is exact. :mod:`cosim.integer_forward` runs a whole
+(:func:`avgpool_round`); max pooling is exact. :mod:`cosim.model.forward` runs a whole
 model this way.
 
 Examples

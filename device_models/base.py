@@ -13,17 +13,22 @@ A programmed conductance ``g`` is the *chord conductance at the read voltage* ``
     I(V) = g * v_read * sinh(a V) / sinh(a v_read)        (a > 0)
     I(V) = g * V                                         (a = 0, ohmic)
 
-so ``I(v_read) = g * v_read`` exactly and the curve is odd and monotonic.
+so ``I(v_read) = g * v_read`` exactly and the curve is odd and monotonic
+(:mod:`device_models.iv` evaluates it).
+
+Invalid parameters raise ``ValueError`` naming the field: this package depends on NumPy
+only; :func:`cosim.circuits.device_model` turns a card into a device and reports a bad one
+as a ``CardError``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cosim.errors import CardError
+from device_models.iv import sinh_current, sinh_slope
 
 
 @dataclass(frozen=True)
@@ -65,13 +70,13 @@ class DeviceModel:
 
     def __post_init__(self) -> None:
         if not 1 <= self.level_bits <= 8:
-            raise CardError(f"device.level_bits = {self.level_bits} out of range [1, 8]")
+            raise ValueError(f"device.level_bits = {self.level_bits} out of range [1, 8]")
         if not 0 <= self.g_min_s < self.g_max_s:
-            raise CardError("device conductances must satisfy 0 <= g_min_s < g_max_s")
+            raise ValueError("device conductances must satisfy 0 <= g_min_s < g_max_s")
         if self.v_read_v <= 0:
-            raise CardError("the read voltage must be positive")
+            raise ValueError("the read voltage must be positive")
         if self.iv_alpha_per_v < 0:
-            raise CardError("device.iv_alpha_per_v must be >= 0")
+            raise ValueError("device.iv_alpha_per_v must be >= 0")
 
     # -- levels -------------------------------------------------------------------------
     @property
@@ -105,12 +110,7 @@ class DeviceModel:
     # -- I-V ----------------------------------------------------------------------------
     def current(self, g: np.ndarray | float, v: np.ndarray | float) -> np.ndarray:
         """Device current (A) for conductance ``g`` (S) and voltage ``v`` (V), broadcast."""
-        g = np.asarray(g, dtype=float)
-        v = np.asarray(v, dtype=float)
-        a = self.iv_alpha_per_v
-        if a == 0.0:
-            return g * v
-        return g * (self.v_read_v / math.sinh(a * self.v_read_v)) * np.sinh(a * v)
+        return sinh_current(g, v, self.v_read_v, self.iv_alpha_per_v)
 
     def iv_shape(self, v: np.ndarray | float) -> np.ndarray:
         """``current(g, v) / g``: the voltage-dependent factor of the I–V curve (V)."""
@@ -118,12 +118,16 @@ class DeviceModel:
 
     def small_signal(self, g: np.ndarray | float, v: np.ndarray | float) -> np.ndarray:
         """dI/dV (S) at voltage ``v``."""
-        g = np.asarray(g, dtype=float)
-        v = np.asarray(v, dtype=float)
-        a = self.iv_alpha_per_v
-        if a == 0.0:
-            return g * np.ones_like(v)
-        return g * (a * self.v_read_v / math.sinh(a * self.v_read_v)) * np.cosh(a * v)
+        return sinh_slope(g, v, self.v_read_v, self.iv_alpha_per_v)
+
+    @property
+    def is_ohmic(self) -> bool:
+        """True for a linear I–V curve (``iv_alpha_per_v == 0``)."""
+        return self.iv_alpha_per_v == 0.0
+
+    def as_ohmic(self) -> DeviceModel:
+        """The same device (levels, noise, drift, faults) with a linear I–V curve."""
+        return replace(self, iv_alpha_per_v=0.0)
 
     def spice_element(self, name: str, n_plus: str, n_minus: str, g_s: float) -> str:
         """One netlist line for a device of conductance ``g_s`` between two nodes.

@@ -64,22 +64,6 @@ class CrossbarParams:
         if self.sense and self.g_sense_s <= 0:
             raise ValueError("CrossbarParams.g_sense_s must be > 0 when sense=True")
 
-    @classmethod
-    def from_card(
-        cls, card, rows: int | None = None, cols: int | None = None, sense: bool | None = None
-    ) -> CrossbarParams:
-        """The card's array (optionally resized); the sense line as the card enables it."""
-        s = card.sense_row.enabled if sense is None else sense
-        return cls(
-            rows=card.array.rows if rows is None else rows,
-            cols=card.array.cols if cols is None else cols,
-            r_wire_wl_ohm=card.array.r_wire_wl_ohm,
-            r_wire_bl_ohm=card.array.r_wire_bl_ohm,
-            r_driver_ohm=card.dac.r_out_ohm,
-            sense=s,
-            g_sense_s=card.sense_row.g_sense_s if s else 0.0,
-        )
-
     @property
     def n_lines(self) -> int:
         """Bitlines including the sense line."""

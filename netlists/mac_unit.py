@@ -3,8 +3,9 @@
 The *analog* netlist (:func:`mac_analog_netlist`) is a DC sweep over input vectors that
 returns every output voltage the ADCs would sample and the sense TIA's output. The full
 *MAC-unit* netlist (:func:`netlists.mac_unit.mac_unit_netlist`) adds the ADCs, as the
-sub-circuits of the card's ADC architecture (:class:`cosim.converters.AdcArchitecture`, the
-SAR today), and the sense comparators.
+sub-circuits of the card's ADC architecture (any object with the three methods of
+:class:`AdcSubcircuits`, such as :class:`cosim.converters.AdcArchitecture`; the SAR today),
+and the sense comparators.
 
 Outputs are described by a *layout*: a tuple of ``(p, n)`` column pairs for differential
 weights (subtractor output ``V(p) − V(n)``) or ``(p, None)`` for a unipolar column (its
@@ -14,7 +15,7 @@ TIA output goes straight to the ADC).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,10 +26,19 @@ from netlists.opamp import opamp_subckt
 from netlists.subtractor import SubtractorParams, subtractor_elements
 from netlists.tia import TiaParams, tia_subckt
 
-if TYPE_CHECKING:
-    from cosim.converters import AdcArchitecture
-
 Layout = tuple[tuple[int, int | None], ...]
+
+
+class AdcSubcircuits(Protocol):
+    """What :func:`mac_unit_netlist` needs of an ADC architecture: the sub-circuit of one
+    instance's netlist parameters, its name, and its pin order (the shared one of
+    :mod:`cosim.converters`). Netlists depend on this shape, not on cosim's registry."""
+
+    def subckt(self, params: Any, name: str | None = None) -> str: ...
+
+    def subckt_name(self, params: Any) -> str: ...
+
+    def subckt_pins(self, bits: int) -> list[str]: ...
 
 
 def pair_layout(cols: int) -> Layout:
@@ -77,18 +87,6 @@ class MacAnalogParams:
             raise ValueError("layout uses a column twice")
         if self.crossbar.sense and self.sense_tia is None:
             raise ValueError("a crossbar with a sense line needs sense_tia")
-
-    @classmethod
-    def from_card(
-        cls, card, layout: Layout, rows: int | None = None, cols: int | None = None
-    ) -> MacAnalogParams:
-        xb = CrossbarParams.from_card(card, rows, cols)
-        sense = TiaParams.from_card(card, card.sense_row.r_feedback_ohm) if xb.sense else None
-        r_t = card.tia.r_feedback_ohm
-        pair = TiaParams.from_card(card, r_t / card.subtractor.gain_v_per_v)
-        return cls(
-            xb, pair, sense, SubtractorParams.nominal(card), layout, TiaParams.from_card(card, r_t)
-        )
 
     @property
     def supplies(self) -> tuple[float, float]:
@@ -257,7 +255,7 @@ def mac_unit_netlist(
     settle_cycles: int = 6,
     title: str = "cosim mac unit",
     *,
-    adc_arch: AdcArchitecture,
+    adc_arch: AdcSubcircuits,
 ) -> tuple[str, dict]:
     """The whole MAC unit as one transient netlist: crossbar, TIAs, subtractors, sense line
     and its comparators, and one ADC per output, converting every input vector in turn.

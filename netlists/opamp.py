@@ -76,20 +76,6 @@ class OpampParams:
         if self.r_out_ohm < 0 or self.i_quiescent_a < 0:
             raise ValueError("OpampParams.r_out_ohm and i_quiescent_a must be >= 0")
 
-    @classmethod
-    def from_card(cls, card, input_offset_v: float | None = None) -> OpampParams:
-        """The card's op-amp; ``input_offset_v`` overrides the characterized instance's."""
-        o = card.opamp
-        return cls(
-            dc_gain_v_per_v=o.dc_gain_v_per_v,
-            gbw_hz=o.gbw_hz,
-            v_out_min_v=o.v_out_min_v,
-            v_out_max_v=o.v_out_max_v,
-            input_offset_v=o.input_offset_v if input_offset_v is None else input_offset_v,
-            r_out_ohm=o.r_out_ohm,
-            i_quiescent_a=o.i_quiescent_a,
-        )
-
     @property
     def subckt_name(self) -> str:
         """Name of the subcircuit; the offset is an instance parameter, not part of it."""

@@ -98,7 +98,8 @@ per 4-bit conversion. :data:`MEASURED_S_PER_CONVERSION_8BIT` records it.
 Examples
 --------
 >>> from cosim.card import load_card
->>> p = SarAdcParams.nominal(load_card())
+>>> from cosim.circuits import sar_adc_params
+>>> p = sar_adc_params(load_card())
 >>> p.bits, p.conversion_time_s
 (8, 1e-07)
 >>> ".subckt" in sar_adc_subckt(p)
@@ -113,10 +114,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from cosim.card import Card
-from netlists.common import num
-from netlists.common import pwl_steps as _pwl  # moved there; the old name stays
-from netlists.mismatch import SarMismatch, draw_sar_mismatch, sar_mismatch_units
+from netlists.common import num, pwl_steps
+from netlists.mismatch import SarMismatch, sar_mismatch_units
 
 #: Wall time of one 8-bit conversion in ngspice 39 inside a 100-conversion testbench (s),
 #: measured on the 2-core machine class (see the module docstring).
@@ -231,67 +230,50 @@ class SarAdcParams:
 
     # -- constructors -------------------------------------------------------------------
     @classmethod
-    def nominal(cls, card: Card, bits: int | None = None) -> SarAdcParams:
-        """The card's ADC without random mismatch; offset = ``card.adc.comparator_offset_v``.
-
-        Parameters
-        ----------
-        card
-            The hardware card.
-        bits
-            Resolution; default ``card.adc.bits``.
+    def binary_weighted(
+        cls,
+        bits: int,
+        c_unit_f: float,
+        *,
+        v_ref_v: float,
+        v_dd_v: float,
+        clock_hz: float,
+        r_switch_ohm: float,
+        c_parasitic_f: float,
+        comparator_gain_v_per_v: float,
+        c_comparator_f: float,
+        c_logic_f: float,
+        comparator_offset_v: float,
+    ) -> SarAdcParams:
+        """The design without mismatch: bit capacitors ``2**i c_unit_f``, dummy
+        ``c_unit_f``, half-LSB ``c_unit_f / 2`` (F); the other values as the fields.
+        :func:`cosim.circuits.sar_adc_params` gives the card's.
 
         Examples
         --------
-        >>> from cosim.card import load_card
-        >>> p = SarAdcParams.nominal(load_card())
+        >>> p = SarAdcParams.binary_weighted(
+        ...     3, 50e-15, v_ref_v=1.0, v_dd_v=1.0, clock_hz=1e8, r_switch_ohm=1e3,
+        ...     c_parasitic_f=0.0, comparator_gain_v_per_v=1e3, c_comparator_f=0.0,
+        ...     c_logic_f=0.0, comparator_offset_v=0.0)
         >>> p.c_bits_f[-1] / p.c_unit_f, p.c_half_f / p.c_unit_f
-        (128.0, 0.5)
+        (4.0, 0.5)
         """
-        a = card.adc
-        n = a.bits if bits is None else bits
-        cu = a.c_unit_f
         return cls(
-            bits=n,
-            v_ref_v=a.v_ref_v,
-            v_dd_v=a.v_dd_v,
-            clock_hz=a.clock_hz,
-            r_switch_ohm=a.r_switch_ohm,
-            c_parasitic_f=a.c_parasitic_f,
-            comparator_gain_v_per_v=a.comparator_gain_v_per_v,
-            c_comparator_f=a.c_comparator_f,
-            c_logic_f=a.c_logic_f,
-            c_unit_f=cu,
-            c_bits_f=tuple(cu * 2.0**i for i in range(int(n))),
-            c_dummy_f=cu,
-            c_half_f=cu / 2,
-            comparator_offset_v=a.comparator_offset_v,
+            bits=bits,
+            v_ref_v=v_ref_v,
+            v_dd_v=v_dd_v,
+            clock_hz=clock_hz,
+            r_switch_ohm=r_switch_ohm,
+            c_parasitic_f=c_parasitic_f,
+            comparator_gain_v_per_v=comparator_gain_v_per_v,
+            c_comparator_f=c_comparator_f,
+            c_logic_f=c_logic_f,
+            c_unit_f=c_unit_f,
+            c_bits_f=tuple(c_unit_f * 2.0**i for i in range(int(bits))),
+            c_dummy_f=c_unit_f,
+            c_half_f=c_unit_f / 2,
+            comparator_offset_v=comparator_offset_v,
         )
-
-    @classmethod
-    def sample(cls, card: Card, rng: np.random.Generator, bits: int | None = None) -> SarAdcParams:
-        """A Monte-Carlo instance of the card's ADC: the nominal with one
-        :func:`netlists.mismatch.draw_sar_mismatch` applied (:meth:`with_mismatch`).
-
-        A capacitor of ``m`` unit capacitors (``m = 2**i`` for bit ``i``, 1 for the dummy,
-        1/2 for the half-LSB capacitor) gets a relative error ``N(0, s / sqrt(m))`` with
-        ``s = card.adc.cap_mismatch_sigma_rel`` (independent units in parallel); the
-        comparator offset is ``comparator_offset_v + N(0, comparator_offset_sigma_v)``.
-        The surrogate's :func:`cosim.surrogates.adc.sample_instance` makes the same draws.
-
-        Examples
-        --------
-        >>> from cosim.card import load_card
-        >>> a = SarAdcParams.sample(load_card(), np.random.default_rng(0))
-        >>> a == SarAdcParams.sample(load_card(), np.random.default_rng(0))
-        True
-        """
-        nom = cls.nominal(card, bits)
-        a = card.adc
-        draw = draw_sar_mismatch(
-            rng, nom.bits, a.cap_mismatch_sigma_rel, a.comparator_offset_sigma_v
-        )
-        return nom.with_mismatch(draw)
 
     def with_mismatch(self, draw: SarMismatch) -> SarAdcParams:
         """This design's nominal capacitors of ``c_unit_f`` with the relative errors of
@@ -434,7 +416,8 @@ def sar_adc_subckt(params: SarAdcParams, name: str | None = None) -> str:
     Examples
     --------
     >>> from cosim.card import load_card
-    >>> text = sar_adc_subckt(SarAdcParams.nominal(load_card()).with_bits(2))
+    >>> from cosim.circuits import sar_adc_params
+    >>> text = sar_adc_subckt(sar_adc_params(load_card()).with_bits(2))
     >>> text.splitlines()[0].split()[2:]
     ['vin', 'clk', 'start', 'vref', 'vdd', 'skip1', 'b1', 'b0', 'done']
     """
@@ -630,7 +613,8 @@ def sar_testbench_netlist(
     Examples
     --------
     >>> from cosim.card import load_card
-    >>> p = SarAdcParams.nominal(load_card()).with_bits(3)
+    >>> from cosim.circuits import sar_adc_params
+    >>> p = sar_adc_params(load_card()).with_bits(3)
     >>> net = sar_testbench_netlist(p, np.array([0.1, 0.5]), np.array([0, 1]))
     >>> net.splitlines()[0]
     '* cosim SAR ADC testbench: 3 bits, 2 conversions'
@@ -655,7 +639,7 @@ def sar_testbench_netlist(
     a(sar_adc_subckt(p, name).rstrip("\n"))
     a(f"Vref vref 0 DC {num(p.v_ref_v)}")
     a(f"Vdd vdd 0 DC {num(vdd)}")
-    a(f"Vin vin 0 {_pwl(t_change, v[1:], tr, v[0])}")
+    a(f"Vin vin 0 {pwl_steps(t_change, v[1:], tr, v[0])}")
     a(
         f"Vclk clk 0 PULSE(0 {num(vdd)} {num(tm.t0_s - tr / 2)} {num(tr)} {num(tr)} "
         f"{num(t / 2 - tr)} {num(t)})"
@@ -666,7 +650,7 @@ def sar_testbench_netlist(
     )
     for m in range(1, n_bits):
         lv = np.where(k >= m, vdd, 0.0)
-        a(f"Vskip{m} skip{m} 0 {_pwl(t_change, lv[1:], tr, float(lv[0]))}")
+        a(f"Vskip{m} skip{m} 0 {pwl_steps(t_change, lv[1:], tr, float(lv[0]))}")
     pins = subckt_pins(n_bits)
     a(f"Xadc {' '.join(pins)} {name}")
     # charge meters: a CCCS copies each source's current into a 1 pF capacitor, so that
@@ -766,7 +750,8 @@ def comparator_trip_netlist(
     Examples
     --------
     >>> from cosim.card import load_card
-    >>> comparator_trip_netlist(SarAdcParams.nominal(load_card())).splitlines()[-2][:8]
+    >>> from cosim.circuits import sar_adc_params
+    >>> comparator_trip_netlist(sar_adc_params(load_card())).splitlines()[-2][:8]
     '.dc Vtop'
     """
     if span_v <= 0 or step_v <= 0:

@@ -38,21 +38,6 @@ class SubtractorParams:
             if getattr(self, k) <= 0:
                 raise ValueError(f"SubtractorParams.{k} must be positive")
 
-    @classmethod
-    def nominal(cls, card) -> SubtractorParams:
-        """The card's subtractor: R1 = R3 = r_ohm, R2 = R4 = gain·r_ohm, no mismatch."""
-        r, gn = card.subtractor.r_ohm, card.subtractor.gain_v_per_v
-        return cls(r, gn * r, r, gn * r, OpampParams.from_card(card))
-
-    @classmethod
-    def sample(cls, card, rng: np.random.Generator) -> SubtractorParams:
-        """A Monte-Carlo instance: resistor mismatch and op-amp offset from the card."""
-        r, gn = card.subtractor.r_ohm, card.subtractor.gain_v_per_v
-        s = card.subtractor.mismatch_sigma_rel
-        vals = np.array([r, gn * r, r, gn * r]) * (1.0 + s * rng.standard_normal(4))
-        off = card.opamp.input_offset_v + card.opamp.input_offset_sigma_v * rng.standard_normal()
-        return cls(*vals, OpampParams.from_card(card, input_offset_v=float(off)))
-
     def resistors(self) -> tuple[float, float, float, float]:
         return (self.r1_ohm, self.r2_ohm, self.r3_ohm, self.r4_ohm)
 

@@ -29,11 +29,6 @@ class TiaParams:
         if self.r_feedback_ohm <= 0:
             raise ValueError("TiaParams.r_feedback_ohm must be positive")
 
-    @classmethod
-    def from_card(cls, card, r_feedback_ohm: float | None = None) -> TiaParams:
-        r = card.tia.r_feedback_ohm if r_feedback_ohm is None else r_feedback_ohm
-        return cls(r, OpampParams.from_card(card))
-
     @property
     def subckt_name(self) -> str:
         return f"tia_{round(self.r_feedback_ohm)}_{self.opamp.subckt_name[6:]}"

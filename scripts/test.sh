@@ -7,4 +7,5 @@ scripts/setup.sh dev
 export COSIM_PROGRESS=0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest -q "$@"

@@ -23,7 +23,7 @@ name                  recipe                                                    
 ====================  ===========================================================  ========
 
 The Fashion-MNIST models are trained with a 200-image test split (training reports its test
-accuracy with :func:`cosim.integer_forward.integer_forward`; the full 10k would cost more
+accuracy with :func:`cosim.model.forward.integer_forward`; the full 10k would cost more
 than the training itself). Their accuracy does not matter to any test.
 
 :func:`evaluate_recording` runs :func:`cosim.engine.evaluate.evaluate` with an engine that
@@ -43,8 +43,7 @@ from cosim.datasets import Dataset, load_dataset
 from cosim.engine import evaluate as evaluate_mod
 from cosim.engine.config import EFFECTS_OFF
 from cosim.engine.core import Engine
-from cosim.integer_forward import integer_forward
-from cosim.train.modelfile import Model, WeightLayer
+from cosim.model import Model, WeightLayer, integer_forward
 from cosim.train.trainer import TrainConfig, train
 
 _RECIPES = {

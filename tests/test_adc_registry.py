@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-import device_models
 from cosim.card import load_card
 from cosim.characterize.adc import analytic_model, characterize_adc
 from cosim.characterize.context import BlockResult, CharContext
 from cosim.characterize.pipeline import energy_figures
+from cosim.circuits import device_model, sar_adc_params, sar_adc_sample
 from cosim.converters import (
     AdcArchitecture,
     AdcInstance,
@@ -42,7 +42,6 @@ from cosim.surrogates.adc import (
 )
 from cosim.surrogates.adc.architecture import SAR
 from netlists.mismatch import draw_sar_mismatch, sar_mismatch_units
-from netlists.sar_adc import SarAdcParams
 
 CARD = load_card()
 
@@ -147,7 +146,7 @@ def test_sar_is_registered_and_follows_the_protocol():
     np.testing.assert_array_equal(back.bit_weights_v, m.bit_weights_v)
     # its netlist side: the nominal parameters and the shared pin order
     p = arch.nominal_params(CARD, 3)
-    assert p == SarAdcParams.nominal(CARD, 3)
+    assert p == sar_adc_params(CARD, 3)
     assert arch.subckt(p).splitlines()[0].split()[1:] == [
         arch.subckt_name(p),
         *arch.subckt_pins(3),
@@ -204,7 +203,7 @@ def test_characterization_dispatches_on_the_card(toy):
     card = CARD.with_updates(
         {"adc": {"architecture": "toy", "bits": 3}, "sense_row": {"max_skip_bits": 2}}
     )
-    ctx = CharContext(card, device_models.from_card(card), runner=None)  # type: ignore[arg-type]
+    ctx = CharContext(card, device_model(card), runner=None)  # type: ignore[arg-type]
     res = characterize_adc(ctx)
     assert isinstance(res.surrogate, ToyAdc) and res.surrogate.bits == 3
     # the energy figures read the architecture's block
@@ -263,9 +262,9 @@ def test_sar_library_on_disk_is_unchanged_and_old_libraries_load(tmp_path):
 # ---------------------------------------------------------------------------------------
 # one mismatch sampler
 # ---------------------------------------------------------------------------------------
-#: Drawn by the code before the shared sampler (netlists.sar_adc.SarAdcParams.sample and
+#: Drawn by the code before the shared sampler (cosim.circuits.sar_adc_sample and
 #: cosim.surrogates.adc.sample_instance, each with its own copy of the draw order), on the
-#: default card; the recipe: ``SarAdcParams.sample(load_card(), default_rng(seed), bits)``
+#: default card; the recipe: ``sar_adc_sample(load_card(), default_rng(seed), bits)``
 #: and ``sample_instance(SarAdcModel.ideal(bits, 1.0), load_card(), default_rng(seed),
 #: bits)``, printed with repr. ``next`` is the generator's next standard normal afterwards.
 GOLDEN = {
@@ -317,7 +316,7 @@ GOLDEN = {
 def test_seeded_instances_are_what_the_old_code_drew(seed, bits):
     want = GOLDEN[(seed, bits)]
     rng = np.random.default_rng(seed)
-    p = SarAdcParams.sample(CARD, rng, bits)
+    p = sar_adc_sample(CARD, rng, bits)
     # exact: the same draws in the same order through the same arithmetic
     assert p.c_bits_f == want["c_bits_f"]
     assert (p.c_dummy_f, p.c_half_f) == (want["c_dummy_f"], want["c_half_f"])
@@ -350,7 +349,7 @@ def test_the_sampler_draws_in_the_documented_order():
     with pytest.raises(ValueError, match="cap_sigma_rel"):
         draw_sar_mismatch(np.random.default_rng(0), 3, -0.1, 0.0)
     with pytest.raises(ValueError, match="for 3 bits cannot apply to a 4-bit"):
-        SarAdcParams.nominal(CARD, 4).with_mismatch(
+        sar_adc_params(CARD, 4).with_mismatch(
             draw_sar_mismatch(np.random.default_rng(0), 3, 0.01, 0.0)
         )
 
@@ -358,10 +357,10 @@ def test_the_sampler_draws_in_the_documented_order():
 @pytest.mark.parametrize("bits", [1, 3, 8])
 def test_netlist_and_surrogate_instances_agree_from_equal_seeds(bits):
     # the fitted nominal stands in as the capacitor-ratio model of the nominal netlist
-    nom = analytic_model(SarAdcParams.nominal(CARD, bits))
+    nom = analytic_model(sar_adc_params(CARD, bits))
     table = {bits: nom}
     for seed in range(5):
-        p = SarAdcParams.sample(CARD, np.random.default_rng(seed), bits)
+        p = sar_adc_sample(CARD, np.random.default_rng(seed), bits)
         m = sample_instance(table, CARD, np.random.default_rng(seed), bits)
         truth = analytic_model(p)
         # one draw, two routes to the weights: the netlist's capacitors over their total and
@@ -389,7 +388,7 @@ def test_one_call_replaces_the_copied_generator():
     for bits in (8, 4, 8, 2):
         twin = copy.deepcopy(old_rng)
         old_model = sample_instance(by_bits, CARD, old_rng, bits)
-        old_params = SarAdcParams.sample(CARD, twin, bits)
+        old_params = sar_adc_sample(CARD, twin, bits)
         inst = SAR.sample_instance(by_bits, CARD, new_rng, bits)
         assert inst.params == old_params
         np.testing.assert_array_equal(inst.surrogate.bit_weights_v, old_model.bit_weights_v)

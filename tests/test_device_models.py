@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from cosim.card import load_card
+from cosim.circuits import device_model
 from cosim.errors import CardError
 from cosim.spice import SpiceJob, SpiceRunner
-from device_models import DeviceModel, IdealDevice, PcmDevice, RramDevice, from_card
+from cosim.surrogates.crossbar import CrossbarModel
+from device_models import DeviceModel, IdealDevice, PcmDevice, RramDevice
 
 CARD = load_card()
 TECHS = ("pcm", "rram", "ideal")
@@ -18,7 +22,7 @@ CLASSES = {"pcm": PcmDevice, "rram": RramDevice, "ideal": IdealDevice}
 
 
 def _device(tech: str) -> DeviceModel:
-    return from_card(CARD.with_updates({"device": {"technology": tech}}))
+    return device_model(CARD.with_updates({"device": {"technology": tech}}))
 
 
 @pytest.fixture(params=TECHS)
@@ -204,14 +208,44 @@ def test_stuck_fault_rates():
 
 
 def test_invalid_device_parameters():
-    with pytest.raises(CardError, match="level_bits"):
+    # device_models depends on NumPy only: a bad value is a ValueError naming the field
+    with pytest.raises(ValueError, match="level_bits"):
         PcmDevice(9, 0.0, 1e-5, 0.2)
-    with pytest.raises(CardError, match="g_min_s < g_max_s"):
+    with pytest.raises(ValueError, match="g_min_s < g_max_s"):
         PcmDevice(4, 2e-5, 1e-5, 0.2)
-    with pytest.raises(CardError, match="read voltage"):
+    with pytest.raises(ValueError, match="read voltage"):
         RramDevice(4, 0.0, 1e-5, 0.0)
-    with pytest.raises(CardError, match="iv_alpha_per_v"):
+    with pytest.raises(ValueError, match="iv_alpha_per_v"):
         PcmDevice(4, 0.0, 1e-5, 0.2, iv_alpha_per_v=-1.0)
+
+
+def test_device_model_reports_a_bad_device_as_a_card_error():
+    # cosim.circuits is the card's side: the same problem is a CardError there
+    # a card object that skipped the card's own validation (which would refuse 9 bits)
+    device = SimpleNamespace(**{**asdict(CARD.device), "level_bits": 9})
+    bad = SimpleNamespace(device=device, dac=CARD.dac)
+    with pytest.raises(CardError, match="level_bits"):
+        device_model(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 4.0])
+def test_one_iv_curve_for_device_and_surrogate(alpha):
+    # the device, its small signal and the surrogate's drive are the one function of
+    # device_models.iv; checked against the formula written out here, and I(v_read) = g v_read
+    dev = PcmDevice(4, 0.0, 1e-5, 0.2, iv_alpha_per_v=alpha)
+    v = np.linspace(-0.3, 0.3, 61)
+    g = 7e-6
+    want = g * v if alpha == 0 else g * 0.2 * np.sinh(alpha * v) / np.sinh(alpha * 0.2)
+    # 1e-15 relative: the formula's two roundings against the module's two
+    np.testing.assert_allclose(dev.current(g, v), want, rtol=1e-15, atol=0)
+    assert dev.current(g, 0.2) == pytest.approx(g * 0.2, rel=1e-15)
+    dv = 1e-6  # central difference: error ~ dv^2 * a^3, far below 1e-9
+    slope = (dev.current(g, v + dv) - dev.current(g, v - dv)) / (2 * dv)
+    np.testing.assert_allclose(dev.small_signal(g, v), slope, rtol=1e-9)
+    xb = CrossbarModel(1.0, 1.0, 1.0, iv_alpha_per_v=alpha, v_read_v=0.2)
+    assert np.array_equal(xb.drive(v), dev.iv_shape(v))
+    assert xb.zero_bias_slope() == float(dev.small_signal(1.0, 0.0))
+    assert dev.as_ohmic().is_ohmic and dev.as_ohmic().level_bits == dev.level_bits
 
 
 @pytest.mark.ngspice

@@ -19,9 +19,8 @@ import pytest
 from cosim.cli import main
 from cosim.engine.config import EngineConfig
 from cosim.engine.evaluate import evaluate
-from cosim.integer_forward import integer_forward
 from cosim.library import load_library
-from cosim.train.modelfile import save_model
+from cosim.model import integer_forward, save_model
 
 from .engine_models import dataset, trained
 

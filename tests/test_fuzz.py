@@ -3,7 +3,7 @@ command lines, generated with hypothesis.
 
 Properties
 ----------
-Loaders (:func:`~cosim.card.load_card`, :func:`~cosim.train.modelfile.load_model`,
+Loaders (:func:`~cosim.card.load_card`, :func:`~cosim.model.load_model`,
 :func:`~cosim.library.load_library`) fed a mutated valid input either return a *valid* object
 (every field finite and in range, usable, round-tripping where documented) or raise their own
 :class:`~cosim.errors.CosimError` subclass (``CardError``, ``ModelFileError``,
@@ -68,7 +68,7 @@ from cosim.card import Card, default_card_text, load_card, parse_card
 from cosim.cli import build_parser, main
 from cosim.errors import CardError, LibraryError, ModelFileError
 from cosim.library import SurrogateLibrary, load_library
-from cosim.train.modelfile import SCHEMES, Model, PoolLayer, WeightLayer, load_model, save_model
+from cosim.model import SCHEMES, Model, PoolLayer, WeightLayer, load_model, save_model
 
 
 def fuzz(max_examples: int) -> settings:
@@ -773,7 +773,7 @@ def check_card_valid(card: Any) -> None:
 
 def check_model_valid(model: Any) -> None:
     """Documented types, finite values, and the model runs: logits of the right shape."""
-    from cosim.integer_forward import float_forward, integer_forward
+    from cosim.model import float_forward, integer_forward
 
     assert isinstance(model, Model), f"load_model returned {type(model).__name__}"
     assert model.scheme in SCHEMES

@@ -7,32 +7,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import device_models as dm
 from cosim.card import load_card
+from cosim.circuits import device_model, mac_analog_params, sar_adc_sample
 from cosim.converters import adc_architecture
 from cosim.spice import SpiceJob, SpiceRunner
 from cosim.surrogates.sense_row import skips
 from netlists.mac_unit import (
-    MacAnalogParams,
     decode_mac_unit,
     mac_analog_netlist,
     mac_unit_netlist,
     pair_layout,
 )
-from netlists.sar_adc import SarAdcParams
 
 
 @pytest.mark.ngspice
 def test_one_netlist_mac_unit_agrees_with_the_two_stage_simulation(tmp_path):
     card = load_card().with_updates({"array": {"rows": 8, "cols": 4}})
-    dev = dm.from_card(card)
+    dev = device_model(card)
     rng = np.random.default_rng(0)
-    p = MacAnalogParams.from_card(card, pair_layout(4))
+    p = mac_analog_params(card, pair_layout(4))
     g = p.crossbar.with_g_matrix(dev.level_conductance(rng.integers(0, 16, (8, 4))))
     v = rng.integers(0, 256, (5, 8)) / 256 * card.dac.v_read_v
     v[0] = 0.0  # all-zero input: every threshold fires
     v[1, :6] = 0.0  # sparse input
-    adcs = [SarAdcParams.sample(card, rng) for _ in range(2)]
+    adcs = [sar_adc_sample(card, rng) for _ in range(2)]
     th = np.array([0.3, 0.1, 0.05])  # skip 1, 2, 3 MSBs below these V_sense
     arch = adc_architecture(card.adc.architecture)  # the SAR: its sub-circuit and testbench
     net, timing = mac_unit_netlist(p, dev, g, v, adcs, th, adc_arch=arch)

@@ -26,9 +26,8 @@ import pytest
 from cosim.cli import main
 from cosim.datasets import load_dataset
 from cosim.errors import ModelFileError
-from cosim.integer_forward import float_forward, integer_forward
-from cosim.train import modelfile as mf
-from cosim.train.modelfile import Model, load_model, read_npz, save_model
+from cosim.model import Model, float_forward, integer_forward, load_model, read_npz, save_model
+from cosim.model import io as model_io
 from cosim.train.trainer import TrainConfig, train
 
 from .test_datasets import write_mnist_dir
@@ -372,7 +371,7 @@ def test_directory_fifo_device_and_size_bound(tmp_path, monkeypatch, model_files
             load_model("/dev/zero")
         with pytest.raises(ModelFileError, match="checkpoint /dev/zero is not a regular file"):
             read_npz("/dev/zero", what="checkpoint")
-    monkeypatch.setattr(mf, "MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr(model_io, "MAX_MODEL_BYTES", 1000)
     with pytest.raises(
         ModelFileError, match=r"larger than any model file \(\d+ bytes, limit 1000\)"
     ):

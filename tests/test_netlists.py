@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 from cosim.card import load_card
+from cosim.circuits import (
+    crossbar_params,
+    device_model,
+    mac_analog_params,
+    opamp_params,
+    subtractor_params,
+    subtractor_sample,
+    tia_params,
+)
 from cosim.spice import SpiceJob, SpiceRunner
 from cosim.surrogates.periphery import OpampFit, SubtractorModel, TiaModel
-from device_models import from_card
 from netlists.common import index_sweep, netlist_hash, num, pwl_of_index
 from netlists.crossbar import CrossbarParams, crossbar_netlist, crossbar_vectors
 from netlists.mac_unit import (
@@ -25,14 +33,14 @@ from netlists.subtractor import SubtractorParams, subtractor_testbench_netlist
 from netlists.tia import TiaParams, tia_subckt, tia_testbench_netlist
 
 CARD = load_card()
-DEV = from_card(CARD)
+DEV = device_model(CARD)
 RNG = np.random.default_rng(0)
 G8 = DEV.level_conductance(RNG.integers(0, 16, (8, 6)))
 V8 = RNG.uniform(0, 0.2, (3, 8))
-XB = CrossbarParams.from_card(CARD, 8, 6, sense=False)
-MAC = MacAnalogParams.from_card(CARD, pair_layout(6), 8, 6)  # with the card's sense row
-TIA = TiaParams.from_card(CARD)
-SUB = SubtractorParams.nominal(CARD)
+XB = crossbar_params(CARD, 8, 6, sense=False)
+MAC = mac_analog_params(CARD, pair_layout(6), 8, 6)  # with the card's sense row
+TIA = tia_params(CARD)
+SUB = subtractor_params(CARD)
 # numbers that need all their digits: 1/3 and friends
 AWKWARD = np.array([1.0 / 3.0, 2.0 / 3.0 * 1e-6, 0.1 + 0.2, np.pi * 1e-7])
 
@@ -43,7 +51,7 @@ GENERATORS = {
         "cosim crossbar",
     ),
     "crossbar-sense": (
-        lambda g, v: crossbar_netlist(CrossbarParams.from_card(CARD, 8, 6, sense=True), DEV, g, v),
+        lambda g, v: crossbar_netlist(crossbar_params(CARD, 8, 6, sense=True), DEV, g, v),
         "cosim crossbar",
     ),
     "mac": (lambda g, v: mac_analog_netlist(MAC, DEV, g, v)[0], "cosim mac analog"),
@@ -93,13 +101,13 @@ def test_crossbar_titles_and_elements():
     assert lines[-2] == ".dc Vidx 0 2 1"
     assert crossbar_vectors(XB)[:6] == tuple(f"vcol{j}#branch" for j in range(6))
     # a sense line adds one column of g_sense devices, nearest the drivers
-    p = CrossbarParams.from_card(CARD, 8, 6, sense=True)
+    p = crossbar_params(CARD, 8, 6, sense=True)
     t2 = crossbar_netlist(p, DEV, G8, V8)
     assert sum(ln.startswith("Bdev") for ln in t2.splitlines()) == 8 * 7
     assert "Rwl0_6 d0 w0_6" in t2  # the sense line's segment hangs off the driver node
     assert len(crossbar_vectors(p)) == 7 + 8
     # an ohmic device is a resistor of 1/g; g = 0 an open (1e15 ohm)
-    ideal = from_card(CARD.with_updates({"device": {"technology": "ideal"}}))
+    ideal = device_model(CARD.with_updates({"device": {"technology": "ideal"}}))
     g = G8.copy()
     g[0, 0] = 0.0
     t3 = crossbar_netlist(XB, ideal, g, V8).splitlines()
@@ -125,8 +133,8 @@ def test_crossbar_titles_and_elements():
         (lambda: CrossbarParams(0, 4, 1.0, 1.0, 1.0), "rows and cols"),
         (lambda: CrossbarParams(4, 4, -1.0, 1.0, 1.0), r"CrossbarParams\.r_wire_wl_ohm"),
         (lambda: CrossbarParams(4, 4, 1.0, 1.0, 1.0, sense=True), r"g_sense_s must be > 0"),
-        (lambda: MacAnalogParams.from_card(CARD, ((0, 6),), 8, 6), "outside the crossbar"),
-        (lambda: MacAnalogParams.from_card(CARD, ((0, 1), (1, 2)), 8, 6), "uses a column twice"),
+        (lambda: mac_analog_params(CARD, ((0, 6),), 8, 6), "outside the crossbar"),
+        (lambda: mac_analog_params(CARD, ((0, 1), (1, 2)), 8, 6), "uses a column twice"),
         (
             lambda: MacAnalogParams(XB.__class__(8, 6, 1, 1, 1, True, 1e-6), TIA, None, SUB, ()),
             "needs sense_tia",
@@ -202,11 +210,11 @@ def test_pwl_numbers_in_generated_netlists_keep_12_digits():
 
 
 def test_opamp_and_tia_subcircuits():
-    a = OpampParams.from_card(CARD)
-    b = OpampParams.from_card(CARD, input_offset_v=-2e-3)
+    a = opamp_params(CARD)
+    b = opamp_params(CARD, input_offset_v=-2e-3)
     assert a.subckt_name == b.subckt_name  # the offset is an instance parameter
     assert (
-        OpampParams.from_card(CARD.with_updates({"opamp": {"dc_gain_v_per_v": 1e5}})).subckt_name
+        opamp_params(CARD.with_updates({"opamp": {"dc_gain_v_per_v": 1e5}})).subckt_name
         != a.subckt_name
     )
     sub = opamp_subckt(a).splitlines()
@@ -217,8 +225,8 @@ def test_opamp_and_tia_subcircuits():
     t = tia_subckt(TIA).splitlines()
     assert t[0].startswith(f".subckt {TIA.subckt_name} in out vdd vss")
     assert f"Rf in out {num(CARD.tia.r_feedback_ohm)}" in t
-    s1 = SubtractorParams.sample(CARD, np.random.default_rng(2))
-    s2 = SubtractorParams.sample(CARD, np.random.default_rng(2))
+    s1 = subtractor_sample(CARD, np.random.default_rng(2))
+    s2 = subtractor_sample(CARD, np.random.default_rng(2))
     assert s1 == s2 and s1.resistors() != SUB.resistors()
 
 
@@ -230,14 +238,14 @@ def test_mac_analog_outputs_and_layouts():
     assert "Xtias t6 vsense" in text
     assert sum(ln.startswith("Xtia") for ln in text.splitlines()) == 7
     no_sense = CARD.with_updates({"sense_row": {"enabled": False}})
-    p = MacAnalogParams.from_card(no_sense, unipolar_layout(6), 8, 6)
+    p = mac_analog_params(no_sense, unipolar_layout(6), 8, 6)
     assert not p.crossbar.sense and p.sense_tia is None
     text2, vec2 = mac_analog_netlist(p, DEV, G8, V8)
     assert vec2 == (*(f"out{k}" for k in range(6)), "vdd#branch", "vss#branch")
     assert "vsense" not in text2 and "R1_" not in text2
     assert sum(ln.startswith("Vbuf") for ln in text2.splitlines()) == 6
     assert pair_layout(5) == ((0, 1), (2, 3))  # an odd column stays unused
-    lay = MacAnalogParams.from_card(no_sense, pair_layout(5), 8, 6)
+    lay = mac_analog_params(no_sense, pair_layout(5), 8, 6)
     assert "Vunused4 t4 0 0" in mac_analog_netlist(lay, DEV, G8, V8)[0]
 
 
@@ -266,9 +274,7 @@ def periphery_runs(tmp_path_factory):
     i, g = _tia_points()
     tia = tia_testbench_netlist(TIA, i, g)
     rng = np.random.default_rng(9)
-    inst = SubtractorParams.sample(
-        CARD.with_updates({"subtractor": {"mismatch_sigma_rel": 0.02}}), rng
-    )
+    inst = subtractor_sample(CARD.with_updates({"subtractor": {"mismatch_sigma_rel": 0.02}}), rng)
     # TIA outputs anywhere in their swing, differences spanning the ADC range at the gain
     gain = CARD.subtractor.gain_v_per_v
     vn = rng.uniform(0, 1.0, 60)

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 from cosim.card import load_card
+from cosim.circuits import crossbar_params, device_model
 from cosim.nodal import CrossbarNetwork
 from cosim.spice import SpiceJob, SpiceRunner
-from device_models import from_card
 from netlists.crossbar import (
-    CrossbarParams,
     column_currents,
     crossbar_netlist,
     crossbar_vectors,
@@ -31,14 +30,14 @@ GEOMETRIES = [
 
 
 def _device(tech):
-    return from_card(CARD.with_updates({"device": {"technology": tech}}))
+    return device_model(CARD.with_updates({"device": {"technology": tech}}))
 
 
 def _case(tech, rows, cols, sense, seed):
     """Conductances on the device's level grid and five input vectors (V)."""
     dev = _device(tech)
     rng = np.random.default_rng(seed)
-    p = CrossbarParams.from_card(CARD, rows, cols, sense=sense)
+    p = crossbar_params(CARD, rows, cols, sense=sense)
     g = dev.level_conductance(rng.integers(0, dev.n_levels, (rows, cols)))
     g[:, 0] = dev.g_max_s  # one column at the worst IR drop
     v_fs = CARD.dac.v_read_v

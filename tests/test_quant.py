@@ -27,8 +27,8 @@ from cosim.quant import (
 
 def test_doctests():
     import cosim.datasets
-    import cosim.integer_forward
-    import cosim.train.modelfile
+    import cosim.model.format
+    import cosim.model.forward
     import cosim.train.network
     import cosim.train.optim
     import cosim.train.scheme
@@ -37,8 +37,8 @@ def test_doctests():
     for mod in (
         q,
         cosim.datasets,
-        cosim.integer_forward,
-        cosim.train.modelfile,
+        cosim.model.forward,
+        cosim.model.format,
         cosim.train.network,
         cosim.train.optim,
         cosim.train.scheme,

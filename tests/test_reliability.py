@@ -332,7 +332,7 @@ def test_large_what_if_tiles_say_what_they_cost_and_the_header_names_the_card(
     """A 1024x1024 what-if card prints its tile size and solve size on stderr before the
     chip is built, and the report's header names the what-if card, not the library's."""
     from cosim.library import load_library
-    from cosim.train.modelfile import save_model
+    from cosim.model import save_model
 
     from .engine_models import trained
 

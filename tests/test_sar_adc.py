@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-import device_models
 from cosim.card import load_card
 from cosim.characterize.adc import (
     analytic_model,
@@ -18,6 +17,7 @@ from cosim.characterize.adc import (
     legal_skip,
 )
 from cosim.characterize.context import CharContext
+from cosim.circuits import device_model, sar_adc_params, sar_adc_sample
 from cosim.errors import LibraryError
 from cosim.library import load_library, write_library
 from cosim.quant import ActGrid
@@ -69,7 +69,7 @@ def _run_tb(runner, params, v, k):
 def test_ideal_instance_gives_ideal_codes_and_skip_is_lossless(runner):
     # no mismatch and a 1 uV offset: the transitions sit at (k - 1/2) LSB to within
     # 1 uV * C_tot / C_s (0.0003 LSB); inputs stay >= 0.2 LSB away from every transition
-    p = SarAdcParams.nominal(CARD).with_offset(1e-6)
+    p = sar_adc_params(CARD).with_offset(1e-6)
     n, lsb = p.bits, p.lsb_v
     rng = np.random.default_rng(5)
     centres = np.array([0, 1, 2, 3, 64, 127, 128, 129, 200, 254, 255])
@@ -106,7 +106,7 @@ def test_ideal_instance_gives_ideal_codes_and_skip_is_lossless(runner):
 
 @pytest.mark.ngspice
 def test_energy_is_positive_and_grows_with_bits(runner):
-    base = SarAdcParams.nominal(CARD)
+    base = sar_adc_params(CARD)
     rng = np.random.default_rng(1)
     totals = []
     for n in (2, 4, 8):
@@ -123,7 +123,7 @@ def test_energy_is_positive_and_grows_with_bits(runner):
 @pytest.mark.ngspice
 def test_surrogate_matches_spice_on_monte_carlo_instance(runner):
     rng = np.random.default_rng(11)
-    p = SarAdcParams.sample(CARD, rng)
+    p = sar_adc_sample(CARD, rng)
     v_fit, k_fit = fit_inputs(p, 40, rng)
     v_val, k_val = heldout_inputs(p, 120, rng)
     jobs = [
@@ -152,7 +152,7 @@ def test_surrogate_matches_spice_on_monte_carlo_instance(runner):
 @pytest.mark.ngspice
 def test_characterize_adc_quick_small_card(runner, tmp_path):
     card = CARD.with_updates({"adc": {"bits": 4}, "sense_row": {"max_skip_bits": 3}})
-    ctx = CharContext(card, device_models.from_card(card), runner, quick=True, seed=3)
+    ctx = CharContext(card, device_model(card), runner, quick=True, seed=3)
     res = characterize_adc(ctx)
     val = res.validation
     assert val["n_heldout"] >= 20 and val["mc_instances"] == 3
@@ -204,21 +204,21 @@ def test_characterize_adc_quick_small_card(runner, tmp_path):
 # ---------------------------------------------------------------------------------------
 def test_params_validation_and_sampling():
     with pytest.raises(ValueError, match="bits"):
-        SarAdcParams.nominal(CARD, bits=9)
-    nom = SarAdcParams.nominal(CARD)
+        sar_adc_params(CARD, bits=9)
+    nom = sar_adc_params(CARD)
     with pytest.raises(ValueError, match="c_bits_f"):
         SarAdcParams(**{**nom.__dict__, "c_bits_f": (1e-15,)})
     with pytest.raises(ValueError, match="r_switch_ohm"):
         SarAdcParams(**{**nom.__dict__, "r_switch_ohm": -1.0})
     assert nom.comparator_offset_v == CARD.adc.comparator_offset_v
-    a = SarAdcParams.sample(CARD, np.random.default_rng(4))
-    b = SarAdcParams.sample(CARD, np.random.default_rng(4))
+    a = sar_adc_sample(CARD, np.random.default_rng(4))
+    b = sar_adc_sample(CARD, np.random.default_rng(4))
     assert a == b and a != nom
     assert nom.with_bits(3).c_bits_f == (2e-15, 4e-15, 8e-15)
 
 
 def test_netlists_are_pure_and_pwl_times_full_precision():
-    p = SarAdcParams.nominal(CARD).with_bits(3)
+    p = sar_adc_params(CARD).with_bits(3)
     v = np.array([0.1, 0.3, 0.77])
     k = np.array([0, 1, 2])
     t1, t2 = sar_testbench_netlist(p, v, k), sar_testbench_netlist(p, v.copy(), k.copy())
@@ -425,7 +425,7 @@ def _instances():
         SarAdcModel.ideal(8, 1.0),
     ]
     for n in (1, 2, 3, 5, 8):
-        nom = analytic_model(SarAdcParams.nominal(CARD, n))
+        nom = analytic_model(sar_adc_params(CARD, n))
         out.append(sample_instance(nom, CARD, rng))
         out.append(sample_instance(nom, big, rng))  # 15 % units: DNL near +-1
     # MSB 3 % short (about 4 LSB): missing codes below mid-scale
@@ -590,12 +590,12 @@ def test_models_by_bits_decodes_and_names_what_is_wrong():
 
 def test_sample_instance_is_the_netlist_draw_applied_to_the_nominal():
     for n in (1, 3, 8):
-        nom = analytic_model(SarAdcParams.nominal(CARD, n))
+        nom = analytic_model(sar_adc_params(CARD, n))
         a = sample_instance(nom, CARD, np.random.default_rng(9))
         b = sample_instance({n: nom}, CARD, np.random.default_rng(9), bits=n)
         np.testing.assert_array_equal(a.bit_weights_v, b.bit_weights_v)
         # the same generator state gives the netlist's Monte-Carlo instance
-        truth = analytic_model(SarAdcParams.sample(CARD, np.random.default_rng(9), n))
+        truth = analytic_model(sar_adc_sample(CARD, np.random.default_rng(9), n))
         np.testing.assert_allclose(a.bit_weights_v, truth.bit_weights_v, rtol=1e-12)
         np.testing.assert_allclose(
             [a.shift_v, a.input_gain, a.comparator_offset_v],
@@ -608,7 +608,7 @@ def test_sample_instance_is_the_netlist_draw_applied_to_the_nominal():
     with pytest.raises(ValueError, match="3-bit nominal"):
         sample_instance(SarAdcModel.ideal(3, 1.0), CARD, np.random.default_rng(0), bits=4)
     # no mismatch: with_mismatch gives the nominal back
-    nom = analytic_model(SarAdcParams.nominal(CARD, 5))
+    nom = analytic_model(sar_adc_params(CARD, 5))
     same = with_mismatch(nom, np.zeros(7))
     np.testing.assert_allclose(same.bit_weights_v, nom.bit_weights_v, rtol=1e-14)
     assert same.input_gain == pytest.approx(nom.input_gain, rel=1e-14)
@@ -616,7 +616,7 @@ def test_sample_instance_is_the_netlist_draw_applied_to_the_nominal():
 
 def test_sample_instance_statistics():
     n, draws = 8, 4000
-    nom = analytic_model(SarAdcParams.nominal(CARD, n))
+    nom = analytic_model(sar_adc_params(CARD, n))
     rng = np.random.default_rng(12)
     inst = [sample_instance(nom, CARD, rng) for _ in range(draws)]
     sigma, s_os = CARD.adc.cap_mismatch_sigma_rel, CARD.adc.comparator_offset_sigma_v

@@ -277,9 +277,9 @@ def test_tia_and_subtractor_fitters_recover_known_models():
 
 
 def test_crossbar_fitter_recovers_known_parameters():
-    from device_models import from_card
+    from cosim.circuits import device_model
 
-    dev = from_card(CARD)
+    dev = device_model(CARD)
     true = CrossbarModel(
         1.0, 1.0, 100.0, 1.05, dev.iv_alpha_per_v, dev.v_read_v, drive_a=0.9, drive_b=0.04
     )

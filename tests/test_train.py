@@ -11,9 +11,8 @@ import pytest
 
 from cosim.datasets import load_dataset
 from cosim.errors import CosimError, ModelFileError, TrainingDivergedError
-from cosim.integer_forward import integer_forward, predict
+from cosim.model import PoolLayer, integer_forward, load_model, predict, save_model
 from cosim.quant import ActGrid, WeightGrid, avgpool_round
-from cosim.train.modelfile import PoolLayer, load_model, save_model
 from cosim.train.trainer import TrainConfig, batch_inputs, train
 
 from .test_datasets import write_cifar_dir, write_mnist_dir
@@ -265,7 +264,7 @@ def test_divergence_keeps_the_last_good_checkpoint_and_resume_recovers(
 
 def test_non_finite_parameters_after_an_epoch_are_divergence(digits, tmp_path, monkeypatch):
     """A last step that leaves inf in the weights is caught before the checkpoint."""
-    from cosim.train.modelfile import read_npz
+    from cosim.model import read_npz
     from cosim.train.optim import Adam
 
     cfg = TrainConfig(model="mlp", scheme="float", epochs=2)

@@ -12,7 +12,7 @@ import pytest
 
 from cosim.cli import main
 from cosim.errors import ModelFileError
-from cosim.train.modelfile import FORMAT_VERSION, load_model, read_npz
+from cosim.model import FORMAT_VERSION, load_model, read_npz
 
 from .test_datasets import write_har_dir
 

@@ -8,7 +8,7 @@ What runs (all netlists are submitted in one :meth:`SpiceRunner.run` call, longe
 they run in parallel on ``ctx.runner``'s workers):
 
 * the **nominal** instance (no mismatch, the card's comparator offset) and ``M``
-  **Monte-Carlo** instances (:meth:`SarAdcParams.sample`; quick: 3, full: 20);
+  **Monte-Carlo** instances (:func:`cosim.circuits.sar_adc_sample`; quick: 3, full: 20);
 * per instance a **fit** testbench (half full conversions over ``[-0.05, 1.05] V_ref``, half
   conversions with every skip count ``1 .. N-1`` at legal inputs), the comparator's DC trip
   sweep, and a **held-out** testbench: random inputs over ``[-0.05, 1.05] V_ref`` and inputs
@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from cosim.characterize.context import BlockResult, CharContext
+from cosim.circuits import sar_adc_params, sar_adc_sample
 from cosim.converters import adc_architecture
 from cosim.spice.runner import SpiceJob, SpiceResult
 from cosim.surrogates.adc import SarAdcFitter, SarAdcModel, mismatch_units, with_mismatch
@@ -352,8 +353,8 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
     card = ctx.card
     budget = _QUICK if ctx.quick else _FULL
     rng = ctx.rng("adc")
-    nominal = SarAdcParams.nominal(card)
-    instances = [nominal] + [SarAdcParams.sample(card, rng) for _ in range(budget.mc)]
+    nominal = sar_adc_params(card)
+    instances = [nominal] + [sar_adc_sample(card, rng) for _ in range(budget.mc)]
     nb = nominal.bits
 
     jobs: list[SpiceJob] = []
@@ -377,7 +378,7 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
     # the nominal design at every other resolution
     res_b: dict[int, tuple[_Batch, _Batch, _Batch]] = {}
     for n in range(1, nb):
-        p = SarAdcParams.nominal(card, n)
+        p = sar_adc_params(card, n)
         batches = (
             _Batch(p, *fit_inputs(p, budget.n_fit_bits, rng), f"{n}-bit fit"),
             _Batch(p, *_skip_sweep_inputs(p, budget.n_energy_skip_bits, rng), f"{n}-bit skip"),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cosim.characterize.context import BlockResult, CharContext
+from cosim.circuits import crossbar_params
 from cosim.spice.runner import SpiceJob
 from cosim.surrogates.crossbar import CrossbarCase, CrossbarFitter, CrossbarModel
 from device_models import DeviceModel
@@ -134,7 +135,7 @@ def _specs(ctx: CharContext, which: str) -> list[_Spec]:
         kinds = ["pairs", "uniform", "allmax", "checker"]
         n = 8 if ctx.quick else 12
         for rows, cols in sizes:
-            p = CrossbarParams.from_card(card, rows, cols, sense=True)
+            p = crossbar_params(card, rows, cols, sense=True)
             for k in kinds:
                 g, pairs = design_matrix(k, rows, cols, dev, rng)
                 specs.append(
@@ -145,9 +146,9 @@ def _specs(ctx: CharContext, which: str) -> list[_Spec]:
         rows, cols = (128, 128) if which == "x128" else (card.array.rows, card.array.cols)
         if which == "r2p5":
             c2 = card.with_updates({"array": {"r_wire_wl_ohm": 2.5, "r_wire_bl_ohm": 2.5}})
-            p = CrossbarParams.from_card(c2, rows, cols)
+            p = crossbar_params(c2, rows, cols)
         else:
-            p = CrossbarParams.from_card(card, rows, cols)
+            p = crossbar_params(card, rows, cols)
         if which == "heldout":
             kinds = ["pairs", "sparse", "block", "uniform"]
             if not ctx.quick:

@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from cosim.characterize.context import BlockResult, CharContext
+from cosim.circuits import subtractor_sample, tia_params
 from cosim.spice.runner import SpiceJob
 from cosim.surrogates.periphery import (
     OpampFit,
@@ -22,7 +23,7 @@ from cosim.surrogates.periphery import (
 )
 from netlists.common import netlist_hash
 from netlists.subtractor import SubtractorParams, subtractor_testbench_netlist
-from netlists.tia import TiaParams, tia_testbench_netlist
+from netlists.tia import tia_testbench_netlist
 
 
 def _guess(card) -> OpampFit:
@@ -55,7 +56,7 @@ def characterize_tia(ctx: CharContext) -> BlockResult:
     """Sweep a TIA over column Norton equivalents ``(I_N, G_N)``, fit, validate held out."""
     card = ctx.card
     rng = ctx.rng("tia")
-    p = TiaParams.from_card(card)
+    p = tia_params(card)
     i_fs = card.i_full_scale_a
     g_col_max = card.array.rows * card.device.g_max_s
     # fit: a grid through the linear range, into clipping on both sides
@@ -98,8 +99,8 @@ def characterize_subtractor(ctx: CharContext) -> BlockResult:
     """Sweep a mismatched subtractor instance (and Monte-Carlo instances), fit, validate."""
     card = ctx.card
     rng = ctx.rng("subtractor")
-    inst = SubtractorParams.sample(card, rng)
-    inst = SubtractorParams(*inst.resistors(), opamp=TiaParams.from_card(card).opamp)
+    inst = subtractor_sample(card, rng)
+    inst = SubtractorParams(*inst.resistors(), opamp=tia_params(card).opamp)
     vmax = card.opamp.v_out_max_v
     gain = card.subtractor.gain_v_per_v
     # inputs are TIA outputs anywhere in their swing; their difference times the gain spans
@@ -113,7 +114,7 @@ def characterize_subtractor(ctx: CharContext) -> BlockResult:
     diff = rng.uniform(-0.3, 1.6, n_ho) * card.adc.v_ref_v / gain
     x_ho = np.stack([np.clip(base + diff, 0, vmax), base], axis=1)
     n_mc = 4 if ctx.quick else 20
-    mc = [SubtractorParams.sample(card, rng) for _ in range(n_mc)]
+    mc = [subtractor_sample(card, rng) for _ in range(n_mc)]
     jobs = [
         SpiceJob(
             subtractor_testbench_netlist(inst, x_fit[:, 0], x_fit[:, 1]),

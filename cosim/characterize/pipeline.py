@@ -19,11 +19,11 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.characterize.context import BlockResult, CharContext
+from cosim.circuits import device_model
 from cosim.converters import adc_architecture
 from cosim.fileio import LIBRARY_FILES, LIBRARY_MARKER, check_output_dir
 from cosim.library import write_library
 from cosim.spice.runner import SpiceRunner
-from device_models import from_card
 
 
 @dataclass
@@ -100,7 +100,7 @@ def run_characterization(
     check_output_dir(out_dir, kind="library", marker=LIBRARY_MARKER, contents=LIBRARY_FILES)
     arch = adc_architecture(card.adc.architecture)
     t0 = time.perf_counter()
-    device = from_card(card)
+    device = device_model(card)
     block_s: dict[str, float] = {}
     results: dict[str, BlockResult] = {}
     with SpiceRunner(jobs=jobs, cache_dir=cache_dir) as runner:

@@ -17,12 +17,13 @@ import numpy as np
 
 from cosim.characterize.context import BlockResult, CharContext
 from cosim.characterize.crossbar import design_inputs, design_matrix
+from cosim.circuits import mac_analog_params
 from cosim.spice.runner import SpiceJob
 from cosim.surrogates.crossbar import CrossbarModel
 from cosim.surrogates.periphery import SubtractorModel, TiaModel
 from cosim.surrogates.sense_row import SenseRowModel, offset_budget_v, skips, thresholds
 from netlists.common import netlist_hash
-from netlists.mac_unit import MacAnalogParams, mac_analog_netlist, pair_layout, unipolar_layout
+from netlists.mac_unit import mac_analog_netlist, pair_layout, unipolar_layout
 
 
 def _sparse_inputs(n: int, rows: int, card, rng, max_active: int) -> np.ndarray:
@@ -41,7 +42,7 @@ def _simulate(ctx: CharContext, specs, dev) -> tuple[list, list[SpiceJob]]:
     card = ctx.card
     jobs = []
     for label, lay, g, v, offs in specs:
-        p = MacAnalogParams.from_card(card, lay)
+        p = mac_analog_params(card, lay)
         tia_off, sub_off = (None, None) if offs is None else offs
         text, vectors = mac_analog_netlist(
             p, dev, g, v, tia_off, sub_off, title=f"cosim sense row {label}"
@@ -59,7 +60,7 @@ def _simulate(ctx: CharContext, specs, dev) -> tuple[list, list[SpiceJob]]:
 def _array_thresholds(card, crossbar, g, lay, model, adc_transitions_v) -> np.ndarray:
     """The thresholds the engine uses for this array: the bound minus the allowance for
     random op-amp offsets at this array's column conductances."""
-    gf = MacAnalogParams.from_card(card, lay).crossbar.with_g_matrix(g)
+    gf = mac_analog_params(card, lay).crossbar.with_g_matrix(g)
     _, g_n = crossbar.transfer(gf, sense_first=True)
     budget = offset_budget_v(
         card.opamp.input_offset_sigma_v,
@@ -208,7 +209,7 @@ def characterize_sense_row(
     for (label, lay, g, v, offs), (outs, vs) in zip(
         fit_specs + held_specs, fit_res + held_res, strict=True
     ):
-        gf = MacAnalogParams.from_card(card, lay).crossbar.with_g_matrix(g)
+        gf = mac_analog_params(card, lay).crossbar.with_g_matrix(g)
         m_main, m_quad, y_tt = crossbar.transfer_parts(gf, sense_first=True)
         g_n = np.diagonal(y_tt)
         tia_off = np.full(cols + 1, tia.opamp.offset_v) if offs is None else offs[0]

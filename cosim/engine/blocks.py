@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.train.modelfile import WeightLayer
+from cosim.model import WeightLayer
 
 #: every block of MAC vectors holds a divisor of this many samples (:func:`_block_rows`), so
 #: that batches of a multiple of it (the default 1000) hold whole blocks of every layer
@@ -92,7 +92,7 @@ def _round_scaled(total: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _im2col_columns(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
-    """:func:`cosim.integer_forward._im2col`'s matrix, built column-major: one strided copy
+    """:func:`cosim.model.forward.im2col`'s matrix, built column-major: one strided copy
     per kernel offset (fast for one-byte codes, where the generic reshape is not)."""
     if pad:
         x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))

@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     from cosim.errors import CosimError
     from cosim.fileio import write_output_json
     from cosim.library import load_library
-    from cosim.train.modelfile import load_model
+    from cosim.model import load_model
 
     # Everything the flags decide is checked before the model, library or data are read.
     sweep = None

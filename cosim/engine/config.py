@@ -2,7 +2,7 @@
 
 ``EngineConfig.ideal()`` runs the trained quantized model through the mapping (tiles,
 differential columns, bias rows, unipolar columns, partial sums) with exact arithmetic and no
-hardware effect at all: it must reproduce :func:`cosim.integer_forward.integer_forward`
+hardware effect at all: it must reproduce :func:`cosim.model.forward.integer_forward`
 bit for bit. ``EngineConfig.nonideal()`` switches everything on; each field can be changed
 with :meth:`EngineConfig.with_`.
 """

@@ -27,7 +27,7 @@ reference line (:mod:`cosim.engine.chip`) sinks ``g_min·Σ s(V_i)`` at each uni
 input, so the leakage is removed before the conversion, in every row tile's partial sum.
 
 Pooling, flattening and the classifier head run digitally, exactly as in
-:func:`cosim.integer_forward.integer_forward`. In ideal mode the same mapping is evaluated in
+:func:`cosim.model.forward.integer_forward`. In ideal mode the same mapping is evaluated in
 exact integers and reproduces that function bit for bit.
 
 Where it lives: this module holds :class:`Engine` (chip instances, batches, the layer pass);
@@ -48,6 +48,7 @@ import numpy as np
 
 from cosim.blas import single_thread
 from cosim.card import Card
+from cosim.circuits import device_model
 from cosim.engine.blocks import BLOCK_SAMPLES as BLOCK_SAMPLES
 from cosim.engine.blocks import (
     CODE_DTYPE,
@@ -73,12 +74,11 @@ from cosim.engine.streams import ChipStreams, Effect, RngFor
 from cosim.engine.whatif import WHAT_IF_FIELDS as WHAT_IF_FIELDS
 from cosim.engine.whatif import what_if_card
 from cosim.errors import CosimError, DataError
-from cosim.integer_forward import _im2col, _pool, exact_matmul
 from cosim.library import SurrogateLibrary
+from cosim.model import FlattenLayer, Model, PoolLayer, WeightLayer
+from cosim.model.forward import exact_matmul, im2col, pool
 from cosim.quant import requantize
 from cosim.surrogates.periphery import TiaModel
-from cosim.train.modelfile import FlattenLayer, Model, PoolLayer, WeightLayer
-from device_models import from_card
 
 
 class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
@@ -105,7 +105,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         self.lib = library
         self.card: Card = library.card if card is None else what_if_card(library, card)
         self.cfg = config
-        self.device = from_card(self.card)
+        self.device = device_model(self.card)
         self.maps: list[LayerMap] = map_model(model, self.card)
         self._by_index = {m.index: m for m in self.maps}
         self.crossbar = library.block("crossbar")
@@ -254,7 +254,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                     )
                     k = acc
             elif isinstance(lay, PoolLayer):
-                k = _pool(lay, k, integer=True)
+                k = pool(lay, k, integer=True)
             elif isinstance(lay, FlattenLayer):
                 k = k.reshape(k.shape[0], -1)
         assert logits is not None
@@ -275,7 +275,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
 
         def unroll(a: np.ndarray) -> np.ndarray:
             if lay.kind == "conv2d":
-                return _im2col(a, lay.kernel, lay.stride, lay.padding)[0]  # type: ignore[arg-type]
+                return im2col(a, lay.kernel, lay.stride, lay.padding)[0]  # type: ignore[arg-type]
             return a.reshape(a.shape[0], -1)
 
         def unroll_codes(a: np.ndarray) -> np.ndarray:  # the same values, column-major

@@ -17,7 +17,7 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.engine.chip import LayerState
-from cosim.train.modelfile import WeightLayer
+from cosim.model import WeightLayer
 
 ENERGY_STRIDE = 8  # ADC energy is averaged over every 8th MAC vector (of the evaluation)
 #: the read energy's sums of V·s(V) are kept in fixed point: the largest value of a layer's

@@ -25,8 +25,8 @@ from cosim.engine.costs import area_breakdown
 from cosim.engine.energy import COMPONENTS, LayerStats
 from cosim.engine.readnoise import ReadNoise
 from cosim.library import SurrogateLibrary
+from cosim.model import Model
 from cosim.progress import Bar
-from cosim.train.modelfile import Model
 
 
 @dataclass

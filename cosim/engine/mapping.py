@@ -32,7 +32,7 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.errors import CosimError
-from cosim.train.modelfile import Model, WeightLayer
+from cosim.model import Model, WeightLayer
 
 
 class MappingError(CosimError, ValueError):

@@ -13,7 +13,7 @@ from cosim.engine.config import EngineConfig, check_limit
 from cosim.engine.evaluate import evaluate
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
-from cosim.train.modelfile import Model
+from cosim.model import Model
 
 # sweepable parameter -> (EngineConfig field, unit for labels)
 SWEEPABLE = {

@@ -40,18 +40,17 @@ from typing import Any
 import numpy as np
 
 from cosim.card import Card
+from cosim.circuits import crossbar_params, opamp_params, subtractor_params
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine
 from cosim.engine.energy import LayerStats
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
+from cosim.model import Model
 from cosim.spice.runner import SpiceJob, SpiceRunner
 from cosim.surrogates.periphery import TiaModel
 from cosim.surrogates.sense_row import skips
-from cosim.train.modelfile import Model
-from netlists.crossbar import CrossbarParams
 from netlists.mac_unit import MacAnalogParams, mac_analog_netlist
-from netlists.opamp import OpampParams
 from netlists.subtractor import SubtractorParams
 from netlists.tia import TiaParams
 
@@ -155,7 +154,7 @@ def verify_spice(
         v_rows = np.zeros((cols.shape[0], card.array.rows))
         v_rows[:, t.data_rows] = v_tab[cols[:, t.f0 : t.f1]]
         v_rows[:, t.bias_rows] = t.bias_polarity * card.dac.v_read_v
-        opamp = OpampParams.from_card(card)
+        opamp = opamp_params(card)
         ratio = per.r_t_ohm / card.tia.r_feedback_ohm
         sense_tia = (
             TiaParams(card.sense_row.r_feedback_ohm * ratio * r_t / per.r_t_ohm, opamp)
@@ -165,10 +164,10 @@ def verify_spice(
         layout = tuple((p, q) for _, p, q in t.outputs)
         gain = card.subtractor.gain_v_per_v
         p = MacAnalogParams(
-            CrossbarParams.from_card(card),
+            crossbar_params(card),
             TiaParams(r_t / gain, opamp),  # pair columns: the subtractor supplies the gain
             sense_tia,
-            SubtractorParams.nominal(card),
+            subtractor_params(card),
             layout,
             TiaParams(r_t, opamp),
         )
@@ -321,6 +320,4 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 
 def _ohmic(device):
-    from dataclasses import replace
-
-    return replace(device, iv_alpha_per_v=0.0)
+    return device.as_ohmic()

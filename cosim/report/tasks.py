@@ -16,7 +16,7 @@ cache key). Four kinds:
     the largest tolerated value is interpolated linearly between the last two points.
 ``activations``
     Histograms of every hidden layer's output codes over the first ``limit`` test samples
-    (:func:`cosim.integer_forward.integer_forward` with ``keep_codes``).
+    (:func:`cosim.model.forward.integer_forward` with ``keep_codes``).
 
 Workers keep datasets, the library and models in per-process caches.
 """
@@ -87,7 +87,7 @@ def _library(env: dict[str, Any]):
 
 
 def _model(key: str, env: dict[str, Any]):
-    from cosim.train.modelfile import load_model
+    from cosim.model import load_model
 
     m = _STATE["models"].get(key)
     if m is None:
@@ -114,7 +114,7 @@ def fan_ins(model) -> list[int]:
 
 # ---------------------------------------------------------------------------------- kinds
 def _train(key: str, p: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
-    from cosim.train.modelfile import save_model
+    from cosim.model import save_model
     from cosim.train.trainer import TrainConfig, train
 
     cfg = TrainConfig(**p["config"])
@@ -209,8 +209,7 @@ def _sweep(key: str, p: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
 
 
 def _activations(key: str, p: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
-    from cosim.integer_forward import integer_forward
-    from cosim.train.modelfile import WeightLayer
+    from cosim.model import WeightLayer, integer_forward
 
     model = _model(p["model"], env)
     x, _ = _test_split(p["dataset"], p["limit"])

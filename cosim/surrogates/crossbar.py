@@ -23,7 +23,6 @@ held-out arrays, sizes and inputs that were never used for fitting.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from cosim.nodal import CrossbarNetwork
 from cosim.surrogates.base import as_float_array, check_fitted, require_keys
+from device_models.iv import sinh_current, sinh_slope
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,9 @@ class CrossbarModel:
     kind = "crossbar"
 
     def drive(self, v: np.ndarray) -> np.ndarray:
-        """Nonlinear effective drive ``s(V)`` (V) of input magnitudes ``v`` (V)."""
-        v = np.asarray(v, dtype=float)
-        a = self.iv_alpha_per_v
-        if a == 0.0:
-            return v
-        return (self.v_read_v / math.sinh(a * self.v_read_v)) * np.sinh(a * v)
+        """Nonlinear effective drive ``s(V)`` (V) of input magnitudes ``v`` (V): the device
+        I–V shape of :func:`device_models.iv.sinh_current`."""
+        return sinh_current(1.0, v, self.v_read_v, self.iv_alpha_per_v)
 
     def quad_drive(self, v: np.ndarray) -> np.ndarray:
         """``s(V)·(V/v_read)²`` (V): the drive of the correction's second-order term."""
@@ -108,8 +105,7 @@ class CrossbarModel:
     def zero_bias_slope(self) -> float:
         """``s'(0)``: a device's small-signal conductance at 0 V over its chord conductance
         at ``v_read`` (dimensionless; 1 for ohmic devices)."""
-        x = self.iv_alpha_per_v * self.v_read_v
-        return x / math.sinh(x) if x != 0.0 else 1.0
+        return float(sinh_slope(1.0, 0.0, self.v_read_v, self.iv_alpha_per_v))
 
     def transfer(self, g: np.ndarray, sense_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(M_main, g_norton)``: the transfer of the main drive and the Norton conductances.

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from cosim.datasets import load_dataset, parse_spec
     from cosim.errors import CosimError
     from cosim.fileio import check_output_file, write_output_json
-    from cosim.train.modelfile import save_model
+    from cosim.model import save_model
     from cosim.train.network import check_architecture
     from cosim.train.trainer import TrainConfig, train
 

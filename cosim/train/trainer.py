@@ -14,7 +14,7 @@ learning rate continues from it (the learning rate is the one option a resumed r
 change).
 
 The test accuracy of a quantized model is computed with
-:func:`cosim.integer_forward.integer_forward` on the exported model; the training forward's
+:func:`cosim.model.forward.integer_forward` on the exported model; the training forward's
 accuracy and the fraction of identical predictions are reported beside it.
 """
 
@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from cosim import model as mf
 from cosim.datasets import Dataset
 from cosim.errors import CosimError, ModelFileError, TrainingDivergedError
 from cosim.fileio import dumps_json, save_npz_atomic
-from cosim.integer_forward import predict
+from cosim.model import predict
 from cosim.progress import Bar
 from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX, GridError, _check_bits
-from cosim.train import modelfile as mf
 from cosim.train.layers import Conv2D, Flatten, WeightLayer, softmax_xent
 from cosim.train.network import Network, build_network, check_architecture
 from cosim.train.optim import OPTIMIZERS, cosine_lr, make_optimizer
@@ -174,7 +174,7 @@ def export_model(
     dataset: Dataset,
     info: dict[str, Any] | None = None,
 ) -> mf.Model:
-    """The deployed :class:`~cosim.train.modelfile.Model` of a trained network."""
+    """The deployed :class:`~cosim.model.Model` of a trained network."""
     scheme.apply(masks)
     shape = dataset.preprocessing.input_shape
     layers: list[mf.Layer] = []

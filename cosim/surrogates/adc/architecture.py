@@ -49,9 +49,10 @@ class SarArchitecture:
 
     # -- netlist generator ------------------------------------------------------------
     def nominal_params(self, card: Card, bits: int | None = None) -> SarAdcParams:
-        from netlists.sar_adc import SarAdcParams
 
-        return SarAdcParams.nominal(card, bits)
+        from cosim.circuits import sar_adc_params
+
+        return sar_adc_params(card, bits)
 
     def subckt(self, params: SarAdcParams, name: str | None = None) -> str:
         from netlists.sar_adc import sar_adc_subckt
@@ -110,7 +111,7 @@ class SarArchitecture:
         bits: int | None = None,
     ) -> AdcInstance:
         """One instance: :func:`~cosim.surrogates.adc.sample_instance` and the netlist
-        parameters of the same draw (what ``SarAdcParams.sample`` gives from the same
+        parameters of the same draw (what ``cosim.circuits.sar_adc_sample`` gives from the same
         generator state), for SPICE to rebuild it."""
         model, draw = sample_instance_draw(nominal, card, rng, bits)
         return AdcInstance(model, self.nominal_params(card, model.bits).with_mismatch(draw))

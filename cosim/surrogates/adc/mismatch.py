@@ -2,7 +2,7 @@
 
 :func:`sample_instance` draws an instance's capacitor mismatch and comparator offset with
 :func:`netlists.mismatch.draw_sar_mismatch` (the sampler the netlist's
-:meth:`~netlists.sar_adc.SarAdcParams.sample` uses, so equal generator states give the
+:func:`~cosim.circuits.sar_adc_sample` uses, so equal generator states give the
 same instance in SPICE and in the surrogate) and applies them to the fitted nominal with
 :func:`with_mismatch`.
 
@@ -103,7 +103,7 @@ def sample_instance(
     """A Monte-Carlo ADC instance around the SPICE-fitted nominal at one resolution.
 
     The draws are :func:`netlists.mismatch.draw_sar_mismatch`'s, which
-    :meth:`netlists.sar_adc.SarAdcParams.sample` makes too (so the same generator state
+    :func:`cosim.circuits.sar_adc_sample` makes too (so the same generator state
     gives the same instance as the netlist's; :func:`sample_instance_draw` returns the
     draw as well, to build both from one call): a capacitor of
     ``m`` unit capacitors (:func:`mismatch_units`) gets a relative error
@@ -157,7 +157,7 @@ def sample_instance_draw(
     bits: int | None = None,
 ) -> tuple[SarAdcModel, SarMismatch]:
     """:func:`sample_instance` and the draw it applied (for the netlist's instance:
-    ``SarAdcParams.nominal(card, model.bits).with_mismatch(draw)``)."""
+    ``cosim.circuits.sar_adc_params(card, model.bits).with_mismatch(draw)``)."""
     if isinstance(nominal, Mapping):
         n = card.adc.bits if bits is None else _check_bits(bits, "bits")
         if n not in nominal:

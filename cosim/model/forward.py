@@ -16,7 +16,7 @@ dispatches on the scheme.
 
 Examples
 --------
->>> from cosim.train.modelfile import WeightLayer, Model
+>>> from cosim.model.format import WeightLayer, Model
 >>> from cosim.quant import ActGrid, BiasGrid, Preprocessing, WeightGrid
 >>> wg, ig = WeightGrid(0.25, 2), ActGrid(2.0, 8)
 >>> head = WeightLayer("dense", "head", (2,), (2,), np.zeros(2, bool),
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from cosim.model.format import FlattenLayer, Model, PoolLayer, WeightLayer
 from cosim.quant import avgpool_round, requantize
-from cosim.train.modelfile import FlattenLayer, Model, PoolLayer, WeightLayer
 
 _F64_EXACT = float(1 << 53)
 
@@ -66,7 +66,13 @@ def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b
 
 
-def _im2col(x: np.ndarray, k: int, stride: int, pad: int) -> tuple[np.ndarray, int, int]:
+def im2col(x: np.ndarray, k: int, stride: int, pad: int) -> tuple[np.ndarray, int, int]:
+    """Patches of images ``x`` ``(N, C, H, W)`` as rows: ``(N*Ho*Wo, C*k*k)``, and ``Ho, Wo``.
+
+    Windows of ``k x k`` pixels every ``stride`` pixels after zero padding of ``pad`` on each
+    side; a row is one output pixel (``n, ho, wo`` order), its columns ``(c, kh, kw)`` order,
+    the order of a conv weight ``(out, c, kh, kw)`` reshaped to ``(out, c*k*k)``.
+    """
     if pad:
         x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
@@ -82,13 +88,18 @@ def _weight_layer(lay: WeightLayer, x: np.ndarray, n_w: np.ndarray, bias: np.nda
         mm = exact_matmul(x, w2.T) if x.dtype == np.int64 else x @ w2.T
         return mm + bias
     n = x.shape[0]
-    cols, ho, wo = _im2col(x, lay.kernel, lay.stride, lay.padding)  # type: ignore[arg-type]
+    cols, ho, wo = im2col(x, lay.kernel, lay.stride, lay.padding)  # type: ignore[arg-type]
     mm = exact_matmul(cols, w2.T) if x.dtype == np.int64 else cols @ w2.T
     mm = mm + bias
     return mm.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
 
 
-def _pool(lay: PoolLayer, x: np.ndarray, integer: bool) -> np.ndarray:
+def pool(lay: PoolLayer, x: np.ndarray, integer: bool) -> np.ndarray:
+    """Pool images ``x`` ``(N, C, H, W)`` by ``lay`` (average or max over ``size x size``).
+
+    Integer codes average with :func:`cosim.quant.avgpool_round` when ``integer``; float
+    inputs with ``integer=False`` average exactly. Max pooling is exact either way.
+    """
     n, c, h, w = x.shape
     s = lay.size
     channels_last = x.transpose(0, 2, 3, 1)
@@ -143,7 +154,7 @@ def integer_forward(model: Model, x_raw: np.ndarray, keep_codes: bool = False) -
                 logits = acc.astype(np.float64) * (lay.w_grid.unit * lay.in_grid.step)  # type: ignore[union-attr]
                 k = acc
         elif isinstance(lay, PoolLayer):
-            k = _pool(lay, k, integer=True)
+            k = pool(lay, k, integer=True)
         elif isinstance(lay, FlattenLayer):
             k = k.reshape(k.shape[0], -1)
         if keep_codes:
@@ -161,7 +172,7 @@ def float_forward(model: Model, x_raw: np.ndarray) -> ForwardResult:
             if lay.is_hidden:
                 x = np.maximum(x, 0.0)
         elif isinstance(lay, PoolLayer):
-            x = _pool(lay, x, integer=False)
+            x = pool(lay, x, integer=False)
         else:
             x = x.reshape(x.shape[0], -1)
     return ForwardResult(x, np.argmax(x, axis=1))
