@@ -31,9 +31,9 @@ import pytest
 
 from cosim.card import load_card
 from cosim.characterize.context import CharContext
+from cosim.circuits import device_model
 from cosim.converters import adc_architecture
 from cosim.library import SCHEMA_VERSION, load_library
-from device_models import from_card
 from netlists.common import netlist_hash
 from tests.conftest import COMMITTED_LIBRARY
 
@@ -57,7 +57,7 @@ def _first_batch(fn, *args) -> list[str]:
     """Hashes of the netlists a block characterization submits first (the quick, seed-0 run)."""
     card = load_card()
     runner = _RecordingRunner()
-    ctx = CharContext(card, from_card(card), runner, quick=True, seed=0)
+    ctx = CharContext(card, device_model(card), runner, quick=True, seed=0)
     with pytest.raises(_Submitted):
         fn(ctx, *args)
     assert runner.jobs, "the block submitted no SPICE jobs"
@@ -98,13 +98,13 @@ def test_stored_netlist_hashes_are_what_the_generators_emit_today(doc, block):
     assert len(emitted) == doc["spice_runs"][block]  # the same sweep design, job for job
     expected = set(emitted)
     if block == "sar_adc":  # the library also names the converter sub-circuits themselves
-        from netlists.sar_adc import SarAdcParams, sar_adc_subckt
+        from cosim.circuits import sar_adc_params
+        from netlists.sar_adc import sar_adc_subckt
 
         card = load_card()
-        expected.add(netlist_hash(sar_adc_subckt(SarAdcParams.nominal(card))))
+        expected.add(netlist_hash(sar_adc_subckt(sar_adc_params(card))))
         expected |= {
-            netlist_hash(sar_adc_subckt(SarAdcParams.nominal(card, n)))
-            for n in range(1, card.adc.bits)
+            netlist_hash(sar_adc_subckt(sar_adc_params(card, n))) for n in range(1, card.adc.bits)
         }
     stored = doc["blocks"][block]["netlist_hashes"]
     stale = sorted(label for label, h in stored.items() if h not in expected)
