@@ -192,7 +192,7 @@ def main(argv=None) -> int:
             rn = evaluate(model, library, x, y, EngineConfig(chips=1), threads=args.threads)
             t_engine_n = min(t_engine_n, time.perf_counter() - t)
             assert rn.accuracy_mean == r.accuracy_mean  # the threads change nothing
-    macs = sum(r.layers[i]["conversions_per_inference"] for i in range(len(r.layers)))
+    macs = sum(lay.conversions_per_inference for lay in r.layers)
     res = {
         "images": int(x.shape[0]),
         "repeat": args.repeat,

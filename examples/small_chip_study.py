@@ -54,7 +54,7 @@ def main(out_dir: str | Path | None = None, epochs: int = 15) -> dict:
         SweepSpec.parse("nvw=0:0.2:0.05"),
     )
     result = {
-        "crossbar_max_error_lsb": rep.validation["crossbar"]["max_error_lsb"],
+        "crossbar_max_error_lsb": rep.validation["crossbar"].max_error_lsb,
         "ideal_accuracy": ideal.accuracy_mean,
         "chip_accuracy": chip.accuracy_mean,
         "chip_accuracy_std": chip.accuracy_std,

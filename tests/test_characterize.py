@@ -19,7 +19,7 @@ import pytest
 
 from cosim.card import load_card
 from cosim.cli import main
-from cosim.library import SCHEMA_VERSION, load_library
+from cosim.library import SCHEMA_VERSION, load_library, validation_to_dict
 
 CARD = load_card()
 pytestmark = pytest.mark.ngspice
@@ -52,7 +52,14 @@ def test_library_files_and_provenance(quick_library):
 
 
 def test_validation_json_has_the_promised_keys(quick_library, validation):
-    assert validation == json.loads(json.dumps(quick_library.report.validation))
+    records = quick_library.report.validation
+    assert validation == json.loads(json.dumps(validation_to_dict(records)))
+    # the typed records hold the headline metrics the JSON holds
+    for block in ("crossbar", "tia", "subtractor"):
+        assert records[block].rms_error_lsb == validation[block]["rms_error_lsb"]
+        assert records[block].max_error_lsb == validation[block]["max_error_lsb"]
+    assert records["sar_adc"].code_agreement == validation["sar_adc"]["code_agreement"]
+    assert records["sense_row"].bound_violations == validation["sense_row"]["bound_violations"]
     for block in ("crossbar", "tia", "subtractor"):
         v = validation[block]
         assert v["n_heldout"] >= 20
@@ -151,7 +158,7 @@ def test_cli_summary_from_the_cache(quick_library, quick_library_cache, tmp_path
     # summation order is the only freedom left; 1e-9 relative is far above it)
     for block in ("crossbar", "tia", "subtractor"):
         assert r["validation"][block]["rms_error_lsb"] == pytest.approx(
-            quick_library.report.validation[block]["rms_error_lsb"], rel=1e-9, abs=1e-12
+            quick_library.report.validation[block].rms_error_lsb, rel=1e-9, abs=1e-12
         )
     assert load_library(out, CARD).card == CARD
     assert wall < 60  # fits only: a few seconds; a re-simulation would take minutes

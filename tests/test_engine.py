@@ -164,14 +164,14 @@ def test_sense_skip_changes_no_code_where_the_bound_holds(skip_runs):
     (r_on, c_on), (r_off, c_off) = skip_runs
     skipped, inputs_equal = 0, True
     for lay_on, lay_off, i in zip(r_on.layers, r_off.layers, sorted(c_on), strict=True):
-        assert lay_off["skipped_cycle_fraction"] == 0 and lay_off["bound_violations"] == 0
-        skipped += lay_on["skipped_cycle_fraction"] > 0
+        assert lay_off.skipped_cycle_fraction == 0 and lay_off.bound_violations == 0
+        skipped += lay_on.skipped_cycle_fraction > 0
         differ = int(np.count_nonzero(c_on[i] != c_off[i]))
         if inputs_equal:
-            assert differ <= lay_on["bound_violations"], f"layer {i}: {differ} codes changed"
+            assert differ <= lay_on.bound_violations, f"layer {i}: {differ} codes changed"
         inputs_equal = inputs_equal and differ == 0
     assert skipped >= 1  # otherwise this test compares nothing
-    if all(lay["bound_violations"] == 0 for lay in r_on.layers):  # measured: none
+    if all(lay.bound_violations == 0 for lay in r_on.layers):  # measured: none
         np.testing.assert_array_equal(r_on.predictions[0], r_off.predictions[0])
 
 
@@ -179,20 +179,20 @@ def test_sense_skip_reports_skipped_cycles_and_saves_adc_energy(skip_runs):
     """conv1's zero borders give zero inputs, whose conversions skip MSB cycles."""
     (r_on, _), (r_off, _) = skip_runs
     conv1_on, conv1_off = r_on.layers[0], r_off.layers[0]
-    assert conv1_on["layer"] == "0:conv2d"
-    assert conv1_on["skipped_cycle_fraction"] > 0.005  # measured 8.0 % (W4A3), 5.9 % (W4A8)
-    e_on = conv1_on["energy_per_inference_j"]["adc"]
-    e_off = conv1_off["energy_per_inference_j"]["adc"]
+    assert conv1_on.layer == "0:conv2d"
+    assert conv1_on.skipped_cycle_fraction > 0.005  # measured 8.0 % (W4A3), 5.9 % (W4A8)
+    e_on = conv1_on.energy_per_inference_j.adc
+    e_off = conv1_off.energy_per_inference_j.adc
     assert 0 < e_on < e_off  # measured 9.5 % (W4A3) and 17 % (W4A8) less
     for lay_on, lay_off in zip(r_on.layers, r_off.layers, strict=True):
-        if lay_on["skipped_cycle_fraction"] == 0:  # same codes, same conversions
-            assert lay_on["energy_per_inference_j"]["adc"] == pytest.approx(
-                lay_off["energy_per_inference_j"]["adc"], rel=1e-12
+        if lay_on.skipped_cycle_fraction == 0:  # same codes, same conversions
+            assert lay_on.energy_per_inference_j.adc == pytest.approx(
+                lay_off.energy_per_inference_j.adc, rel=1e-12
             )
     assert r_on.energy_per_inference_j["adc"] < r_off.energy_per_inference_j["adc"]
     # the thresholds carry a 4-sigma op-amp offset budget, one LSB of INL and a 2 % margin:
     # a single violation on 300 images would mean the bound is not safe
-    assert sum(lay["bound_violations"] for lay in r_on.layers) == 0
+    assert sum(lay.bound_violations for lay in r_on.layers) == 0
 
 
 def test_adc_codes_legal_skip_changes_nothing_illegal_one_saturates(library):
@@ -512,7 +512,7 @@ def test_energy_per_inference_has_every_component(library):
     assert e["sense_row"] == 0.0
     assert res.to_dict()["energy_total_per_inference_j"] == pytest.approx(sum(e.values()))
     for lay in res.layers:
-        assert all(lay["energy_per_inference_j"][k] > 0 for k in used), lay["layer"]
+        assert all(lay.energy_per_inference_j[k] > 0 for k in used), lay.layer
     # DAC: every column tile drives its own copy of the inputs: 64·4 + 128·2 conversions
     assert e["dac"] == pytest.approx(card.dac.e_conv_j * (64 * 4 + 128 * 2), rel=1e-9)
     # TIAs: 64 columns per tile, subtractors: 32 pairs per tile, on 14 tiles
@@ -571,23 +571,23 @@ def test_area_shared_for_global_dedicated_for_per_layer(library):
     for name, mode in (("digits-global", "shared"), ("digits-per-layer", "dedicated")):
         res = evaluate(trained(name), library, ds.x_test[:50], ds.y_test[:50], EngineConfig())
         a = res.area_m2
-        assert a["periphery"] == mode
-        assert res.periphery["shared"] == (mode == "shared")
+        assert a.periphery == mode
+        assert res.periphery.shared == (mode == "shared")
         pick = max if mode == "shared" else sum
         want = {k: pick(n * t for t in layer_tiles) for k, n in per_tile.items()}
         want["dac"] = pick(dac)
         for k, n in want.items():
-            assert a["counts"][k] == n, (name, k)
-            assert a["breakdown_m2"][k] == pytest.approx(n * unit[k], rel=1e-12)
-        assert a["counts"]["tiles"] == 14
-        assert a["counts"]["crossbar_cells"] == 14 * 64 * 65  # the sense line is a column
-        assert a["breakdown_m2"]["digital"] == pytest.approx(
+            assert a.counts[k] == n, (name, k)
+            assert a.breakdown_m2[k] == pytest.approx(n * unit[k], rel=1e-12)
+        assert a.counts["tiles"] == 14
+        assert a.counts["crossbar_cells"] == 14 * 64 * 65  # the sense line is a column
+        assert a.breakdown_m2["digital"] == pytest.approx(
             (128 + 64) * card.digital.area_per_column_m2
         )
-        assert all(v > 0 for v in a["breakdown_m2"].values())
-        assert a["total_m2"] == pytest.approx(sum(a["breakdown_m2"].values()))
-        assert a["total_m2"] == pytest.approx(a[f"total_{mode}_m2"])
-        assert a["total_shared_m2"] < a["total_dedicated_m2"]
+        assert all(v > 0 for v in a.breakdown_m2.values())
+        assert a.total_m2 == pytest.approx(sum(a.breakdown_m2.values()))
+        assert a.total_m2 == pytest.approx(getattr(a, f"total_{mode}_m2"))
+        assert a.total_shared_m2 < a.total_dedicated_m2
 
 
 # ----------------------------------------------------------------------- 5. clear errors

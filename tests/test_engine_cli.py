@@ -94,7 +94,7 @@ def test_evaluate_prints_the_table_and_writes_json(verified_run, committed_libra
     lib = load_library(committed_library.path)
     direct = evaluate(trained("digits-global"), lib, ds.x_test[:200], ds.y_test[:200],
                       EngineConfig())  # fmt: skip
-    assert ev["accuracy_per_chip"] == direct.accuracy_per_chip
+    assert ev["accuracy_per_chip"] == list(direct.accuracy_per_chip)
 
 
 @pytest.mark.ngspice

@@ -52,7 +52,7 @@ def test_batch_and_threads_change_nothing(library, name, ds_name, n):
     cfg = EngineConfig(chips=2, nvw=0.05)
     ref = evaluate(model, library, x, y, cfg.with_(batch=1000))
     if name == "fashion-lenet-a8":
-        assert any(lay["skipped_cycle_fraction"] > 0 for lay in ref.layers)
+        assert any(lay.skipped_cycle_fraction > 0 for lay in ref.layers)
     for batch, threads in [(7, 1), (64, 1), (64, 2)]:
         got = evaluate(model, library, x, y, cfg.with_(batch=batch), threads=threads)
         _assert_same(got, ref, f"batch {batch}, {threads} thread(s)")

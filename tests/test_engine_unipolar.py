@@ -125,12 +125,12 @@ def test_reference_line_is_counted_in_area_and_read_energy(library):
     x, y = ds.x_test[:40], ds.y_test[:40]
     rows, cols = library.card.array.rows, library.card.array.cols
     res = evaluate(trained("digits-all-unipolar"), library, x, y, EngineConfig(**ALL_OFF))
-    counts = res.area_m2["counts"]
+    counts = res.area_m2.counts
     assert counts["reference_lines"] == counts["tiles"] == 7  # 2x2 + 3x1 tiles
     assert counts["crossbar_cells"] == 7 * rows * (cols + 1) + 7 * rows
     glob = evaluate(trained("digits-global"), library, x, y, EngineConfig(**ALL_OFF))
-    assert glob.area_m2["counts"]["reference_lines"] == 0
-    assert glob.area_m2["counts"]["crossbar_cells"] == 14 * rows * (cols + 1)
+    assert glob.area_m2.counts["reference_lines"] == 0
+    assert glob.area_m2.counts["crossbar_cells"] == 14 * rows * (cols + 1)
     # the reference reads every used row at g_min: the read energy of such a tile rises by
     # the same amount as one extra column of level-0 devices
     eng = Engine(trained("digits-all-unipolar"), library, EngineConfig(**ALL_OFF))
@@ -186,9 +186,9 @@ def test_tia_and_subtractor_energy_follow_the_partial_sum_scheme(library, name):
                        EngineConfig(partial_sums=ps))  # fmt: skip
         for lm, lay in zip(maps, res.layers, strict=True):
             tiles = lm.tiles if ps == "digital" else [t for t in lm.tiles if t.row_tile == 0]
-            n_cols = sum(1 if q is None else 2 for t in tiles for _, _, q in t.outputs)
-            n_pairs = sum(q is not None for t in tiles for _, _, q in t.outputs)
-            got = lay["energy_per_inference_j"]
+            n_cols = sum(1 if o.neg is None else 2 for t in tiles for o in t.outputs)
+            n_pairs = sum(o.neg is not None for t in tiles for o in t.outputs)
+            got = lay.energy_per_inference_j
             assert got["tia"] == pytest.approx(p_op * n_cols, rel=1e-9), (ps, lm.index)
             assert got["subtractor"] == pytest.approx(p_op * n_pairs, rel=1e-9), (ps, lm.index)
             counts = _periphery_counts(lm, card, ps)

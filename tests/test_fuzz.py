@@ -67,7 +67,7 @@ from hypothesis import strategies as st
 from cosim.card import Card, default_card_text, load_card, parse_card
 from cosim.cli import build_parser, main
 from cosim.errors import CardError, LibraryError, ModelFileError
-from cosim.library import SurrogateLibrary, load_library
+from cosim.library import BlockValidation, SurrogateLibrary, load_library
 from cosim.model import SCHEMES, Model, PoolLayer, WeightLayer, load_model, save_model
 
 
@@ -830,6 +830,9 @@ def check_library_valid(lib: Any) -> None:
     assert isinstance(lib.card, Card)
     assert isinstance(lib.meta, dict) and isinstance(lib.surrogates, dict)
     assert isinstance(lib.validation, dict), f"validation is {type(lib.validation).__name__}"
+    for name, record in lib.validation.items():
+        assert isinstance(record, BlockValidation), f"validation of {name}: {type(record)}"
+        assert isinstance(record.n_heldout, int) and record.n_heldout >= 0
     for name, sur in lib.surrogates.items():
         assert all(math.isfinite(v) for v in _numbers(sur.to_dict())), f"block {name}: NaN/inf"
     for name, extra in lib.extras.items():

@@ -14,7 +14,13 @@ import pytest
 
 from cosim.card import load_card
 from cosim.errors import CosimError, LibraryError
-from cosim.library import card_differences, load_library, write_library
+from cosim.library import (
+    BlockValidation,
+    card_differences,
+    load_library,
+    validation_to_dict,
+    write_library,
+)
 
 CARD = load_card()
 # tests marked ngspice read the session's quick characterization; the others build a tiny
@@ -77,7 +83,10 @@ def test_load_round_trip_gives_identical_predictions(quick_library, tmp_path):
     lib = load_library(quick_library.path, CARD)
     assert set(lib.surrogates) == set(BLOCKS)
     assert lib.card == CARD and lib.path == quick_library.path
-    assert lib.validation == json.loads(json.dumps(quick_library.report.validation))
+    assert lib.validation == quick_library.report.validation
+    assert validation_to_dict(lib.validation) == json.loads(
+        (quick_library.path / "validation.json").read_text()
+    )
     assert lib.meta["schema_version"] == 1 and "blocks" not in lib.meta
     assert "vsense_curve" in lib.extras["sense_row"]
     # write what was loaded, load it again: the same surrogates, bit for bit
@@ -291,7 +300,7 @@ def test_tiny_library_round_trip(tiny_lib):
     lib = load_library(tiny_lib, CARD)
     assert lib.block("tia") == _tia()
     np.testing.assert_array_equal(lib.extras["tia"]["curve"], np.linspace(0.0, 1.0, 5))
-    assert lib.validation == {"tia": {"n_heldout": 3}}
+    assert lib.validation == {"tia": BlockValidation(n_heldout=3)}
 
 
 def _set(key, value):
@@ -520,7 +529,7 @@ def sar_lib(tmp_path):
         "mc_inl_max_lsb": None,  # "not measured" is null
     }
     blocks = {"sar_adc": {"surrogate": _sar(CARD.adc.bits), "extra": extra}}
-    return write_library(tmp_path / "lib", CARD, blocks, {"sar_adc": {"n": 1}}, {"seed": 0})
+    return write_library(tmp_path / "lib", CARD, blocks, {"sar_adc": {"n_heldout": 1}}, {"seed": 0})
 
 
 def _by_bits(edit):
@@ -611,7 +620,7 @@ def test_malformed_sar_block_is_a_one_line_library_error(sar_lib, corrupt, patte
 
 
 def test_join_arrays_refuses_arrays_that_hold_no_real_numbers():
-    from cosim.library import _join_arrays
+    from cosim.library import join_arrays
 
     ref = {"w": {"$array": "k"}}
     for bad, pattern in [
@@ -620,17 +629,20 @@ def test_join_arrays_refuses_arrays_that_hold_no_real_numbers():
         (np.array([np.inf]), "holds NaN or inf"),
     ]:
         with pytest.raises(LibraryError, match=rf"array 'k' \(blocks\.b\.extra\.w\) .*{pattern}"):
-            _join_arrays(ref, {"k": bad}, ("blocks", "b", "extra"))
+            join_arrays(ref, {"k": bad}, ("blocks", "b", "extra"))
     for good in (np.array([True]), np.array([3], dtype=np.uint8), np.zeros((2, 2))):
-        assert _join_arrays(ref, {"k": good}, ("x",))["w"] is good
+        assert join_arrays(ref, {"k": good}, ("x",))["w"] is good
 
 
 def test_validation_json_is_read_as_it_is(tiny_lib):
     """validation.json is the characterization's report, never an engine input: a metric
     that was not measured (null) or came out NaN does not make the library corrupt."""
-    (tiny_lib / "validation.json").write_text('{"tia": {"rms": NaN, "max": null, "n": 3}}')
+    (tiny_lib / "validation.json").write_text(
+        '{"tia": {"n_heldout": 3, "rms_error_lsb": NaN, "max_error_lsb": null, "n": 3}}'
+    )
     lib = load_library(tiny_lib)
-    assert lib.validation["tia"]["max"] is None and np.isnan(lib.validation["tia"]["rms"])
+    v = lib.validation["tia"]
+    assert v.max_error_lsb is None and np.isnan(v.rms_error_lsb) and v.extras == {"n": 3}
 
 
 @pytest.mark.parametrize(
@@ -646,3 +658,84 @@ def test_a_library_path_that_names_no_file_is_one_line(tmp_path, name, pattern):
     with pytest.raises(LibraryError, match=pattern) as exc:
         load_library(tmp_path / name)
     assert "\n" not in str(exc.value) and str(tmp_path) in str(exc.value)
+
+
+# ------------------------------------------------------------ typed validation records
+#: one block's validation as a characterization writes it: headline metrics in the middle,
+#: a null, a NaN, nested tables and lists (the order must survive the round trip)
+_VALIDATION = {
+    "tia": {
+        "n_heldout": 40,
+        "n_linear": 31,
+        "rms_error_lsb": 0.031,
+        "max_error_lsb": 0.12,
+        "clip_max_error_lsb": None,
+        "monte_carlo": {"instances": 3, "offset_std_lsb": float("nan")},
+    },
+    "sar_adc": {"n_heldout": 512, "code_agreement": 0.998, "by_bits": {"8": [1, 2]}},
+    "sense_row": {
+        "bound_violations": 0,
+        "n_heldout": 12,
+        "mean_skipped_bits_heldout": 1.5,
+        "thresholds_v": [0.5, 0.25],
+    },
+}
+
+
+def test_block_validation_round_trip():
+    for name, d in _VALIDATION.items():
+        r = BlockValidation.from_dict(d)
+        assert list(r.to_dict()) == list(d), name  # the same keys in the same order
+        assert json.dumps(r.to_dict()) == json.dumps(d), name  # the same values
+        assert BlockValidation.from_dict(r.to_dict()) == r
+    r = BlockValidation.from_dict(_VALIDATION["tia"])
+    assert (r.n_heldout, r.rms_error_lsb, r.max_error_lsb) == (40, 0.031, 0.12)
+    assert r.code_agreement is None and r.bound_violations is None
+    assert r.extras["n_linear"] == 31 and "rms_error_lsb" not in r.extras
+    with pytest.raises(TypeError):
+        r.extras["n_linear"] = 0  # read-only
+    # built in code: the headline fields first, unset ones left out
+    built = BlockValidation(n_heldout=5, code_agreement=1.0, extras={"x": [1]})
+    assert built.to_dict() == {"n_heldout": 5, "code_agreement": 1.0, "x": [1]}
+    assert list(built.to_dict()) == ["n_heldout", "code_agreement", "x"]
+
+
+def test_validation_json_and_summary_are_written_as_the_characterization_reported(tmp_path):
+    """validation.json is byte for byte ``dumps_json`` of the blocks' validation dicts, and
+    library.json's summary keeps their scalar figures, as before the typed records."""
+    from cosim.fileio import dumps_json
+
+    blocks = {"tia": {"surrogate": _tia()}}
+    path = write_library(tmp_path / "lib", CARD, blocks, _VALIDATION, {"seed": 0})
+    assert (path / "validation.json").read_text() == dumps_json(_VALIDATION)
+    summary = json.loads((path / "library.json").read_text())["validation_summary"]
+    assert list(summary["tia"]) == ["n_heldout", "n_linear", "rms_error_lsb", "max_error_lsb",
+                                    "clip_max_error_lsb"]  # fmt: skip
+    assert list(summary["sense_row"]) == ["bound_violations", "n_heldout",
+                                          "mean_skipped_bits_heldout"]  # fmt: skip
+    lib = load_library(path, CARD)
+    assert lib.validation["sar_adc"].code_agreement == 0.998
+    # what was loaded writes the same file again
+    again = write_library(tmp_path / "again", CARD, blocks, lib.validation, {"seed": 0})
+    assert (again / "validation.json").read_bytes() == (path / "validation.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("[1, 2]", r"validation\.json is corrupt \(not a JSON object\)"),
+        ('{"tia": 3}', r"validation\.json: block 'tia' must be a JSON object, not 3"),
+        ('{"tia": {"rms_error_lsb": 0.1}}', r"validation\.json: block 'tia' lacks 'n_heldout'"),
+        ('{"tia": {"n_heldout": "40"}}', r"block 'tia': n_heldout must be a count .*'40'"),
+        ('{"tia": {"n_heldout": -1}}', r"block 'tia': n_heldout must be a count"),
+        ('{"tia": {"n_heldout": true}}', r"block 'tia': n_heldout must be a count"),
+        ('{"tia": {"n_heldout": 4, "max_error_lsb": "0.1"}}', r"max_error_lsb must be a number"),
+        ('{"x": {"n_heldout": 4, "bound_violations": 0.5}}', r"block 'x': bound_violations must"),
+        ('{"x": {"n_heldout": 4, "code_agreement": [1]}}', r"code_agreement must be a number"),
+    ],
+)
+def test_malformed_validation_json_is_a_library_error_naming_file_and_key(tiny_lib, text, pattern):
+    (tiny_lib / "validation.json").write_text(text)
+    with pytest.raises(LibraryError, match=pattern) as exc:
+        load_library(tiny_lib)
+    assert str(tiny_lib / "validation.json") in str(exc.value) and "\n" not in str(exc.value)

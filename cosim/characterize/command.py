@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from cosim.characterize.pipeline import run_characterization
     from cosim.errors import CosimError
     from cosim.fileio import LIBRARY_MARKER, check_output_dir, check_output_file, write_output_json
+    from cosim.library import validation_to_dict
     from cosim.spice.runner import check_cache_dir, default_cache_dir
 
     # Every path is checked before the first simulation: nothing runs for minutes and
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 "ngspice_version": rep.ngspice_version,
                 "runner": rep.runner_stats,
                 "energy": rep.energy,
-                "validation": rep.validation,
+                "validation": validation_to_dict(rep.validation),
             },
         )
     return 0
@@ -107,7 +108,7 @@ def format_summary(rep, card) -> str:
     """The designer's table: each block's held-out error in ADC LSBs."""
     from cosim.converters import adc_architecture
 
-    v = rep.validation
+    v = rep.validation  # block name: BlockValidation
     lines = [
         "",
         f"library: {rep.out_dir}  (library.json, arrays.npz, validation.json)",
@@ -120,34 +121,37 @@ def format_summary(rep, card) -> str:
     for name in ("crossbar", "tia", "subtractor"):
         if name in v:
             b = v[name]
+            x = b.extras  # the block's own figures
             note = ""
             if name == "crossbar":
                 note = (
-                    f"{b['size']}; without IR-drop model: max {b['ideal_model_max_error_lsb']:.1f};"
-                    f" at 2.5 ohm: max {b['at_2p5_ohm']['max_error_lsb']:.2f}"
+                    f"{x['size']}; without IR-drop model: max {x['ideal_model_max_error_lsb']:.1f};"
+                    f" at 2.5 ohm: max {x['at_2p5_ohm']['max_error_lsb']:.2f}"
                 )
-                if "extrapolation_128x128" in b:
-                    note += f"; 128x128: max {b['extrapolation_128x128']['max_error_lsb']:.2f}"
+                if "extrapolation_128x128" in x:
+                    note += f"; 128x128: max {x['extrapolation_128x128']['max_error_lsb']:.2f}"
             else:
-                note = f"clipping: max {b['clip_max_error_lsb']:.3f}"
+                note = f"clipping: max {x['clip_max_error_lsb']:.3f}"
             lines.append(
-                f"  {name:<11} {b['n_heldout']:>9} {b['rms_error_lsb']:>9.3f} "
-                f"{b['max_error_lsb']:>9.3f}   {note}"
+                f"  {name:<11} {b.n_heldout:>9} {b.rms_error_lsb:>9.3f} "
+                f"{b.max_error_lsb:>9.3f}   {note}"
             )
     adc_block = adc_architecture(card.adc.architecture).block
     if adc_block in v:
         b = v[adc_block]
+        # INL/DNL: the SAR's figures; another architecture may not report them
+        nan = float("nan")
         lines.append(
-            f"  {adc_block:<11} {b['n_heldout']:>9} {'code agreement':>19} "
-            f"{b['code_agreement']:.4f}; INL max {b.get('inl_max_lsb', float('nan')):.2f}"
-            f", DNL max {b.get('dnl_max_lsb', float('nan')):.2f}"
+            f"  {adc_block:<11} {b.n_heldout:>9} {'code agreement':>19} "
+            f"{b.code_agreement:.4f}; INL max {b.extras.get('inl_max_lsb', nan):.2f}"
+            f", DNL max {b.extras.get('dnl_max_lsb', nan):.2f}"
         )
     if "sense_row" in v:
         b = v["sense_row"]
         lines.append(
-            f"  {'sense_row':<11} {b['n_heldout']:>9} {'bound violations':>19} "
-            f"{b['bound_violations']}; thresholds "
-            + ", ".join(f"{x * 1e3:.0f}" for x in b["thresholds_v"])
+            f"  {'sense_row':<11} {b.n_heldout:>9} {'bound violations':>19} "
+            f"{b.bound_violations}; thresholds "
+            + ", ".join(f"{x * 1e3:.0f}" for x in b.extras["thresholds_v"])
             + " mV"
         )
     if rep.energy.get("adc_energy_per_conversion_j"):

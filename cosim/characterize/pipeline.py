@@ -22,16 +22,18 @@ from cosim.characterize.context import BlockResult, CharContext
 from cosim.circuits import device_model
 from cosim.converters import adc_architecture
 from cosim.fileio import LIBRARY_FILES, LIBRARY_MARKER, check_output_dir
-from cosim.library import write_library
+from cosim.library import BlockValidation, validation_from_dict, write_library
 from cosim.spice.runner import SpiceRunner
 
 
 @dataclass
 class CharacterizeReport:
-    """What a characterization produced: where, how long, and each block's validation."""
+    """What a characterization produced: where (the library directory), how long (wall and
+    per-block seconds), the SPICE runner's counts, and each block's validation record (as
+    written to ``validation.json``)."""
 
     out_dir: Path
-    validation: dict[str, Any]
+    validation: dict[str, BlockValidation]
     wall_s: float
     block_s: dict[str, float]
     runner_stats: dict[str, Any]
@@ -111,7 +113,8 @@ def run_characterization(
             res = fn(ctx, *args)
             block_s[name] = time.perf_counter() - t
             results[name] = res
-            head = _headline(name, res.validation, adc_block=arch.block)
+            record = BlockValidation.from_dict(res.validation, f"block '{name}' validation")
+            head = _headline(name, record, adc_block=arch.block)
             log(f"  {name:<11} {block_s[name]:6.1f} s  {head}")
             return res
 
@@ -125,7 +128,7 @@ def run_characterization(
         version = runner.version
         stats = dict(runner.stats)
     energy = energy_figures(card, results)
-    validation = {name: r.validation for name, r in results.items()}
+    validation = validation_from_dict({name: r.validation for name, r in results.items()})
     blocks = {
         name: {"surrogate": r.surrogate, "netlist_hashes": r.netlist_hashes, "extra": r.extra}
         for name, r in results.items()
@@ -146,17 +149,22 @@ def run_characterization(
     return CharacterizeReport(Path(out_dir), validation, wall, block_s, stats, version, energy)
 
 
-def _headline(name: str, v: dict[str, Any], adc_block: str) -> str:
+def _headline(name: str, v: BlockValidation, adc_block: str) -> str:
+    """One line of block ``name``'s held-out validation (an unmeasured metric is "n/a")."""
+
+    def f(x: float | None, spec: str) -> str:
+        return "n/a" if x is None else format(x, spec)
+
     if name in ("crossbar", "tia", "subtractor"):
         return (
-            f"held-out {v.get('n_heldout')}: rms {v.get('rms_error_lsb', 0):.3f} LSB, "
-            f"max {v.get('max_error_lsb', 0):.3f} LSB"
+            f"held-out {v.n_heldout}: rms {f(v.rms_error_lsb, '.3f')} LSB, "
+            f"max {f(v.max_error_lsb, '.3f')} LSB"
         )
     if name == adc_block:
-        return f"held-out {v.get('n_heldout')}: code agreement {v.get('code_agreement', 0):.4f}"
+        return f"held-out {v.n_heldout}: code agreement {f(v.code_agreement, '.4f')}"
     if name == "sense_row":
         return (
-            f"held-out {v.get('n_heldout')}: bound violations {v.get('bound_violations')}, "
-            f"mean skipped MSBs {v.get('mean_skipped_bits_heldout', 0):.2f}"
+            f"held-out {v.n_heldout}: bound violations {f(v.bound_violations, 'd')}, "
+            f"mean skipped MSBs {f(v.mean_skipped_bits_heldout, '.2f')}"
         )
     return ""

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cosim import argcheck as ac
 from cosim.engine.config import LIMITS
+
+if TYPE_CHECKING:  # the command module stays import-light
+    from cosim.card import Card
+    from cosim.engine.results import EvalResult
+    from cosim.model import Model
 
 
 def _limited(name: str):
@@ -336,10 +341,10 @@ def describe_tiles(card, cfg) -> str:
     return line
 
 
-def format_report(r, model, card) -> str:
+def format_report(r: EvalResult, model: Model, card: Card) -> str:
     """The readable evaluation report; ``card``: the card in use (a what-if card if given)."""
     e = r.energy_per_inference_j
-    et = sum(e.values())
+    et = e.total_j
     a = r.area_m2
     mode = (
         "ideal"
@@ -353,21 +358,21 @@ def format_report(r, model, card) -> str:
         f"accuracy: {r.accuracy_mean * 100:.2f} % ± {r.accuracy_std * 100:.2f} over "
         f"{len(r.accuracy_per_chip)} chip(s), {r.n_samples} samples "
         f"(trained model: {model.info.get('test_accuracy', float('nan')) * 100:.2f} %)",
-        f"periphery: {'shared' if r.periphery['shared'] else 'per layer'}; transimpedance "
-        + ", ".join(f"{x / 1e3:.1f}" for x in sorted(set(r.periphery["transimpedance_ohm"])))
-        + f" kohm (card: {r.periphery['card_r_feedback_ohm'] / 1e3:.1f}); tiles per layer "
-        + ", ".join(str(t) for t in r.periphery["tiles"]),
+        f"periphery: {'shared' if r.periphery.shared else 'per layer'}; transimpedance "
+        + ", ".join(f"{x / 1e3:.1f}" for x in sorted(set(r.periphery.transimpedance_ohm)))
+        + f" kohm (card: {r.periphery.card_r_feedback_ohm / 1e3:.1f}); tiles per layer "
+        + ", ".join(str(t) for t in r.periphery.tiles),
         "",
         f"  {'layer':<10} {'ADC clip':>9} {'TIA sat':>9} {'skipped':>9} {'viol.':>6} "
         f"{'psum clip':>10} {'energy/inf':>12}",
     ]
     for lay in r.layers:
-        le = sum(lay["energy_per_inference_j"].values())
+        le = lay.energy_per_inference_j.total_j
         lines.append(
-            f"  {lay['layer']:<10} {lay['adc_clipping_rate'] * 100:>8.2f}% "
-            f"{lay['tia_saturation_rate'] * 100:>8.3f}% "
-            f"{lay['skipped_cycle_fraction'] * 100:>8.2f}% {lay['bound_violations']:>6} "
-            f"{lay['psum_clipping_rate'] * 100:>9.2f}% "
+            f"  {lay.layer:<10} {lay.adc_clipping_rate * 100:>8.2f}% "
+            f"{lay.tia_saturation_rate * 100:>8.3f}% "
+            f"{lay.skipped_cycle_fraction * 100:>8.2f}% {lay.bound_violations:>6} "
+            f"{lay.psum_clipping_rate * 100:>9.2f}% "
             f"{le * 1e12:>9.2f} pJ"
         )
     energy_line = (
@@ -380,8 +385,8 @@ def format_report(r, model, card) -> str:
     lines += [
         "",
         energy_line,
-        f"area ({a['periphery']} periphery): {a['total_m2'] * 1e6:.4f} mm^2  (dedicated: "
-        f"{a['total_dedicated_m2'] * 1e6:.4f}, shared: {a['total_shared_m2'] * 1e6:.4f})",
+        f"area ({a.periphery} periphery): {a.total_m2 * 1e6:.4f} mm^2  (dedicated: "
+        f"{a.total_dedicated_m2 * 1e6:.4f}, shared: {a.total_shared_m2 * 1e6:.4f})",
         f"wall time: {r.wall_s:.1f} s",
     ]
     return "\n".join(lines)

@@ -17,14 +17,13 @@ import numpy as np
 
 from cosim.card import Card
 from cosim.engine.chip import LayerState
+from cosim.engine.results import COMPONENTS, EnergyBreakdown, LayerResult
 from cosim.model import WeightLayer
 
 ENERGY_STRIDE = 8  # ADC energy is averaged over every 8th MAC vector (of the evaluation)
 #: the read energy's sums of V·s(V) are kept in fixed point: the largest value of a layer's
 #: table is 2**38 units (exact integer sums for up to 2**25 samples per chip)
 READ_SUM_BITS = 38
-
-COMPONENTS = ("crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital")
 
 
 @dataclass
@@ -84,17 +83,22 @@ class LayerStats:
         key = (part, joules)
         self.tally[key] = self.tally.get(key, 0) + int(events)
 
-    def summary(self, n_samples: int) -> dict[str, Any]:
-        return {
-            "layer": self.name,
-            "adc_clipping_rate": self.adc_clipped / max(self.outputs, 1),
-            "tia_saturation_rate": self.tia_saturated / max(self.tia_reads, 1),
-            "skipped_cycle_fraction": self.skipped_cycles / max(self.cycles, 1),
-            "bound_violations": self.bound_violations,
-            "psum_clipping_rate": self.psum_clipped / max(self.conversions, 1),
-            "conversions_per_inference": self.conversions / max(n_samples, 1),
-            "energy_per_inference_j": {k: v / max(n_samples, 1) for k, v in self.energy_j.items()},
-        }
+    def summary(self, n_samples: int) -> LayerResult:
+        """The layer's rates and its energy per inference over ``n_samples`` inferences
+        (samples times chips)."""
+        per = max(n_samples, 1)
+        return LayerResult(
+            layer=self.name,
+            adc_clipping_rate=self.adc_clipped / max(self.outputs, 1),
+            tia_saturation_rate=self.tia_saturated / max(self.tia_reads, 1),
+            skipped_cycle_fraction=self.skipped_cycles / max(self.cycles, 1),
+            bound_violations=self.bound_violations,
+            psum_clipping_rate=self.psum_clipped / max(self.conversions, 1),
+            conversions_per_inference=self.conversions / per,
+            energy_per_inference_j=EnergyBreakdown(
+                **{k: v / per for k, v in self.energy_j.items()}
+            ),
+        )
 
 
 def _read_units(table: np.ndarray) -> tuple[np.ndarray, float]:
@@ -195,8 +199,8 @@ class EnergyTally:
             )
         stats.count("dac", card.dac.e_conv_j, n * t.data_rows.size)
         p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
-        n_cols = sum(1 if q is None else 2 for _, _, q in t.outputs)
-        n_pairs = sum(q is not None for _, _, q in t.outputs)
+        n_cols = sum(1 if o.neg is None else 2 for o in t.outputs)
+        n_pairs = sum(o.neg is not None for o in t.outputs)
         if periphery:
             stats.count("tia", p_op * t_read, n * n_cols)
             stats.count("subtractor", p_op * t_read, n * n_pairs)

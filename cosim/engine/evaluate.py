@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -22,49 +20,20 @@ from cosim.blas import single_thread
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine
 from cosim.engine.costs import area_breakdown
-from cosim.engine.energy import COMPONENTS, LayerStats
+from cosim.engine.energy import LayerStats
 from cosim.engine.readnoise import ReadNoise
+from cosim.engine.results import (
+    COMPONENTS,
+    AreaReport,
+    EnergyBreakdown,
+    EvalResult,
+    PeripheryReport,
+)
 from cosim.library import SurrogateLibrary
 from cosim.model import Model
 from cosim.progress import Bar
 
-
-@dataclass
-class EvalResult:
-    """Accuracy over chips, per-layer statistics, energy and area per inference."""
-
-    accuracy_per_chip: list[float]
-    predictions: list[np.ndarray]
-    layers: list[dict[str, Any]]
-    energy_per_inference_j: dict[str, float]
-    area_m2: dict[str, Any]
-    n_samples: int
-    wall_s: float
-    config: dict[str, Any]
-    periphery: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def accuracy_mean(self) -> float:
-        return float(np.mean(self.accuracy_per_chip))
-
-    @property
-    def accuracy_std(self) -> float:
-        return float(np.std(self.accuracy_per_chip))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "accuracy_mean": self.accuracy_mean,
-            "accuracy_std": self.accuracy_std,
-            "accuracy_per_chip": self.accuracy_per_chip,
-            "n_samples": self.n_samples,
-            "layers": self.layers,
-            "energy_per_inference_j": self.energy_per_inference_j,
-            "energy_total_per_inference_j": float(sum(self.energy_per_inference_j.values())),
-            "area_m2": self.area_m2,
-            "periphery": self.periphery,
-            "wall_s": self.wall_s,
-            "config": self.config,
-        }
+__all__ = ["EvalResult", "evaluate"]  # EvalResult lives in cosim.engine.results
 
 
 def evaluate(
@@ -140,30 +109,31 @@ def evaluate(
             accs.append(float(np.mean(pred == y)))
             preds.append(pred)
     per_inf = n * chips
-    layers = [s.summary(per_inf) for _, s in sorted(total.items())]
+    layers = tuple(s.summary(per_inf) for _, s in sorted(total.items()))
     energy = dict.fromkeys(COMPONENTS, 0.0)
-    for lay in layers:
-        for comp, e in lay["energy_per_inference_j"].items():
+    for lay in layers:  # layer by layer, in network order: the same sums as before
+        for comp, e in lay.energy_per_inference_j.items():
             energy[comp] += e
-    periphery = {
-        "shared": model.scheme == "global",
-        "transimpedance_ohm": [m.periphery.r_t_ohm for m in eng.maps],
-        "card_r_feedback_ohm": eng.card.tia.r_feedback_ohm,
-        "card": eng.card.name,
-        "validated_array": f"{library.card.array.rows}x{library.card.array.cols}",
-        "array": f"{eng.card.array.rows}x{eng.card.array.cols}",
-        "adc_bits": [m.periphery.adc_bits for m in eng.maps],
-        "tiles": [len(m.tiles) for m in eng.maps],
-        "row_tiles": [m.n_row_tiles for m in eng.maps],
-    }
+    periphery = PeripheryReport(
+        shared=model.scheme == "global",
+        transimpedance_ohm=tuple(m.periphery.r_t_ohm for m in eng.maps),
+        card_r_feedback_ohm=eng.card.tia.r_feedback_ohm,
+        card=eng.card.name,
+        validated_array=f"{library.card.array.rows}x{library.card.array.cols}",
+        array=f"{eng.card.array.rows}x{eng.card.array.cols}",
+        adc_bits=tuple(m.periphery.adc_bits for m in eng.maps),
+        tiles=tuple(len(m.tiles) for m in eng.maps),
+        row_tiles=tuple(m.n_row_tiles for m in eng.maps),
+    )
+    area = area_breakdown(eng.maps, eng.card, model.scheme, config.partial_sums)
     return EvalResult(
-        accs,
-        preds,
-        layers,
-        energy,
-        area_breakdown(eng.maps, eng.card, model.scheme, config.partial_sums),
-        n,
-        time.perf_counter() - t0,
-        config.describe(),
-        periphery,
+        accuracy_per_chip=tuple(accs),
+        predictions=tuple(preds),
+        layers=layers,
+        energy_per_inference_j=EnergyBreakdown(**energy),
+        area_m2=AreaReport.from_dict(area),
+        n_samples=n,
+        wall_s=time.perf_counter() - t0,
+        config=config.describe(),
+        periphery=periphery,
     )

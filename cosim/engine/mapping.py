@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,6 +55,14 @@ class Periphery:
         return self.v_read_v / 2**self.in_bits
 
 
+class TileOutput(NamedTuple):
+    """Where one filter's output sits on a tile (immutable; ``o, p, n = out`` unpacks it)."""
+
+    output: int  # the filter (output channel) of the layer
+    pos: int  # physical column of its positive device (a unipolar filter's only column)
+    neg: int | None  # physical column of its negative device; None for a unipolar filter
+
+
 @dataclass
 class Tile:
     """One crossbar tile: target device levels and what each row and column carries."""
@@ -66,7 +75,7 @@ class Tile:
     f1: int
     bias_rows: np.ndarray  # physical rows that are bias rows
     bias_polarity: np.ndarray  # +1 normal (adds current), -1 inverted
-    outputs: list[tuple[int, int, int | None]]  # (filter, p column, n column or None)
+    outputs: tuple[TileOutput, ...]  # every filter on the tile, in column order
 
     @property
     def n_rows_used(self) -> int:
@@ -201,9 +210,9 @@ def map_layer(
         col_of.append((ct, c, None if uni[o] else c + 1))
         c += width
     n_ct = ct + 1
-    per_tile: list[list[tuple[int, int, int | None]]] = [[] for _ in range(n_ct)]
+    per_tile: list[list[TileOutput]] = [[] for _ in range(n_ct)]
     for o, (t, p, n) in enumerate(col_of):
-        per_tile[t].append((o, p, n))
+        per_tile[t].append(TileOutput(o, p, n))
     if periphery is None:
         periphery = Periphery(
             transimpedance(card, layer, s),
@@ -224,14 +233,14 @@ def map_layer(
         )
         for t in range(n_ct):
             lev = np.zeros((rows, cols), dtype=np.int64)
-            outs = per_tile[t]
-            o_idx = np.array([o for o, _, _ in outs])
-            pcol = np.array([p for _, p, _ in outs])
+            outs = tuple(per_tile[t])
+            o_idx = np.array([out.output for out in outs])
+            pcol = np.array([out.pos for out in outs])
             w = n_w[o_idx, f0:f1].T * s  # (chunk, n_outs_in_tile)
             lev[np.ix_(data_rows, pcol)] = np.maximum(w, 0)
-            bip = np.array([n is not None for _, _, n in outs], dtype=bool)
+            bip = np.array([out.neg is not None for out in outs], dtype=bool)
             if bip.any():
-                ncol = np.array([n for _, _, n in outs if n is not None])
+                ncol = np.array([out.neg for out in outs if out.neg is not None])
                 lev[np.ix_(data_rows, ncol)] = np.maximum(-w[:, bip], 0)
             if first and n_bias:
                 bl = bias_lv[o_idx]
