@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cosim.errors import CosimError
-from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX, GridError, _check_bits
+from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX, GridError, check_bits
 from cosim.train.network import check_architecture
 from cosim.train.optim import OPTIMIZERS
 from cosim.train.scheme import SCHEMES
@@ -74,11 +74,11 @@ class TrainConfig:
             raise CosimError(
                 f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
             )
-        _check_bits(self.w_bits, "--w-bits")
-        _check_bits(self.a_bits, "--a-bits")
-        _check_bits(self.in_bits, "--in-bits")
+        check_bits(self.w_bits, "--w-bits")
+        check_bits(self.a_bits, "--a-bits")
+        check_bits(self.in_bits, "--in-bits")
         if self.b_bits is not None:
-            _check_bits(self.b_bits, "--b-bits", 2, 16)
+            check_bits(self.b_bits, "--b-bits", 2, 16)
         if not 0.0 <= self.unipolar_fraction <= 1.0:
             raise GridError(f"--unipolar-fraction {self.unipolar_fraction} must lie in 0..1")
         for name in ("epochs", "batch_size"):
