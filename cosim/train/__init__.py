@@ -1,6 +1,6 @@
 """``cosim train``: quantization-aware training of networks for NVM crossbars, in NumPy.
 
-Modules: :mod:`~cosim.train.layers` (layers with STE), :mod:`~cosim.train.network`
+Modules: :mod:`~cosim.train.layers` (layers with STE, a package), :mod:`~cosim.train.network`
 (architectures), :mod:`~cosim.train.scheme` (float / per-layer / global quantization),
 :mod:`~cosim.train.unipolar` (unipolar filters: search and loss), :mod:`~cosim.train.optim`,
 :mod:`~cosim.train.config` (a run's options), :mod:`~cosim.train.trainer` (the loop),
