@@ -318,7 +318,7 @@ def test_idx_headers_truncations_and_gzip_damage(tmp_path, monkeypatch):
             load_dataset(f"mnist:{d}")
     f.write_bytes(good)
     # a small .gz that decompresses beyond the bound is refused while decompressing
-    monkeypatch.setattr(datasets, "MAX_FILE_BYTES", 64 * 1024)
+    monkeypatch.setattr(datasets.reading, "MAX_FILE_BYTES", 64 * 1024)
     bomb = d / "t10k-labels-idx1-ubyte"
     bomb.unlink()
     (d / "t10k-labels-idx1-ubyte.gz").write_bytes(

@@ -27,6 +27,8 @@ from cosim.quant import (
 
 def test_doctests():
     import cosim.datasets
+    import cosim.datasets.idx
+    import cosim.datasets.specs
     import cosim.model.format
     import cosim.model.forward
     import cosim.train.network
@@ -36,7 +38,12 @@ def test_doctests():
 
     for mod in (
         q,
+        q.grids,
+        q.arithmetic,
+        q.preprocessing,
         cosim.datasets,
+        cosim.datasets.idx,
+        cosim.datasets.specs,
         cosim.model.forward,
         cosim.model.format,
         cosim.train.network,

@@ -377,8 +377,8 @@ def test_cache_dir_that_is_a_file_is_one_clear_error(tmp_path):
 
 def test_unwritable_cache_dir_is_one_clear_error(tmp_path, monkeypatch):
     from cosim.errors import CosimError
+    from cosim.spice import cache as cache_mod
     from cosim.spice import check_cache_dir
-    from cosim.spice import runner as runner_mod
 
     d = tmp_path / "ro"
     d.mkdir()
@@ -389,7 +389,7 @@ def test_unwritable_cache_dir_is_one_clear_error(tmp_path, monkeypatch):
         def refuse(*a, **k):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(runner_mod.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(cache_mod.tempfile, "mkstemp", refuse)
     try:
         with pytest.raises(CosimError) as exc:
             check_cache_dir(d)

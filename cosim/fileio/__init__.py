@@ -1,14 +1,15 @@
-"""Files cosim writes and reads, in three ideas, one module each.
+"""Files cosim writes and reads, in four ideas, one module each.
 
 - :mod:`cosim.fileio.atomic` — atomic writing: a file or directory is written under a
   temporary name beside its destination and renamed into place, with the permissions the
   umask gives; writers that swap the same directory serialize on a lock
   (:func:`atomic_path`, :func:`write_json_atomic`, :func:`write_output_json`,
   :func:`save_npz_atomic`, :func:`atomic_directory`, :func:`output_directory`).
-- :mod:`cosim.fileio.ownership` — what cosim owns: the marker files of its directories
-  (:data:`LIBRARY_MARKER`, :data:`REPORT_MARKER`), how it recognises a file it wrote
-  (:func:`is_cosim_file`, :func:`npz_meta`, :func:`png_software`), and the checks that it
-  replaces nothing else (:func:`check_output_dir`, :func:`check_output_file`).
+- :mod:`cosim.fileio.recognition` — what cosim wrote: the marker files of its directories
+  (:data:`LIBRARY_MARKER`, :data:`REPORT_MARKER`) and how it recognises a file of its own
+  (:func:`is_cosim_file`, :func:`npz_meta`, :func:`png_software`).
+- :mod:`cosim.fileio.ownership` — what cosim may replace: the checks that it replaces
+  nothing else (:func:`check_output_dir`, :func:`check_output_file`).
 - :mod:`cosim.fileio.reading` — bounded, safe reading of paths a user gave: only a regular
   file of a sane size, a ``.npz`` checked before NumPy loads it (:func:`stat_path`,
   :func:`open_regular`, :func:`read_json_bounded`, :func:`npz_problem`).
@@ -16,7 +17,7 @@
 Two helper modules serve them: :mod:`cosim.fileio.text` (user text escaped for a one-line
 message, :func:`show_path`) and :mod:`cosim.fileio.paths` (output paths resolved, created,
 checked creatable). Each module imports only those before it in
-``text, paths, reading, ownership, atomic``; there is no cycle.
+``text, paths, reading, recognition, ownership, atomic``; there is no cycle.
 
 Every public name is re-exported here: import from ``cosim.fileio``.
 """
@@ -37,22 +38,7 @@ from cosim.fileio.atomic import (
     write_output_json,
     write_text_atomic,
 )
-from cosim.fileio.ownership import (
-    JSON_MAX_BYTES,
-    LIBRARY_FILES,
-    LIBRARY_MARKER,
-    NPZ_META_MAX_BYTES,
-    PNG_MAX_CHUNKS,
-    PNG_TEXT_MAX_BYTES,
-    REPORT_JSON,
-    REPORT_MARKER,
-    check_output_dir,
-    check_output_file,
-    is_cosim_file,
-    npz_meta,
-    png_metadata,
-    png_software,
-)
+from cosim.fileio.ownership import check_output_dir, check_output_file
 from cosim.fileio.reading import (
     NPY_READ_ERRORS,
     ZIP_DIRECTORY_MAX_BYTES,
@@ -64,6 +50,20 @@ from cosim.fileio.reading import (
     read_json_bounded,
     read_npy_header,
     stat_path,
+)
+from cosim.fileio.recognition import (
+    JSON_MAX_BYTES,
+    LIBRARY_FILES,
+    LIBRARY_MARKER,
+    NPZ_META_MAX_BYTES,
+    PNG_MAX_CHUNKS,
+    PNG_TEXT_MAX_BYTES,
+    REPORT_JSON,
+    REPORT_MARKER,
+    is_cosim_file,
+    npz_meta,
+    png_metadata,
+    png_software,
 )
 from cosim.fileio.text import error_text, path_problem, show_path, show_text
 

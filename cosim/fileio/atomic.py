@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from cosim.errors import CosimError
-from cosim.fileio.ownership import _is_cosim_json, _try_json, check_output_dir, check_output_file
+from cosim.fileio.ownership import check_output_dir, check_output_file
 from cosim.fileio.paths import _entries, _make_dirs, _normalize, _remove_empty
+from cosim.fileio.recognition import is_cosim_json, try_json
 from cosim.fileio.text import show_path
 
 #: Seconds a writer waits for another one to finish swapping the same directory.
@@ -168,7 +169,7 @@ def mark_output_dir(path: str | os.PathLike[str], *, kind: str, marker: str) -> 
     from cosim import __version__
 
     target = Path(path) / marker
-    if not _is_cosim_json(_try_json(target)):
+    if not is_cosim_json(try_json(target)):
         write_json_atomic(target, {"written_by": f"cosim {__version__}", "kind": kind})
     return target
 

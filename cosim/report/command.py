@@ -94,9 +94,9 @@ def _command(args: argparse.Namespace) -> str:
 
 def summary(rep: dict, out: Path) -> str:
     """The readable summary: headline numbers and where the report is."""
-    from cosim.report.markdown import _headlines
+    from cosim.report.markdown import headlines
 
-    rows = _headlines(rep)
+    rows = headlines(rep)
     w = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     lines = ["", "cosim report summary", "-" * (w + w1 + 30)]

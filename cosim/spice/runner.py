@@ -15,6 +15,10 @@
 * :func:`check_cache_dir` says in one line what is wrong with an unusable cache directory;
   :class:`SpiceRunner` calls it before it starts any worker.
 
+The job and result types live in :mod:`cosim.spice.jobs`, the cache directory's checks in
+:mod:`cosim.spice.cache`, the handle on one worker process in :mod:`cosim.spice.process`;
+their public names stay importable from here.
+
 Examples
 --------
 >>> runner = SpiceRunner(jobs=1)                       # doctest: +SKIP
@@ -26,182 +30,39 @@ array([0.5])
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import multiprocessing as mp
 import os
-import signal
-import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cosim.errors import CosimError, SimulationError
 from cosim.fileio import atomic_path, write_text_atomic
 from cosim.progress import Bar
-
-RUNNER_VERSION = "1"
-_INSTALL_HINT = (
-    "install it with `apt-get install ngspice libngspice0-dev` (the README's set-up command "
-    "does this), or point COSIM_NGSPICE_LIBRARY at your libngspice.so"
+from cosim.spice.cache import (
+    CACHE_HINT,
+    KEY_ENTRY,
+    all_finite,
+    check_cache_dir,
+    check_dir,
+    default_cache_dir,
 )
+from cosim.spice.jobs import RUNNER_VERSION, SpiceJob, SpiceResult
+from cosim.spice.process import Worker
 
-
-@dataclass(frozen=True)
-class SpiceJob:
-    """One ngspice run: a complete netlist (with its analysis) and the vectors to return.
-
-    Parameters
-    ----------
-    netlist
-        Netlist text; its first line is the title.
-    vectors
-        Names of vectors to return (node names, ``vsrc#branch``, ``time``, ``v-sweep``...);
-        case-insensitive. Empty means all vectors of the last plot.
-    timeout_s
-        Wall-clock limit for this job including retries (s).
-    label
-        Short description for progress bars and errors.
-    fallbacks
-        Retry with convergence aids when the plain run fails.
-    """
-
-    netlist: str
-    vectors: tuple[str, ...] = ()
-    timeout_s: float = 600.0
-    label: str = ""
-    fallbacks: bool = True
-
-    def key(self, version: str) -> str:
-        h = hashlib.sha256()
-        for part in (
-            RUNNER_VERSION,
-            version,
-            self.netlist,
-            "|".join(v.lower() for v in self.vectors),
-        ):
-            h.update(part.encode())
-            h.update(b"\0")
-        return h.hexdigest()
-
-
-@dataclass
-class SpiceResult:
-    """Named arrays from one run, plus how it was obtained."""
-
-    arrays: dict[str, np.ndarray]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        try:
-            return self.arrays[name.lower()]
-        except KeyError:
-            raise KeyError(f"no vector {name!r} in this result") from None
-
-    def __contains__(self, name: str) -> bool:
-        return name.lower() in self.arrays
-
-
-#: The entry of a cached result that names the key it was stored under.
-_KEY_ENTRY = "__cosim_cache_key__"
-
-
-def default_cache_dir() -> Path:
-    """The cache directory used when none is given: ``$COSIM_CACHE_DIR`` or
-    ``$XDG_CACHE_HOME/cosim/spice`` (``~/.cache/cosim/spice``)."""
-    env = os.environ.get("COSIM_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cosim" / "spice"
-
-
-_CACHE_HINT = "pass --cache-dir a writable directory, or --no-cache"
-
-
-def _check_dir(path: Path, what: str, hint: str) -> Path:
-    """Create ``path`` if needed and prove a file can be written in it; one-line error if not."""
-    if path.exists() and not path.is_dir():
-        raise CosimError(f"{what} {path} is not a directory (it is a file); {hint}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        if isinstance(exc, (FileExistsError, NotADirectoryError)):
-            reason = (
-                "it is a broken symbolic link"
-                if path.is_symlink()
-                else "a parent of it is a file, not a directory"
-            )
-        raise CosimError(f"cannot create {what} {path}: {reason}; {hint}") from None
-    # permission bits do not stop root, and a read-only file system does not show in them:
-    # the only reliable test is to write something
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".cosim-probe-", dir=path)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise CosimError(f"cannot write in {what} {path}: {reason}; {hint}") from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
-    return path
-
-
-def check_cache_dir(path: str | os.PathLike[str]) -> Path:
-    """Make sure ``path`` can serve as the SPICE result cache; returns it as a :class:`Path`.
-
-    Creates the directory (and its parents) when missing. Call it before any long work so
-    a bad ``--cache-dir`` is reported at once, in one line, instead of by every worker.
-
-    Raises
-    ------
-    CosimError
-        If ``path`` is a file, lies under a file, or cannot be created or written to; the
-        message names the path and says what to do.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> check_cache_dir(d / "cache") == d / "cache"
-    True
-    >>> (d / "f").write_text("x")
-    1
-    >>> check_cache_dir(d / "f")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    cosim.errors.CosimError: SPICE cache directory .../f is not a directory (it is a file); ...
-    """
-    if not os.fspath(path):  # Path("") is "." : the cache would spill into the cwd
-        raise CosimError(f"the SPICE cache directory is an empty path; {_CACHE_HINT}")
-    return _check_dir(Path(path), "SPICE cache directory", _CACHE_HINT)
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back while a worker starts.
-
-    The child inherits the blocked mask, so a Ctrl-C cannot interrupt it before it has
-    installed its own disposition (ignore SIGINT); the parent receives the held signal as
-    soon as the block ends, so nothing is lost.
-    """
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _all_finite(arrays: dict[str, np.ndarray]) -> bool:
-    return all(np.isfinite(a).all() for a in arrays.values() if np.issubdtype(a.dtype, np.inexact))
-
+__all__ = [
+    "RUNNER_VERSION",
+    "SpiceJob",
+    "SpiceResult",
+    "SpiceRunner",
+    "check_cache_dir",
+    "default_cache_dir",
+    "ngspice_version",
+]
 
 _VERSION: dict[str, str] = {}
 
@@ -222,74 +83,6 @@ def ngspice_version(timeout_s: float = 60.0) -> str:
         v = r.version
     _VERSION[lib] = v
     return v
-
-
-class _Worker:
-    def __init__(self, ctx, workdir: Path, target=None) -> None:
-        from cosim.spice import worker as wmod
-
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(
-            target=target or wmod.worker_main, args=(child, str(workdir)), daemon=True
-        )
-        try:
-            with _signals_blocked():
-                self.proc.start()
-        except BaseException:  # interrupted as it started: leave no process behind
-            if self.proc.pid is not None:
-                self.proc.kill()
-                self.proc.join(5)
-            raise
-        finally:
-            child.close()
-        self.job: int | None = None
-        self.deadline = 0.0
-        self.version = ""
-
-    def handshake(self, timeout_s: float) -> None:
-        if not self.conn.poll(timeout_s):
-            self.kill()
-            raise SimulationError(f"ngspice worker did not start within {timeout_s:.0f} s")
-        try:
-            msg = self.conn.recv()
-        except EOFError:
-            self.proc.join(1)
-            raise SimulationError(
-                f"ngspice worker exited while loading the library (exit code "
-                f"{self.proc.exitcode}); {_INSTALL_HINT}"
-            ) from None
-        if msg[0] == "fatal":
-            self.kill()
-            raise SimulationError(
-                f"cannot load the ngspice shared library: {msg[1]}; {_INSTALL_HINT}"
-            )
-        self.version = msg[1]
-
-    def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(5)
-        self.conn.close()
-
-    def ask_to_stop(self) -> None:
-        """An idle worker is asked to exit; a busy one (the run was abandoned) is killed."""
-        if self.job is not None:
-            if self.proc.is_alive():
-                self.proc.kill()
-            return
-        try:
-            self.conn.send(("stop",))
-        except (OSError, ValueError):  # its pipe is broken or already closed
-            if self.proc.is_alive():
-                self.proc.kill()
-
-    def reap(self, deadline: float) -> None:
-        """Wait for the process until ``deadline`` (monotonic), then kill it."""
-        self.proc.join(max(0.0, deadline - time.monotonic()))
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
-        self.conn.close()
 
 
 class SpiceRunner:
@@ -326,14 +119,14 @@ class SpiceRunner:
         if self.cache_dir is not None:
             check_cache_dir(self.cache_dir)
         else:
-            _check_dir(
+            check_dir(
                 self._base_dir,
                 "scratch directory",
                 "set TMPDIR to a writable directory",
             )
         self.start_timeout_s = start_timeout_s
         self._ctx = mp.get_context("spawn")
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         self._target = _worker_target
         self.version = ""
         self.stats = {"cached": 0, "simulated": 0, "failed": 0, "sim_seconds": 0.0}
@@ -367,8 +160,8 @@ class SpiceRunner:
     def _workdir(self) -> Path:
         return self._base_dir / "work"
 
-    def _spawn(self) -> _Worker:
-        w = _Worker(self._ctx, self._workdir, self._target)
+    def _spawn(self) -> Worker:
+        w = Worker(self._ctx, self._workdir, self._target)
         try:
             w.handshake(self.start_timeout_s)
         except BaseException:  # e.g. Ctrl-C while it loads: it is not in the pool yet
@@ -401,10 +194,10 @@ class SpiceRunner:
             arrays = None
         # an entry names its own key: one copied or moved over another's name (or written
         # before entries carried their key) is not trusted, but simulated again
-        owner = arrays.pop(_KEY_ENTRY, None) if arrays is not None else None
+        owner = arrays.pop(KEY_ENTRY, None) if arrays is not None else None
         if owner is None or owner.shape != () or str(owner) != key:
             arrays = None
-        if arrays is None or not _all_finite(arrays):  # NaN/inf: corrupt, recompute
+        if arrays is None or not all_finite(arrays):  # NaN/inf: corrupt, recompute
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
             return None
@@ -412,16 +205,16 @@ class SpiceRunner:
 
     def _cache_put(self, key: str, result: SpiceResult) -> None:
         path = self._cache_file(key)
-        if path is None or not _all_finite(result.arrays):  # never cache what reads as corrupt
+        if path is None or not all_finite(result.arrays):  # never cache what reads as corrupt
             return
         try:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, **result.arrays, **{_KEY_ENTRY: np.array(key)})
+                    np.savez(fh, **result.arrays, **{KEY_ENTRY: np.array(key)})
         except OSError as exc:
             raise CosimError(
                 f"cannot write to the SPICE cache {self.cache_dir}: "
-                f"{exc.strerror or exc}; free space there, {_CACHE_HINT}"
+                f"{exc.strerror or exc}; free space there, {CACHE_HINT}"
             ) from None
 
     def _failed_netlist_path(self, job: SpiceJob, key: str) -> Path:
@@ -475,7 +268,7 @@ class SpiceRunner:
 
     def _dispatch(self, jobs, keys, todo, results, bar) -> None:
         queue = list(todo)
-        busy: dict[int, _Worker] = {}
+        busy: dict[int, Worker] = {}
         started: dict[int, float] = {}
         while queue or busy:
             for w in self._workers:
@@ -545,7 +338,7 @@ class SpiceRunner:
                     del busy[i]
                     bar.update()
 
-    def _replace(self, w: _Worker) -> None:
+    def _replace(self, w: Worker) -> None:
         w.kill()
         idx = self._workers.index(w)
         self._workers[idx] = self._spawn()

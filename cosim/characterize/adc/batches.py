@@ -1,0 +1,83 @@
+"""The SAR characterization's SPICE jobs: batches of conversions split into testbench jobs,
+run longest first, decoded back per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosim.characterize.context import CharContext
+from cosim.spice.runner import SpiceJob, SpiceResult
+from netlists.sar_adc import (
+    SarAdcParams,
+    decode_testbench,
+    sar_testbench_netlist,
+    sar_testbench_vectors,
+)
+
+#: Most conversions in one testbench job (keeps the parallel jobs balanced).
+CHUNK = 64
+
+
+@dataclass
+class Batch:
+    """Conversions of one instance for one purpose, split into testbench jobs."""
+
+    params: SarAdcParams
+    v: np.ndarray
+    k: np.ndarray
+    label: str
+    first_job: int = 0
+    n_jobs: int = 0
+
+
+def timeout_s(n_conv: int, bits: int) -> float:
+    return 60.0 + 0.5 * n_conv * (bits + 2) / 10
+
+
+def add_batch(jobs: list[SpiceJob], batch: Batch, cost: list[float]) -> None:
+    batch.first_job = len(jobs)
+    for j, s in enumerate(range(0, batch.v.size, CHUNK)):
+        v, k = batch.v[s : s + CHUNK], batch.k[s : s + CHUNK]
+        jobs.append(
+            SpiceJob(
+                sar_testbench_netlist(batch.params, v, k),
+                sar_testbench_vectors(),
+                timeout_s=timeout_s(v.size, batch.params.bits),
+                label=f"SAR {batch.label} {j + 1}",
+            )
+        )
+        cost.append(float(np.sum(batch.params.bits + 2 - k)))  # cycles: ngspice time
+    batch.n_jobs = len(jobs) - batch.first_job
+
+
+def run_longest_first(ctx: CharContext, jobs: list[SpiceJob], cost: list[float]) -> list:
+    """Run ``jobs`` longest first (the runner hands them out in order), results in order."""
+    order = sorted(range(len(jobs)), key=lambda i: -cost[i])
+    res = ctx.runner.run([jobs[i] for i in order], desc="SAR ADC")
+    out: list = [None] * len(jobs)
+    for j, i in enumerate(order):
+        out[i] = res[j]
+    return out
+
+
+def decode_batch(results: list[SpiceResult], batch: Batch) -> dict[str, np.ndarray]:
+    parts = []
+    for j in range(batch.n_jobs):
+        s = j * CHUNK
+        n = min(CHUNK, batch.v.size - s)
+        parts.append(decode_testbench(results[batch.first_job + j], batch.params, n))
+    out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0] if key != "t_conv_s"}
+    return out
+
+
+def elapsed(results: list[SpiceResult], batch: Batch) -> float | None:
+    times = [results[batch.first_job + j].info.get("elapsed_s") for j in range(batch.n_jobs)]
+    if any(t is None for t in times):
+        return None
+    return float(sum(times))  # type: ignore[arg-type]
+
+
+def concat(*dicts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([d[k] for d in dicts]) for k in dicts[0]}

@@ -1,0 +1,76 @@
+"""Fitting a SAR instance on its SPICE conversions and scoring it on held-out ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cosim.characterize.adc.batches import Batch, concat
+from cosim.characterize.adc.inputs import skip_sweep_range
+from cosim.surrogates.adc import SarAdcFitter, SarAdcModel, mismatch_units
+from netlists.sar_adc import SarAdcParams
+
+
+def draws(params: SarAdcParams, nominal: SarAdcParams) -> tuple[np.ndarray, float]:
+    """The relative capacitor errors (order of :func:`mismatch_units`) and the offset
+    change of a Monte-Carlo instance against its nominal."""
+    caps = np.array([*params.c_bits_f, params.c_dummy_f, params.c_half_f])
+    err = caps / (mismatch_units(params.bits) * params.c_unit_f) - 1.0
+    return err, params.comparator_offset_v - nominal.comparator_offset_v
+
+
+def weights_rel_error(m: SarAdcModel, ref: SarAdcModel) -> float:
+    """Largest relative difference of the weights, shift and gain of two models."""
+    a = np.concatenate([m.bit_weights_v, [m.shift_v, m.input_gain]])
+    b = np.concatenate([ref.bit_weights_v, [ref.shift_v, ref.input_gain]])
+    return float(np.max(np.abs(a / b - 1.0)))
+
+
+def fit_nominal(
+    p: SarAdcParams,
+    fit_data: dict[str, np.ndarray],
+    fit_b: Batch,
+    skip_data: dict[str, np.ndarray],
+    skip_b: Batch,
+    trip_v: float,
+) -> SarAdcFitter:
+    """Fit a nominal instance on its fit and skip-sweep conversions; the energy table from
+    the skip sweep's uniform legal inputs only (mean over that distribution, with the bit
+    dependence as control variate)."""
+    data = concat(fit_data, {k: skip_data[k] for k in fit_data})
+    v = np.concatenate([fit_b.v, skip_b.v])
+    k = np.concatenate([fit_b.k, skip_b.k])
+    e_mask = np.arange(v.size) >= fit_b.v.size
+    return SarAdcFitter(p.bits, p.v_ref_v, p.conversion_time_s).fit(
+        v, k, data, trip_v, energy_mask=e_mask, energy_range_v=skip_sweep_range(p)
+    )
+
+
+def heldout_stats(
+    m: SarAdcModel, p: SarAdcParams, batch: Batch, held: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Agreement of ``m`` with SPICE on held-out conversions, energy error, INL/DNL."""
+    diff = np.abs(m.convert(batch.v, batch.k) - held["codes"])
+    e_true = held["e_ref_j"] + held["e_dd_j"]
+    e_pred = m.energy_per_conversion_j(batch.k, held["codes"])
+    e_mean = m.energy_per_conversion_j(batch.k)
+    ideal = np.clip(np.floor(batch.v / p.lsb_v + 0.5), 0, 2**p.bits - 1)
+    stats = m.inl_dnl()
+    return {
+        "n_heldout": int(diff.size),
+        "n_agree": int(np.sum(diff == 0)),
+        "n_within_1": int(np.sum(diff <= 1)),
+        "code_agreement": float(np.mean(diff == 0)),
+        "spice_equals_ideal_quantizer": float(np.mean(held["codes"] == ideal)),
+        "max_abs_inl_lsb": stats["max_abs_inl_lsb"],
+        "max_abs_dnl_lsb": stats["max_abs_dnl_lsb"],
+        "max_abs_inl_endpoint_lsb": float(np.max(np.abs(stats["inl_endpoint_lsb"]))),
+        "offset_lsb": stats["offset_lsb"],
+        "gain_error_lsb": stats["gain_error_lsb"],
+        "missing_codes": stats["missing_codes"],
+        "energy_rel_rms_error": float(np.sqrt(np.mean((e_pred - e_true) ** 2)) / np.mean(e_true)),
+        "energy_rel_rms_error_mean_table": float(
+            np.sqrt(np.mean((e_mean - e_true) ** 2)) / np.mean(e_true)
+        ),
+    }

@@ -1,0 +1,151 @@
+"""Accuracy figures: the precision grid (1), the clip bound (2), robustness to weight and
+converter variation (3a, 3b)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim.report.figures.common import Report, pyplot, save_png, subtitle
+from cosim.report.references import REFERENCES
+
+
+# ------------------------------------------------------------------------------ 1
+def accuracy_grid(rep: Report, path: Path) -> Path:
+    plt = pyplot()
+    d = rep["accuracy_grid_details"]
+    m = np.asarray(d["matrix"]) * 100
+    fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
+    im = ax.imshow(m, origin="lower", cmap="viridis", aspect="auto")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(
+                j,
+                i,
+                f"{m[i, j]:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="w" if m[i, j] < m.mean() else "k",
+            )
+    ax.set_xticks(range(len(d["a_bits"])), [str(a) for a in d["a_bits"]])
+    ax.set_yticks(range(len(d["w_bits"])), [str(w) for w in d["w_bits"]])
+    ax.set_xlabel("activation bits (ADC/DAC)")
+    ax.set_ylabel("weight bits (device levels)")
+    if 4 in d["w_bits"] and 3 in d["a_bits"]:
+        ax.add_patch(
+            plt.Rectangle(
+                (d["a_bits"].index(3) - 0.5, d["w_bits"].index(4) - 0.5),
+                1,
+                1,
+                fill=False,
+                ec="r",
+                lw=2,
+            )
+        )
+    ref = REFERENCES["accuracy_grid"]
+    ax.set_title(
+        f"test accuracy (%), global quantization; float {d['float_accuracy'] * 100:.2f} %\n"
+        f"published (LeNet-5, MNIST): W4A3 {ref['W4A3'] * 100:.2f} %, float "
+        f"{ref['float'] * 100:.2f} %\n{subtitle(rep)}",
+        fontsize=8,
+    )
+    fig.colorbar(im, ax=ax, label="accuracy (%)")
+    return save_png(fig, path)
+
+
+# ------------------------------------------------------------------------------ 2
+def clip_bound(rep: Report, path: Path) -> Path:
+    plt = pyplot()
+    d = rep["clip_bound"]
+    fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
+    ax.plot(d["hi"], np.asarray(d["accuracy"]) * 100, "o-", label=f"ours, {d['precision']}")
+    ax.axvline(
+        REFERENCES["clip_bound"]["best_hi"],
+        color="k",
+        ls="--",
+        lw=1,
+        label="published best: [0, 2]",
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("activation clip upper bound hi (training)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"accuracy vs clip bound — {subtitle(rep)}", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_png(fig, path)
+
+
+# ------------------------------------------------------------------------------ 3
+def _curves(ax, curves: dict[str, Any], param: str) -> None:
+    for i, (name, c) in enumerate(curves.items()):
+        ax.errorbar(
+            c["values"],
+            np.asarray(c["accuracy_mean"]) * 100,
+            yerr=np.asarray(c["accuracy_std"]) * 100,
+            marker="o",
+            ms=2.5,
+            lw=1,
+            capsize=1.5,
+            color=f"C{i % 10}",
+            label=name,
+        )
+        ax.axhline(c["threshold"] * 100, color=f"C{i % 10}", lw=0.5, ls=":")
+    ax.set_xlabel(param)
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+
+
+def _largest(ax, x: list[int], y: list[float], censored: list[bool], label: str, c: str) -> None:
+    ax.plot(x, y, "o-", color=c, label=label)
+    cx = [a for a, cen in zip(x, censored, strict=True) if cen]
+    cy = [b for b, cen in zip(y, censored, strict=True) if cen]
+    if cx:
+        ax.plot(cx, cy, "^", color=c, ms=9, mfc="none")
+
+
+def robustness_nvw(rep: Report, path: Path) -> Path:
+    plt = pyplot()
+    d = rep["robustness"]["nvw"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
+    _curves(a1, d["curves"], "nvw = σ / (G_max − G_min)")
+    a1.set_title(f"accuracy vs weight variation (A{d['a_bits']}; dotted: threshold)", fontsize=8)
+    _largest(a2, d["w_bits"], d["largest"], d["censored"], f"A{d['a_bits']}", "C0")
+    a2.set_xlabel("weight bits")
+    a2.set_ylabel("largest tolerated nvw")
+    a2.set_title(
+        "published: lower weight precision is more robust\n"
+        "(triangles: never fell below the threshold)",
+        fontsize=8,
+    )
+    a2.grid(alpha=0.3)
+    fig.suptitle(subtitle(rep), fontsize=8)
+    return save_png(fig, path)
+
+
+def robustness_nva(rep: Report, path: Path) -> Path:
+    plt = pyplot()
+    d = rep["robustness"]["nva"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
+    w0 = d["w_bits"][len(d["w_bits"]) // 2] if d["w_bits"] else None
+    if w0 is not None:
+        _curves(
+            a1, {k: v for k, v in d["curves"].items() if k.startswith(f"W{w0}A")}, "nva = σ / V_ref"
+        )
+        a1.set_title(f"accuracy vs comparison-level variation (W{w0})", fontsize=8)
+    for i, w in enumerate(d["w_bits"]):
+        _largest(a2, d["a_bits"], d["largest"][f"W{w}"], d["censored"][f"W{w}"], f"W{w}", f"C{i}")
+    a2.set_yscale("log")
+    a2.set_xlabel("activation bits")
+    a2.set_ylabel("largest tolerated nva")
+    a2.set_title(
+        "published: lower activation precision is more robust,\nweight precision barely matters",
+        fontsize=8,
+    )
+    a2.grid(alpha=0.3)
+    a2.legend(fontsize=7)
+    fig.suptitle(subtitle(rep), fontsize=8)
+    return save_png(fig, path)

@@ -1,0 +1,103 @@
+"""The parent's handle on one ngspice worker process: start (signals held back), handshake,
+stop, kill, reap. The worker's own side is :mod:`cosim.spice.worker`."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cosim.errors import SimulationError
+
+_INSTALL_HINT = (
+    "install it with `apt-get install ngspice libngspice0-dev` (the README's set-up command "
+    "does this), or point COSIM_NGSPICE_LIBRARY at your libngspice.so"
+)
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while a worker starts.
+
+    The child inherits the blocked mask, so a Ctrl-C cannot interrupt it before it has
+    installed its own disposition (ignore SIGINT); the parent receives the held signal as
+    soon as the block ends, so nothing is lost.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class Worker:
+    def __init__(self, ctx, workdir: Path, target=None) -> None:
+        from cosim.spice import worker as wmod
+
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=target or wmod.worker_main, args=(child, str(workdir)), daemon=True
+        )
+        try:
+            with _signals_blocked():
+                self.proc.start()
+        except BaseException:  # interrupted as it started: leave no process behind
+            if self.proc.pid is not None:
+                self.proc.kill()
+                self.proc.join(5)
+            raise
+        finally:
+            child.close()
+        self.job: int | None = None
+        self.deadline = 0.0
+        self.version = ""
+
+    def handshake(self, timeout_s: float) -> None:
+        if not self.conn.poll(timeout_s):
+            self.kill()
+            raise SimulationError(f"ngspice worker did not start within {timeout_s:.0f} s")
+        try:
+            msg = self.conn.recv()
+        except EOFError:
+            self.proc.join(1)
+            raise SimulationError(
+                f"ngspice worker exited while loading the library (exit code "
+                f"{self.proc.exitcode}); {_INSTALL_HINT}"
+            ) from None
+        if msg[0] == "fatal":
+            self.kill()
+            raise SimulationError(
+                f"cannot load the ngspice shared library: {msg[1]}; {_INSTALL_HINT}"
+            )
+        self.version = msg[1]
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def ask_to_stop(self) -> None:
+        """An idle worker is asked to exit; a busy one (the run was abandoned) is killed."""
+        if self.job is not None:
+            if self.proc.is_alive():
+                self.proc.kill()
+            return
+        try:
+            self.conn.send(("stop",))
+        except (OSError, ValueError):  # its pipe is broken or already closed
+            if self.proc.is_alive():
+                self.proc.kill()
+
+    def reap(self, deadline: float) -> None:
+        """Wait for the process until ``deadline`` (monotonic), then kill it."""
+        self.proc.join(max(0.0, deadline - time.monotonic()))
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.conn.close()

@@ -1,0 +1,93 @@
+"""What defines a training run: :class:`TrainConfig`, checked once when it is made."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cosim.errors import CosimError
+from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX, GridError, check_bits
+from cosim.train.network import check_architecture
+from cosim.train.optim import OPTIMIZERS
+from cosim.train.scheme import SCHEMES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (the seed included).
+
+    Parameters
+    ----------
+    model
+        Architecture: ``mlp``, ``lenet5`` or ``cnn6``.
+    scheme
+        ``float``, ``per-layer`` or ``global``.
+    w_bits, a_bits
+        Weight and activation precision, 1..8 (ignored by ``float``).
+    in_bits
+        Input DAC precision, 1..8.
+    b_bits
+        Bias precision (sign included); ``None``: ``w_bits + 2``.
+    epochs, batch_size
+        Training length and mini-batch size.
+    optimizer, lr, momentum
+        ``adam`` or ``sgd`` (momentum); peak learning rate (cosine schedule, one epoch of
+        warm-up capped at 200 steps).
+    unipolar_fraction
+        Fraction of hidden filters made unipolar, 0..1.
+    hi, w_max
+        Target (initial) activation and weight ranges.
+    range_penalty, unipolar_penalty
+        Base strengths of the global scheme's range loss and of the unipolar loss.
+    control_fraction
+        Fraction of the epochs during which global control updates the ranges.
+    seed
+        Seed of the generator (recorded; :func:`~cosim.train.trainer.train` takes the
+        generator itself).
+    """
+
+    model: str = "mlp"
+    scheme: str = "global"
+    w_bits: int = 4
+    a_bits: int = 3
+    in_bits: int = 8
+    b_bits: int | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    unipolar_fraction: float = 0.0
+    hi: float = DEFAULT_HI
+    w_max: float = DEFAULT_W_MAX
+    range_penalty: float = 1.0
+    unipolar_penalty: float = 1.0
+    control_fraction: float = 0.6
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_architecture(self.model)
+        if self.scheme not in SCHEMES:
+            raise CosimError(f"unknown scheme {self.scheme!r}: choose one of {', '.join(SCHEMES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise CosimError(
+                f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
+            )
+        check_bits(self.w_bits, "--w-bits")
+        check_bits(self.a_bits, "--a-bits")
+        check_bits(self.in_bits, "--in-bits")
+        if self.b_bits is not None:
+            check_bits(self.b_bits, "--b-bits", 2, 16)
+        if not 0.0 <= self.unipolar_fraction <= 1.0:
+            raise GridError(f"--unipolar-fraction {self.unipolar_fraction} must lie in 0..1")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise CosimError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "hi", "w_max"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise CosimError(f"{name} must be a positive number, got {v}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

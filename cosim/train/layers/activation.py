@@ -1,0 +1,67 @@
+"""The activation quantizer: the ADC after a hidden weight layer, a ReLU with STE."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cosim.quant import requantize
+from cosim.train.layers.base import Layer
+from cosim.train.layers.weighted import WeightLayer
+
+
+class ActQuant(Layer):
+    """The ADC after a hidden weight layer: clipped uniform quantizer with ReLU embedded.
+
+    Quantized: ``codes = requantize(acc, u*step_in/step_out, a)``; STE passes the gradient
+    where ``0 < z < hi_out`` (``z = acc * u * step_in``). Float: ReLU.
+    ``penalty`` (set by the scheme) adds ``penalty * mean(relu(z - hi)**2) / hi**2`` to the
+    loss, the global scheme's saturation term; its value is left in ``last_penalty``.
+    """
+
+    kind = "act"
+
+    def __init__(self, source: WeightLayer) -> None:
+        super().__init__()
+        self.source = source
+        self.penalty = 0.0
+        self.last_penalty = 0.0
+        self.sample: np.ndarray | None = None  # a strided sample of z for range statistics
+        self._mask: np.ndarray | None = None
+        self._over: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        q = self.source.q
+        if not q.quantized:
+            if train:
+                self._mask = x > 0
+                self._over = None
+                self.sample = _subsample(x)
+            return np.maximum(x, 0, dtype=np.float32)
+        codes = requantize(x, q.scale, q.out_grid.bits, dtype=np.float32)  # type: ignore[union-attr]
+        if train:
+            hi = q.out_grid.hi  # type: ignore[union-attr]
+            z = x.astype(np.float32) * np.float32(q.acc_unit)
+            self._mask = (z > 0) & (z < hi)
+            self.sample = _subsample(z)
+            self._over = None
+            self.last_penalty = 0.0
+            if self.penalty > 0:
+                over = np.maximum(z - np.float32(hi), 0)
+                self.last_penalty = float(self.penalty * np.mean(over * over) / hi**2)
+                self._over = over * np.float32(2.0 * self.penalty / (over.size * hi**2))
+        return codes
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        q = self.source.q
+        dz = dy * self._mask
+        if q.quantized:
+            dz *= np.float32(1.0 / q.out_grid.step)  # type: ignore[union-attr]
+        if self._over is not None:
+            dz += self._over
+        return dz
+
+
+def _subsample(z: np.ndarray, n: int = 4096) -> np.ndarray:
+    flat = z.reshape(-1)
+    step = max(1, flat.size // n)
+    return flat[::step].astype(np.float32, copy=True)
