@@ -250,9 +250,7 @@ def _rails_case(eng, factor):
     u = drive.values(np.arange(codes.shape[0]), 0, lm.fan_in)
     cur = u[..., 0] @ m_tia[ts.tile.data_rows] + u[..., 1] @ ts.m_quad[ts.tile.data_rows]
     cur += bias_tia
-    want = eng._analog_out(
-        st, 0, cur, ts.g_norton, ts.tia_offset_v, r_t, False, LayerStats("ref"), ts
-    )
+    want = eng.chain_stages(st, 0, [ts], r_t, False).exact(cur, LayerStats("ref"))
     return st, v, want, stats
 
 
