@@ -138,6 +138,7 @@ def test_verify_spice_with_analog_partial_sums(library, quick_library_cache):
         model, library, ds.x_test[:200], cfg, 12, jobs=2, cache_dir=quick_library_cache
     )
     assert v["n_codes"] == 12 and {op["layer"] for op in v["operations"]} == {0}
+    assert v["engine_path"] == "folded"  # the codes forward computed, read by Engine.trace
     assert not any(op["partial_sum"] for op in v["operations"])
     # 1 LSB is 3.9 mV at 8 bits; the MAC unit's surrogates sit within ~0.1 LSB of SPICE
     # (measured rms 0.06 LSB), so every code is within one and at most one of 12 may sit

@@ -2,7 +2,9 @@
 
 What is folded is the conversion group's chain as :mod:`cosim.engine.stages` describes it
 (:meth:`FoldedPath.chain_stages`); the vectors near a rail go through that description's
-exact evaluation. How it is computed (:meth:`FoldedPath._fold`, :meth:`FoldedPath._group_voltages`): inside
+exact evaluation.
+
+How it is computed (:meth:`FoldedPath._fold`, :meth:`FoldedPath._group_voltages`): inside
 their linear ranges the TIAs and subtractors are affine with per-chip coefficients, so they
 are folded into the crossbar matrices and each tile costs one float32 product per block of
 input vectors, ``[s(V), s(V)·(V/v_read)²] @ W`` with both drive terms looked up per input

@@ -283,6 +283,8 @@ def verify_spice(
         "tiles_simulated": len(jobs_list),
         "adc_instances_simulated": len(adc_jobs),
         "wall_s": time.perf_counter() - t0,
+        # the engine's side: what Engine.forward computed (Engine.trace), not a re-evaluation
+        "engine_path": "folded",
         "operations": details,
     }
 
