@@ -135,6 +135,7 @@ def test_verify_spice_with_analog_partial_sums(library, quick_library_cache):
         model, library, ds.x_test[:200], cfg, 12, jobs=2, cache_dir=quick_library_cache
     )
     assert v["n_codes"] == 12 and {op["layer"] for op in v["operations"]} == {0}
+    assert v["engine_path"] == "folded"  # the codes forward computed, read by Engine.trace
     assert not any(op["partial_sum"] for op in v["operations"])
     # 1 LSB is 3.9 mV at 8 bits; the MAC unit's surrogates sit within ~0.1 LSB of SPICE
     # (measured rms 0.06 LSB), so every code is within one and at most one of 12 may sit
@@ -244,9 +245,7 @@ def _rails_case(eng, factor):
     u = drive.values(np.arange(codes.shape[0]), 0, lm.fan_in)
     cur = u[..., 0] @ m_tia[ts.tile.data_rows] + u[..., 1] @ ts.m_quad[ts.tile.data_rows]
     cur += bias_tia
-    want = eng._analog_out(
-        st, 0, cur, ts.g_norton, ts.tia_offset_v, r_t, False, LayerStats("ref"), ts
-    )
+    want = eng.chain_stages(st, 0, [ts], r_t, False).exact(cur, LayerStats("ref"))
     return st, v, want, stats
 
 

@@ -89,10 +89,14 @@ class LayerState:
 
     lmap: LayerMap
     tiles: list[TileState]
-    sub_coeffs: dict[int, np.ndarray]  # col tile -> (n_outputs, 3): a_pos, a_neg, c
+    sub_coeffs: dict[int, np.ndarray]  # col tile -> (n_outputs, 4): a_pos, a_neg, c, k_ref
     sub_models: dict[int, list[SubtractorModel | None]]
     adcs: dict[tuple[int, int], list[Any]]  # (row tile or -1, col tile) -> ADC instances
     sense_offset_v: float = 0.0
+    # what the engine derives from these draws, once per chip, keyed explicitly by what it
+    # is and for which conversion group: ("stages" | "fold" | "th", column tile, row tiles,
+    # ...): the chain descriptions, the folded matrices, the sense thresholds
+    derived: dict[tuple, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def program_tile(

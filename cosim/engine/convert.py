@@ -1,4 +1,5 @@
-"""Conversions: TIAs and subtractors solved at their rails, and the ADC instances' codes.
+"""Conversions: the ADC instances' codes (the analog chain before them is described in
+:mod:`cosim.engine.stages`).
 
 Partial sums convert at :meth:`Conversions.psum_bits` through the transimpedance
 :meth:`Conversions.psum_r_t`; the ADC energy is estimated on every 8th vector of the
@@ -18,19 +19,57 @@ from cosim.engine.chip import LayerState
 from cosim.engine.config import EngineConfig
 from cosim.engine.energy import ENERGY_STRIDE, LayerStats
 from cosim.engine.mapping import LayerMap
+from cosim.engine.streams import Effect, RngFor
+from cosim.errors import CosimError
 from cosim.surrogates.adc import SarLevelAdc
 from cosim.surrogates.periphery import TiaModel
 
 
 class Conversions:
-    """TIAs, subtractors and ADCs of a column tile (a part of
-    :class:`cosim.engine.core.Engine`)."""
+    """The ADCs of a column tile (a part of :class:`cosim.engine.core.Engine`)."""
 
     card: Card
     cfg: EngineConfig
     tia: TiaModel
     sub: Any
     _adc_by_bits: dict[int, Any]
+    lib: Any
+    adc_arch: Any
+    adc_params: dict[int, Any]
+
+    def _conv_bits(self, lm: LayerMap) -> int:
+        """Resolution of the final conversion (the output grid's unless overridden)."""
+        b = self.cfg.adc_bits if self.cfg.adc_bits is not None else lm.periphery.adc_bits
+        if b > self.card.adc.bits:
+            raise CosimError(
+                f"ADC resolution {b} exceeds the card's adc.bits = {self.card.adc.bits}"
+            )
+        return b
+
+    def _make_adc(self, bits: int, rng_for: RngFor):
+        """One ADC instance at ``bits``: ideal, ``nva``'s comparison-level variation, or a
+        Monte-Carlo instance of the card's architecture; ``rng_for(effect)`` gives the
+        instance's generator of the ``NVA`` or ``ADC`` draws."""
+        from cosim.surrogates import adc as adcmod
+
+        vref = self.card.adc.v_ref_v
+        if self.cfg.ideal:
+            return self.adc_arch.ideal(bits, vref)
+        if self.cfg.nva > 0:  # Bao et al.'s comparison-level variation replaces the circuit
+            return adcmod.comparison_level_variation(bits, vref, self.cfg.nva, rng_for(Effect.NVA))
+        if not self.cfg.adc:
+            return self.adc_arch.ideal(bits, vref)
+        if bits not in self._adc_by_bits:
+            raise CosimError(
+                f"the surrogate library {self.lib.path} has no {bits}-bit ADC model; "
+                "re-run cosim characterize with this cosim to add every resolution"
+            )
+        # one draw gives the surrogate and the netlist parameters of the same instance:
+        # SPICE can rebuild it (--verify-spice)
+        rng = rng_for(Effect.ADC)
+        inst = self.adc_arch.sample_instance(self._adc_by_bits, self.card, rng, bits)
+        self.adc_params[id(inst.surrogate)] = inst.params
+        return inst.surrogate
 
     def psum_bits(self) -> int:
         """Resolution of partial-sum conversions: the card's, unless --adc-bits says else."""
@@ -39,98 +78,6 @@ class Conversions:
     def psum_r_t(self, lm: LayerMap) -> float:
         """Transimpedance of a partial-sum conversion: ``±psum_range·hi`` spans the ADC."""
         return lm.periphery.r_t_ohm / (2.0 * self.cfg.psum_range)
-
-    def _convert(
-        self,
-        lm: LayerMap,
-        st: LayerState,
-        ct: int,
-        rt: int,
-        cur: np.ndarray,
-        g_n: np.ndarray,
-        offs: np.ndarray,
-        r_t: float,
-        bits: int,
-        offset_binary: bool,
-        skip: np.ndarray | None,
-        stats: LayerStats,
-        ts,
-    ) -> np.ndarray:
-        """TIAs, subtractors and ADCs of one column tile: codes (n, outputs)."""
-        v_out = self._analog_out(st, ct, cur, g_n, offs, r_t, offset_binary, stats, ts)
-        return self._adc_codes(st, ct, rt, v_out, bits, offset_binary, skip, stats)
-
-    def _analog_out(
-        self,
-        st: LayerState,
-        ct: int,
-        cur: np.ndarray,
-        g_n: np.ndarray,
-        offs: np.ndarray,
-        r_t: float,
-        offset_binary: bool,
-        stats: LayerStats,
-        ts,
-    ) -> np.ndarray:
-        """Voltages the ADCs sample (n, outputs): TIAs, then subtractors for pairs."""
-        cfg, card = self.cfg, self.card
-        outs = ts.tile.outputs
-        p = np.array([q for _, q, _ in outs])
-        nn = np.array([q if q is not None else -1 for _, _, q in outs])
-        bip = nn >= 0
-        vref_half = card.adc.v_ref_v / 2 if offset_binary else 0.0
-        used = np.concatenate([p, nn[bip]])
-        # pair columns: TIA feedback r_t / gain (the subtractor supplies the gain)
-        pair_col = np.concatenate([bip, np.ones(int(bip.sum()), dtype=bool)])
-        rf = np.where(pair_col, r_t / card.subtractor.gain_v_per_v, r_t)
-        if cfg.periphery:
-            tia_u = TiaModel(r_t, self.tia.opamp)
-            tia_p = TiaModel(r_t / card.subtractor.gain_v_per_v, self.tia.opamp)
-            gu, ou = tia_u.linear(g_n[used], offs[used])
-            gp, op_ = tia_p.linear(g_n[used], offs[used])
-            gain, off = np.where(pair_col, gp, gu), np.where(pair_col, op_, ou)
-            v_col = cur[:, used] * gain + off
-            o = self.tia.opamp
-            near = (v_col > o.v_out_max_v - 0.05) | (v_col < o.v_out_min_v + 0.05)
-            stats.tia_reads += v_col.size
-            if near.any():
-                r_i, c_i = np.nonzero(near)
-                for tia, sel in ((tia_p, pair_col[c_i]), (tia_u, ~pair_col[c_i])):
-                    if sel.any():
-                        ri, ci = r_i[sel], c_i[sel]
-                        v_col[ri, ci] = tia.predict(
-                            cur[:, used][ri, ci], g_n[used][ci], offs[used][ci]
-                        )
-                stats.tia_saturated += int(
-                    np.count_nonzero(
-                        (v_col > o.v_out_max_v - 0.02) | (v_col < o.v_out_min_v + 0.02)
-                    )
-                )
-        else:
-            v_col = cur[:, used] * rf
-        vp = v_col[:, : p.size]
-        v_out = vp.copy()
-        v_out[:, ~bip] += vref_half  # unipolar columns: sampled against V_ref/2 (offset binary)
-        if bip.any():
-            vn = v_col[:, p.size :]
-            coeffs = st.sub_coeffs[ct][bip]
-            a_p, a_n, c, k_ref = coeffs[:, 0], coeffs[:, 1], coeffs[:, 2], coeffs[:, 3]
-            v_out[:, bip] = a_p * vp[:, bip] - a_n * vn + c + k_ref * vref_half
-            if cfg.periphery:
-                o = self.sub.opamp
-                near = (v_out > o.v_out_max_v - 0.05) | (v_out < o.v_out_min_v + 0.05)
-                near &= bip[None, :]
-                if near.any():
-                    models = st.sub_models[ct]
-                    for j in np.nonzero(near.any(axis=0))[0]:
-                        rows_j = near[:, j]
-                        m = models[j]
-                        if m is None:
-                            continue
-                        v_out[rows_j, j] = m.__class__(
-                            m.r1_ohm, m.r2_ohm, m.r3_ohm, m.r4_ohm, m.opamp, vref_half
-                        ).predict(vp[rows_j, j], v_col[rows_j, p.size + int(np.sum(bip[:j]))])
-        return v_out
 
     def _adc_codes(
         self,

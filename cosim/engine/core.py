@@ -30,9 +30,10 @@ Pooling, flattening and the classifier head run digitally, exactly as in
 :func:`cosim.model.forward.integer_forward`. In ideal mode the same mapping is evaluated in
 exact integers and reproduces that function bit for bit.
 
-Where it lives: this module holds :class:`Engine` (chip instances, batches, the layer pass);
-its parts are mixed in from one module each: the folded affine path and its products
-(:mod:`cosim.engine.fold`), the sense row (:mod:`cosim.engine.sense`), the conversions
+Where it lives: this module holds :class:`Engine` (chip instances, batches, the layer pass,
+:meth:`Engine.trace`); its parts are mixed in from one module each: the folded affine path
+and its products (:mod:`cosim.engine.fold`, from the one description of the periphery
+chain in :mod:`cosim.engine.stages`), the sense row (:mod:`cosim.engine.sense`), the conversions
 (:mod:`cosim.engine.convert`) and the energy tallies (:mod:`cosim.engine.energy`). Blocks of
 MAC vectors and the drive kernels are in :mod:`cosim.engine.blocks` (why results do not
 depend on the batching), the read noise in :mod:`cosim.engine.readnoise`, what-if cards in
@@ -70,10 +71,11 @@ from cosim.engine.mapping import LayerMap, map_model
 from cosim.engine.readnoise import ReadNoise
 from cosim.engine.readnoise import standard_normals as standard_normals
 from cosim.engine.sense import SenseRow
-from cosim.engine.streams import ChipStreams, Effect, RngFor
+from cosim.engine.streams import ChipStreams, RngFor
+from cosim.engine.trace import GroupTrace, Trace, _Recorder
 from cosim.engine.whatif import WHAT_IF_FIELDS as WHAT_IF_FIELDS
 from cosim.engine.whatif import what_if_card
-from cosim.errors import CosimError, DataError
+from cosim.errors import DataError
 from cosim.library import SurrogateLibrary
 from cosim.model import FlattenLayer, Model, PoolLayer, WeightLayer
 from cosim.model.forward import exact_matmul, im2col, pool
@@ -116,7 +118,6 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         self.sense = library.block("sense_row") if self.card.sense_row.enabled else None
         self._adc_by_bits = library.adc_models_by_bits()
         self.stats: dict[int, LayerStats] = {}
-        self._capture: dict[int, np.ndarray] | None = None
         self.adc_params: dict[int, Any] = {}  # id(ADC model) -> its circuit parameters
 
     # -- chips ----------------------------------------------------------------------------
@@ -146,40 +147,6 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                 )
             )
         return out
-
-    def _conv_bits(self, lm: LayerMap) -> int:
-        """Resolution of the final conversion (the output grid's unless overridden)."""
-        b = self.cfg.adc_bits if self.cfg.adc_bits is not None else lm.periphery.adc_bits
-        if b > self.card.adc.bits:
-            raise CosimError(
-                f"ADC resolution {b} exceeds the card's adc.bits = {self.card.adc.bits}"
-            )
-        return b
-
-    def _make_adc(self, bits: int, rng_for: RngFor):
-        """One ADC instance at ``bits``: ideal, ``nva``'s comparison-level variation, or a
-        Monte-Carlo instance of the card's architecture; ``rng_for(effect)`` gives the
-        instance's generator of the ``NVA`` or ``ADC`` draws."""
-        from cosim.surrogates import adc as adcmod
-
-        vref = self.card.adc.v_ref_v
-        if self.cfg.ideal:
-            return self.adc_arch.ideal(bits, vref)
-        if self.cfg.nva > 0:  # Bao et al.'s comparison-level variation replaces the circuit
-            return adcmod.comparison_level_variation(bits, vref, self.cfg.nva, rng_for(Effect.NVA))
-        if not self.cfg.adc:
-            return self.adc_arch.ideal(bits, vref)
-        if bits not in self._adc_by_bits:
-            raise CosimError(
-                f"the surrogate library {self.lib.path} has no {bits}-bit ADC model; "
-                "re-run cosim characterize with this cosim to add every resolution"
-            )
-        # one draw gives the surrogate and the netlist parameters of the same instance:
-        # SPICE can rebuild it (--verify-spice)
-        rng = rng_for(Effect.ADC)
-        inst = self.adc_arch.sample_instance(self._adc_by_bits, self.card, rng, bits)
-        self.adc_params[id(inst.surrogate)] = inst.params
-        return inst.surrogate
 
     # -- blocks -----------------------------------------------------------------------------
     def block_samples(self) -> int:
@@ -228,6 +195,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         noise: ReadNoise | np.random.Generator,
         stats: dict[int, LayerStats],
         start: int = 0,
+        record: _Recorder | None = None,
     ) -> np.ndarray:
         """Logits (float64) of a batch of raw samples on one chip (``None`` in ideal mode).
 
@@ -235,7 +203,8 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         whose draws are taken in order (they then depend on the batching). ``start``: the
         index of the batch's first sample in the evaluation, which keys the read noise and
         the vectors the ADC energy is estimated on. The energies stay in ``stats``'s exact
-        tallies until :meth:`finish_energy` turns them into joules."""
+        tallies until :meth:`finish_energy` turns them into joules. ``record``: where
+        :meth:`trace` collects what each layer computed."""
         x = self.check_input(x_raw)
         k = self.model.preprocessing.codes(x)
         states = {s.lmap.index: s for s in chip} if chip is not None else {}
@@ -244,7 +213,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
             if isinstance(lay, WeightLayer):
                 if lay.is_hidden:
                     st = stats.setdefault(i, LayerStats(f"{i}:{lay.kind}"))
-                    k = self._hidden(i, lay, k, states.get(i), noise, st, start)
+                    k = self._hidden(i, lay, k, states.get(i), noise, st, start, record)
                 else:
                     bias = lay.n_b * (1 << lay.in_grid.bits)  # type: ignore[operator,union-attr]
                     w2 = lay.n_w.reshape(lay.n_w.shape[0], -1)  # type: ignore[union-attr]
@@ -260,6 +229,26 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         assert logits is not None
         return logits
 
+    def trace(
+        self,
+        chip: list[LayerState] | None,
+        x_raw: np.ndarray,
+        noise: ReadNoise | np.random.Generator | None = None,
+        layers: list[int] | None = None,
+        start: int = 0,
+    ) -> Trace:
+        """:meth:`forward` on ``x_raw``, keeping what each hidden layer computed: its
+        unrolled input codes, and per conversion group the voltages the ADCs sampled, the
+        sense-line current, the skips and the codes (:class:`~cosim.engine.trace.Trace`),
+        recorded by the path ``forward`` runs. ``noise``: as for :meth:`forward` (``None``:
+        chip 0's read noise); ``layers``: the layer indices to keep (``None``: every hidden
+        layer). Its statistics are not kept."""
+        if noise is None:
+            noise = ReadNoise(self.cfg.seed, 0)
+        rec = _Recorder(None if layers is None else frozenset(layers))
+        logits = self.forward(chip, x_raw, noise, {}, start=start, record=rec)
+        return Trace(logits, dict(sorted(rec.done.items())))
+
     def _hidden(
         self,
         i: int,
@@ -269,6 +258,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         noise: ReadNoise | np.random.Generator,
         stats: LayerStats,
         start: int = 0,
+        record: _Recorder | None = None,
     ) -> np.ndarray:
         n = k.shape[0]
         lm = self._by_index[i]
@@ -286,10 +276,8 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         if lay.kind == "conv2d":
             ho = (k.shape[2] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
             wo = (k.shape[3] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
-        cap = getattr(self, "_capture", None)
-        if cap is not None:  # --verify-spice records what each layer saw
-            cols = unroll(k)
-            cap[i] = cols if i not in cap else np.concatenate([cap[i], cols])
+        if record is not None:
+            record.inputs(i, unroll(k))
         if self.cfg.ideal:
             y = self._ideal_layer(lm, unroll(k))
         else:
@@ -297,8 +285,10 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
             per = ho * wo if lay.kind == "conv2d" else 1
             with single_thread():
                 y = self._analog_layer(
-                    lm, st, k, unroll_codes, noise, stats, _Rows(start * per, per)
+                    lm, st, k, unroll_codes, noise, stats, _Rows(start * per, per), record
                 )
+        if record is not None:
+            record.outputs(i, y)
         stats.outputs += y.size
         stats.adc_clipped += int(np.count_nonzero(y == (1 << lm.periphery.adc_bits) - 1))
         if lay.kind == "conv2d":
@@ -333,10 +323,12 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         noise: ReadNoise | np.random.Generator,
         stats: LayerStats,
         rows: _Rows | None = None,
+        record: _Recorder | None = None,
     ) -> np.ndarray:
         """One hidden layer on one chip: ``k`` are the input codes as the layer receives
         them (images for convolutions), ``unroll_codes`` turns such an array into MAC
-        vectors (column-major); ``rows``: where they sit among the evaluation's vectors."""
+        vectors (column-major); ``rows``: where they sit among the evaluation's vectors;
+        ``record``: where each conversion group is traced."""
         rows = rows or _Rows(0, 1)
         card, cfg, per = self.card, self.cfg, lm.periphery
         v_tab, u_tab, q_tab = self._drive_tables(lm)
@@ -387,6 +379,10 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                     c = self._adc_codes(
                         st, ct, rt, v_out, b_ps, True, None, stats, hist, row0=rows.first
                     )
+                    if record is not None:
+                        r_t = self.psum_r_t(lm)
+                        g = GroupTrace(ct, rt, r_t, b_ps, True, v_out, None, None, c)
+                        record.group(lm.index, g)
                     total += c
                     stats.count("digital", card.digital.e_add_j, c.size)
                 total -= len(ts_ct) << (b_ps - 1)  # offset binary: each code less half scale
@@ -405,6 +401,9 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                     th = self.group_thresholds(lm, st, ts_ct, per.r_t_ohm, b)
                     skip = self._skip_from_current(lm, st, i_sense, g_n[-1], th)
                 y = self._adc_codes(st, ct, -1, v_out, b, False, skip, stats, hist, row0=rows.first)
+                if record is not None:
+                    g = GroupTrace(ct, -1, per.r_t_ohm, b, False, v_out, i_sense, skip, y)
+                    record.group(lm.index, g)
                 if b != per.adc_bits:  # re-express b-bit codes on the output grid
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)

@@ -1,13 +1,18 @@
 """The folded affine path of a conversion group and its block products.
 
+What is folded is the conversion group's chain as :mod:`cosim.engine.stages` describes it
+(:meth:`FoldedPath.chain_stages`); the vectors near a rail go through that description's
+exact evaluation.
+
 How it is computed (:meth:`FoldedPath._fold`, :meth:`FoldedPath._group_voltages`): inside
 their linear ranges the TIAs and subtractors are affine with per-chip coefficients, so they
 are folded into the crossbar matrices and each tile costs one float32 product per block of
 input vectors, ``[s(V), s(V)·(V/v_read)²] @ W`` with both drive terms looked up per input
 code and interleaved (:class:`_Drive`), plus ``s(V)² @ S`` for the read-noise variance. The
 exact loop solve near the rails runs only for the vectors that need it: a pair's
-single-ended TIA can reach its rails only where a per-vector bound column says so, and that
-column is not even computed where no input the DAC can apply reaches them (the usual case).
+single-ended TIA (or a unipolar column's, where its rails lie inside the ADC's range) can
+reach its rails only where a per-vector bound column says so, and that column is not even
+computed where no input the DAC can apply reaches them (the usual case).
 The ADCs convert the float32 voltages exactly as the doubles they are
 (:class:`cosim.surrogates.adc._Lookup`).
 """
@@ -26,6 +31,7 @@ from cosim.engine.config import EngineConfig
 from cosim.engine.energy import LayerStats
 from cosim.engine.mapping import LayerMap
 from cosim.engine.readnoise import ReadNoise, standard_normals
+from cosim.engine.stages import ChainStages, chain_stages
 from cosim.surrogates.periphery import TiaModel
 
 
@@ -35,17 +41,18 @@ class _Folded:
 
     ws: list[np.ndarray]  # per tile (d·K, n_out) float32: the outputs
     wx: list[np.ndarray | None]  # per tile (d·K, ≤ 2) float32: [sense line], [bound]
-    wpc: list[np.ndarray | None]  # per tile (d·K, n_pc) float32: pair columns' TIA voltages
+    wpc: list[np.ndarray | None]  # per tile (d·K, n_chk) float32: checked TIAs' voltages
     ss: list[np.ndarray | None]  # per tile (K, n_out) float32: read-noise variance fold
-    const: np.ndarray  # (n_out + 1 + n_pc,) constants (V; A for the sense line)
+    const: np.ndarray  # (n_out + 1 + n_chk,) constants (V; A for the sense line)
     bias_noise: np.ndarray  # (n_out,) read-noise variance of the bias rows (V²)
     n_out: int
-    n_pc: int
-    limits: tuple[float, float]  # the pair TIAs' linear range (V)
-    c_pair: np.ndarray | None  # (n_pc,) pair constants less mid-range; None: no check
+    n_pc: int  # pair columns (each with its own TIA)
+    limits: tuple[float, float]  # the TIAs' linear range (V)
+    c_pair: np.ndarray | None  # (n_chk,) checked TIAs' constants less mid-range; None: no check
     sense: bool  # wx holds the sense-line current first
     sub_limits: tuple[float, float] | None  # the subtractors' linear range (V); None: no check
     pair_out: np.ndarray  # (n_out,) bool: the outputs of differential pairs
+    stages: ChainStages  # what it was folded from; its exact evaluation near the rails
 
 
 class FoldedPath:
@@ -58,70 +65,65 @@ class FoldedPath:
     tia: TiaModel
     sub: Any
 
+    def chain_stages(
+        self, st: LayerState, ct: int, group, r_t: float, offset_binary: bool
+    ) -> ChainStages:
+        """The periphery chain of a conversion group of chip layer ``st`` (column tile
+        ``ct``, the row tiles ``group`` joined at its TIAs) at transimpedance ``r_t`` (ohm):
+        the one description both the folded and the exact evaluation derive from
+        (:mod:`cosim.engine.stages`). Kept with the chip's layer."""
+        key = ("stages", ct, tuple(ts.tile.row_tile for ts in group), round(r_t, 9), offset_binary)
+        cache = st.derived
+        if key not in cache:
+            card = self.card
+            cache[key] = chain_stages(
+                group[0].tile.outputs,
+                np.sum([ts.g_norton for ts in group], axis=0),
+                group[0].tia_offset_v,
+                st.sub_coeffs[ct],
+                st.sub_models[ct],
+                r_t_ohm=r_t,
+                sub_gain=card.subtractor.gain_v_per_v,
+                tia_opamp=self.tia.opamp,
+                sub_opamp=self.sub.opamp,
+                v_ref_v=card.adc.v_ref_v,
+                offset_binary=offset_binary,
+                sense=card.sense_row.enabled,
+                periphery=self.cfg.periphery,
+            )
+        return cache[key]
+
     def _fold(
         self, st: LayerState, ct: int, group, r_t: float, offset_binary: bool, d: int = 1
     ) -> _Folded:
         """Fold TIAs and subtractors into the crossbar transfer of a conversion group.
 
         Inside their linear ranges every stage is affine with coefficients fixed per chip
-        (gains depend on each column's Norton conductance, offsets are drawn per
-        instance), so ``V_out = s(V) @ W + c`` per output — one matrix product per tile.
-        Every weight matrix (float32) has a row per data row and drive term (``d`` = 2: the
-        second-order drive's rows interleaved, as :class:`_Drive` lays its blocks out).
-        ``W`` holds the outputs; ``W_x`` the sense-line current (for conversions that may
-        skip) and, when some input the DAC can apply would take a pair's TIA near its
-        rails, a bound on the single-ended TIA voltages of every pair column: with inputs
-        ``≥ 0``, ``Σ_i u_i·max_j |W_pc,ij|`` is at least every pair column's distance from
-        mid-range, so only the vectors whose bound reaches the rails have their pair
-        columns computed (``W_pc``), and the exact loop solve takes over where a pair's TIA
-        is near a rail. A subtractor output in its rails is checked per vector only where
-        the rails lie inside the ADC's input range (elsewhere it converts like the linear
-        value). Also returned: per tile the read-noise fold ``S``, the constants, and the
-        rail limits.
+        (:meth:`ChainStages.fold`), so ``V_out = s(V) @ W + c`` per output — one matrix
+        product per tile. Every weight matrix (float32) has a row per data row and drive
+        term (``d`` = 2: the second-order drive's rows interleaved, as :class:`_Drive` lays
+        its blocks out). ``W`` holds the outputs; ``W_x`` the sense-line current (for
+        conversions that may skip) and, when some input the DAC can apply would take a
+        checked TIA (:meth:`ChainStages.checked_columns`: every pair's) near its rails, a
+        bound on those TIAs' voltages: with inputs ``≥ 0``, ``Σ_i u_i·max_j |W_pc,ij|`` is
+        at least every checked column's distance from mid-range, so only the vectors whose
+        bound reaches the rails have their checked columns computed (``W_pc``), and the
+        exact loop solve takes over where a TIA is near a rail. A subtractor output in its
+        rails is checked per vector only where the rails lie inside the ADC's input range
+        (elsewhere it converts like the linear value). Also returned: per tile the
+        read-noise fold ``S``, the constants, and the rail limits.
         """
-        key = (ct, tuple(ts.tile.row_tile for ts in group), round(r_t, 9), offset_binary, d)
-        cache = st.__dict__.setdefault("_folds", {})
+        key = ("fold", ct, tuple(ts.tile.row_tile for ts in group), round(r_t, 9), offset_binary, d)
+        cache = st.derived
         if key in cache:
             return cache[key]
-        card, cfg = self.card, self.cfg
-        outs = group[0].tile.outputs
+        sc = self.chain_stages(st, ct, group, r_t, offset_binary)
         n_lines = group[0].m_eff.shape[1]
-        g_n = np.sum([ts.g_norton for ts in group], axis=0)
-        offs = group[0].tia_offset_v
-        gn_sub = card.subtractor.gain_v_per_v
-        coeffs = st.sub_coeffs[ct]
-        vref_half = card.adc.v_ref_v / 2 if offset_binary else 0.0
-        pair_cols = [c for _, p, q in outs if q is not None for c in (p, q)]
-        n_out, n_pc = len(outs), len(pair_cols)
-        f = np.zeros((n_lines, n_out + 1 + n_pc))
-        const = np.zeros(n_out + 1 + n_pc)
-        tia_p = TiaModel(r_t / gn_sub, self.tia.opamp)
-        tia_u = TiaModel(r_t, self.tia.opamp)
-
-        def lin(tia, col, r_f):
-            if cfg.periphery:
-                return tia.linear(g_n[col], offs[col])
-            return r_f, 0.0
-
-        for k, (_, p, q) in enumerate(outs):
-            if q is None:  # offset binary: the ADC samples it against V_ref/2
-                f[p, k], const[k] = lin(tia_u, p, r_t)
-                const[k] += vref_half
-                continue
-            g_p, o_p = lin(tia_p, p, r_t / gn_sub)
-            g_q, o_q = lin(tia_p, q, r_t / gn_sub)
-            a_p, a_n, c, k_ref = coeffs[k]
-            f[p, k] = a_p * g_p
-            f[q, k] = -a_n * g_q
-            const[k] = a_p * o_p - a_n * o_q + c + k_ref * vref_half
-        if card.sense_row.enabled:
-            f[n_lines - 1, n_out] = 1.0  # raw sense-line current
-        for j, col in enumerate(pair_cols):
-            f[col, n_out + 1 + j], const[n_out + 1 + j] = lin(tia_p, col, r_t / gn_sub)
-        o = self.tia.opamp
-        v_lo, v_hi = o.v_out_min_v + 0.05, o.v_out_max_v - 0.05
+        f, const, chk = sc.fold(n_lines)
+        n_out = sc.n_out
+        v_lo, v_hi = sc.tia_range_v
         # the sense line is read where the conversion may skip (not for partial sums)
-        sense = card.sense_row.enabled and not offset_binary
+        sense = sc.sense_line is not None and not offset_binary
         tiles_parts, ss = [], []
         bias_noise = np.zeros(n_out)
         for ts in group:
@@ -143,9 +145,9 @@ class FoldedPath:
             else:
                 ss.append(None)
         c_pair = const[n_out + 1 :] - 0.5 * (v_hi + v_lo)
-        # the pair TIAs' rails need a check per vector only where some input can reach them:
-        # the largest distance from mid-range over every input the DAC can apply
-        check = n_pc > 0 and cfg.periphery
+        # the checked TIAs' rails need a check per vector only where some input can reach
+        # them: the largest distance from mid-range over every input the DAC can apply
+        check = chk.size > 0 and sc.periphery
         if check:
             hi, lo = c_pair.copy(), c_pair.copy()
             for parts in tiles_parts:
@@ -154,20 +156,11 @@ class FoldedPath:
                     hi += np.maximum(w * d_lo, w * d_hi).sum(axis=0)
                     lo += np.minimum(w * d_lo, w * d_hi).sum(axis=0)
             check = bool(np.max(np.maximum(hi, -lo)) >= 0.5 * (v_hi - v_lo) * (1 - 1e-4))
-        # a subtractor output in its rails converts like the linear value wherever the rails
-        # lie outside the ADC's input range [0, V_ref] (the top or the zero code either way);
-        # otherwise the outputs themselves are checked per vector
-        o_sub = self.sub.opamp
-        s_lo, s_hi = o_sub.v_out_min_v + 0.05, o_sub.v_out_max_v - 0.05
-        pair_out = np.array([q is not None for _, _, q in outs])
-        sub_check = (
-            cfg.periphery and bool(pair_out.any()) and not (s_lo < 0 < card.adc.v_ref_v < s_hi)
-        )
         ws, wx, wpc = [], [], []
         for parts in tiles_parts:
             ws.append(_interleave([p[:, :n_out] for p in parts]))
             # the extra columns: the sense line, and the bound (per drive term, the largest
-            # pair-column weight)
+            # checked-column weight)
             extra = [
                 ([p[:, n_out]] if sense else [])
                 + ([np.abs(p[:, n_out + 1 :]).max(axis=1)] if check else [])
@@ -175,7 +168,6 @@ class FoldedPath:
             ]
             wx.append(_interleave([np.stack(e, axis=1) for e in extra]) if extra[0] else None)
             wpc.append(_interleave([p[:, n_out + 1 :] for p in parts]) if check else None)
-        c_pair = const[n_out + 1 :] - 0.5 * (v_hi + v_lo)
         folded = _Folded(
             ws,
             wx,
@@ -184,15 +176,43 @@ class FoldedPath:
             const,
             bias_noise,
             n_out,
-            n_pc,
+            int(np.count_nonzero(sc.col_pair)),
             (v_lo, v_hi),
             c_pair if check else None,
             sense,
-            (s_lo, s_hi) if sub_check else None,
-            pair_out,
+            sc.sub_range_v if sc.sub_rails_matter() else None,
+            sc.pair,
+            sc,
         )
         cache[key] = folded
         return folded
+
+    def column_currents(self, lm: LayerMap, group, codes: np.ndarray) -> np.ndarray:
+        """The currents (float64, A) each line of a conversion group's row tiles ``group``
+        delivers to its TIA for unrolled input codes ``codes`` (n, fan_in) of layer ``lm``:
+        the exact path's input (:meth:`ChainStages.exact`), from the same float32 drive
+        table as the folded path."""
+        _, u_tab, q_tab = self._drive_tables(lm)
+        quad = any(ts.m_quad is not None for ts in group)
+        drive = _Drive(codes, u_tab, q_tab if quad else None)
+        return self._group_currents(group, drive, np.arange(codes.shape[0]))
+
+    @staticmethod
+    def _group_currents(group, drive: _Drive, rows: np.ndarray) -> np.ndarray:
+        """Float64 currents (len(rows), lines) (A) at the group's TIA inputs for the drive's
+        ``rows``: the crossbar transfer less the g_min reference line on unipolar columns."""
+        cur = None
+        for ts in group:
+            t = ts.tile
+            m_tia, bias_tia = ts.tia_transfer()
+            uu = drive.values(rows, t.f0, t.f1)
+            part = uu[..., 0] @ m_tia[t.data_rows]
+            if ts.m_quad is not None and drive.d == 2:
+                part += uu[..., 1] @ ts.m_quad[t.data_rows]
+            part += bias_tia
+            cur = part if cur is None else cur + part
+        assert cur is not None
+        return cur
 
     def _drive_tables(self, lm: LayerMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per input code of the layer: the DAC voltage ``V``, the drive ``s(V)`` and the
@@ -334,20 +354,7 @@ class FoldedPath:
         risky = np.concatenate(risky_at) if risky_at else np.zeros(0, dtype=np.int64)
         var = np.concatenate(risky_var) if risky_var else None
         if risky.size:
-            cur = None
-            for ts in group:
-                t = ts.tile
-                m_tia, bias_tia = ts.tia_transfer()
-                uu = drive.values(risky, t.f0, t.f1)
-                part = uu[..., 0] @ m_tia[t.data_rows]
-                if ts.m_quad is not None and drive.d == 2:
-                    part += uu[..., 1] @ ts.m_quad[t.data_rows]
-                part += bias_tia
-                cur = part if cur is None else cur + part
-            g_n = np.sum([ts.g_norton for ts in group], axis=0)
-            exact = self._analog_out(
-                st, ct, cur, g_n, group[0].tia_offset_v, r_t, offset_binary, stats, group[0]
-            )
+            exact = fo.stages.exact(self._group_currents(group, drive, risky), stats)
             if var is not None:  # keep the same read-noise draw, in output units
                 exact += var
             v_out[risky] = exact

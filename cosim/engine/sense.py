@@ -78,12 +78,12 @@ class SenseRow:
         """
         key = (
             "th",
-            tuple(ts.tile.row_tile for ts in group),
             group[0].tile.col_tile,
+            tuple(ts.tile.row_tile for ts in group),
             round(r_t, 9),
             bits,
         )
-        cache = st.__dict__.setdefault("_folds", {})
+        cache = st.derived
         if key in cache:
             return cache[key]
         card = self.card

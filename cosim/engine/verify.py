@@ -16,12 +16,17 @@ and simulated in two stages joined by an ideal sample-and-hold:
    from the SPICE ``V_sense``.
 
 The engine's codes for the same operations (read noise off: it is a random draw per read)
-are compared code by code; the analog output voltages are compared too, in LSB.
+are compared code by code; the analog output voltages are compared too, in LSB. They are
+the codes and voltages :meth:`cosim.engine.core.Engine.forward` computed for those vectors
+(:meth:`~cosim.engine.core.Engine.trace`: the folded path, with its exact solve near the
+rails), so the comparison covers the path every evaluation runs; this module reads the
+engine through its public methods only.
 
 Two ideal stages of unipolar columns are not in the netlists and are applied to the SPICE
 output voltages exactly as the engine applies them: the ``g_min`` reference line's current
-at the TIA input (``−gain·I_ref``, the TIA's linear transimpedance times the reference
-current of each vector) and, for partial sums, the ``V_ref/2`` reference the ADC samples
+at the TIA input (``−gain·I_ref``, the TIA's linear transimpedance from the chain's
+description, :meth:`~cosim.engine.core.Engine.chain_stages`, times the reference current
+of each vector) and, for partial sums, the ``V_ref/2`` reference the ADC samples
 against.
 
 The one-netlist MAC unit (:func:`netlists.mac_unit.mac_unit_netlist`: everything in one
@@ -43,27 +48,14 @@ from cosim.card import Card
 from cosim.circuits import crossbar_params, opamp_params, subtractor_params
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine
-from cosim.engine.energy import LayerStats
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
 from cosim.model import Model
 from cosim.spice.runner import SpiceJob, SpiceRunner
-from cosim.surrogates.periphery import TiaModel
 from cosim.surrogates.sense_row import skips
 from netlists.mac_unit import MacAnalogParams, mac_analog_netlist
 from netlists.subtractor import SubtractorParams
 from netlists.tia import TiaParams
-
-
-def _capture_inputs(eng: Engine, chip, x: np.ndarray, rng) -> dict[int, np.ndarray]:
-    """Each hidden layer's unrolled input codes for the samples ``x``."""
-    captured: dict[int, np.ndarray] = {}
-    eng._capture = captured  # type: ignore[attr-defined]
-    try:
-        eng.forward(chip, x, rng, {})
-    finally:
-        eng._capture = None  # type: ignore[attr-defined]
-    return captured
 
 
 def verify_spice(
@@ -89,8 +81,11 @@ def verify_spice(
     chip = eng.chip(0)
     rng = np.random.default_rng([seed, 4242])
     idx = rng.choice(len(x), min(n_samples, len(x)), replace=False)
-    captured = _capture_inputs(eng, chip, np.asarray(x)[np.sort(idx)], np.random.default_rng(0))
+    # what the engine ran on these samples: the folded path's voltages, skips and codes
+    trace = eng.trace(chip, np.asarray(x)[np.sort(idx)], np.random.default_rng(0))
+    captured = {i: lay.inputs for i, lay in trace.layers.items()}
     states = {s.lmap.index: s for s in chip}
+    maps = {m.index: m for m in eng.maps}
     eligible = [m for m in eng.maps if m.n_row_tiles == 1 or vcfg.partial_sums == "digital"]
     if not eligible:
         raise CosimError(
@@ -111,7 +106,7 @@ def verify_spice(
     # engine side and netlists
     jobs_list, contexts = [], []
     for (li, ti), g in groups.items():
-        lm = eng._by_index[li]
+        lm = maps[li]
         st = states[li]
         ts = st.tiles[ti]
         t = ts.tile
@@ -121,35 +116,24 @@ def verify_spice(
         v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
         u = eng.crossbar.drive(v_tab)[cols] if vcfg.nonlinearity else v_tab[cols]
         m_tia, bias_tia = ts.tia_transfer()
-        cur = u[:, t.f0 : t.f1] @ m_tia[t.data_rows] + bias_tia
         # the g_min reference line's current (zero except on unipolar columns)
         i_ref = u[:, t.f0 : t.f1] @ (ts.m_eff - m_tia)[t.data_rows] + (ts.bias_current - bias_tia)
-        if ts.m_quad is not None:
-            q = eng.crossbar.quad_drive(v_tab)[cols]
-            cur = cur + q[:, t.f0 : t.f1] @ ts.m_quad[t.data_rows]
-        st_dummy = LayerStats("verify")
-        r_t = eng.psum_r_t(lm) if split else per.r_t_ohm
+        group = trace.layers[li].group(t.col_tile, t.row_tile if split else -1)
+        r_t, bits = group.r_t_ohm, group.bits
+        chain = eng.chain_stages(st, t.col_tile, [ts], r_t, split)
         # what the engine adds to a unipolar column's TIA output: -gain * I_ref, + V_ref/2
         v_adj = np.zeros((cols.shape[0], len(t.outputs)))
-        for k, (_, pc, qc) in enumerate(t.outputs):
-            if qc is None:
-                gain = (
-                    TiaModel(r_t, eng.tia.opamp).linear(ts.g_norton[pc], ts.tia_offset_v[pc])[0]
-                    if vcfg.periphery
-                    else r_t
-                )
-                v_adj[:, k] = -gain * i_ref[:, pc] + (card.adc.v_ref_v / 2 if split else 0.0)
-        bits = eng.psum_bits() if split else eng._conv_bits(lm)
+        uni = ~chain.pair
+        v_adj[:, uni] = -chain.tia_gain_ohm[: chain.n_out][uni] * i_ref[:, chain.p_col[uni]]
+        v_adj[:, uni] += chain.ref_shift_v
         rt_key = t.row_tile if split else -1
-        skip = None
+        vecs = np.array(g["vecs"])
+        v_eng = group.v_out[vecs].astype(np.float64)
+        codes_eng = group.codes[vecs]
+        skip = None if group.skip is None else group.skip[vecs]
         th = None
-        if not split and eng._sense_on():
-            skip = eng._skip(lm, st, [ts], cur, bits)
+        if skip is not None:
             th = eng.group_thresholds(lm, st, [ts], per.r_t_ohm, bits)
-        v_eng = eng._analog_out(
-            st, t.col_tile, cur, ts.g_norton, ts.tia_offset_v, r_t, split, st_dummy, ts
-        )
-        codes_eng = eng._adc_codes(st, t.col_tile, rt_key, v_eng, bits, split, skip, st_dummy)
         # the same MAC unit as a netlist
         v_rows = np.zeros((cols.shape[0], card.array.rows))
         v_rows[:, t.data_rows] = v_tab[cols[:, t.f0 : t.f1]]
@@ -298,6 +282,8 @@ def verify_spice(
         "tiles_simulated": len(jobs_list),
         "adc_instances_simulated": len(adc_jobs),
         "wall_s": time.perf_counter() - t0,
+        # the engine's side: what Engine.forward computed (Engine.trace), not a re-evaluation
+        "engine_path": "folded",
         "operations": details,
     }
 
