@@ -321,7 +321,14 @@ SWITCHES = {
 #: up as often as down, within 3 sqrt(n) of n moves (6 binomial sigma; a 10 % bias over the
 #: thousands of moves here is far outside it). ``odd``: a 2-bit ADC on the 3-bit output grid
 #: (the same full scale) rounds to even codes: exactly the odd codes move, by one step.
-#: The other switches have no prediction this cheap: they must move some code.
+#: ``psum``: the switch changes only how a row tile's partial sum is converted (each at the
+#: card's resolution, one partial-sum code being ``psum_range·2**(out_bits + 1)/2**psum_bits``
+#: output codes): an ADC instance's codes differ from the ideal ones by at most
+#: ``ceil(INL_max)`` (the library's largest Monte-Carlo INL), and rounding differs by half a
+#: code, so over ``n`` row tiles the pre-activation moves by at most ``e`` output codes and a
+#: code by at most ``floor(e) + 1`` (:func:`_psum_bound`).
+#: The other switches (programming noise, nvw, stuck faults, periphery) have no prediction
+#: this cheap: they must move some code.
 PREDICTED = {
     "ir_drop": "down",
     "nonlinearity": "down",
@@ -329,7 +336,30 @@ PREDICTED = {
     "read_noise": "balanced",
     "nva": "balanced",
     "adc_bits": "odd",
+    "adc": "psum",
+    "partial_sums": "psum",
+    "psum_range": "psum",
 }
+
+
+def _psum_bound(library, lm, base: EngineConfig, change: dict) -> int:
+    """The largest move of a first-layer code that switching ``change`` on can cause through
+    the partial sums' conversions alone (see :data:`PREDICTED`)."""
+    bits = library.card.adc.bits
+    out_bits = lm.periphery.adc_bits
+    code = {  # one partial-sum code in output codes, before and after the switch
+        p: p * 2.0 ** (out_bits + 1) / 2.0**bits
+        for p in (base.psum_range, change.get("psum_range", base.psum_range))
+    }
+    n = lm.n_row_tiles
+    if "adc" in change:  # an instance's codes against the ideal converter's
+        inl = library.validation["sar_adc"].extras["mc_inl_max_lsb"]
+        e = n * np.ceil(inl) * code[base.psum_range]
+    elif "partial_sums" in change:  # analog: one rounding at the output grid
+        e = n * 0.5 * code[base.psum_range]
+    else:  # two partial-sum grids
+        e = n * 0.5 * sum(code.values())
+    return int(np.floor(e)) + 1
 
 
 @pytest.mark.parametrize("switch", list(SWITCHES))
@@ -360,6 +390,11 @@ def test_each_non_ideality_changes_codes_on_a_fixed_chip(library, switch):
     elif kind == "odd":
         np.testing.assert_array_equal(d != 0, a % 2 == 1)
         assert set(np.unique(d)) <= {-1, 0, 1}
+    elif kind == "psum":
+        lm = next(m for m in Engine(model, library, base).maps if m.index == first)
+        assert lm.n_row_tiles > 1 and base.partial_sums == "digital"
+        bound = _psum_bound(library, lm, base, change)
+        assert 0 < int(np.abs(d).max()) <= bound, f"{switch}: moves up to {np.abs(d).max()}"
 
 
 def test_adc_bits_changes_codes_with_digital_partial_sums(library):
