@@ -119,7 +119,8 @@ def subtractor_sample(card: Card, rng: np.random.Generator) -> SubtractorParams:
     s = card.subtractor.mismatch_sigma_rel
     vals = np.array([r, gn * r, r, gn * r]) * (1.0 + s * rng.standard_normal(4))
     off = card.opamp.input_offset_v + card.opamp.input_offset_sigma_v * rng.standard_normal()
-    return SubtractorParams(*vals, opamp_params(card, input_offset_v=float(off)))
+    r1, r2, r3, r4 = vals  # NumPy float64 scalars, passed on as they are
+    return SubtractorParams(r1, r2, r3, r4, opamp_params(card, input_offset_v=float(off)))
 
 
 def mac_analog_params(

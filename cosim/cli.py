@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol, cast
 
 from cosim.errors import CosimError
 
@@ -37,11 +38,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _available() -> dict[str, object]:
-    mods = {}
+class _Command(Protocol):
+    """What a sub-command's module (``COMMANDS``) defines."""
+
+    def configure(self, p: argparse.ArgumentParser, /) -> None: ...
+
+    def run(self, args: argparse.Namespace, /) -> int | None: ...
+
+
+def _available() -> dict[str, _Command]:
+    mods: dict[str, _Command] = {}
     for name, (modname, _help) in COMMANDS.items():
         try:
-            mods[name] = importlib.import_module(modname)
+            mods[name] = cast(_Command, importlib.import_module(modname))
         except ModuleNotFoundError as exc:  # a sub-command not built yet
             if exc.name is not None and modname.startswith(exc.name):
                 continue
@@ -49,7 +58,7 @@ def _available() -> dict[str, object]:
     return mods
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, _Command]]:
     """Build the argument parser with every available sub-command."""
     from cosim import __version__
     from cosim.argcheck import OneLineParser
@@ -63,7 +72,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     mods = _available()
     for name, mod in mods.items():
         p = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
-        mod.configure(p)  # type: ignore[attr-defined]
+        mod.configure(p)
     return parser, mods
 
 
@@ -150,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         with _sigterm_raises():
-            return int(mods[args.command].run(args) or 0)  # type: ignore[attr-defined]
+            return int(mods[args.command].run(args) or 0)
     except CosimError as exc:
         _eprint(f"cosim {args.command}: error: {_one_line(exc)}")
         return 2

@@ -59,10 +59,19 @@ class AdcSurrogate(Protocol):
     ``conversion_time_s`` describe the converter.
     """
 
-    kind: str
-    bits: int
-    v_ref_v: float
-    conversion_time_s: float
+    # read-only: the fitted models are frozen dataclasses
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def bits(self) -> int: ...
+
+    @property
+    def v_ref_v(self) -> float: ...
+
+    @property
+    def conversion_time_s(self) -> float: ...
 
     def convert(self, v: Any, skip: Any = 0) -> np.ndarray:
         """int64 codes of input voltages ``v`` (any shape) with ``skip`` MSB cycles skipped

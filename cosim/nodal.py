@@ -210,6 +210,7 @@ class CrossbarNetwork:
                 # only the rows above and this one have driven y so far
                 y_new[:c, : i + 1] = gb * (z.T @ y[:, : i + 1])
                 y = y_new
+        assert z is not None  # the array has a row
         x_last_b = z.T @ y  # (c_phys, r): bitline-bottom voltages per unit input
         m_phys = gb * x_last_b
         # TIA node k at 1 V, the others and the inputs at 0: current drawn out of node j

@@ -160,6 +160,7 @@ def mac_analog_elements(
             )
         outs.append(f"out{k}")
     if xb.sense:
+        assert p.sense_tia is not None  # a sense line has its TIA
         lines.append(
             f"Xtias t{n_cols} vsense vdd vss {p.sense_tia.subckt_name} vos={num(tia_off[n_cols])}"
         )

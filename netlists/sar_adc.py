@@ -111,6 +111,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, fields, replace
+from typing import TypedDict
 
 import numpy as np
 
@@ -349,7 +350,7 @@ class SarAdcParams:
         """Total top-plate capacitance (F)."""
         return self.c_sample_f + self.c_half_f + self.c_parasitic_f
 
-    def analytic_weights(self) -> dict[str, np.ndarray | float]:
+    def analytic_weights(self) -> AnalyticWeights:
         """Top-plate weights implied by the capacitor values (the fitter measures them).
 
         Returns ``bit_weights_v`` (``V_ref C_i / C_tot``, LSB first), ``shift_v``
@@ -367,6 +368,14 @@ class SarAdcParams:
         """Short stable hash of every parameter (names the subcircuit)."""
         text = repr(tuple((f.name, getattr(self, f.name)) for f in fields(self)))
         return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+class AnalyticWeights(TypedDict):
+    """What :meth:`SarAdcParams.analytic_weights` returns."""
+
+    bit_weights_v: np.ndarray  # (bits,) V, LSB first
+    shift_v: float  # V
+    input_gain: float
 
 
 # ---------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ class Card:
             if sec not in data:
                 raise CardError(f"missing table [{sec}] in hardware card")
             sections[sec] = klass.from_dict(data[sec])
+        # each section's class comes from SECTIONS, keyed like the fields
         return cls(name=name, **sections)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class Section:
     def from_dict(cls, data: dict[str, Any]) -> Section:
         if not isinstance(data, dict):
             raise CardError(f"[{cls.SECTION}] must be a table, got {type(data).__name__}")
+        # a mixin: every class that uses it is a dataclass, which mypy cannot see here
         known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(known), key=str)
         if unknown:
@@ -79,13 +80,13 @@ class Section:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]  # a dataclass (mixin)
 
     @classmethod
     def describe(cls) -> list[tuple[str, str]]:
         """(key, documentation with allowed range) for every field, for help texts."""
         out = []
-        for f in fields(cls):  # type: ignore[arg-type]
+        for f in fields(cls):  # type: ignore[arg-type]  # a dataclass (mixin)
             meta = f.metadata
             if "choices" in meta:
                 rng = "one of " + ", ".join(meta["choices"])

@@ -21,6 +21,7 @@ error on every single column current, in range or not, is reported beside them.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -189,7 +190,7 @@ def _cases(ctx: CharContext, specs: list[_Spec]) -> tuple[list[CrossbarCase], di
 
 def errors_lsb(
     model: CrossbarModel, cases: list[CrossbarCase], specs: list[_Spec], card
-) -> dict[str, float | int | dict]:
+) -> dict[str, Any]:
     """Held-out error statistics in ADC LSBs (see module docstring)."""
     lsb = card.i_lsb_a
     fs = card.i_full_scale_a

@@ -8,6 +8,7 @@ the op-amp's rails, which is checked separately (``clip_*`` keys).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def _guess(card) -> OpampFit:
     return OpampFit(o.dc_gain_v_per_v, o.input_offset_v, o.v_out_min_v, o.v_out_max_v, o.r_out_ohm)
 
 
-def _stats(pred: np.ndarray, spice: np.ndarray, card) -> dict[str, float | int]:
+def _stats(pred: np.ndarray, spice: np.ndarray, card) -> dict[str, Any]:
     lsb = card.adc_lsb_v
     err = (pred - spice) / lsb
     lin = (spice >= 0.0) & (spice <= card.adc.v_ref_v)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ def run_characterization(
     quick: bool = False,
     jobs: int = 1,
     seed: int = 0,
-    cache_dir: str | Path | type(...) | None = ...,  # type: ignore[valid-type]
+    cache_dir: str | Path | EllipsisType | None = ...,
     log=print,
 ) -> CharacterizeReport:
     """Characterize every block of ``card`` and write the library to ``out_dir``.

@@ -66,11 +66,12 @@ def load_dataset(spec: str) -> Dataset:
                 "dataset-fashion-mnist package or pass --dataset fashion-mnist:DIR"
             )
         return load_idx_dir(directory, name=spec)
+    assert path is not None  # parse_spec: mnist, har and cifar10 need a directory
     if name == "mnist":
-        return load_idx_dir(path, name=spec)  # type: ignore[arg-type]
+        return load_idx_dir(path, name=spec)
     if name == "har":
-        return load_har(path, name=spec)  # type: ignore[arg-type]
-    return load_cifar10(path, name=spec)  # type: ignore[arg-type]
+        return load_har(path, name=spec)
+    return load_cifar10(path, name=spec)
 
 
 # --------------------------------------------------------------------------------- digits

@@ -209,7 +209,7 @@ def build_layer(
             (pol**2 * drive_b[0] ** 2) @ (sigma**2) if sigma is not None else np.zeros(g.shape[1])
         )
         if cfg.periphery:
-            z = rng_for(Effect.TIA_OFFSET).standard_normal(g.shape[1])  # sense line last
+            z = rng_for(Effect.TIA_OFFSET).standard_normal(int(g.shape[1]))  # sense line last
             offs = tia.opamp.offset_v + o.input_offset_sigma_v * z
             # every TIA input sits at its offset, which lifts the wordlines through the
             # drivers and wires: the other columns' currents shift (the TIA model covers
@@ -308,6 +308,6 @@ def build_layer(
             adcs[(rt, ct)] = [adc_factory(rt, streams.at(layer, rt, ct, a)) for a in range(n_adc)]
     sense_off = 0.0
     if cfg.periphery:
-        z = streams.rng(Effect.SENSE_OFFSET, layer).standard_normal()
-        sense_off = tia.opamp.offset_v + o.input_offset_sigma_v * z
+        z_s = streams.rng(Effect.SENSE_OFFSET, layer).standard_normal()
+        sense_off = tia.opamp.offset_v + o.input_offset_sigma_v * z_s
     return LayerState(lmap, tiles, sub_coeffs, sub_models, adcs, sense_off)

@@ -9,7 +9,7 @@ evaluation (:data:`cosim.engine.energy.ENERGY_STRIDE`). A part of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,10 @@ class Conversions:
     lib: Any
     adc_arch: Any
     adc_params: dict[int, Any]
+
+    if TYPE_CHECKING:  # defined by another part of the engine
+
+        def _adc_energy(self, bits: int, counts: np.ndarray) -> float: ...  # EnergyTally
 
     def _conv_bits(self, lm: LayerMap) -> int:
         """Resolution of the final conversion (the output grid's unless overridden)."""

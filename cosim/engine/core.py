@@ -215,12 +215,12 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                     st = stats.setdefault(i, LayerStats(f"{i}:{lay.kind}"))
                     k = self._hidden(i, lay, k, states.get(i), noise, st, start, record)
                 else:
-                    bias = lay.n_b * (1 << lay.in_grid.bits)  # type: ignore[operator,union-attr]
-                    w2 = lay.n_w.reshape(lay.n_w.shape[0], -1)  # type: ignore[union-attr]
+                    assert lay.n_w is not None and lay.n_b is not None  # check_model
+                    assert lay.w_grid is not None and lay.in_grid is not None
+                    bias = lay.n_b * (1 << lay.in_grid.bits)
+                    w2 = lay.n_w.reshape(lay.n_w.shape[0], -1)
                     acc = exact_matmul(k.reshape(k.shape[0], -1), w2.T) + bias
-                    logits = acc.astype(np.float64) * (
-                        lay.w_grid.unit * lay.in_grid.step  # type: ignore[union-attr]
-                    )
+                    logits = acc.astype(np.float64) * (lay.w_grid.unit * lay.in_grid.step)
                     k = acc
             elif isinstance(lay, PoolLayer):
                 k = pool(lay, k, integer=True)
@@ -262,20 +262,21 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
     ) -> np.ndarray:
         n = k.shape[0]
         lm = self._by_index[i]
+        kernel = lay.kernel if lay.kernel is not None else 0  # set on every conv2d layer
 
         def unroll(a: np.ndarray) -> np.ndarray:
             if lay.kind == "conv2d":
-                return im2col(a, lay.kernel, lay.stride, lay.padding)[0]  # type: ignore[arg-type]
+                return im2col(a, kernel, lay.stride, lay.padding)[0]
             return a.reshape(a.shape[0], -1)
 
         def unroll_codes(a: np.ndarray) -> np.ndarray:  # the same values, column-major
             if lay.kind == "conv2d":
-                return _im2col_columns(a, lay.kernel, lay.stride, lay.padding)  # type: ignore[arg-type]
+                return _im2col_columns(a, kernel, lay.stride, lay.padding)
             return a.reshape(a.shape[0], -1)
 
         if lay.kind == "conv2d":
-            ho = (k.shape[2] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
-            wo = (k.shape[3] + 2 * lay.padding - lay.kernel) // lay.stride + 1  # type: ignore[operator]
+            ho = (k.shape[2] + 2 * lay.padding - kernel) // lay.stride + 1
+            wo = (k.shape[3] + 2 * lay.padding - kernel) // lay.stride + 1
         if record is not None:
             record.inputs(i, unroll(k))
         if self.cfg.ideal:
@@ -365,8 +366,9 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                 )
             outs = ts_ct[0].tile.outputs
             o_idx = np.array([o for o, _, _ in outs])
+            o_sel: np.ndarray | slice = o_idx
             if np.array_equal(o_idx, np.arange(o_idx[0], o_idx[0] + o_idx.size)):
-                o_idx = slice(int(o_idx[0]), int(o_idx[0]) + o_idx.size)  # a plain copy
+                o_sel = slice(int(o_idx[0]), int(o_idx[0]) + o_idx.size)  # a plain copy
             if split:
                 # partial sums convert at the card's resolution unless --adc-bits says else
                 b_ps = self.psum_bits()
@@ -399,6 +401,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                 if self._sense_on():
                     g_n = np.sum([ts.g_norton for ts in ts_ct], axis=0)
                     th = self.group_thresholds(lm, st, ts_ct, per.r_t_ohm, b)
+                    assert i_sense is not None  # the sense line is read where it is on
                     skip = self._skip_from_current(lm, st, i_sense, g_n[-1], th)
                 y = self._adc_codes(st, ct, -1, v_out, b, False, skip, stats, hist, row0=rows.first)
                 if record is not None:
@@ -408,10 +411,10 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
                     y = np.minimum(y, (1 << per.adc_bits) - 1)
-            if isinstance(o_idx, slice) and o_idx == slice(0, lm.n_out):
+            if isinstance(o_sel, slice) and o_sel == slice(0, lm.n_out):
                 out = y  # one column tile holds every output, in order
             else:
-                out[:, o_idx] = y
+                out[:, o_sel] = y
             stats.count("digital", card.digital.e_activation_j, y.size)
         for bits, counts in hist.items():
             stats.adc_counts[bits] = (

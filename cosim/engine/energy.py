@@ -11,12 +11,13 @@ vector. Integers add up the same however the samples are batched; :class:`Energy
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cosim.card import Card
 from cosim.engine.chip import LayerState
+from cosim.engine.mapping import LayerMap
 from cosim.engine.results import COMPONENTS, EnergyBreakdown, LayerResult
 from cosim.model import WeightLayer
 
@@ -118,6 +119,7 @@ def _window_sums(layer: WeightLayer, m: np.ndarray) -> np.ndarray:
     input map that the offset covers (padding reads code 0: 0 V, no read energy)."""
     if layer.kind != "conv2d":
         return np.asarray(m, dtype=np.float64).reshape(-1)
+    assert layer.kernel is not None  # conv2d layers have a kernel
     kk, s, pad = layer.kernel, layer.stride, layer.padding
     if pad:
         m = np.pad(m, ((0, 0), (pad, pad), (pad, pad)))
@@ -136,6 +138,12 @@ class EnergyTally:
     card: Card
     crossbar: Any
     _adc_by_bits: dict[int, Any]
+
+    if TYPE_CHECKING:  # defined by another part of the engine
+
+        def _drive_tables(  # FoldedPath
+            self, lm: LayerMap
+        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     def finish_energy(self, chip: list[LayerState] | None, stats: dict[int, LayerStats]) -> None:
         """Turn the exact tallies of one chip's batches (merged) into energies (J).

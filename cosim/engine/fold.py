@@ -124,7 +124,8 @@ class FoldedPath:
         v_lo, v_hi = sc.tia_range_v
         # the sense line is read where the conversion may skip (not for partial sums)
         sense = sc.sense_line is not None and not offset_binary
-        tiles_parts, ss = [], []
+        tiles_parts: list[list[np.ndarray]] = []
+        ss: list[np.ndarray | None] = []
         bias_noise = np.zeros(n_out)
         for ts in group:
             t = ts.tile
@@ -156,7 +157,9 @@ class FoldedPath:
                     hi += np.maximum(w * d_lo, w * d_hi).sum(axis=0)
                     lo += np.minimum(w * d_lo, w * d_hi).sum(axis=0)
             check = bool(np.max(np.maximum(hi, -lo)) >= 0.5 * (v_hi - v_lo) * (1 - 1e-4))
-        ws, wx, wpc = [], [], []
+        ws: list[np.ndarray] = []
+        wx: list[np.ndarray | None] = []
+        wpc: list[np.ndarray | None] = []
         for parts in tiles_parts:
             ws.append(_interleave([p[:, :n_out] for p in parts]))
             # the extra columns: the sense line, and the bound (per drive term, the largest
@@ -276,7 +279,7 @@ class FoldedPath:
         i_sense = np.empty(n) if fo.sense else None
         risky_at, risky_var = [], []
         check = fo.c_pair is not None
-        if check:
+        if fo.c_pair is not None:
             v_lo, v_hi = fo.limits
             half = 0.5 * (v_hi - v_lo)
             c_pair = fo.c_pair.astype(np.float32)
@@ -322,28 +325,31 @@ class FoldedPath:
             if not whole:
                 v_out[r0:r1] = vo[at : at + r1 - r0]
             if fo.sense:
+                assert extra is not None and i_sense is not None  # wx holds the sense line
                 np.add(
                     extra[at : at + r1 - r0, 0], fo.const[n_out], out=i_sense[r0:r1],
                     dtype=np.float64,
                 )  # fmt: skip
-            hits = []
+            hits: list[np.ndarray] = []
             if check:
+                assert extra is not None  # wx holds the bound column
                 cand = np.nonzero(extra[:, -1] > lim)[0] if drive.nonneg else None
                 if cand is None or cand.size:
                     dist = None
                     for ub, wpc in zip(blocks, fo.wpc, strict=True):
                         pd = (ub if cand is None else ub[cand]) @ wpc
                         dist = pd if dist is None else dist + pd
+                    assert dist is not None  # a group has at least one tile
                     dist += c_pair
                     worst = np.abs(dist, out=dist).max(axis=1)
-                    hit = np.nonzero(worst > half)[0]
-                    hits.append(hit if cand is None else cand[hit])
+                    far = np.nonzero(worst > half)[0]
+                    hits.append(far if cand is None else cand[far])
             if fo.sub_limits is not None:
                 po = vo[:, fo.pair_out]
                 hits.append(
                     np.nonzero(((po < fo.sub_limits[0]) | (po > fo.sub_limits[1])).any(1))[0]
                 )
-            hit = np.unique(np.concatenate(hits)) if len(hits) > 1 else (hits or [None])[0]
+            hit = np.unique(np.concatenate(hits)) if len(hits) > 1 else (hits[0] if hits else None)
             if hit is not None and not whole:  # the batch's rows of the block only
                 hit = hit[(hit >= at) & (hit < at + r1 - r0)]
             if hit is not None and hit.size:

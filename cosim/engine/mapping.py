@@ -117,9 +117,12 @@ def transimpedance(card: Card, layer: WeightLayer, level_scale: int) -> float:
     and ``y = acc·u·step_in``; full scale ``y = hi_out`` must give ``V_ref``.
     """
     g_step = (card.device.g_max_s - card.device.g_min_s) / (2**card.device.level_bits - 1)
-    u = layer.w_grid.unit  # type: ignore[union-attr]
-    hi_in = layer.in_grid.hi  # type: ignore[union-attr]
-    hi_out = layer.out_grid.hi  # type: ignore[union-attr]
+    # a quantized hidden layer (check_model)
+    assert layer.w_grid is not None and layer.in_grid is not None
+    assert layer.out_grid is not None
+    u = layer.w_grid.unit
+    hi_in = layer.in_grid.hi
+    hi_out = layer.out_grid.hi
     return card.adc.v_ref_v * u * hi_in / (level_scale * g_step * card.dac.v_read_v * hi_out)
 
 
@@ -131,9 +134,12 @@ def check_model(model: Model, card: Card) -> None:
             "to map onto device levels and ADC codes; train with --scheme global or per-layer"
         )
     for i, lay in enumerate(model.hidden_layers):
-        wb = lay.w_grid.bits  # type: ignore[union-attr]
-        ab = lay.out_grid.bits  # type: ignore[union-attr]
-        ib = lay.in_grid.bits  # type: ignore[union-attr]
+        # load_model gives every layer of a quantized model its grids, hidden ones out_grid
+        assert lay.w_grid is not None and lay.in_grid is not None
+        assert lay.out_grid is not None
+        wb = lay.w_grid.bits
+        ab = lay.out_grid.bits
+        ib = lay.in_grid.bits
         if wb > card.device.level_bits:
             raise MappingError(
                 f"hidden layer {i} has {wb}-bit weights but the card's {card.device.technology} "
@@ -173,9 +179,12 @@ def map_layer(
     """Tile one hidden weight layer (see the module docstring)."""
     rows, cols = card.array.rows, card.array.cols
     top = 2**card.device.level_bits - 1
-    wb = layer.w_grid.bits  # type: ignore[union-attr]
+    # a quantized hidden layer (check_model)
+    assert layer.n_w is not None and layer.w_grid is not None
+    assert layer.in_grid is not None and layer.out_grid is not None
+    wb = layer.w_grid.bits
     s = top // (2**wb - 1)
-    n_w = np.asarray(layer.n_w, dtype=np.int64).reshape(layer.n_w.shape[0], -1)  # type: ignore[union-attr]
+    n_w = np.asarray(layer.n_w, dtype=np.int64).reshape(layer.n_w.shape[0], -1)
     n_out, fan_in = n_w.shape
     n_b = np.asarray(layer.n_b, dtype=np.int64)
     uni = np.asarray(layer.unipolar, dtype=bool)
@@ -216,8 +225,8 @@ def map_layer(
     if periphery is None:
         periphery = Periphery(
             transimpedance(card, layer, s),
-            layer.out_grid.bits,  # type: ignore[union-attr]
-            layer.in_grid.bits,  # type: ignore[union-attr]
+            layer.out_grid.bits,
+            layer.in_grid.bits,
             card.dac.v_read_v,
             card.adc.v_ref_v,
         )

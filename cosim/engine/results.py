@@ -46,14 +46,14 @@ def _number(value: Any, key: str) -> float:
     again is the same text (an integer stays an integer)."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise ValueError(f"{key} must be a number, not {value!r:.40}")
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[return-value]  # a numbers.Real, kept as it is (see above)
 
 
 def _count(value: Any, key: str) -> int:
     """``value``, checked to be an integer."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise ValueError(f"{key} must be an integer, not {value!r:.40}")
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[return-value]  # a numbers.Integral, kept as it is
 
 
 @dataclass(frozen=True, eq=False)

@@ -73,7 +73,7 @@ class SweepSpec:
                     f"--sweep '{text}' has {span + 1:.3g} points; at most {MAX_POINTS} are "
                     "allowed (each point is a whole evaluation): use a larger step"
                 )
-            vals = [start + i * step for i in range(count)]
+            vals = [start + i * step for i in range(int(count))]  # finite: checked above
         else:
             raise CosimError(f"--sweep '{text}': write NAME=start:stop:step or NAME=value")
         if name == "adc_bits" and any(v != round(v) for v in vals):

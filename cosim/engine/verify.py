@@ -155,7 +155,8 @@ def verify_spice(
             layout,
             TiaParams(r_t, opamp),
         )
-        subs, sub_off = [], []
+        subs: list[SubtractorParams | None] = []
+        sub_off: list[float] = []
         for m in st.sub_models[t.col_tile]:
             if m is None:
                 subs.append(None)
@@ -244,15 +245,15 @@ def verify_spice(
         params = eng.adc_params[key]
         dec = arch.decode_testbench(res, params, len(items))
         adc = adc_objs[key]
-        for (gi, vi, oj, v_sp, sk), c_sp in zip(items, dec["codes"], strict=True):
+        for (gi, vi, oj, v_spice, sk_spice), c_sp in zip(items, dec["codes"], strict=True):
             ctx = contexts[gi]
             c_eng = int(ctx["codes_eng"][vi, oj])
             # the engine's own instance converting SPICE's voltage: equal to SPICE's code
             # means a differing code comes from the analog voltage alone (a transition lies
             # between the two voltages), not from the converter model
-            c_model = int(np.asarray(adc.convert(np.array([v_sp]), np.array([sk])))[0])
+            c_model = int(np.asarray(adc.convert(np.array([v_spice]), np.array([sk_spice])))[0])
             lsb = card.adc.v_ref_v / 2 ** ctx["bits"]
-            v_err.append((float(ctx["v_eng"][vi, oj]) - v_sp) / lsb)
+            v_err.append((float(ctx["v_eng"][vi, oj]) - v_spice) / lsb)
             ident += int(c_eng == int(c_sp))
             within1 += int(abs(c_eng - int(c_sp)) <= 1)
             total += 1
@@ -264,8 +265,8 @@ def verify_spice(
                     "engine_code": c_eng,
                     "spice_code": int(c_sp),
                     "v_engine": float(ctx["v_eng"][vi, oj]),
-                    "v_spice": v_sp,
-                    "skip_spice": sk,
+                    "v_spice": v_spice,
+                    "skip_spice": sk_spice,
                     "engine_adc_code_at_spice_voltage": c_model,
                     "partial_sum": bool(ctx["split"]),
                 }

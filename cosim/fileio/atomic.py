@@ -152,9 +152,11 @@ def write_output_json(path: str | os.PathLike[str], obj: dict[str, Any]) -> None
 
 def save_npz_atomic(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """Save arrays to an uncompressed ``.npz`` atomically (no pickled objects)."""
+    # numpy's stub types savez's **kwds beside its keyword allow_pickle: bool
+    entries: dict[str, Any] = arrays
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **entries)
 
 
 def call_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:

@@ -22,7 +22,7 @@ import tokenize
 import warnings
 import zipfile
 import zlib
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -235,7 +235,7 @@ def array_dtype_problem(dtype: np.dtype) -> str | None:
     return None
 
 
-def read_npy_header(member: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+def read_npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     """``(shape, fortran_order, dtype)`` from the header of the ``.npy`` stream ``member``.
 
     Formats 1.0 and 2.0 (what NumPy writes); a warning while parsing (NumPy warns about

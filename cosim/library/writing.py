@@ -117,7 +117,8 @@ def write_library(
         out_dir, kind="library", marker=LIBRARY_MARKER, contents=LIBRARY_FILES
     ) as tmp:
         with open(tmp / "arrays.npz", "wb") as fh:
-            np.savez(fh, **arrays)
+            entries: dict[str, Any] = arrays  # numpy's stub: **kwds beside allow_pickle: bool
+            np.savez(fh, **entries)
         (tmp / "library.json").write_text(dumps_json(doc), encoding="utf-8")
         (tmp / "validation.json").write_text(dumps_json(records), encoding="utf-8")
     return out_dir

@@ -126,23 +126,27 @@ class WeightLayer:
         """Requantization scale ``u * step_in / step_out`` (hidden quantized layers)."""
         if not self.quantized or self.out_grid is None:
             raise AttributeError("only quantized hidden layers have a requantization scale")
-        return layer_scale(self.w_grid, self.in_grid, self.out_grid)  # type: ignore[arg-type]
+        assert self.w_grid is not None and self.in_grid is not None  # quantized
+        return layer_scale(self.w_grid, self.in_grid, self.out_grid)
 
     def weight_shape(self) -> tuple[int, ...]:
         if self.kind == "conv2d":
-            return (self.out_shape[0], self.in_shape[0], self.kernel, self.kernel)  # type: ignore[return-value]
+            assert self.kernel is not None  # conv2d layers have a kernel
+            return (self.out_shape[0], self.in_shape[0], self.kernel, self.kernel)
         return (self.out_shape[0], self.in_shape[0])
 
     def weights(self) -> np.ndarray:
         """Real weights (float64): ``n_w * u`` or the float weights."""
         if self.quantized:
-            return self.n_w * self.w_grid.unit  # type: ignore[operator,union-attr]
+            assert self.n_w is not None and self.w_grid is not None
+            return np.asarray(self.n_w * self.w_grid.unit, dtype=np.float64)
         return np.asarray(self.w, dtype=np.float64)
 
     def biases(self) -> np.ndarray:
         """Real biases (float64): ``n_b * step_b`` or the float biases."""
         if self.quantized:
-            return self.n_b * self.b_grid.step  # type: ignore[operator,union-attr]
+            assert self.n_b is not None and self.b_grid is not None
+            return np.asarray(self.n_b * self.b_grid.step, dtype=np.float64)
         return np.asarray(self.b, dtype=np.float64)
 
     def geometry(self) -> dict[str, Any]:

@@ -88,7 +88,8 @@ def _weight_layer(lay: WeightLayer, x: np.ndarray, n_w: np.ndarray, bias: np.nda
         mm = exact_matmul(x, w2.T) if x.dtype == np.int64 else x @ w2.T
         return mm + bias
     n = x.shape[0]
-    cols, ho, wo = im2col(x, lay.kernel, lay.stride, lay.padding)  # type: ignore[arg-type]
+    assert lay.kernel is not None  # conv2d layers have a kernel
+    cols, ho, wo = im2col(x, lay.kernel, lay.stride, lay.padding)
     mm = exact_matmul(cols, w2.T) if x.dtype == np.int64 else cols @ w2.T
     mm = mm + bias
     return mm.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
@@ -146,12 +147,15 @@ def integer_forward(model: Model, x_raw: np.ndarray, keep_codes: bool = False) -
     logits = None
     for lay in model.layers:
         if isinstance(lay, WeightLayer):
-            bias = lay.n_b * (1 << lay.in_grid.bits)  # type: ignore[union-attr,operator]
-            acc = _weight_layer(lay, k, lay.n_w, bias)  # type: ignore[arg-type]
+            assert lay.n_w is not None and lay.n_b is not None  # a quantized model
+            assert lay.w_grid is not None and lay.in_grid is not None
+            bias = lay.n_b * (1 << lay.in_grid.bits)
+            acc = _weight_layer(lay, k, lay.n_w, bias)
             if lay.is_hidden:
-                k = requantize(acc, lay.scale, lay.out_grid.bits)  # type: ignore[union-attr]
+                assert lay.out_grid is not None
+                k = requantize(acc, lay.scale, lay.out_grid.bits)
             else:
-                logits = acc.astype(np.float64) * (lay.w_grid.unit * lay.in_grid.step)  # type: ignore[union-attr]
+                logits = acc.astype(np.float64) * (lay.w_grid.unit * lay.in_grid.step)
                 k = acc
         elif isinstance(lay, PoolLayer):
             k = pool(lay, k, integer=True)

@@ -45,12 +45,15 @@ def save_model(
         if isinstance(lay, WeightLayer):
             arrays[f"L{i}.unipolar"] = np.asarray(lay.unipolar, dtype=bool)
             if lay.quantized:
-                arrays[f"L{i}.n_w"] = lay.n_w.astype(np.int16)  # type: ignore[union-attr]
-                arrays[f"L{i}.n_b"] = lay.n_b.astype(np.int32)  # type: ignore[union-attr]
-                g["w_grid"] = lay.w_grid.to_dict()  # type: ignore[union-attr]
-                g["in_grid"] = lay.in_grid.to_dict()  # type: ignore[union-attr]
+                assert lay.n_w is not None and lay.n_b is not None
+                assert lay.w_grid is not None and lay.in_grid is not None
+                assert lay.b_grid is not None
+                arrays[f"L{i}.n_w"] = lay.n_w.astype(np.int16)
+                arrays[f"L{i}.n_b"] = lay.n_b.astype(np.int32)
+                g["w_grid"] = lay.w_grid.to_dict()
+                g["in_grid"] = lay.in_grid.to_dict()
                 g["out_grid"] = None if lay.out_grid is None else lay.out_grid.to_dict()
-                g["b_grid"] = lay.b_grid.to_dict()  # type: ignore[union-attr]
+                g["b_grid"] = lay.b_grid.to_dict()
             else:
                 arrays[f"L{i}.w"] = np.asarray(lay.w, dtype=np.float32)
                 arrays[f"L{i}.b"] = np.asarray(lay.b, dtype=np.float32)

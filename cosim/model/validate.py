@@ -381,10 +381,15 @@ def _check_chain(path: Path, model: Model) -> None:
         raise model_error(path, "the head's output size differs from n_classes")
     if not model.quantized:
         return
-    if wl[0].in_grid.bits != model.preprocessing.in_bits:  # type: ignore[union-attr]
+    # every layer of a quantized model has passed _quantized_layer: grids present, out_grid
+    # on the hidden layers only
+    in_grids = [lay.in_grid for lay in wl if lay.in_grid is not None]
+    assert len(in_grids) == len(wl)
+    if in_grids[0].bits != model.preprocessing.in_bits:
         raise model_error(path, "the input grid's bits differ from the preprocessing's in_bits")
     for a, b in itertools.pairwise(wl):
-        if a.out_grid.bits != b.in_grid.bits:  # type: ignore[union-attr]
+        assert a.out_grid is not None and b.in_grid is not None
+        if a.out_grid.bits != b.in_grid.bits:
             raise model_error(
                 path, "a layer's input bits differ from the previous layer's output bits"
             )
@@ -394,6 +399,6 @@ def _check_chain(path: Path, model: Model) -> None:
         shared = {(lay.w_grid, lay.out_grid, lay.b_grid) for lay in model.hidden_layers}
         w_grids = {lay.w_grid for lay in wl}
         x_grids = {lay.in_grid for lay in wl[1:]}
-        x_his = {lay.in_grid.hi for lay in wl}  # type: ignore[union-attr]
+        x_his = {g.hi for g in in_grids}
         if len(shared) > 1 or len(w_grids) > 1 or len(x_grids) > 1 or len(x_his) > 1:
             raise model_error(path, "scheme 'global' but its layers' grids differ")

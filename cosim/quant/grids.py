@@ -40,7 +40,7 @@ def check_bits(bits: object, what: str, lo: int = MIN_BITS, hi: int = MAX_BITS) 
 
 def check_range(value: object, what: str) -> float:
     try:
-        v = float(value)  # type: ignore[arg-type]
+        v = float(value)  # type: ignore[arg-type]  # any object: float() says what it takes
     except (TypeError, ValueError):
         raise GridError(f"{what} must be a positive number, got {value!r}") from None
     if not math.isfinite(v) or v <= 0.0:

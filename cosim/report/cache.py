@@ -72,7 +72,7 @@ def array_digest(*arrays: np.ndarray) -> str:
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))  # a.data: the array's memoryview
     return h.hexdigest()[:20]
 
 

@@ -96,6 +96,7 @@ def resolve_library(
             run_characterization(card, path, quick=opts.quick, jobs=opts.jobs, log=log)
             lib = load_library(path, card=card)
             how = "characterized"
+    assert lib is not None  # given, reused or characterized above
     info = {
         "path": str(path),
         "how": how,
@@ -188,7 +189,9 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
     env = {"cache_dir": str(cache.root), "library": str(lib_path), "card": card.to_dict()}
 
     # experiments: cached whole, or their tasks
-    declared, exp_keys, sections = {}, {}, {}
+    declared: dict[str, dict[str, Task]] = {}
+    exp_keys: dict[str, str] = {}
+    sections: dict[str, dict[str, Any]] = {}
     for exp in EXPERIMENTS:
         named = exp.declare(ctx)
         declared[exp.name] = named
@@ -229,8 +232,8 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
         for exp in EXPERIMENTS:
             if exp.name in sections:
                 continue
-            named = {n: results[t.key] for n, t in declared[exp.name].items()}
-            sections[exp.name] = exp.assemble(ctx, named)
+            outputs = {n: results[t.key] for n, t in declared[exp.name].items()}
+            sections[exp.name] = exp.assemble(ctx, outputs)
             cache.put("experiment", exp_keys[exp.name], sections[exp.name])
             bar.update(1)
     t_tasks = time.perf_counter() - t_tasks

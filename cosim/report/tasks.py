@@ -218,16 +218,20 @@ def _activations(key: str, p: dict[str, Any], env: dict[str, Any]) -> dict[str, 
         for i, lay in enumerate(model.layers)
         if isinstance(lay, WeightLayer) and lay.is_hidden
     ]
-    counts = {i: np.zeros(1 << lay.out_grid.bits, dtype=np.int64) for i, lay in hidden}
+    bits: dict[int, int] = {}
+    for i, lay in hidden:
+        assert lay.out_grid is not None  # a hidden layer of a quantized model
+        bits[i] = lay.out_grid.bits
+    counts = {i: np.zeros(1 << bits[i], dtype=np.int64) for i, _ in hidden}
     for b in range(0, len(x), 500):
         codes = integer_forward(model, x[b : b + 500], keep_codes=True).codes
-        for i, lay in hidden:
-            counts[i] += np.bincount(codes[i].ravel(), minlength=1 << lay.out_grid.bits)
+        for i, _ in hidden:
+            counts[i] += np.bincount(codes[i].ravel(), minlength=1 << bits[i])
     return {
         "layers": [
             {
                 "name": f"{i}:{lay.kind}",
-                "bits": lay.out_grid.bits,
+                "bits": bits[i],
                 "fan_in": f,
                 "counts": counts[i].tolist(),
             }

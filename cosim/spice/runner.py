@@ -37,6 +37,8 @@ import zipfile
 from collections.abc import Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
+from types import EllipsisType
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -102,7 +104,7 @@ class SpiceRunner:
     def __init__(
         self,
         jobs: int = 1,
-        cache_dir: str | os.PathLike[str] | type(...) | None = ...,  # type: ignore[valid-type]
+        cache_dir: str | os.PathLike[str] | EllipsisType | None = ...,
         start_timeout_s: float = 60.0,
         _worker_target=None,
     ) -> None:
@@ -209,8 +211,10 @@ class SpiceRunner:
             return
         try:
             with atomic_path(path) as tmp:
+                # a dict[str, Any]: numpy's stub types savez's **kwds beside allow_pickle: bool
+                entries: dict[str, Any] = {**result.arrays, KEY_ENTRY: np.array(key)}
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, **result.arrays, **{KEY_ENTRY: np.array(key)})
+                    np.savez(fh, **entries)
         except OSError as exc:
             raise CosimError(
                 f"cannot write to the SPICE cache {self.cache_dir}: "
@@ -228,13 +232,31 @@ class SpiceRunner:
             self._ensure_workers(1)
         return self.version
 
+    @overload
+    def run(
+        self,
+        jobs: Sequence[SpiceJob],
+        *,
+        desc: str = ...,
+        raise_on_error: Literal[True] = ...,
+    ) -> list[SpiceResult]: ...
+
+    @overload
+    def run(
+        self,
+        jobs: Sequence[SpiceJob],
+        *,
+        desc: str = ...,
+        raise_on_error: bool,
+    ) -> list[SpiceResult | SimulationError]: ...
+
     def run(
         self,
         jobs: Sequence[SpiceJob],
         *,
         desc: str = "ngspice",
         raise_on_error: bool = True,
-    ) -> list[SpiceResult | SimulationError]:
+    ) -> list[SpiceResult] | list[SpiceResult | SimulationError]:
         """Run ``jobs`` (cached ones are not re-simulated); results in input order.
 
         With ``raise_on_error`` the first failure is raised after every other job has
@@ -261,10 +283,12 @@ class SpiceRunner:
             except BaseException:  # Ctrl-C, SIGTERM, a cache write error: runs abandoned
                 self.close()  # kill the busy workers now; a later run() starts fresh ones
                 raise
-        errors = [r for r in results if isinstance(r, SimulationError)]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(results)  # every job has its result or its error
+        errors = [r for r in done if isinstance(r, SimulationError)]
         if errors and raise_on_error:
             raise errors[0]
-        return results  # type: ignore[return-value]
+        return done
 
     def _dispatch(self, jobs, keys, todo, results, bar) -> None:
         queue = list(todo)

@@ -174,6 +174,7 @@ class CrossbarModel:
             for k in ("drive_a", "drive_b")
             if k in d
         }
+        # vals/extra: the float fields by name (mypy cannot match **dict to named fields)
         return cls(**vals, scales=scales, **extra)  # type: ignore[arg-type]
 
 

@@ -31,7 +31,7 @@ from netlists.opamp import clamp_current, internal_resistance_ohm
 
 def solve_loop(
     a: float,
-    v_plus: np.ndarray,
+    v_plus: np.ndarray | float,
     alpha: np.ndarray,
     beta: np.ndarray,
     gamma: np.ndarray,
@@ -143,7 +143,7 @@ class TiaModel:
         )
 
     def linear(
-        self, g_n: np.ndarray, offset_v: np.ndarray | float | None = None
+        self, g_n: np.ndarray | float, offset_v: np.ndarray | float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact affine transfer away from the rails: ``V = gain·I_N + offset`` (ohm, V)."""
         rf = self.r_feedback_ohm
@@ -330,7 +330,10 @@ class SubtractorFitter(_LoopFitter):
     does not transfer to other resistor instances.
     """
 
-    _own = ((1.0, 0.5, 2.0, 1e-3), (1.0, 0.5, 2.0, 1e-3))  # R2 and R4 scales
+    _own: tuple[tuple[float, float, float, float], ...] = (
+        (1.0, 0.5, 2.0, 1e-3),
+        (1.0, 0.5, 2.0, 1e-3),
+    )  # R2 and R4 scales
 
     def __init__(
         self,
@@ -342,7 +345,9 @@ class SubtractorFitter(_LoopFitter):
         super().__init__(opamp_guess)
         self.r0 = r_nominal_ohm
         self.gain = gain
-        self.resistors = None if resistors_ohm is None else tuple(map(float, resistors_ohm))
+        self.resistors: tuple[float, ...] | None = (
+            None if resistors_ohm is None else tuple(map(float, resistors_ohm))
+        )
         if self.resistors is not None:
             if len(self.resistors) != 4 or min(self.resistors) <= 0:
                 raise ValueError("resistors_ohm must be four positive resistances (ohm)")
@@ -350,7 +355,8 @@ class SubtractorFitter(_LoopFitter):
 
     def _model(self, th: np.ndarray) -> SubtractorModel:
         if self.resistors is not None:
-            return SubtractorModel(*self.resistors, self._opamp(th))
+            r1, r2, r3, r4 = self.resistors  # four, checked in __init__
+            return SubtractorModel(r1, r2, r3, r4, self._opamp(th))
         r = self.r0
         rg = r * self.gain
         return SubtractorModel(r, rg * th[0], r, rg * th[1], self._opamp(th))

@@ -17,7 +17,7 @@ from cosim import model as mf
 from cosim.datasets import Dataset
 from cosim.model import predict
 from cosim.train.config import TrainConfig
-from cosim.train.layers import Conv2D, Flatten, WeightLayer, softmax_xent
+from cosim.train.layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, WeightLayer, softmax_xent
 from cosim.train.network import Network
 from cosim.train.scheme import Scheme
 
@@ -118,8 +118,8 @@ def export_model(
             wi += 1
         elif isinstance(lay, Flatten):
             layers.append(mf.FlattenLayer(ins, outs))
-        elif lay.kind in ("avgpool2d", "maxpool2d"):
-            layers.append(mf.PoolLayer(lay.kind, lay.size, ins, outs))  # type: ignore[attr-defined]
+        elif isinstance(lay, AvgPool2D | MaxPool2D):  # kinds avgpool2d, maxpool2d
+            layers.append(mf.PoolLayer(lay.kind, lay.size, ins, outs))
         # activation quantizers are part of their hidden weight layer (its out_grid)
     del shape
     return mf.Model(
@@ -197,10 +197,12 @@ def grids_summary(model: mf.Model) -> list[dict[str, Any]]:
     for lay in model.weight_layers:
         d: dict[str, Any] = {"kind": lay.kind, "role": lay.role}
         if lay.quantized:
-            d["w_grid"] = lay.w_grid.to_dict()  # type: ignore[union-attr]
-            d["in_grid"] = lay.in_grid.to_dict()  # type: ignore[union-attr]
+            assert lay.w_grid is not None and lay.in_grid is not None
+            assert lay.b_grid is not None
+            d["w_grid"] = lay.w_grid.to_dict()
+            d["in_grid"] = lay.in_grid.to_dict()
             d["out_grid"] = None if lay.out_grid is None else lay.out_grid.to_dict()
-            d["b_grid"] = lay.b_grid.to_dict()  # type: ignore[union-attr]
+            d["b_grid"] = lay.b_grid.to_dict()
         d["unipolar_filters"] = int(lay.unipolar.sum())
         out.append(d)
     return out

@@ -136,9 +136,10 @@ class Network:
         """Backpropagate d(loss)/d(logits); fills every weight layer's ``grads``."""
         d = dlogits  # the logits are the head's real pre-activation z
         for lay in reversed(self.layers):
-            d = lay.backward(d)
-            if d is None:
+            d_in = lay.backward(d)
+            if d_in is None:
                 break
+            d = d_in
 
     def filters(self) -> list[tuple[int, int]]:
         """``(weight layer index, filter)`` of every hidden filter, in order."""

@@ -227,7 +227,7 @@ class Scheme:
             s_w = best_weight_range(w, self.w_bits, uni)
             s_y = 0.0
             if self.name == "per-layer":  # global: X = Y = the target range (a gauge)
-                samples = [net.acts[li].sample for li in group if net.acts[li].sample is not None]
+                samples = [s for s in (net.acts[li].sample for li in group) if s is not None]
                 s_y = best_act_range(np.concatenate(samples), self.a_bits) if samples else 0.0
             for li in group:
                 if s_w > 0:

@@ -302,6 +302,8 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
     times = [elapsed(results, b) for b in nominal_b]
     n_conv = sum(b.v.size for b in nominal_b)
     strip = ("n_agree", "n_within_1")
+    e_ref_bit = models[0].energy_ref_bit_j
+    assert e_ref_bit is not None  # set by SarAdcModel.__post_init__
     extra: dict[str, Any] = {
         "conversion_time_s": nominal.conversion_time_s,
         "clock_hz": nominal.clock_hz,
@@ -315,7 +317,7 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
         "mc_inl_max_lsb": [s["max_abs_inl_lsb"] for s in mc],
         "mc_dnl_max_lsb": [s["max_abs_dnl_lsb"] for s in mc],
         "nva_equivalent": nva_equiv,
-        "energy_ref_bit_j": models[0].energy_ref_bit_j.tolist(),
+        "energy_ref_bit_j": e_ref_bit.tolist(),
         "by_bits": {str(n): m.to_dict() for n, m in by_bits.items()},
         "by_bits_stats": {
             str(n): {k: v for k, v in st.items() if k not in strip}
@@ -324,7 +326,7 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
         # ngspice wall time per conversion of the nominal's testbenches (the skipped
         # cycles of the skip-count conversions make some of them shorter)
         "ngspice_s_per_conversion": (
-            None if any(t is None for t in times) else sum(times) / n_conv  # type: ignore[misc]
+            None if None in times else sum(t for t in times if t is not None) / n_conv
         ),
         "wall_s": time.perf_counter() - t_start,
     }

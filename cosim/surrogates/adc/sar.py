@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -87,8 +87,8 @@ class SarAdcModel(ExactTables):
     energy_ref_j: np.ndarray
     energy_dd_j: np.ndarray
     conversion_time_s: float
-    energy_ref_bit_j: np.ndarray = field(default=None)  # type: ignore[assignment]
-    energy_ref_mean_bits: np.ndarray = field(default=None)  # type: ignore[assignment]
+    energy_ref_bit_j: np.ndarray | None = None
+    energy_ref_mean_bits: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = _check_bits(self.bits, "SarAdcModel.bits")
@@ -348,6 +348,8 @@ class SarAdcModel(ExactTables):
         """``[k, c]``: energy of a conversion with ``k`` skipped cycles giving code ``c``."""
         if "energy" not in self._cache:
             n = self.bits
+            # both set by __post_init__
+            assert self.energy_ref_bit_j is not None and self.energy_ref_mean_bits is not None
             b = (np.arange(2**n)[:, None] >> np.arange(n)) & 1  # (codes, bits)
             per_code = b @ self.energy_ref_bit_j  # (codes,)
             per_skip = self.energy_ref_j + self.energy_dd_j

@@ -37,9 +37,10 @@ class ActQuant(Layer):
                 self._over = None
                 self.sample = _subsample(x)
             return np.maximum(x, 0, dtype=np.float32)
-        codes = requantize(x, q.scale, q.out_grid.bits, dtype=np.float32)  # type: ignore[union-attr]
+        assert q.out_grid is not None  # a quantized hidden layer
+        codes = requantize(x, q.scale, q.out_grid.bits, dtype=np.float32)
         if train:
-            hi = q.out_grid.hi  # type: ignore[union-attr]
+            hi = q.out_grid.hi
             z = x.astype(np.float32) * np.float32(q.acc_unit)
             self._mask = (z > 0) & (z < hi)
             self.sample = _subsample(z)
@@ -55,7 +56,8 @@ class ActQuant(Layer):
         q = self.source.q
         dz = dy * self._mask
         if q.quantized:
-            dz *= np.float32(1.0 / q.out_grid.step)  # type: ignore[union-attr]
+            assert q.out_grid is not None  # a quantized hidden layer
+            dz *= np.float32(1.0 / q.out_grid.step)
         if self._over is not None:
             dz += self._over
         return dz

@@ -33,7 +33,8 @@ class LayerQuant:
         """Real value of one accumulator unit: ``u * step_in`` (1 for float layers)."""
         if self.w_grid is None:
             return 1.0
-        return self.w_grid.unit * self.in_grid.step  # type: ignore[union-attr]
+        assert self.in_grid is not None  # set with w_grid
+        return self.w_grid.unit * self.in_grid.step
 
     @property
     def in_unit(self) -> float:
@@ -45,7 +46,10 @@ class LayerQuant:
 
     @property
     def scale(self) -> float:
-        return layer_scale(self.w_grid, self.in_grid, self.out_grid)  # type: ignore[arg-type]
+        # hidden quantized layers only
+        assert self.w_grid is not None and self.in_grid is not None
+        assert self.out_grid is not None
+        return layer_scale(self.w_grid, self.in_grid, self.out_grid)
 
 
 class Layer:

@@ -69,6 +69,7 @@ class MaxPool2D(Layer):
         return blocks.max(axis=-1)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        assert self._arg is not None  # kept by forward(train=True)
         n, h, w, c = self._shape
         s = self.size
         onehot = np.arange(s * s) == self._arg[..., None]

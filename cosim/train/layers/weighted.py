@@ -50,6 +50,8 @@ class WeightLayer(Layer):
         q = self.q
         if not q.quantized:
             return W, b, None, None
+        # the scheme sets every grid of a quantized layer (out_grid: hidden layers only)
+        assert q.w_grid is not None and q.in_grid is not None and q.b_grid is not None
         uni = False if q.unipolar_grid is None else q.unipolar_grid
         n_w = q.w_grid.levels(W, uni, dtype=np.float32)
         if q.unipolar_grid is not None and q.unipolar_mix < 1.0 and q.unipolar_grid.any():
@@ -67,6 +69,7 @@ class WeightLayer(Layer):
         q = self.q
         if not q.quantized:
             return np.float32
+        assert q.in_grid is not None  # set with the other grids
         bound = float(np.abs(w_eff).sum(axis=1).max()) * q.in_grid.top_code + float(
             np.abs(b_eff).max(initial=0.0)
         )
@@ -99,7 +102,7 @@ class Dense(WeightLayer):
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         w_eff, b_eff, w_mask, b_mask = self.operands()
         dt = self._acc_dtype(w_eff, b_eff)
-        z = x.astype(dt, copy=False) @ w_eff.T.astype(dt, copy=False)
+        z: np.ndarray = x.astype(dt, copy=False) @ w_eff.T.astype(dt, copy=False)
         z += b_eff
         if train:
             self._c = _WCache(x=x, wq=w_eff, w_mask=w_mask, b_mask=b_mask)
@@ -107,6 +110,7 @@ class Dense(WeightLayer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         c, q = self._c, self.q
+        assert c.x is not None and c.wq is not None  # kept by forward(train=True)
         dy = dy.astype(np.float32, copy=False)
         self._param_grads(dy, c.x.astype(np.float32, copy=False))
         if not self.need_dx:
@@ -184,6 +188,7 @@ class Conv2D(WeightLayer):
         self._param_grads(dz2, e["cols"].astype(np.float32, copy=False))
         if not self.need_dx:
             return None
+        assert c.wq is not None  # kept by forward(train=True)
         dcols = dz2 @ c.wq.astype(np.float32, copy=False)
         if q.quantized:
             dcols *= np.float32(q.acc_unit)
