@@ -1,0 +1,272 @@
+"""The SAR ADC's parameters: capacitor array, comparator, timing, energy elements, and their
+checks (see :mod:`netlists.sar_adc` for the circuit)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, fields, replace
+from typing import TypedDict
+
+import numpy as np
+
+from netlists.mismatch import SarMismatch, sar_mismatch_units
+
+#: Wall time of one 8-bit conversion in ngspice 39 inside a 100-conversion testbench (s),
+#: measured on the 2-core machine class (see the module docstring).
+MEASURED_S_PER_CONVERSION_8BIT = 0.025
+
+MIN_BITS = 1
+MAX_BITS = 8
+
+# Fractions of the clock period used for the timing of the netlist.
+GATE_DELAY_FRAC = 1 / 250  # delay of one XSPICE gate
+DFF_DELAY_FRAC = 2 / 250  # clock-to-output delay of a d_dff (longer than a gate)
+CTRL_EDGE_FRAC = 1 / 500  # rise/fall of the 0/1 V switch controls (dac_bridge)
+CLK_EDGE_FRAC = 1 / 100  # rise/fall of the clock, start, input and skip sources
+ENERGY_TAU_FRAC = 1 / 40  # time constant of the comparator/logic energy switches
+R_OFF_OHM = 1e12
+
+
+def _check_pos(name: str, value: float, lo_open: bool = True) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or (lo_open and v == 0):
+        want = "> 0" if lo_open else ">= 0"
+        raise ValueError(f"SarAdcParams.{name} = {value!r} must be finite and {want}")
+    return v
+
+
+@dataclass(frozen=True)
+class SarAdcParams:
+    """One SAR ADC instance: design values from the card plus its capacitor/offset draws.
+
+    Parameters
+    ----------
+    bits
+        Resolution N, 1..8.
+    v_ref_v
+        Reference voltage = full scale (V).
+    v_dd_v
+        Logic/comparator supply (V).
+    clock_hz
+        SAR clock (Hz); a conversion takes ``bits + 2`` periods.
+    r_switch_ohm
+        On-resistance of every DAC switch (ohm).
+    c_parasitic_f
+        Top-plate parasitic capacitance to ground (F).
+    comparator_gain_v_per_v
+        Small-signal gain of the comparator (V/V).
+    c_comparator_f
+        Capacitance switched per comparison (F).
+    c_logic_f
+        Logic capacitance switched per active SAR cycle (F).
+    c_unit_f
+        Nominal unit capacitor (F); used by :meth:`with_bits` and for the ideal LSB.
+    c_bits_f
+        Realized bit capacitors, LSB first, ``bits`` values (F).
+    c_dummy_f
+        Realized termination (dummy) capacitor, nominally ``c_unit_f`` (F).
+    c_half_f
+        Realized half-LSB shift capacitor, nominally ``c_unit_f / 2`` (F).
+    comparator_offset_v
+        Comparator offset of this instance (V): it keeps a bit when
+        ``-V_top > comparator_offset_v``.
+    """
+
+    bits: int
+    v_ref_v: float
+    v_dd_v: float
+    clock_hz: float
+    r_switch_ohm: float
+    c_parasitic_f: float
+    comparator_gain_v_per_v: float
+    c_comparator_f: float
+    c_logic_f: float
+    c_unit_f: float
+    c_bits_f: tuple[float, ...]
+    c_dummy_f: float
+    c_half_f: float
+    comparator_offset_v: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int | np.integer):
+            raise ValueError(f"SarAdcParams.bits must be an integer, got {self.bits!r}")
+        if not MIN_BITS <= int(self.bits) <= MAX_BITS:
+            raise ValueError(
+                f"SarAdcParams.bits = {self.bits} is out of range [{MIN_BITS}, {MAX_BITS}]"
+            )
+        object.__setattr__(self, "bits", int(self.bits))
+        for name in ("v_ref_v", "v_dd_v", "clock_hz", "r_switch_ohm", "c_unit_f"):
+            object.__setattr__(self, name, _check_pos(name, getattr(self, name)))
+        for name in ("c_parasitic_f", "c_comparator_f", "c_logic_f"):
+            object.__setattr__(self, name, _check_pos(name, getattr(self, name), lo_open=False))
+        g = _check_pos("comparator_gain_v_per_v", self.comparator_gain_v_per_v)
+        if g < 1.0:
+            raise ValueError(f"SarAdcParams.comparator_gain_v_per_v = {g!r} must be >= 1")
+        object.__setattr__(self, "comparator_gain_v_per_v", g)
+        caps = tuple(float(c) for c in np.asarray(self.c_bits_f, dtype=float).reshape(-1))
+        if len(caps) != self.bits:
+            raise ValueError(
+                f"SarAdcParams.c_bits_f has {len(caps)} values; bits = {self.bits} needs "
+                f"{self.bits} (LSB first)"
+            )
+        for i, c in enumerate(caps):
+            _check_pos(f"c_bits_f[{i}]", c)
+        object.__setattr__(self, "c_bits_f", caps)
+        object.__setattr__(self, "c_dummy_f", _check_pos("c_dummy_f", self.c_dummy_f))
+        object.__setattr__(self, "c_half_f", _check_pos("c_half_f", self.c_half_f))
+        vos = float(self.comparator_offset_v)
+        if not math.isfinite(vos) or abs(vos) > self.v_ref_v:
+            raise ValueError(
+                f"SarAdcParams.comparator_offset_v = {self.comparator_offset_v!r} must be "
+                f"finite and within +-v_ref_v = {self.v_ref_v:g} V"
+            )
+        object.__setattr__(self, "comparator_offset_v", vos)
+
+    # -- constructors -------------------------------------------------------------------
+    @classmethod
+    def binary_weighted(
+        cls,
+        bits: int,
+        c_unit_f: float,
+        *,
+        v_ref_v: float,
+        v_dd_v: float,
+        clock_hz: float,
+        r_switch_ohm: float,
+        c_parasitic_f: float,
+        comparator_gain_v_per_v: float,
+        c_comparator_f: float,
+        c_logic_f: float,
+        comparator_offset_v: float,
+    ) -> SarAdcParams:
+        """The design without mismatch: bit capacitors ``2**i c_unit_f``, dummy
+        ``c_unit_f``, half-LSB ``c_unit_f / 2`` (F); the other values as the fields.
+        :func:`cosim.circuits.sar_adc_params` gives the card's.
+
+        Examples
+        --------
+        >>> p = SarAdcParams.binary_weighted(
+        ...     3, 50e-15, v_ref_v=1.0, v_dd_v=1.0, clock_hz=1e8, r_switch_ohm=1e3,
+        ...     c_parasitic_f=0.0, comparator_gain_v_per_v=1e3, c_comparator_f=0.0,
+        ...     c_logic_f=0.0, comparator_offset_v=0.0)
+        >>> p.c_bits_f[-1] / p.c_unit_f, p.c_half_f / p.c_unit_f
+        (4.0, 0.5)
+        """
+        return cls(
+            bits=bits,
+            v_ref_v=v_ref_v,
+            v_dd_v=v_dd_v,
+            clock_hz=clock_hz,
+            r_switch_ohm=r_switch_ohm,
+            c_parasitic_f=c_parasitic_f,
+            comparator_gain_v_per_v=comparator_gain_v_per_v,
+            c_comparator_f=c_comparator_f,
+            c_logic_f=c_logic_f,
+            c_unit_f=c_unit_f,
+            c_bits_f=tuple(c_unit_f * 2.0**i for i in range(int(bits))),
+            c_dummy_f=c_unit_f,
+            c_half_f=c_unit_f / 2,
+            comparator_offset_v=comparator_offset_v,
+        )
+
+    def with_mismatch(self, draw: SarMismatch) -> SarAdcParams:
+        """This design's nominal capacitors of ``c_unit_f`` with the relative errors of
+        ``draw``, and its comparator offset plus ``draw.offset_delta_v``.
+
+        Raises
+        ------
+        ValueError
+            ``draw`` is for another resolution, or makes a capacitor non-positive.
+        """
+        units = sar_mismatch_units(self.bits)
+        if draw.cap_rel_err.shape != units.shape:
+            raise ValueError(
+                f"a mismatch draw for {draw.bits} bits cannot apply to a {self.bits}-bit ADC"
+            )
+        caps = units * self.c_unit_f * (1.0 + draw.cap_rel_err)
+        if np.any(caps <= 0):  # only for absurd sigmas; keep the error explicit
+            raise ValueError(
+                "adc.cap_mismatch_sigma_rel is so large that a sampled capacitor is <= 0"
+            )
+        return replace(
+            self,
+            c_bits_f=tuple(float(c) for c in caps[: self.bits]),
+            c_dummy_f=float(caps[-2]),
+            c_half_f=float(caps[-1]),
+            comparator_offset_v=self.comparator_offset_v + draw.offset_delta_v,
+        )
+
+    def with_bits(self, bits: int) -> SarAdcParams:
+        """The same design at another resolution: nominal capacitors of ``c_unit_f``
+        (mismatch draws do not carry over), same offset, clock and energy capacitors."""
+        cu = self.c_unit_f
+        return replace(
+            self,
+            bits=bits,
+            c_bits_f=tuple(cu * 2.0**i for i in range(int(bits))),
+            c_dummy_f=cu,
+            c_half_f=cu / 2,
+        )
+
+    def with_offset(self, comparator_offset_v: float) -> SarAdcParams:
+        """The same instance with another comparator offset (V)."""
+        return replace(self, comparator_offset_v=comparator_offset_v)
+
+    # -- derived quantities -------------------------------------------------------------
+    @property
+    def period_s(self) -> float:
+        """Clock period (s)."""
+        return 1.0 / self.clock_hz
+
+    @property
+    def cycles_per_conversion(self) -> int:
+        """Clock cycles of one conversion: sample, ``bits`` trials, done."""
+        return self.bits + 2
+
+    @property
+    def conversion_time_s(self) -> float:
+        """Duration of one conversion (s)."""
+        return self.cycles_per_conversion * self.period_s
+
+    @property
+    def lsb_v(self) -> float:
+        """Ideal LSB, ``v_ref_v / 2**bits`` (V)."""
+        return self.v_ref_v / 2**self.bits
+
+    @property
+    def c_sample_f(self) -> float:
+        """Capacitance that samples the input: bit capacitors + dummy (F)."""
+        return float(sum(self.c_bits_f) + self.c_dummy_f)
+
+    @property
+    def c_total_f(self) -> float:
+        """Total top-plate capacitance (F)."""
+        return self.c_sample_f + self.c_half_f + self.c_parasitic_f
+
+    def analytic_weights(self) -> AnalyticWeights:
+        """Top-plate weights implied by the capacitor values (the fitter measures them).
+
+        Returns ``bit_weights_v`` (``V_ref C_i / C_tot``, LSB first), ``shift_v``
+        (``-V_ref C_h / C_tot``) and ``input_gain`` (``C_s / C_tot``): the comparator sees
+        ``V_top = sum b_i w_i + shift - gain * V_in``.
+        """
+        ct = self.c_total_f
+        return {
+            "bit_weights_v": self.v_ref_v * np.asarray(self.c_bits_f) / ct,
+            "shift_v": -self.v_ref_v * self.c_half_f / ct,
+            "input_gain": self.c_sample_f / ct,
+        }
+
+    def key(self) -> str:
+        """Short stable hash of every parameter (names the subcircuit)."""
+        text = repr(tuple((f.name, getattr(self, f.name)) for f in fields(self)))
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+class AnalyticWeights(TypedDict):
+    """What :meth:`SarAdcParams.analytic_weights` returns."""
+
+    bit_weights_v: np.ndarray  # (bits,) V, LSB first
+    shift_v: float  # V
+    input_gain: float
