@@ -13,8 +13,8 @@ up to 2·150 terms: at most ~2e-6 V from the float64 value), so a code may flip 
 exact voltage lies within :data:`TOL_V` of an ADC's decision level (or the sense voltage
 of a sense comparator's); such cases are allowed, counted, and must stay rare.
 
-Every example reads the session's quick characterization (``quick_library``), so the
-test carries ``@pytest.mark.ngspice``; examples are derandomized and few (< 60 s).
+Every example reads the committed quick library (``committed_library``: no SPICE);
+examples are derandomized and few.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ MODELS = {"digits-global": "digits", "digits-unipolar": "digits", "fashion-lenet
 
 
 @pytest.fixture(scope="module")
-def library(quick_library):
-    return load_library(quick_library.path)
+def library(committed_library):
+    return load_library(committed_library.path)
 
 
 def _narrow(opamp, rail_v):
@@ -106,7 +106,6 @@ def _check_group(eng, st, lay, g, seen):
     seen["codes compared"] += codes.size
 
 
-@pytest.mark.ngspice
 def test_folded_path_codes_equal_the_exact_paths(library):
     """Over random chips (seed), models, partial-sum modes, rails and inputs: every code the
     folded path gives (the one :meth:`Engine.forward` runs, read back through
@@ -172,7 +171,6 @@ def test_folded_path_codes_equal_the_exact_paths(library):
     assert seen["near a decision level"] <= 1e-4 * seen["codes compared"]
 
 
-@pytest.mark.ngspice
 def test_trace_is_what_forward_computes(library):
     """:meth:`Engine.trace` returns the logits ``forward`` returns; the first layer's
     inputs are the preprocessed sample codes; with analog partial sums each column tile
@@ -196,3 +194,25 @@ def test_trace_is_what_forward_computes(library):
             outs = next(t.outputs for t in lm.tiles if t.col_tile == ct)
             np.testing.assert_array_equal(lay.outputs[:, [o for o, _, _ in outs]], g.codes)
             assert g.v_out.dtype == np.float32 and g.skip is not None
+
+
+def test_tia_reads_do_not_depend_on_the_rails(library):
+    """Every vector reads every TIA of its group once, whichever path converts it: with
+    rails narrowed to ±0.15 V (many vectors take the exact solve) the layer's TIA reads are
+    those at the fitted rails, the number of vectors times the TIAs of each conversion
+    group, and the narrowed rails saturate some of them."""
+    model, x = trained("digits-global"), dataset("digits").x_test[:50] * 4.0
+    reads, saturated = [], []
+    for rail in (None, 0.15):
+        eng = Engine(model, library, EngineConfig(read_noise=False))
+        eng.tia = replace(eng.tia, opamp=_narrow(eng.tia.opamp, rail))
+        stats: dict = {}
+        eng.forward(eng.chip(0), x, np.random.default_rng(0), stats)
+        reads.append({i: s.tia_reads for i, s in stats.items()})
+        saturated.append(sum(s.tia_saturated for s in stats.values()))
+    tias = {  # TIAs per conversion group: one per output column (pairs: two)
+        m.index: sum(sum(1 if q is None else 2 for _, _, q in t.outputs) for t in m.tiles)
+        for m in Engine(model, library, EngineConfig()).maps
+    }
+    assert reads[0] == reads[1] == {i: 50 * k for i, k in tias.items()}
+    assert saturated[0] == 0 < saturated[1]

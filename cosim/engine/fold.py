@@ -356,11 +356,13 @@ class FoldedPath:
                 risky_at.append(hit - at + r0)
                 if var is not None:
                     risky_var.append(var[hit])
-        stats.tia_reads += (n_out + fo.n_pc) * n
+        stats.tia_reads += fo.stages.cols.size * n  # every TIA of the group, once a vector
         risky = np.concatenate(risky_at) if risky_at else np.zeros(0, dtype=np.int64)
         var = np.concatenate(risky_var) if risky_var else None
         if risky.size:
-            exact = fo.stages.exact(self._group_currents(group, drive, risky), stats)
+            exact = fo.stages.exact(
+                self._group_currents(group, drive, risky), stats, count_reads=False
+            )  # their reads are counted above, with every vector's
             if var is not None:  # keep the same read-noise draw, in output units
                 exact += var
             v_out[risky] = exact

@@ -117,7 +117,7 @@ class LayerResult:
 
     layer: str  # "index:kind", e.g. "1:dense"
     adc_clipping_rate: float  # fraction of final output codes at the top code
-    tia_saturation_rate: float  # fraction of column TIA reads outside the linear range
+    tia_saturation_rate: float  # fraction of column TIA reads within 20 mV of a rail
     skipped_cycle_fraction: float  # fraction of SAR cycles skipped by the sense row
     bound_violations: int  # skipped conversions whose full code needed the skipped MSBs
     psum_clipping_rate: float  # fraction of partial-sum conversions at either end

@@ -78,14 +78,20 @@ class ChainStages:
             return cur[:, self.cols] * self.tia_gain_ohm
         return cur[:, self.cols] * self.tia_gain_ohm + self.tia_offset_v
 
-    def exact(self, cur: np.ndarray, stats: LayerStats | None = None) -> np.ndarray:
+    def exact(
+        self, cur: np.ndarray, stats: LayerStats | None = None, count_reads: bool = True
+    ) -> np.ndarray:
         """Voltages the ADCs sample (n, n_out) (V) for float64 column currents ``cur`` (A):
-        every stage affine inside its range, its loop solved exactly near a rail."""
+        every stage affine inside its range, its loop solved exactly near a rail.
+
+        ``stats`` counts the saturated TIA reads and, with ``count_reads``, the reads; the
+        folded path, which hands over only the vectors near a rail, has counted their
+        reads already."""
         v_col = self.tia_voltages(cur)
         if self.periphery:
             lo, hi = self.tia_range_v
             near = (v_col > hi) | (v_col < lo)
-            if stats is not None:
+            if stats is not None and count_reads:
                 stats.tia_reads += v_col.size
             if near.any():
                 r_i, c_i = np.nonzero(near)
