@@ -175,6 +175,29 @@ def test_ideal_mode_from_the_command_line(committed_library, model_files, tmp_pa
     assert ev["config"]["ideal"] is True
 
 
+def test_verify_spice_without_a_verifiable_layer_is_refused_before_evaluating(
+    committed_library, model_files, tmp_path, monkeypatch
+):
+    """With analog partial sums every layer of the digits MLP spans row tiles on the
+    64x64 card, so no MAC operation can be rebuilt as one netlist: the flags are refused
+    in one line before any evaluation runs, and no JSON is written."""
+    import cosim.engine.evaluate as evaluate_mod
+
+    def no_evaluation(*a, **k):
+        raise AssertionError("evaluated before refusing the flags")
+
+    monkeypatch.setattr(evaluate_mod, "evaluate", no_evaluation)
+    out = tmp_path / "out.json"
+    rc, stdout, stderr = _run(
+        ["evaluate", "--model", str(model_files["digits-global"]),
+         "--library", str(committed_library.path), "--partial-sums", "analog",
+         "--verify-spice", "3", "--json", str(out)]
+    )  # fmt: skip
+    assert rc == 2 and stdout == ""
+    assert len(stderr.strip().splitlines()) == 1 and "--partial-sums digital" in stderr
+    assert not out.exists()
+
+
 # --------------------------------------------------------------- errors: exit 2, one line
 @pytest.fixture
 def broken_libraries(committed_library, tmp_path):

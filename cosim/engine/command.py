@@ -275,6 +275,11 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
     in_use = card if card is not None else library.card
+    if args.verify_spice:  # refused before the evaluation, not after it
+        from cosim.engine.mapping import map_model
+        from cosim.engine.verify import verifiable_layers
+
+        verifiable_layers(map_model(model, in_use), cfg)
     if in_use.array.rows * in_use.array.cols > LARGE_TILE:
         import sys
 

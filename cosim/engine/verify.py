@@ -48,6 +48,7 @@ from cosim.card import Card
 from cosim.circuits import crossbar_params, opamp_params, subtractor_params
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine
+from cosim.engine.mapping import LayerMap
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
 from cosim.model import Model
@@ -56,6 +57,20 @@ from cosim.surrogates.sense_row import skips
 from netlists.mac_unit import MacAnalogParams, mac_analog_netlist
 from netlists.subtractor import SubtractorParams
 from netlists.tia import TiaParams
+
+
+def verifiable_layers(maps: list[LayerMap], cfg: EngineConfig) -> list[LayerMap]:
+    """The layers whose MAC operations ``--verify-spice`` can rebuild as one MAC-unit netlist:
+    those with one row tile, or every layer with digital partial sums (each row tile then
+    converts alone). Raises :class:`CosimError` when there is none, so the CLI can refuse
+    the flags before it evaluates."""
+    eligible = [m for m in maps if m.n_row_tiles == 1 or cfg.partial_sums == "digital"]
+    if not eligible:
+        raise CosimError(
+            "--verify-spice covers layers with one row tile or digital partial "
+            "sums; use --partial-sums digital"
+        )
+    return eligible
 
 
 def verify_spice(
@@ -86,12 +101,7 @@ def verify_spice(
     captured = {i: lay.inputs for i, lay in trace.layers.items()}
     states = {s.lmap.index: s for s in chip}
     maps = {m.index: m for m in eng.maps}
-    eligible = [m for m in eng.maps if m.n_row_tiles == 1 or vcfg.partial_sums == "digital"]
-    if not eligible:
-        raise CosimError(
-            "--verify-spice covers layers with one row tile or digital partial "
-            "sums; use --partial-sums digital"
-        )
+    eligible = verifiable_layers(eng.maps, vcfg)
     # draw operations; group by (layer, tile)
     groups: dict[tuple[int, int], dict[str, Any]] = {}
     for _ in range(k_ops):
