@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, help="SPICE cache (default: a fresh one)")
     args = ap.parse_args(argv)
     paths = [CALIBRATION / Path(n).name for n in args.notebooks] or notebooks()
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        known = ", ".join(p.name for p in notebooks())
+        ap.error(f"no notebook {', '.join(missing)} in {CALIBRATION}; there are: {known}")
     with tempfile.TemporaryDirectory(prefix="cosim-notebooks-") as tmp:
         cache = args.cache_dir or Path(tmp) / "spice-cache"
         for path in paths:

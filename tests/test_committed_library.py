@@ -9,14 +9,17 @@ its match with the code: these tests check, without running ngspice, that
 * every netlist hash it stores is the hash of a netlist that the current generators emit for
   the default card: each block's characterization is run with a runner that records the jobs
   it submits and then stops the block (no simulation), so the sweep designs, seeds and
-  netlist text are the pipeline's own, not a copy.
+  netlist text are the pipeline's own, not a copy. A library stores the hashes of a block's
+  representative netlists (10 of the SAR's 39 jobs, 12 of the crossbar's 14), not of every
+  job, and nothing here checks the fitting code: a change there that moves the fitted
+  numbers needs ``scripts/regen_test_library.sh`` by hand.
 
 The sense row simulates in two stages, and the netlists of the second depend on the bound
 fitted to the first's SPICE results; its first stage is checked (every netlist it emits is
 stored), its second is covered by the first stage's inputs and the fitted surrogates. When a
 test here fails, run ``scripts/regen_test_library.sh`` and commit the new library.
 
-The library loader does not compare ngspice versions (``cosim/library.py`` checks the schema,
+The library loader does not compare ngspice versions (``cosim/library/`` checks the schema,
 the card and every number): a library made under another ngspice is read as it is. That is
 what the engine tests want — a fixed, known set of surrogates — so the committed library
 stays valid on machines with another ngspice; its ``ngspice_version`` is provenance.

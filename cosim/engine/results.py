@@ -276,9 +276,12 @@ class PeripheryReport:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvalResult:
-    """Accuracy over chips, per-layer statistics, energy and area per inference."""
+    """Accuracy over chips, per-layer statistics, energy and area per inference.
+
+    Compared by identity (two evaluations are equal when their ``to_dict()`` are); the
+    prediction arrays are read-only."""
 
     accuracy_per_chip: tuple[float, ...]  # fraction correct (0..1) of each chip instance
     predictions: tuple[np.ndarray, ...]  # predicted class per sample, per chip (not in JSON)
@@ -292,6 +295,8 @@ class EvalResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+        for p in self.predictions:
+            p.setflags(write=False)
 
     @property
     def accuracy_mean(self) -> float:
