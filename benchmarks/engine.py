@@ -12,7 +12,14 @@ Measured in one run, on the same machine state:
   batches against the float forward with that many BLAS threads;
 * the ratio ``t_engine / t_float`` (target ≤ 3), images per second, peak resident memory
   (target ≤ 2 GB), and the speed-up per MAC operation over simulating the MAC unit in
-  ngspice (the analog MAC unit's DC sweep per input vector plus one SAR conversion).
+  ngspice (the analog MAC unit's DC sweep per input vector plus one SAR conversion);
+* a micro case, **program 784->128**: programming one chip's 784->128 dense layer (52 tiles
+  of the default 64x64 card: device draws, the tiles' nodal IR-drop solves, the periphery
+  instances; :meth:`Engine.chip` on that layer alone), the fastest of ``--repeat``, against
+  a 1000-sample evaluation of that layer (its programming plus its analog pass over 1000
+  Fashion-MNIST images), timed alternately (target: programming at most 100 ms). The MLP
+  (784->128->64->10, global W4A3) is trained for one epoch on 2000 images and cached in
+  ``--work``: the time depends on the layer's shape, not on how well it is trained.
 
 Usage::
 
@@ -96,6 +103,62 @@ def ngspice_seconds_per_mac(library, model, x, jobs: int) -> dict:
     }
 
 
+def program_784_128(library, work: Path, repeat: int) -> dict:
+    """The micro case "program 784->128" (see the module docstring): seconds to program
+    the layer (fastest of ``repeat``) and to evaluate it on 1000 samples, and their ratio."""
+    from dataclasses import replace
+
+    from threadpoolctl import threadpool_limits
+
+    from cosim.datasets import load_dataset
+    from cosim.engine.config import EngineConfig
+    from cosim.engine.core import Engine
+    from cosim.engine.energy import LayerStats
+    from cosim.engine.readnoise import ReadNoise
+    from cosim.model import WeightLayer, load_model, save_model
+    from cosim.train.trainer import TrainConfig, train
+
+    ds = load_dataset("fashion-mnist")
+    path = work / "mlp-w4a3.npz"
+    if not path.is_file():
+        small = replace(ds, x_train=ds.x_train[:2000], y_train=ds.y_train[:2000])
+        cfg = TrainConfig(model="mlp", scheme="global", w_bits=4, a_bits=3, epochs=1)
+        save_model(train(cfg, small, np.random.default_rng(0)).model, path)
+    model = load_model(path)
+    i = next(j for j, lay in enumerate(model.layers) if isinstance(lay, WeightLayer))
+    lay = model.layers[i]
+    assert isinstance(lay, WeightLayer) and lay.n_w is not None
+    eng = Engine(model, library, EngineConfig())
+    lmap = next(m for m in eng.maps if m.index == i)
+    assert lay.n_w.shape == (128, 784), lay.n_w.shape
+    eng.maps = [lmap]  # Engine.chip programs this layer only
+    # the layer's input codes for 1000 images (a flatten precedes it: a plain reshape)
+    codes = model.preprocessing.codes(ds.x_test[:1000]).reshape(1000, -1)
+
+    def evaluate_layer() -> None:
+        (state,) = eng.chip(0)
+        # Engine._hidden: the layer's pass as Engine.forward runs it (the other layers are
+        # not programmed here)
+        eng._hidden(i, lay, codes, state, ReadNoise(eng.cfg.seed, 0), LayerStats("bench"))
+
+    t_prog, t_eval = math.inf, math.inf
+    with threadpool_limits(limits=1):
+        eng.chip(0)  # warm-up: imports, LAPACK handles
+        for _ in range(repeat):
+            t = time.perf_counter()
+            eng.chip(0)
+            t_prog = min(t_prog, time.perf_counter() - t)
+            t = time.perf_counter()
+            evaluate_layer()
+            t_eval = min(t_eval, time.perf_counter() - t)
+    return {
+        "program_784_128_tiles": len(lmap.tiles),
+        "program_784_128_s": t_prog,
+        "evaluate_784_128_1000_samples_s": t_eval,
+        "program_784_128_over_evaluate": t_prog / t_eval,
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None)
@@ -112,6 +175,9 @@ def main(argv=None) -> int:
         "float forward); 1: single-threaded only",
     )
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--micro-only", action="store_true", help="only the micro case (program 784->128)"
+    )
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     cosim = [sys.executable, "-m", "cosim"]
@@ -121,6 +187,12 @@ def main(argv=None) -> int:
             subprocess.run(
                 [*cosim, "characterize", "--quick", "--out", str(args.library)], check=True
             )
+    if args.micro_only:
+        from cosim.library import load_library
+
+        res = program_784_128(load_library(args.library), args.work, args.repeat)
+        _print_and_write(res, args.json)
+        return 0
     if args.model is None:
         args.model = args.work / "lenet5-w4a3.npz"
         if not args.model.is_file():
@@ -221,11 +293,16 @@ def main(argv=None) -> int:
         res["ngspice_s_per_mac_op"] = sp["s_per_op"]
         res["engine_s_per_mac_op"] = eng_per_op
         res["speedup_per_mac_op"] = sp["s_per_op"] / eng_per_op
-    for k, v in res.items():
-        print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    res.update(program_784_128(library, args.work, args.repeat))
+    _print_and_write(res, args.json)
     return 0
+
+
+def _print_and_write(res: dict, path: Path | None) -> None:
+    for k, v in res.items():
+        print(f"{k:>32}: {v:.4g}" if isinstance(v, float) else f"{k:>32}: {v}")
+    if path:
+        path.write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":
