@@ -87,6 +87,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         "default: no drift",
     )
     p.add_argument(
+        "--drift-compensation",
+        choices=("none", "global", "column"),
+        default="none",
+        help="after drift (--t or --sweep t), a calibration read gives one digital scale "
+        "per layer (global) or per output column (column) for the codes (default: none)",
+    )
+    p.add_argument(
         "--adc-bits",
         type=ac.integer(1, 8),
         default=None,
@@ -169,6 +176,7 @@ def config_from_args(args: argparse.Namespace):
         "nvw": args.nvw,
         "nva": args.nva,
         "drift_t_s": args.drift_t,
+        "drift_compensation": args.drift_compensation,
         "adc_bits": args.adc_bits,
         "partial_sums": args.partial_sums,
         "chips": args.chips,
@@ -177,6 +185,18 @@ def config_from_args(args: argparse.Namespace):
     }
     for flag, field, _ in _SWITCHES:
         kw[field] = not getattr(args, "no_" + flag.replace("-", "_"))
+    sweeps_t = (args.sweep or "").partition("=")[0].strip() == "t"
+    if (
+        args.drift_compensation != "none"
+        and not args.ideal
+        and args.drift_t is None
+        and not sweeps_t
+    ):
+        # a compensation without drift changes nothing: a forgotten --t, not a request
+        raise CosimError(
+            f"--drift-compensation {args.drift_compensation} compensates drift, but no --t "
+            "(time since programming) is set: add --t SECONDS or --sweep t=..."
+        )
     if args.ideal:
         ignored = [
             f"--{name}"
@@ -186,6 +206,7 @@ def config_from_args(args: argparse.Namespace):
                 ("t", args.drift_t),
                 ("adc-bits", args.adc_bits),
                 ("sweep", args.sweep),
+                ("drift-compensation", args.drift_compensation != "none"),
             )
             if value
         ]
@@ -358,6 +379,11 @@ def format_report(r: EvalResult, model: Model, card: Card) -> str:
         if all(r.config[f] for _, f, _ in _SWITCHES)
         else "selected non-idealities"
     )
+    if not r.config["ideal"] and r.config["drift_t_s"] is not None:
+        mode += (
+            f"; drift t = {r.config['drift_t_s']:g} s, "
+            f"compensation {r.config['drift_compensation']}"
+        )
     lines = [
         f"cosim evaluate: {model.architecture} ({model.scheme}) on card '{card.name}', {mode}",
         f"accuracy: {r.accuracy_mean * 100:.2f} % ± {r.accuracy_std * 100:.2f} over "

@@ -17,6 +17,9 @@ from typing import Any
 from cosim.errors import CosimError
 
 PARTIAL_SUMS = ("digital", "analog")
+#: ``drift_compensation`` settings (:mod:`cosim.engine.compensation`): none, one digital
+#: scale per layer, one per output column
+DRIFT_COMPENSATION = ("none", "global", "column")
 
 #: Documented ranges of the numeric settings, shared by the CLI flags, ``--sweep`` and
 #: :class:`EngineConfig` itself: (low, high, low end excluded). ``nvw``/``nva`` of 1 is a
@@ -90,6 +93,11 @@ class EngineConfig:
         Per-read conductance noise of the device model.
     drift_t_s
         Time since programming (s) for conductance drift; ``None``: no drift.
+    drift_compensation
+        ``"none"`` (default); ``"global"``: after drift, a calibration read of known inputs
+        gives one digital scale per layer, applied to the codes after conversion;
+        ``"column"``: one scale per output column (:mod:`cosim.engine.compensation`).
+        Does nothing without drift (``drift_t_s`` ``None``) or in ideal mode.
     stuck_faults
         Stuck-at-on/off devices at the card's rates.
     ir_drop
@@ -135,6 +143,7 @@ class EngineConfig:
     nvw: float = 0.0
     read_noise: bool = True
     drift_t_s: float | None = None
+    drift_compensation: str = "none"
     stuck_faults: bool = True
     ir_drop: bool = True
     nonlinearity: bool = True
@@ -153,6 +162,11 @@ class EngineConfig:
         if self.partial_sums not in PARTIAL_SUMS:
             raise CosimError(
                 f"partial_sums = {self.partial_sums!r}; use one of {', '.join(PARTIAL_SUMS)}"
+            )
+        if self.drift_compensation not in DRIFT_COMPENSATION:
+            raise CosimError(
+                f"drift_compensation = {self.drift_compensation!r}; "
+                f"use one of {', '.join(DRIFT_COMPENSATION)}"
             )
         for name in ("psum_range", "nvw", "nva", "chips", "batch"):
             check_limit(name, getattr(self, name))

@@ -61,6 +61,7 @@ from cosim.engine.blocks import (
     _vectors_per_sample,
 )
 from cosim.engine.chip import LayerState, build_layer
+from cosim.engine.compensation import SCALE_KEY, DriftCompensation, apply_scale
 from cosim.engine.config import EngineConfig
 from cosim.engine.convert import Conversions
 from cosim.engine.energy import COMPONENTS as COMPONENTS
@@ -83,7 +84,7 @@ from cosim.quant import requantize
 from cosim.surrogates.periphery import TiaModel
 
 
-class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
+class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
     """Evaluate a trained model on the chip that a surrogate library describes.
 
     Parameters
@@ -123,8 +124,17 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
     # -- chips ----------------------------------------------------------------------------
     def chip(self, k: int) -> list[LayerState]:
         """Chip instance ``k``: every draw from a generator keyed by (seed, ``k``, layer,
-        tile, effect) (:class:`~cosim.engine.streams.ChipStreams`)."""
-        streams = ChipStreams(self.cfg.seed, k)
+        tile, effect) (:class:`~cosim.engine.streams.ChipStreams`). With drift
+        compensation, each layer also keeps the scales of its calibration read
+        (:mod:`cosim.engine.compensation`)."""
+        chip = self._build_chip(k, self.cfg)
+        if self.compensates():
+            self.calibrate(k, chip)
+        return chip
+
+    def _build_chip(self, k: int, cfg: EngineConfig) -> list[LayerState]:
+        """Chip ``k``'s layers under ``cfg`` (the engine's, or the same chip undrifted)."""
+        streams = ChipStreams(cfg.seed, k)
         out = []
         for m in self.maps:
             bits_final = self._conv_bits(m)
@@ -142,7 +152,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                     self.tia,
                     self.sub,
                     factory,
-                    self.cfg,
+                    cfg,
                     streams,
                 )
             )
@@ -352,6 +362,8 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
         stats.vectors_sampled += len(range((-rows.first) % ENERGY_STRIDE, n, ENERGY_STRIDE))
         out = np.empty((n, lm.n_out), dtype=CODE_DTYPE)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
+        # drift compensation's per-output scales, set by the chip's calibration read
+        scale = st.derived[SCALE_KEY] if SCALE_KEY in st.derived else None
         hist: dict[int, np.ndarray] = {}  # (skip, code) histograms of the conversions
         for ct in range(lm.n_col_tiles):
             ts_ct = [ts for ts in st.tiles if ts.tile.col_tile == ct]
@@ -389,7 +401,10 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                     stats.count("digital", card.digital.e_add_j, c.size)
                 total -= len(ts_ct) << (b_ps - 1)  # offset binary: each code less half scale
                 shift = per.adc_bits + 1 - b_ps
-                y = _round_scaled(total, cfg.psum_range * 2.0**shift)
+                if scale is None:
+                    y = _round_scaled(total, cfg.psum_range * 2.0**shift)
+                else:  # drift compensation: the summed signed code, one rounding
+                    y = apply_scale(total, scale[o_idx], cfg.psum_range * 2.0**shift)
                 np.clip(y, 0, (1 << per.adc_bits) - 1, out=y)
             else:
                 b = self._conv_bits(lm)
@@ -407,7 +422,10 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally):
                 if record is not None:
                     g = GroupTrace(ct, -1, per.r_t_ohm, b, False, v_out, i_sense, skip, y)
                     record.group(lm.index, g)
-                if b != per.adc_bits:  # re-express b-bit codes on the output grid
+                if scale is not None:  # drift compensation: the converted code, one rounding
+                    y = apply_scale(y, scale[o_idx], 2.0 ** (per.adc_bits - b))
+                    y = np.clip(y, 0, (1 << per.adc_bits) - 1)
+                elif b != per.adc_bits:  # re-express b-bit codes on the output grid
                     sh = per.adc_bits - b
                     y = (y << sh) if sh > 0 else np.floor(y * 2.0**sh + 0.5).astype(np.int64)
                     y = np.minimum(y, (1 << per.adc_bits) - 1)

@@ -63,6 +63,8 @@ class Effect(IntEnum):
     SENSE_OFFSET = 11  # the layer's sense TIA offset
     ADC = 12  # one ADC instance's mismatch (capacitors, comparator offset)
     NVA = 13  # one ADC instance's comparison-level normals, scaled by nva
+    DRIFT_CAL_INPUTS = 14  # a layer's drift-calibration input vectors
+    DRIFT_CAL_READ = 15  # read noise of its calibration reads (index 0: at t0, 1: at t)
 
 
 #: a tile's (or an instance's) generator per effect
