@@ -489,7 +489,8 @@ def test_read_energy_sums_equal_the_unrolled_vectors():
     value), which the sums match to 1e-10."""
     from types import SimpleNamespace
 
-    from cosim.engine.core import _im2col_columns, _read_units, _window_sums
+    from cosim.engine.blocks import _im2col_columns
+    from cosim.engine.energy import _read_units, _window_sums
 
     rng = np.random.default_rng(0)
     table = rng.random(8)

@@ -12,10 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cosim.engine.blocks import BLOCK_SAMPLES, _block_rows
 from cosim.engine.chip import G_CEILING
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import BLOCK_SAMPLES, Engine, LayerStats, ReadNoise, _block_rows
+from cosim.engine.core import Engine
+from cosim.engine.energy import LayerStats
 from cosim.engine.evaluate import evaluate
+from cosim.engine.readnoise import ReadNoise
 from cosim.engine.streams import ChipStreams, Effect
 from cosim.library import load_library
 

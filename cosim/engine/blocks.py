@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from cosim.engine.mapping import LayerMap
 from cosim.model import WeightLayer
 
 #: every block of MAC vectors holds a divisor of this many samples (:func:`_block_rows`), so
@@ -67,6 +69,19 @@ def _block_rows(n_out: int, per_sample: int) -> int:
         return min(d for d in range(want, per_sample + 1) if per_sample % d == 0)
     samples = next((d for d in _DIVISORS if d >= want / per_sample), BLOCK_SAMPLES)
     return samples * per_sample
+
+
+def block_samples(maps: Sequence[LayerMap]) -> int:
+    """Samples in which every layer's blocks of MAC vectors (:func:`_block_rows`) end (a
+    divisor of :data:`BLOCK_SAMPLES`): batches that start at multiples of it only ever hold
+    whole blocks."""
+    a = 1
+    for m in maps:
+        per = _vectors_per_sample(m.layer)
+        for t in m.tiles:
+            r = _block_rows(len(t.outputs), per)
+            a = math.lcm(a, r // math.gcd(r, per))
+    return a
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ depend on the batching), the read noise in :mod:`cosim.engine.readnoise`, what-i
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -53,12 +52,11 @@ from cosim.circuits import device_model
 from cosim.engine.blocks import BLOCK_SAMPLES as BLOCK_SAMPLES
 from cosim.engine.blocks import (
     CODE_DTYPE,
-    _block_rows,
     _Drive,
     _im2col_columns,
     _round_scaled,
     _Rows,
-    _vectors_per_sample,
+    block_samples,
 )
 from cosim.engine.chip import LayerState, build_layer
 from cosim.engine.compensation import SCALE_KEY, DriftCompensation, apply_scale
@@ -68,7 +66,7 @@ from cosim.engine.energy import COMPONENTS as COMPONENTS
 from cosim.engine.energy import ENERGY_STRIDE, EnergyTally, LayerStats, _read_units
 from cosim.engine.energy import _window_sums as _window_sums
 from cosim.engine.fold import FoldedPath
-from cosim.engine.mapping import LayerMap, map_model
+from cosim.engine.mapping import LayerMap, ideal_layer, map_model
 from cosim.engine.readnoise import ReadNoise
 from cosim.engine.readnoise import standard_normals as standard_normals
 from cosim.engine.sense import SenseRow
@@ -80,7 +78,6 @@ from cosim.errors import DataError
 from cosim.library import SurrogateLibrary
 from cosim.model import FlattenLayer, Model, PoolLayer, WeightLayer
 from cosim.model.forward import exact_matmul, im2col, pool
-from cosim.quant import requantize
 from cosim.surrogates.periphery import TiaModel
 
 
@@ -163,13 +160,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         """Samples in which every layer's blocks of MAC vectors (:func:`_block_rows`) end
         (a divisor of :data:`BLOCK_SAMPLES`): batches that start at multiples of it only
         ever hold whole blocks."""
-        a = 1
-        for m in self.maps:
-            per = _vectors_per_sample(m.layer)
-            for t in m.tiles:
-                r = _block_rows(len(t.outputs), per)
-                a = math.lcm(a, r // math.gcd(r, per))
-        return a
+        return block_samples(self.maps)
 
     def batch_size(self, batch: int) -> int:
         """Samples per batch for the requested ``batch``: the nearest multiple of
@@ -290,7 +281,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         if record is not None:
             record.inputs(i, unroll(k))
         if self.cfg.ideal:
-            y = self._ideal_layer(lm, unroll(k))
+            y = ideal_layer(lm, unroll(k))
         else:
             assert st is not None
             per = ho * wo if lay.kind == "conv2d" else 1
@@ -305,24 +296,6 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         if lay.kind == "conv2d":
             return y.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
         return y
-
-    # -- ideal mode: the mapping in exact integers ------------------------------------------
-    def _ideal_layer(self, lm: LayerMap, cols: np.ndarray) -> np.ndarray:
-        """Through tiles, columns, bias rows and partial sums, in integers (no hardware)."""
-        n = cols.shape[0]
-        acc = np.zeros((n, lm.n_out), dtype=np.int64)
-        full = 1 << lm.periphery.in_bits
-        for t in lm.tiles:
-            lev = t.levels
-            x = cols[:, t.f0 : t.f1]
-            cur = exact_matmul(x, lev[t.data_rows])  # (n, cols) device-level currents
-            if t.bias_rows.size:
-                cur = cur + (t.bias_polarity * full) @ lev[t.bias_rows]
-            for j, (o, p, q) in enumerate(t.outputs):
-                diff = cur[:, p] - (cur[:, q] if q is not None else 0)
-                acc[:, o] += diff // lm.level_scale
-                del j
-        return requantize(acc, lm.layer.scale, lm.periphery.adc_bits)
 
     # -- the analog path --------------------------------------------------------------------
     def _analog_layer(

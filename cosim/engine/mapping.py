@@ -34,6 +34,8 @@ import numpy as np
 from cosim.card import Card
 from cosim.errors import CosimError
 from cosim.model import Model, WeightLayer
+from cosim.model.forward import exact_matmul
+from cosim.quant import requantize
 
 
 class MappingError(CosimError, ValueError):
@@ -284,3 +286,22 @@ def map_model(model: Model, card: Card) -> list[LayerMap]:
                 f"transimpedances ({sorted(r)} ohm): its ranges are not shared; retrain it"
             )
     return maps
+
+
+def ideal_layer(lm: LayerMap, cols: np.ndarray) -> np.ndarray:
+    """The layer's output codes for unrolled input codes ``cols`` (n, fan_in) through its
+    tiles, columns, bias rows and partial sums in exact integers (no hardware): ideal mode,
+    bit-exact with :func:`cosim.model.forward.integer_forward`."""
+    n = cols.shape[0]
+    acc = np.zeros((n, lm.n_out), dtype=np.int64)
+    full = 1 << lm.periphery.in_bits
+    for t in lm.tiles:
+        lev = t.levels
+        x = cols[:, t.f0 : t.f1]
+        cur = exact_matmul(x, lev[t.data_rows])  # (n, cols) device-level currents
+        if t.bias_rows.size:
+            cur = cur + (t.bias_polarity * full) @ lev[t.bias_rows]
+        for o, p, q in t.outputs:
+            diff = cur[:, p] - (cur[:, q] if q is not None else 0)
+            acc[:, o] += diff // lm.level_scale
+    return requantize(acc, lm.layer.scale, lm.periphery.adc_bits)
