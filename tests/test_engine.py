@@ -151,7 +151,10 @@ def test_verify_spice_with_analog_partial_sums(library, quick_library_cache):
         assert op["engine_adc_code_at_spice_voltage"] == op["spice_code"], op
     lo, hi = v["identical_rate_ci95"]
     assert lo <= v["identical_rate"] <= hi and v["identical_rate"] >= 0.85
-    assert v["analog_max_error_lsb"] < 0.5
+    # inside the ADC range: a clipped output past it is not modelled up to the rail
+    assert v["analog_max_error_lsb"] < 0.5 and 0 < v["analog_outputs_in_range"] <= len(
+        v["operations"]
+    )
 
 
 # ------------------------------------------------------- 3. sparsity-aware conversion

@@ -117,8 +117,11 @@ def verify_spice(
         ``identical_fraction`` and ``identical_fraction_ci95``, now over every compared
         code); ``within_1_lsb_fraction``; ``analog_rms_error_lsb`` and
         ``analog_max_error_lsb`` (engine minus SPICE output voltage before the ADC, in
-        LSB of the conversion's bits); ``tiles_simulated``, ``vectors_simulated`` and
-        ``adc_instances_simulated`` (the ngspice runs); ``per_layer`` (per layer index:
+        LSB of the conversion's bits, over the ``analog_outputs_in_range`` outputs whose
+        two voltages lie inside the ADC's input range [0, V_ref]: beyond it the code clips
+        on both sides and the engine leaves the output's rail unmodelled);
+        ``tiles_simulated``, ``vectors_simulated`` and ``adc_instances_simulated`` (the
+        ngspice runs); ``per_layer`` (per layer index:
         tiles, vectors, codes compared, identical, within ±1 LSB, identical rate and its
         interval); ``wall_s`` (s); ``engine_path``; ``operations``: one record per
         compared code (was: per drawn operation), with its ``vector`` (row of the layer's
@@ -307,7 +310,12 @@ def verify_spice(
             # between the two voltages), not from the converter model
             c_model = int(np.asarray(adc.convert(np.array([v_spice]), np.array([sk_spice])))[0])
             lsb = card.adc.v_ref_v / 2 ** ctx["bits"]
-            v_err.append((float(ctx["v_eng"][vi, oj]) - v_spice) / lsb)
+            v_engine = float(ctx["v_eng"][vi, oj])
+            # the voltage error counts inside the ADC's input range only: beyond it the
+            # code clips on both sides, and the engine does not model an output past the
+            # range up to the op-amp's rail (1.26 V against SPICE's 1.10 V, same code)
+            if 0.0 <= min(v_engine, v_spice) and max(v_engine, v_spice) <= card.adc.v_ref_v:
+                v_err.append((v_engine - v_spice) / lsb)
             same, near = int(c_eng == int(c_sp)), int(abs(c_eng - int(c_sp)) <= 1)
             ident += same
             within1 += near
@@ -364,6 +372,7 @@ def verify_spice(
         "within_1_lsb_fraction": within1 / max(total, 1),
         "analog_rms_error_lsb": float(np.sqrt(np.mean(ve**2))) if ve.size else 0.0,
         "analog_max_error_lsb": float(np.max(np.abs(ve))) if ve.size else 0.0,
+        "analog_outputs_in_range": int(ve.size),
         "tiles_simulated": len(jobs_list),
         "vectors_simulated": n_vectors,
         "adc_instances_simulated": len(adc_jobs),
@@ -382,6 +391,8 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     --------
     >>> [round(x, 4) for x in wilson_interval(49, 50)]
     [0.895, 0.9965]
+    >>> wilson_interval(12, 12)[1], wilson_interval(0, 12)[0]
+    (1.0, 0.0)
     """
     if n <= 0:
         return (0.0, 1.0)
@@ -389,7 +400,10 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, float(mid - half)), min(1.0, float(mid + half)))
+    # at k = 0 or k = n the bound is exactly 0 or 1; rounding must not put it inside k / n
+    lo = 0.0 if k == 0 else max(0.0, float(mid - half))
+    hi = 1.0 if k == n else min(1.0, float(mid + half))
+    return (lo, hi)
 
 
 def _ohmic(device):
