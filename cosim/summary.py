@@ -58,8 +58,13 @@ def summarize(run_dir: str | Path) -> str:
     if "verify_spice" in ev_doc:
         vs = ev_doc["verify_spice"]
         lines.append(
-            f"engine vs ngspice on {vs['n_codes']} random MAC operations: "
-            f"{vs['identical_fraction'] * 100:.1f} % identical codes, "
+            f"engine vs ngspice on {vs['n_codes']} ADC codes "
+            f"({vs['n_operations']} random MAC operations, every output):"
+        )
+        lo, hi = vs["identical_fraction_ci95"]
+        lines.append(
+            f"  {vs['identical_fraction'] * 100:.1f} % identical (95 % interval "
+            f"{lo * 100:.1f}-{hi * 100:.1f} %), "
             f"{vs['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB"
         )
     e = ev["energy_per_inference_j"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,8 @@ from cosim.card import (
     parse_card,
 )
 from cosim.cli import main
-from cosim.errors import CardError
+from cosim.errors import CardError, LibraryError
+from cosim.library import load_library
 
 DEFAULT = load_card()
 
@@ -185,36 +188,59 @@ def test_toml_round_trip_and_hashes():
     assert Card.from_dict(DEFAULT.to_dict()) == DEFAULT
 
 
-#: The hashes of the shipped cards before ``adc.architecture`` existed (cosim d7d0de5:
-#: ``load_card(path).physics_hash()`` / ``.hash()``). Libraries and reports made then are
-#: keyed by them; the new key, at the value those cards meant, must not move them.
+#: The physics hashes of the shipped cards before ``adc.architecture`` existed (cosim
+#: d7d0de5: ``load_card(path).physics_hash()``), when cards still set ``array.c_wire_f``
+#: (2e-16 F in both; removed since: nothing read it). Libraries made then store them; the
+#: new key, at the value those cards meant, and the removed one must not break them.
 HASHES_BEFORE_ARCHITECTURE = {
-    None: (
-        "355ef3f643869518fb147144aac7a9e65ba5ae3dcc4e596550a78ca5749be9ad",
-        "089fbbfad17812d5916f4ee4f2bcd8abbaeb735210a36b7475291edfcad62e33",
-    ),
-    "pcm-8bit-levels.toml": (
-        "af0e3ee7ddb7c3b44d5547c48ebb3bfdd71ca78a42366daefc5c229a86f7ae8d",
-        None,
-    ),
+    None: "355ef3f643869518fb147144aac7a9e65ba5ae3dcc4e596550a78ca5749be9ad",
+    "pcm-8bit-levels.toml": "af0e3ee7ddb7c3b44d5547c48ebb3bfdd71ca78a42366daefc5c229a86f7ae8d",
 }
+C_WIRE_F_BEFORE = 2e-16
 
 
 @pytest.mark.parametrize("name", sorted(HASHES_BEFORE_ARCHITECTURE, key=str))
 def test_adc_architecture_keeps_the_hashes_of_earlier_cards(name):
     path = None if name is None else Path(__file__).parent.parent / "examples" / "cards" / name
     card = load_card(path)
-    physics, full = HASHES_BEFORE_ARCHITECTURE[name]
     assert card.adc.architecture == "sar"
-    assert card.physics_hash() == physics
-    if full is not None:
-        assert card.hash() == full
+    # the card as a library stored it then: with array.c_wire_f, hashed with it
+    stored = card.to_dict()
+    stored["array"]["c_wire_f"] = C_WIRE_F_BEFORE
+    back, stored_hash = Card.from_stored(stored)
+    assert back == card and stored_hash == HASHES_BEFORE_ARCHITECTURE[name]
     # the same card written without the key (as every card before it was) is the same card
     text = (default_card_text() if path is None else path.read_text()).replace(
         '[adc]\narchitecture = "sar"', "[adc]", 1
     )
     assert "architecture" not in text.split("[adc]")[1].split("[")[0]
     assert parse_card(text) == card
+
+
+def test_a_card_file_that_sets_the_removed_c_wire_f_is_refused():
+    """``array.c_wire_f`` was documented "for read energy" but nothing read it: a card file
+    that still sets it gets the usual unknown-key error, so nobody tunes a value that does
+    nothing."""
+    text = default_card_text().replace("[array]\n", "[array]\nc_wire_f = 2e-16\n", 1)
+    with pytest.raises(CardError, match=r"unknown key array\.c_wire_f in hardware card"):
+        parse_card(text)
+
+
+def test_a_library_stored_with_the_removed_c_wire_f_still_loads(committed_library, tmp_path):
+    """A library characterized while cards had ``array.c_wire_f`` stores it in its card and
+    in the card's hash: it loads, for the default card, as before."""
+    lib = tmp_path / "lib"
+    shutil.copytree(committed_library.path, lib)
+    doc = json.loads((lib / "library.json").read_text())
+    doc["card"]["array"]["c_wire_f"] = C_WIRE_F_BEFORE
+    doc["card_hash"] = HASHES_BEFORE_ARCHITECTURE[None]
+    (lib / "library.json").write_text(json.dumps(doc))
+    assert load_library(lib, card=DEFAULT).card == DEFAULT
+    # the hash still guards the stored content: another c_wire_f is a corrupt file
+    doc["card"]["array"]["c_wire_f"] = 3e-16
+    (lib / "library.json").write_text(json.dumps(doc))
+    with pytest.raises(LibraryError, match="does not match its hash"):
+        load_library(lib)
 
 
 def test_toml_round_trip_with_a_quote_in_the_name():

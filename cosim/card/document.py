@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cosim.card.fields import ADDED_KEYS, check_name, short
+from cosim.card.fields import ADDED_KEYS, REMOVED_KEYS, check_name, short
 from cosim.card.sections import (
     SECTIONS,
     AdcCard,
@@ -141,9 +141,47 @@ class Card:
         meant (:data:`~cosim.card.fields.ADDED_KEYS`: ``adc.architecture = "sar"``), so libraries
         characterized before it existed still match their card.
         """
+        return self._physics_hash({})
+
+    def _physics_hash(self, removed: dict[tuple[str, str], Any]) -> str:
+        """:meth:`physics_hash` of this card with ``removed`` keys put back, as a card
+        stored before their removal (:data:`~cosim.card.fields.REMOVED_KEYS`) hashed."""
         d = self._hashed_dict()
+        for (sec, key), value in removed.items():
+            d[sec][key] = value
         d["card"] = {"schema": CARD_SCHEMA}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> tuple[Card, str]:
+        """A card stored by this or an earlier cosim (a library's ``card``), and the
+        :meth:`physics_hash` of the content as it was stored.
+
+        Keys of :data:`~cosim.card.fields.REMOVED_KEYS` are dropped before validation
+        (nothing reads them) and put back for the hash, so a library characterized before
+        their removal still matches the hash it stored; the card returned hashes without
+        them, like a card file of today. A card *file* that sets one is refused
+        (:meth:`from_dict`: unknown key).
+
+        Examples
+        --------
+        >>> from cosim.card import load_card
+        >>> card = load_card()
+        >>> old = card.to_dict()
+        >>> old["array"]["c_wire_f"] = 2e-16
+        >>> back, stored = Card.from_stored(old)
+        >>> back == card, stored == card.physics_hash()
+        (True, False)
+        """
+        removed: dict[tuple[str, str], Any] = {}
+        trimmed = dict(data) if isinstance(data, dict) else data
+        for sec, key in sorted(REMOVED_KEYS):
+            table = trimmed.get(sec) if isinstance(trimmed, dict) else None
+            if isinstance(table, dict) and key in table:
+                removed[(sec, key)] = table[key]
+                trimmed[sec] = {k: v for k, v in table.items() if k != key}
+        card = cls.from_dict(trimmed)
+        return card, card._physics_hash(removed)
 
     def to_toml(self) -> str:
         """The card as TOML text (round-trips through :func:`~cosim.card.loading.parse_card`)."""

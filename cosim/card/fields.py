@@ -50,6 +50,12 @@ class RegisteredAdcs:
 #: cards, libraries and reports made before the key existed keep their hashes and stay valid.
 ADDED_KEYS: dict[tuple[str, str], Any] = {("adc", "architecture"): "sar"}
 
+#: Keys earlier cards had that nothing read (``array.c_wire_f``: documented "for read
+#: energy", never used by the energy). A card file that sets one is refused like any unknown
+#: key; a card *stored* by an earlier cosim (in a library) is read without it by
+#: :meth:`~cosim.card.document.Card.from_stored`, its stored hash checked with the key.
+REMOVED_KEYS: frozenset[tuple[str, str]] = frozenset({("array", "c_wire_f")})
+
 
 class Section:
     """Mixin: build a frozen section from a TOML table with strict key/type/range checks."""

@@ -57,7 +57,6 @@ class ArrayCard(Section):
     bias_rows: int = ranged(0, 16, "rows reserved for the bias, driven at the DAC full scale")
     r_wire_wl_ohm: float = ranged(0.0, 1e3, "wordline resistance per cell segment (ohm)")
     r_wire_bl_ohm: float = ranged(0.0, 1e3, "bitline resistance per cell segment (ohm)")
-    c_wire_f: float = ranged(0.0, 1e-12, "wire capacitance per cell segment (F), for read energy")
 
     def __post_init__(self) -> None:
         if self.bias_rows >= self.rows:

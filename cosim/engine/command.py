@@ -439,12 +439,17 @@ def format_sweep(res: dict[str, Any]) -> str:
 
 
 def format_verify(v: dict[str, Any]) -> str:
+    lo, hi = v["identical_rate_ci95"]
+    layers = ", ".join(
+        f"layer {lay['layer']} {lay['codes_compared']} codes {lay['identical_rate'] * 100:.1f} %"
+        for lay in v["per_layer"]
+    )
     return (
-        f"verify-spice: {v['n_operations']} MAC operations ({v['n_codes']} ADC codes) in "
-        f"ngspice: {v['identical_fraction'] * 100:.1f} % identical (95 % interval "
-        f"{v['identical_fraction_ci95'][0] * 100:.1f}-{v['identical_fraction_ci95'][1] * 100:.1f}"
-        " %), "
+        f"verify-spice: {v['n_operations']} MAC operations, {v['codes_compared']} ADC codes "
+        f"compared (every output of {v['vectors_simulated']} vectors) in ngspice: "
+        f"{v['identical_rate'] * 100:.1f} % identical (95 % interval "
+        f"{lo * 100:.1f}-{hi * 100:.1f} %), "
         f"{v['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB; analog output error rms "
-        f"{v['analog_rms_error_lsb']:.3f} LSB, max {v['analog_max_error_lsb']:.3f} LSB "
-        f"({v['wall_s']:.0f} s)"
+        f"{v['analog_rms_error_lsb']:.3f} LSB, max {v['analog_max_error_lsb']:.3f} LSB; "
+        f"{layers} ({v['wall_s']:.0f} s)"
     )

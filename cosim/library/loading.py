@@ -75,10 +75,11 @@ def load_library(path: str | Path, card: Card | None = None) -> SurrogateLibrary
     ):
         raise LibraryError(f"{where}: 'blocks' must map block names to objects; corrupt file")
     try:
-        lib_card = Card.from_dict(doc["card"])
+        # a library of an earlier cosim may store keys since removed from the card
+        lib_card, stored_hash = Card.from_stored(doc["card"])
     except CardError as exc:
         raise LibraryError(f"the card stored in {where} is invalid: {exc}") from None
-    if lib_card.physics_hash() != doc["card_hash"]:
+    if stored_hash != doc["card_hash"]:
         raise LibraryError(f"{where}: the stored card does not match its hash; corrupt file")
     if card is not None and card.physics_hash() != lib_card.physics_hash():
         diffs = card_differences(card, lib_card)
