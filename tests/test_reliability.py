@@ -350,8 +350,8 @@ def test_large_what_if_tiles_say_what_they_cost_and_the_header_names_the_card(
     assert "tiles of 1024x1024 devices on card 'what-if-1024'" in err
     assert out.splitlines()[0].startswith("cosim evaluate: mlp (global) on card 'what-if-1024'")
     # with IR drop on, the line states the size of each tile's nodal solve
-    from cosim.engine.command import describe_tiles
     from cosim.engine.config import EngineConfig
+    from cosim.engine.tables import describe_tiles
 
     assert f"{2 * 1024 * 1024}-node wire network" in describe_tiles(card, EngineConfig())
 

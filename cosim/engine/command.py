@@ -1,4 +1,4 @@
-"""``cosim evaluate``: arguments, the run, and a readable report."""
+"""``cosim evaluate``: arguments and the run (its tables are in :mod:`cosim.engine.tables`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cosim import argcheck as ac
-from cosim.engine.config import LIMITS
+from cosim.engine.config import EFFECT_SWITCHES, LIMITS
 
 if TYPE_CHECKING:  # the command module stays import-light
-    from cosim.card import Card
-    from cosim.engine.results import EvalResult
-    from cosim.model import Model
+    pass
 
 
 def _limited(name: str):
@@ -24,17 +22,6 @@ def _limited(name: str):
 # argparse checks the documented ranges before any work (the same table EngineConfig uses)
 _NVW = _limited("nvw")
 _T = _limited("drift_t_s")
-
-_SWITCHES = (
-    ("programming-noise", "programming_noise", "device programming variation"),
-    ("read-noise", "read_noise", "per-read conductance noise"),
-    ("stuck-faults", "stuck_faults", "stuck-at-on/off devices"),
-    ("ir-drop", "ir_drop", "wire resistance (crossbar surrogate)"),
-    ("nonlinearity", "nonlinearity", "device I-V nonlinearity"),
-    ("periphery", "periphery", "TIA/subtractor gain error, offsets, saturation"),
-    ("adc-mismatch", "adc", "ADC capacitor mismatch and comparator offset"),
-    ("sense-skip", "sense_skip", "sparsity-aware MSB skipping"),
-)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -64,7 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ideal mode: the mapping in exact arithmetic, no hardware effect",
     )
-    for flag, _field, help_ in _SWITCHES:
+    for flag, _field, help_ in EFFECT_SWITCHES:
         p.add_argument(f"--no-{flag}", action="store_true", help=f"switch off: {help_}")
     p.add_argument(
         "--nvw",
@@ -183,7 +170,7 @@ def config_from_args(args: argparse.Namespace):
         "seed": args.seed,
         "batch": args.batch,
     }
-    for flag, field, _ in _SWITCHES:
+    for flag, field, _ in EFFECT_SWITCHES:
         kw[field] = not getattr(args, "no_" + flag.replace("-", "_"))
     sweeps_t = (args.sweep or "").partition("=")[0].strip() == "t"
     if (
@@ -252,6 +239,13 @@ def run(args: argparse.Namespace) -> int:
 
     from cosim.datasets import load_dataset
     from cosim.engine.evaluate import evaluate
+    from cosim.engine.tables import (
+        LARGE_TILE,
+        describe_tiles,
+        format_report,
+        format_sweep,
+        format_verify,
+    )
     from cosim.errors import CosimError
     from cosim.fileio import write_output_json
     from cosim.library import load_library
@@ -343,113 +337,3 @@ def run(args: argparse.Namespace) -> int:
         write_output_json(args.json, out)
         print(f"json: {args.json}")
     return 0
-
-
-#: Tiles above this many devices get a line on stderr before the chip is built.
-LARGE_TILE = 128 * 128
-
-
-def describe_tiles(card, cfg) -> str:
-    """One line on the tile size in use and, with IR drop on, how large each tile's solve is.
-
-    Printed (for tiles above :data:`LARGE_TILE` devices) before the chip is built, so a
-    what-if card with large tiles says at once what it will cost: the nodal solve grows
-    about as n^3.3 with the tile's side n (0.76 s at 256x256, 7.9 s at 512x512 measured
-    on this machine class, issue 14).
-    """
-    rows, cols = card.array.rows, card.array.cols
-    line = f"tiles of {rows}x{cols} devices on card '{card.name}'"
-    if not cfg.ideal and cfg.ir_drop:
-        line += (
-            f"; IR drop solves a {2 * rows * cols}-node wire network per tile and chip "
-            "(seconds to minutes per tile at this size; --no-ir-drop skips it)"
-        )
-    return line
-
-
-def format_report(r: EvalResult, model: Model, card: Card) -> str:
-    """The readable evaluation report; ``card``: the card in use (a what-if card if given)."""
-    e = r.energy_per_inference_j
-    et = e.total_j
-    a = r.area_m2
-    mode = (
-        "ideal"
-        if r.config["ideal"]
-        else "all non-idealities on"
-        if all(r.config[f] for _, f, _ in _SWITCHES)
-        else "selected non-idealities"
-    )
-    if not r.config["ideal"] and r.config["drift_t_s"] is not None:
-        mode += (
-            f"; drift t = {r.config['drift_t_s']:g} s, "
-            f"compensation {r.config['drift_compensation']}"
-        )
-    lines = [
-        f"cosim evaluate: {model.architecture} ({model.scheme}) on card '{card.name}', {mode}",
-        f"accuracy: {r.accuracy_mean * 100:.2f} % ± {r.accuracy_std * 100:.2f} over "
-        f"{len(r.accuracy_per_chip)} chip(s), {r.n_samples} samples "
-        f"(trained model: {model.info.get('test_accuracy', float('nan')) * 100:.2f} %)",
-        f"periphery: {'shared' if r.periphery.shared else 'per layer'}; transimpedance "
-        + ", ".join(f"{x / 1e3:.1f}" for x in sorted(set(r.periphery.transimpedance_ohm)))
-        + f" kohm (card: {r.periphery.card_r_feedback_ohm / 1e3:.1f}); tiles per layer "
-        + ", ".join(str(t) for t in r.periphery.tiles),
-        "",
-        f"  {'layer':<10} {'ADC clip':>9} {'TIA sat':>9} {'skipped':>9} {'viol.':>6} "
-        f"{'psum clip':>10} {'energy/inf':>12}",
-    ]
-    for lay in r.layers:
-        le = lay.energy_per_inference_j.total_j
-        lines.append(
-            f"  {lay.layer:<10} {lay.adc_clipping_rate * 100:>8.2f}% "
-            f"{lay.tia_saturation_rate * 100:>8.3f}% "
-            f"{lay.skipped_cycle_fraction * 100:>8.2f}% {lay.bound_violations:>6} "
-            f"{lay.psum_clipping_rate * 100:>9.2f}% "
-            f"{le * 1e12:>9.2f} pJ"
-        )
-    energy_line = (
-        "energy per inference: not modelled in ideal mode (exact arithmetic, no circuits)"
-        if r.config["ideal"]
-        else f"energy per inference: {et * 1e9:.3f} nJ  ("
-        + ", ".join(f"{k} {v / et * 100:.1f}%" for k, v in e.items() if et > 0)
-        + ")"
-    )
-    lines += [
-        "",
-        energy_line,
-        f"area ({a.periphery} periphery): {a.total_m2 * 1e6:.4f} mm^2  (dedicated: "
-        f"{a.total_dedicated_m2 * 1e6:.4f}, shared: {a.total_shared_m2 * 1e6:.4f})",
-        f"wall time: {r.wall_s:.1f} s",
-    ]
-    return "\n".join(lines)
-
-
-def format_sweep(res: dict[str, Any]) -> str:
-    lines = [
-        f"sweep of {res['parameter']} ({res['label']}); noiseless accuracy "
-        f"{res['reference_accuracy'] * 100:.2f} %"
-    ]
-    for v, m, s in zip(res["values"], res["accuracy_mean"], res["accuracy_std"], strict=True):
-        lines.append(f"  {v:>10g}  {m * 100:6.2f} % ± {s * 100:.2f}")
-    if res.get("largest_value_within_margin") is not None:
-        lines.append(
-            f"largest {res['parameter']} within {res['margin'] * 100:g} points: "
-            f"{res['largest_value_within_margin']:g}"
-        )
-    return "\n".join(lines)
-
-
-def format_verify(v: dict[str, Any]) -> str:
-    lo, hi = v["identical_rate_ci95"]
-    layers = ", ".join(
-        f"layer {lay['layer']} {lay['codes_compared']} codes {lay['identical_rate'] * 100:.1f} %"
-        for lay in v["per_layer"]
-    )
-    return (
-        f"verify-spice: {v['n_operations']} MAC operations, {v['codes_compared']} ADC codes "
-        f"compared (every output of {v['vectors_simulated']} vectors) in ngspice: "
-        f"{v['identical_rate'] * 100:.1f} % identical (95 % interval "
-        f"{lo * 100:.1f}-{hi * 100:.1f} %), "
-        f"{v['within_1_lsb_fraction'] * 100:.1f} % within ±1 LSB; analog output error rms "
-        f"{v['analog_rms_error_lsb']:.3f} LSB, max {v['analog_max_error_lsb']:.3f} LSB; "
-        f"{layers} ({v['wall_s']:.0f} s)"
-    )

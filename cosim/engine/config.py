@@ -74,6 +74,19 @@ EFFECTS_OFF: dict[str, bool] = {
     "sense_skip": False,
 }
 
+#: The effects ``cosim evaluate`` switches off one by one (``--no-FLAG``): flag, the
+#: :class:`EngineConfig` field, what it models.
+EFFECT_SWITCHES = (
+    ("programming-noise", "programming_noise", "device programming variation"),
+    ("read-noise", "read_noise", "per-read conductance noise"),
+    ("stuck-faults", "stuck_faults", "stuck-at-on/off devices"),
+    ("ir-drop", "ir_drop", "wire resistance (crossbar surrogate)"),
+    ("nonlinearity", "nonlinearity", "device I-V nonlinearity"),
+    ("periphery", "periphery", "TIA/subtractor gain error, offsets, saturation"),
+    ("adc-mismatch", "adc", "ADC capacitor mismatch and comparator offset"),
+    ("sense-skip", "sense_skip", "sparsity-aware MSB skipping"),
+)
+
 
 @dataclass(frozen=True)
 class EngineConfig:
