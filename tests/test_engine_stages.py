@@ -216,3 +216,15 @@ def test_tia_reads_do_not_depend_on_the_rails(library):
     }
     assert reads[0] == reads[1] == {i: 50 * k for i, k in tias.items()}
     assert saturated[0] == 0 < saturated[1]
+
+
+def test_a_chips_stage_description_is_read_only(library):
+    """The cached description of a conversion group cannot be changed behind the fold
+    cached beside it: writing into any of its arrays raises."""
+    eng = Engine(trained("digits-global"), library, EngineConfig(read_noise=False))
+    st = eng.chip(0)[0]
+    group = [ts for ts in st.tiles if ts.tile.col_tile == 0]
+    chain = eng.chain_stages(st, 0, group, st.lmap.periphery.r_t_ohm, False)
+    for name in ("tia_gain_ohm", "sub_coeffs", "g_norton_s", "cols"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(chain, name)[...] = 0

@@ -22,7 +22,7 @@ Two evaluations are derived from it and from nothing else:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -67,6 +67,14 @@ class ChainStages:
     sense_line: int | None  # the sense line's index, None without a sense row
     adc_range_v: tuple[float, float]  # what the ADCs convert, [0, V_ref]
     periphery: bool  # op-amps modelled (offsets, finite gain, rails); else ideal R_t
+
+    def __post_init__(self) -> None:
+        # the engine caches one per conversion group and chip: its arrays are read-only so
+        # that no caller can change later exact solves behind the fold cached beside it
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
 
     @property
     def n_out(self) -> int:
