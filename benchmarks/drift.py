@@ -6,9 +6,15 @@ drift time ``t`` with ``drift_compensation`` none, global and column
 (:mod:`cosim.engine.compensation`), over Monte-Carlo chips. Writes a JSON and a PNG (cosim's
 ``Software`` chunk) and prints the table.
 
+Any other model runs the same way (``--model``, ``--library``, ``--dataset``, ``--limit``):
+the committed ``drift-lenet5.json`` is the committed report's LeNet-5 W4A3 (5 epochs) on its
+full library.
+
 Usage::
 
     python benchmarks/drift.py [--chips 2] [--out benchmarks/results/drift.json]
+    python benchmarks/drift.py --model M.npz --library DIR --dataset fashion-mnist \
+        --limit 2000 --out benchmarks/results/drift-lenet5.json
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/drift.json"), help="JSON; PNG beside"
     )
+    ap.add_argument("--model", type=Path, help="a model file (default: train the digits MLP)")
+    ap.add_argument("--library", type=Path, default=LIBRARY)
+    ap.add_argument("--dataset", default=None, help="default: the model's own")
+    ap.add_argument("--limit", type=int, default=None, help="the first N test samples")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -39,39 +49,46 @@ def main(argv: list[str] | None = None) -> int:
     from cosim.engine.evaluate import evaluate
     from cosim.fileio import atomic_path, png_metadata
     from cosim.library import load_library
-    from cosim.model import integer_forward
+    from cosim.model import integer_forward, load_model
     from cosim.train.trainer import TrainConfig, train
 
     t_start = time.perf_counter()
-    ds = load_dataset("digits")
-    tc = TrainConfig(model="mlp", scheme="global", w_bits=4, a_bits=3, epochs=10)
-    model = train(tc, ds, np.random.default_rng(0)).model
-    software = float(np.mean(integer_forward(model, ds.x_test).predictions == ds.y_test))
-    lib = load_library(LIBRARY)
+    if args.model is None:
+        ds = load_dataset("digits")
+        tc = TrainConfig(model="mlp", scheme="global", w_bits=4, a_bits=3, epochs=10)
+        model = train(tc, ds, np.random.default_rng(0)).model
+        what = "digits MLP, global W4A3, 10 epochs, seed 0"
+    else:
+        model = load_model(args.model)
+        ds = load_dataset(args.dataset or model.info.get("dataset"))
+        what = f"{args.model.name} ({model.info.get('dataset')})"
+    x_test, y_test = ds.x_test[: args.limit], ds.y_test[: args.limit]
+    software = float(np.mean(integer_forward(model, x_test).predictions == y_test))
+    lib = load_library(args.library)
     rows = []
     for t in TIMES_S:
         row: dict[str, float | list[float]] = {"t_s": t}
         for mode in MODES:
             cfg = EngineConfig(chips=args.chips, drift_t_s=t, drift_compensation=mode)
-            r = evaluate(model, lib, ds.x_test, ds.y_test, cfg, desc=f"t={t:g} {mode}")
+            r = evaluate(model, lib, x_test, y_test, cfg, desc=f"t={t:g} {mode}")
             row[mode] = r.accuracy_mean
             row[f"{mode}_per_chip"] = list(r.accuracy_per_chip)
         rows.append(row)
-    no_drift = evaluate(model, lib, ds.x_test, ds.y_test, EngineConfig(chips=args.chips))
+    no_drift = evaluate(model, lib, x_test, y_test, EngineConfig(chips=args.chips))
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "written_by": "cosim benchmarks/drift.py",
         "command": "python benchmarks/drift.py " + " ".join(argv or sys.argv[1:]),
-        "model": "digits MLP, global W4A3, 10 epochs, seed 0",
-        "library": "tests/data/library-quick",
+        "model": what,
+        "library": str(args.library),
         "card_drift": {
             "t0_s": lib.card.device.drift_t0_s,
             "nu_mean": lib.card.device.drift_nu_mean,
             "nu_sigma": lib.card.device.drift_nu_sigma,
         },
         "chips": args.chips,
-        "n_samples": len(ds.y_test),
+        "n_samples": len(y_test),
         "software_accuracy": software,
         "no_drift_accuracy": no_drift.accuracy_mean,
         "rows": rows,
@@ -91,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.axhline(100 * no_drift.accuracy_mean, color="gray", ls=":", label="no drift")
     ax.set_xlabel("time since programming t (s)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"digits MLP W4A3, all effects on, {args.chips} chips")
+    ax.set_title(f"{what}, all effects on, {args.chips} chips", fontsize=8)
     ax.legend(title="drift compensation")
     fig.tight_layout()
     png = js.with_suffix(".png")
