@@ -81,10 +81,6 @@ from cosim.quant.grids import (
 )
 from cosim.quant.preprocessing import Preprocessing
 
-# private names of the former single module, kept importable
-_check_bits = check_bits
-_check_range = check_range
-
 __all__ = [
     "DEFAULT_HI",
     "DEFAULT_IN_BITS",

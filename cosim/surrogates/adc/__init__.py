@@ -43,8 +43,8 @@ from cosim.surrogates.adc.mismatch import mismatch_units, sample_instance, with_
 from cosim.surrogates.adc.sar import SarAdcModel
 
 # private names of the former single module, kept importable
-_check_bits = checks._check_bits
-_skip_array = checks._skip_array
+check_bits = checks.check_bits
+skip_array = checks.skip_array
 _Lookup = lookup._Lookup
 _level_table = behavioural._level_table
 _inl_dnl_from_thresholds = inl_dnl_from_thresholds

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cosim.errors import LibraryError
-from cosim.surrogates.adc.checks import _check_bits, _skip_array
+from cosim.surrogates.adc.checks import check_bits, skip_array
 from cosim.surrogates.adc.metrics import inl_dnl_from_thresholds
 from cosim.surrogates.adc.sar import SarAdcModel
 from cosim.surrogates.base import as_float_array, require_keys
@@ -55,7 +55,7 @@ class ThresholdAdc:
     thresholds_v: np.ndarray
 
     def __post_init__(self) -> None:
-        n = _check_bits(self.bits, "ThresholdAdc.bits")
+        n = check_bits(self.bits, "ThresholdAdc.bits")
         object.__setattr__(self, "bits", n)
         t = _level_table(self.thresholds_v, n, "ThresholdAdc.thresholds_v")
         if np.any(np.diff(t) < 0):
@@ -84,7 +84,7 @@ class ThresholdAdc:
         code = np.searchsorted(self.thresholds_v, x, side="right").astype(np.int64)
         if np.isscalar(skip) and skip == 0:
             return code
-        k = _skip_array(skip, self.bits)
+        k = skip_array(skip, self.bits)
         return np.minimum(code, (np.int64(1) << (self.bits - k)) - 1)
 
     __call__ = convert
@@ -141,7 +141,7 @@ class SarLevelAdc:
     levels_v: np.ndarray
 
     def __post_init__(self) -> None:
-        n = _check_bits(self.bits, "SarLevelAdc.bits")
+        n = check_bits(self.bits, "SarLevelAdc.bits")
         object.__setattr__(self, "bits", n)
         object.__setattr__(self, "levels_v", _level_table(self.levels_v, n, "SarLevelAdc.levels_v"))
 
@@ -156,7 +156,7 @@ class SarLevelAdc:
         [0, 1, 7]
         """
         x = np.asarray(v, dtype=float)
-        k = None if np.isscalar(skip) and skip == 0 else _skip_array(skip, self.bits)
+        k = None if np.isscalar(skip) and skip == 0 else skip_array(skip, self.bits)
         code = np.zeros(x.shape, dtype=np.int64)
         for b in range(self.bits - 1, -1, -1):
             trial = code | (1 << b)
@@ -201,7 +201,7 @@ def comparison_level_variation(
     >>> adc.convert([0.06, 0.07]).tolist()
     [0, 1]
     """
-    n = _check_bits(bits, "bits")
+    n = check_bits(bits, "bits")
     if not math.isfinite(nva) or nva < 0:
         raise ValueError(f"nva = {nva!r} must be finite and >= 0")
     lsb = v_ref_v / 2**n

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cosim.errors import LibraryError
-from cosim.surrogates.adc.checks import MAX_BITS, MIN_BITS, _check_bits
+from cosim.surrogates.adc.checks import MAX_BITS, MIN_BITS, check_bits
 from cosim.surrogates.adc.sar import SarAdcModel
 
 
@@ -81,7 +81,7 @@ def models_by_bits(extra: Mapping[str, Any], bits: int | None = None) -> dict[in
         if m.bits != n:
             raise LibraryError(f"the by_bits entry '{key}' holds a {m.bits}-bit ADC model")
         models[n] = m
-    top = max(models) if bits is None else _check_bits(bits, "bits")
+    top = max(models) if bits is None else check_bits(bits, "bits")
     missing = [n for n in range(MIN_BITS, top + 1) if n not in models]
     if missing:
         have = ", ".join(str(n) for n in sorted(models))

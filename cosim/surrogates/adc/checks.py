@@ -2,7 +2,7 @@
 
 Examples
 --------
->>> _check_bits(3, "bits"), _skip_array([0, 2], 3).tolist()
+>>> check_bits(3, "bits"), skip_array([0, 2], 3).tolist()
 (3, [0, 2])
 """
 
@@ -16,7 +16,7 @@ MIN_BITS = 1
 MAX_BITS = 8
 
 
-def _check_bits(bits: Any, what: str) -> int:
+def check_bits(bits: Any, what: str) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
         raise ValueError(f"{what} must be an integer, got {bits!r}")
     if not MIN_BITS <= int(bits) <= MAX_BITS:
@@ -24,7 +24,7 @@ def _check_bits(bits: Any, what: str) -> int:
     return int(bits)
 
 
-def _skip_array(skip: Any, bits: int) -> np.ndarray:
+def skip_array(skip: Any, bits: int) -> np.ndarray:
     k = np.asarray(skip)
     if k.dtype.kind not in "iub":
         if not np.all(np.isfinite(k)) or np.any(k != np.round(k)):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.surrogates.adc.checks import _check_bits, _skip_array
+from cosim.surrogates.adc.checks import check_bits, skip_array
 from cosim.surrogates.adc.sar import SarAdcModel
 from cosim.surrogates.base import check_fitted
 
@@ -104,7 +104,7 @@ class SarAdcFitter:
     """
 
     def __init__(self, bits: int, v_ref_v: float, conversion_time_s: float) -> None:
-        self.bits = _check_bits(bits, "SarAdcFitter.bits")
+        self.bits = check_bits(bits, "SarAdcFitter.bits")
         self.v_ref_v = float(v_ref_v)
         self.conversion_time_s = float(conversion_time_s)
 
@@ -154,7 +154,7 @@ class SarAdcFitter:
         """
         n = self.bits
         v = np.asarray(v_in, dtype=float).reshape(-1)
-        k = np.broadcast_to(_skip_array(skip, n), v.shape).astype(np.int64)
+        k = np.broadcast_to(skip_array(skip, n), v.shape).astype(np.int64)
         codes = np.asarray(probes["codes"], dtype=np.int64).reshape(-1)
         v_top = np.asarray(probes["v_top_v"], dtype=float).reshape(v.size, n)
         if codes.shape != v.shape:

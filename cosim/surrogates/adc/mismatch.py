@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim.surrogates.adc.checks import _check_bits
+from cosim.surrogates.adc.checks import check_bits
 from cosim.surrogates.adc.sar import SarAdcModel
 from netlists.mismatch import SarMismatch, draw_sar_mismatch, sar_mismatch_units
 
@@ -31,7 +31,7 @@ def mismatch_units(bits: int) -> np.ndarray:
     """Unit capacitors in each DAC capacitor, in the order of the mismatch draws: the bit
     capacitors (LSB first, ``2**i``), the dummy (1) and the half-LSB capacitor (1/2)
     (:func:`netlists.mismatch.sar_mismatch_units`, after checking ``bits``)."""
-    return sar_mismatch_units(_check_bits(bits, "bits"))
+    return sar_mismatch_units(check_bits(bits, "bits"))
 
 
 def with_mismatch(
@@ -159,11 +159,11 @@ def sample_instance_draw(
     """:func:`sample_instance` and the draw it applied (for the netlist's instance:
     ``cosim.circuits.sar_adc_params(card, model.bits).with_mismatch(draw)``)."""
     if isinstance(nominal, Mapping):
-        n = card.adc.bits if bits is None else _check_bits(bits, "bits")
+        n = card.adc.bits if bits is None else check_bits(bits, "bits")
         if n not in nominal:
             raise ValueError(f"no {n}-bit nominal model (have {sorted(nominal)})")
         nominal = nominal[n]
-    elif bits is not None and _check_bits(bits, "bits") != nominal.bits:
+    elif bits is not None and check_bits(bits, "bits") != nominal.bits:
         raise ValueError(
             f"sample_instance got a {nominal.bits}-bit nominal model for bits={bits}; pass "
             "the nominal of that resolution (models_by_bits(extra)[bits])"

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cosim.errors import LibraryError
-from cosim.surrogates.adc.checks import _check_bits, _skip_array
+from cosim.surrogates.adc.checks import check_bits, skip_array
 from cosim.surrogates.adc.lookup import ExactTables
 from cosim.surrogates.adc.metrics import ideal_codes, inl_dnl_from_thresholds
 from cosim.surrogates.base import as_float_array, require_keys
@@ -91,7 +91,7 @@ class SarAdcModel(ExactTables):
     energy_ref_mean_bits: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = _check_bits(self.bits, "SarAdcModel.bits")
+        n = check_bits(self.bits, "SarAdcModel.bits")
         object.__setattr__(self, "bits", n)
         for name in ("v_ref_v", "input_gain", "conversion_time_s"):
             v = float(getattr(self, name))
@@ -141,7 +141,7 @@ class SarAdcModel(ExactTables):
 
         Its transfer is exactly :func:`ideal_codes`; energies default to zero.
         """
-        n = _check_bits(bits, "bits")
+        n = check_bits(bits, "bits")
         lsb = v_ref_v / 2**n
         return cls(
             bits=n,
@@ -206,7 +206,7 @@ class SarAdcModel(ExactTables):
         x = np.asarray(x, dtype=float)
         if isinstance(skip, int) and skip == 0:  # without the checks
             return self._convert_one_skip(x, 0)
-        k = _skip_array(skip, self.bits)
+        k = skip_array(skip, self.bits)
         if k.ndim == 0:
             return self._convert_one_skip(x, int(k))
         x, k = np.broadcast_arrays(x, k)
@@ -240,7 +240,7 @@ class SarAdcModel(ExactTables):
         (about 6 ms per bit per 1e6 values).
         """
         x = np.asarray(v, dtype=float)
-        k = _skip_array(skip, self.bits)
+        k = skip_array(skip, self.bits)
         if k.ndim == 0:
             return self._search(x, int(k))
         x, k = np.broadcast_arrays(x, k)
@@ -276,7 +276,7 @@ class SarAdcModel(ExactTables):
     def trial_thresholds(self, skip: int = 0) -> np.ndarray:
         """Input voltage at which each trial code would be accepted (V): entry ``c - 1`` for
         trial code ``c = 1 .. 2**(bits-skip) - 1`` (prefix bits plus the trial bit)."""
-        n_codes = 2 ** (self.bits - int(_skip_array(skip, self.bits)))
+        n_codes = 2 ** (self.bits - int(skip_array(skip, self.bits)))
         c = np.arange(1, n_codes)
         bits = (c[:, None] >> np.arange(self.bits)[None, :]) & 1
         dac = bits @ self.bit_weights_v
@@ -334,7 +334,7 @@ class SarAdcModel(ExactTables):
         >>> (m.energy_per_conversion_j([0, 1]) * 1e15).round(3).tolist()
         [300.0, 150.0]
         """
-        k = _skip_array(skip, self.bits)
+        k = skip_array(skip, self.bits)
         if codes is None:
             return np.asarray(self.energy_ref_j[k] + self.energy_dd_j[k], dtype=float)
         c = np.asarray(codes)
