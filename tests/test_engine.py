@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import COMPONENTS, Engine, LayerStats, _Drive, standard_normals
+from cosim.engine.core import COMPONENTS, Drive, Engine, LayerStats, standard_normals
 from cosim.engine.evaluate import evaluate
 from cosim.engine.mapping import MappingError, check_model, map_model
 from cosim.engine.sweep import SweepSpec, run_sweep
@@ -250,7 +250,7 @@ def _rails_case(eng, factor):
     codes = rng.integers(0, 1 << per.in_bits, (3000, lm.fan_in)).astype(np.uint8)
     codes[:1000] //= 4
     v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
-    drive = _Drive(codes, eng.crossbar.drive(v_tab), eng.crossbar.quad_drive(v_tab))
+    drive = Drive(codes, eng.crossbar.drive(v_tab), eng.crossbar.quad_drive(v_tab))
     stats = LayerStats("rails")
     v, _ = eng._group_voltages(st, 0, [ts], drive, False, rng, r_t, False, stats)
     m_tia, bias_tia = ts.tia_transfer()
@@ -501,23 +501,23 @@ def test_read_energy_sums_equal_the_unrolled_vectors():
     value), which the sums match to 1e-10."""
     from types import SimpleNamespace
 
-    from cosim.engine.blocks import _im2col_columns
-    from cosim.engine.energy import _read_units, _window_sums
+    from cosim.engine.blocks import im2col_columns
+    from cosim.engine.energy import read_units, window_sums
 
     rng = np.random.default_rng(0)
     table = rng.random(8)
     table[0] = 0.0  # code 0 is 0 V
-    fixed, scale = _read_units(table)
+    fixed, scale = read_units(table)
     assert fixed.dtype == np.int64 and fixed[0] == 0 and fixed.max() == 2**38
     for kk, stride, pad in [(5, 1, 0), (3, 1, 1), (3, 2, 1), (2, 2, 0)]:
         lay = SimpleNamespace(kind="conv2d", kernel=kk, stride=stride, padding=pad)
         k = rng.integers(0, 8, (7, 3, 12, 12))
-        want = table[_im2col_columns(k, kk, stride, pad)].sum(axis=0)
-        np.testing.assert_allclose(_window_sums(lay, table[k].sum(axis=0)), want, rtol=1e-12)
-        got = _window_sums(lay, fixed[k].sum(axis=0) / scale)
+        want = table[im2col_columns(k, kk, stride, pad)].sum(axis=0)
+        np.testing.assert_allclose(window_sums(lay, table[k].sum(axis=0)), want, rtol=1e-12)
+        got = window_sums(lay, fixed[k].sum(axis=0) / scale)
         np.testing.assert_allclose(got, want, rtol=1e-10)
     k = rng.integers(0, 8, (9, 20))
-    got = _window_sums(SimpleNamespace(kind="dense"), table[k].sum(axis=0))
+    got = window_sums(SimpleNamespace(kind="dense"), table[k].sum(axis=0))
     np.testing.assert_allclose(got, table[k].sum(axis=0), rtol=1e-12)
 
 

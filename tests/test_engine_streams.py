@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cosim.engine.blocks import BLOCK_SAMPLES, _block_rows
+from cosim.engine.blocks import BLOCK_SAMPLES, block_rows
 from cosim.engine.chip import G_CEILING
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine
@@ -89,7 +89,7 @@ def test_batch_size_rounds_to_whole_blocks(library):
         for m in eng.maps:
             for t in m.tiles:
                 per = 1 if m.layer.kind != "conv2d" else int(np.prod(m.layer.out_shape[1:]))
-                rows = _block_rows(len(t.outputs), per)
+                rows = block_rows(len(t.outputs), per)
                 assert rows % per == 0 and a % (rows // per) == 0
     ideal = Engine(trained("digits-global"), library, EngineConfig.ideal_mode())
     assert ideal.batch_size(1024) == 1024

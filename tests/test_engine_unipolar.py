@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from cosim.engine.config import EngineConfig
-from cosim.engine.core import Engine, LayerStats, _Drive
+from cosim.engine.core import Drive, Engine, LayerStats
 from cosim.engine.costs import _periphery_counts
 from cosim.engine.evaluate import evaluate
 from cosim.engine.sweep import SweepSpec, run_sweep
@@ -102,7 +102,7 @@ def test_zero_partial_sum_converts_to_half_scale(library, name):
     assert lm.n_row_tiles >= 2
     b = eng.psum_bits()
     # every input at code 0, whose drive is 0 V
-    u = _Drive(np.zeros((3, lm.fan_in), dtype=np.uint8), np.zeros(1), None)
+    u = Drive(np.zeros((3, lm.fan_in), dtype=np.uint8), np.zeros(1), None)
     seen_uni = False
     for ts in st.tiles:
         if ts.tile.row_tile == 0:

@@ -4,7 +4,7 @@
 over the whole evaluation (sample ``s``, output position ``p``: vector ``s·P + p``) and cut,
 per conversion group, into fixed blocks that end with samples (a divisor of 1000 samples,
 or a whole fraction of one large sample; from the layer's shape and the group's outputs
-alone: :func:`_block_rows`). Everything that touches a vector is computed a block at a
+alone: :func:`block_rows`). Everything that touches a vector is computed a block at a
 time:
 
 * the products run on whole blocks (a block that a batch only partly covers is padded with
@@ -40,7 +40,7 @@ import numpy as np
 from cosim.engine.mapping import LayerMap
 from cosim.model import WeightLayer
 
-#: every block of MAC vectors holds a divisor of this many samples (:func:`_block_rows`), so
+#: every block of MAC vectors holds a divisor of this many samples (:func:`block_rows`), so
 #: that batches of a multiple of it (the default 1000) hold whole blocks of every layer
 BLOCK_SAMPLES = 1000
 _DIVISORS = tuple(d for d in range(1, BLOCK_SAMPLES + 1) if BLOCK_SAMPLES % d == 0)
@@ -48,7 +48,7 @@ _DIVISORS = tuple(d for d in range(1, BLOCK_SAMPLES + 1) if BLOCK_SAMPLES % d ==
 CODE_DTYPE = np.int16
 
 
-def _vectors_per_sample(layer: WeightLayer) -> int:
+def vectors_per_sample(layer: WeightLayer) -> int:
     """MAC vectors one sample makes in a layer: its output positions (1 for dense)."""
     if layer.kind == "conv2d":
         return math.prod(layer.out_shape[1:])
@@ -56,7 +56,7 @@ def _vectors_per_sample(layer: WeightLayer) -> int:
 
 
 @functools.cache
-def _block_rows(n_out: int, per_sample: int) -> int:
+def block_rows(n_out: int, per_sample: int) -> int:
     """MAC vectors per block of a conversion group with ``n_out`` outputs, in a layer of
     ``per_sample`` vectors per sample, for a block's products and what follows them to stay
     in cache while its fixed costs stay small: at least ``2**16`` values over the outputs
@@ -72,20 +72,20 @@ def _block_rows(n_out: int, per_sample: int) -> int:
 
 
 def block_samples(maps: Sequence[LayerMap]) -> int:
-    """Samples in which every layer's blocks of MAC vectors (:func:`_block_rows`) end (a
+    """Samples in which every layer's blocks of MAC vectors (:func:`block_rows`) end (a
     divisor of :data:`BLOCK_SAMPLES`): batches that start at multiples of it only ever hold
     whole blocks."""
     a = 1
     for m in maps:
-        per = _vectors_per_sample(m.layer)
+        per = vectors_per_sample(m.layer)
         for t in m.tiles:
-            r = _block_rows(len(t.outputs), per)
+            r = block_rows(len(t.outputs), per)
             a = math.lcm(a, r // math.gcd(r, per))
     return a
 
 
 @dataclass(frozen=True)
-class _Rows:
+class VectorRows:
     """Where a batch's MAC vectors of one layer sit among the evaluation's: the first one's
     index (first sample · vectors per sample) and the vectors per sample."""
 
@@ -93,7 +93,7 @@ class _Rows:
     per_sample: int
 
 
-def _round_scaled(total: np.ndarray, scale: float) -> np.ndarray:
+def round_scaled(total: np.ndarray, scale: float) -> np.ndarray:
     """``floor(total·scale + 1/2)`` of integer partial sums (int64): shifts when ``scale`` is
     a power of two (the default ``psum_range`` and resolutions), float64 otherwise (exact
     for sums below 2**53)."""
@@ -106,7 +106,7 @@ def _round_scaled(total: np.ndarray, scale: float) -> np.ndarray:
     return np.floor(total.astype(np.float64) * scale + 0.5).astype(np.int64)
 
 
-def _im2col_columns(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
+def im2col_columns(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
     """:func:`cosim.model.forward.im2col`'s matrix, built column-major: one strided copy
     per kernel offset (fast for one-byte codes, where the generic reshape is not)."""
     if pad:
@@ -122,7 +122,7 @@ def _im2col_columns(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
     return planes.reshape(c * k * k, n * ho * wo).T
 
 
-class _Drive:
+class Drive:
     """The crossbar drive of unrolled input codes ``(n, fan_in)``, read through a per-code
     table of float32 values and built a block at a time where the products use it.
 
@@ -169,7 +169,7 @@ class _Drive:
         return self.table[self.codes[rows, f0:f1]].astype(np.float64)
 
 
-def _interleave(parts: list[np.ndarray]) -> np.ndarray:
+def interleave(parts: list[np.ndarray]) -> np.ndarray:
     """Rows of ``parts`` (each ``(K, C)``) interleaved into ``(len(parts)·K, C)`` float32."""
     if len(parts) == 1:
         return np.ascontiguousarray(parts[0], dtype=np.float32)

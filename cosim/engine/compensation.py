@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cosim.engine.blocks import _Rows
+from cosim.engine.blocks import VectorRows
 from cosim.engine.chip import LayerState
 from cosim.engine.config import EngineConfig
 from cosim.engine.energy import LayerStats
@@ -147,7 +147,7 @@ class DriftCompensation:
         rec = _Recorder()
         rec.inputs(lm.index, x)
         y = self._analog_layer(
-            lm, st, x, lambda a: a, noise, LayerStats("calibration"), _Rows(0, 1), rec
+            lm, st, x, lambda a: a, noise, LayerStats("calibration"), VectorRows(0, 1), rec
         )
         rec.outputs(lm.index, y)
         n = x.shape[0]

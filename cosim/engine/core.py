@@ -52,19 +52,19 @@ from cosim.circuits import device_model
 from cosim.engine.blocks import BLOCK_SAMPLES as BLOCK_SAMPLES
 from cosim.engine.blocks import (
     CODE_DTYPE,
-    _Drive,
-    _im2col_columns,
-    _round_scaled,
-    _Rows,
+    Drive,
+    VectorRows,
     block_samples,
+    im2col_columns,
+    round_scaled,
 )
 from cosim.engine.chip import LayerState, build_layer
 from cosim.engine.compensation import SCALE_KEY, DriftCompensation, apply_scale
 from cosim.engine.config import EngineConfig
 from cosim.engine.convert import Conversions
 from cosim.engine.energy import COMPONENTS as COMPONENTS
-from cosim.engine.energy import ENERGY_STRIDE, EnergyTally, LayerStats, _read_units
-from cosim.engine.energy import _window_sums as _window_sums
+from cosim.engine.energy import ENERGY_STRIDE, EnergyTally, LayerStats, read_units
+from cosim.engine.energy import window_sums as window_sums
 from cosim.engine.fold import FoldedPath
 from cosim.engine.mapping import LayerMap, ideal_layer, map_model
 from cosim.engine.readnoise import ReadNoise
@@ -157,7 +157,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
 
     # -- blocks -----------------------------------------------------------------------------
     def block_samples(self) -> int:
-        """Samples in which every layer's blocks of MAC vectors (:func:`_block_rows`) end
+        """Samples in which every layer's blocks of MAC vectors (:func:`block_rows`) end
         (a divisor of :data:`BLOCK_SAMPLES`): batches that start at multiples of it only
         ever hold whole blocks."""
         return block_samples(self.maps)
@@ -272,7 +272,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
 
         def unroll_codes(a: np.ndarray) -> np.ndarray:  # the same values, column-major
             if lay.kind == "conv2d":
-                return _im2col_columns(a, kernel, lay.stride, lay.padding)
+                return im2col_columns(a, kernel, lay.stride, lay.padding)
             return a.reshape(a.shape[0], -1)
 
         if lay.kind == "conv2d":
@@ -287,7 +287,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
             per = ho * wo if lay.kind == "conv2d" else 1
             with single_thread():
                 y = self._analog_layer(
-                    lm, st, k, unroll_codes, noise, stats, _Rows(start * per, per), record
+                    lm, st, k, unroll_codes, noise, stats, VectorRows(start * per, per), record
                 )
         if record is not None:
             record.outputs(i, y)
@@ -306,29 +306,29 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         unroll_codes,
         noise: ReadNoise | np.random.Generator,
         stats: LayerStats,
-        rows: _Rows | None = None,
+        rows: VectorRows | None = None,
         record: _Recorder | None = None,
     ) -> np.ndarray:
         """One hidden layer on one chip: ``k`` are the input codes as the layer receives
         them (images for convolutions), ``unroll_codes`` turns such an array into MAC
         vectors (column-major); ``rows``: where they sit among the evaluation's vectors;
         ``record``: where each conversion group is traced."""
-        rows = rows or _Rows(0, 1)
+        rows = rows or VectorRows(0, 1)
         card, cfg, per = self.card, self.cfg, lm.periphery
         v_tab, u_tab, q_tab = self._drive_tables(lm)
         # the DAC and the device I-V act per input value: the unrolled input codes (one byte
-        # each) are looked up block by block where the products need them (_Drive), so the
+        # each) are looked up block by block where the products need them (Drive), so the
         # float drives never make a round trip through memory;
         # float32 currents: 6e-8 relative, far below an LSB (7.8e-8 A of 2e-5 A full scale)
         kc = unroll_codes(k.astype(np.uint8) if per.in_bits <= 8 else k)
         quad = any(ts.m_quad is not None for ts in st.tiles)
         # the crossbar surrogate's second-order drive s(V)·(V/v_read)² beside s(V)
-        drive = _Drive(kc, u_tab, q_tab if quad else None)
+        drive = Drive(kc, u_tab, q_tab if quad else None)
         n = drive.shape[0]
         noisy = cfg.read_noise and any(ts.read_sigma is not None for ts in st.tiles)
         # read energy, exactly: V·s(V) of every input summed over every MAC vector, in fixed
         # point (per input of the layer's input map: the unrolled sums follow at the end)
-        fixed, _ = _read_units(v_tab * u_tab)
+        fixed, _ = read_units(v_tab * u_tab)
         sums = np.take(fixed, k).sum(axis=0)
         stats.read_sums = sums if stats.read_sums is None else stats.read_sums + sums
         stats.vectors += n
@@ -375,7 +375,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
                 total -= len(ts_ct) << (b_ps - 1)  # offset binary: each code less half scale
                 shift = per.adc_bits + 1 - b_ps
                 if scale is None:
-                    y = _round_scaled(total, cfg.psum_range * 2.0**shift)
+                    y = round_scaled(total, cfg.psum_range * 2.0**shift)
                 else:  # drift compensation: the summed signed code, one rounding
                     y = apply_scale(total, scale[o_idx], cfg.psum_range * 2.0**shift)
                 np.clip(y, 0, (1 << per.adc_bits) - 1, out=y)

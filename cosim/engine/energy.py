@@ -2,8 +2,8 @@
 
 A :class:`LayerStats` counts a layer's events (conversions, clipping, saturation, skipped
 cycles) and tallies its energies exactly: integer counts of events of a given energy, the
-read energy's ``V·s(V)`` summed in fixed point (:func:`_read_units`, per input of the
-layer's input map: :func:`_window_sums`), the ADC's (skip, code) histogram on every 8th
+read energy's ``V·s(V)`` summed in fixed point (:func:`read_units`, per input of the
+layer's input map: :func:`window_sums`), the ADC's (skip, code) histogram on every 8th
 vector. Integers add up the same however the samples are batched; :class:`EnergyTally`
 (mixed into :class:`cosim.engine.core.Engine`) turns them into joules once per chip.
 """
@@ -102,7 +102,7 @@ class LayerStats:
         )
 
 
-def _read_units(table: np.ndarray) -> tuple[np.ndarray, float]:
+def read_units(table: np.ndarray) -> tuple[np.ndarray, float]:
     """``table`` (V·s(V) per input code, V²) in fixed point: int64 values and the units per
     V² (the largest value is ``2**READ_SUM_BITS``): their sums are exact and do not depend
     on the order in which the batches add them."""
@@ -111,7 +111,7 @@ def _read_units(table: np.ndarray) -> tuple[np.ndarray, float]:
     return np.rint(table * scale).astype(np.int64), scale
 
 
-def _window_sums(layer: WeightLayer, m: np.ndarray) -> np.ndarray:
+def window_sums(layer: WeightLayer, m: np.ndarray) -> np.ndarray:
     """``Σ_n table[x_n,i]`` per MAC input ``i`` over every MAC vector, from ``m``: the same
     sums per input of the layer's input map (``(fan_in,)`` for dense layers, ``(C, H, W)``
     for convolutions), without unrolling: input ``(c, a, b)`` of the unrolled vectors sees
@@ -159,8 +159,8 @@ class EnergyTally:
             st = states.get(i)
             if s.read_sums is not None and st is not None:
                 v_tab, u_tab, _ = self._drive_tables(st.lmap)
-                _, scale = _read_units(v_tab * u_tab)
-                vu = _window_sums(st.lmap.layer, s.read_sums / scale)
+                _, scale = read_units(v_tab * u_tab)
+                vu = window_sums(st.lmap.layer, s.read_sums / scale)
                 for ts in st.tiles:
                     t = ts.tile
                     read = float(vu[t.f0 : t.f1] @ ts.row_g_sum[t.data_rows])

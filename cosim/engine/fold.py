@@ -8,7 +8,7 @@ How it is computed (:meth:`FoldedPath._fold`, :meth:`FoldedPath._group_voltages`
 their linear ranges the TIAs and subtractors are affine with per-chip coefficients, so they
 are folded into the crossbar matrices and each tile costs one float32 product per block of
 input vectors, ``[s(V), s(V)·(V/v_read)²] @ W`` with both drive terms looked up per input
-code and interleaved (:class:`_Drive`), plus ``s(V)² @ S`` for the read-noise variance. The
+code and interleaved (:class:`Drive`), plus ``s(V)² @ S`` for the read-noise variance. The
 exact loop solve near the rails runs only for the vectors that need it: a pair's
 single-ended TIA (or a unipolar column's, where its rails lie inside the ADC's range) can
 reach its rails only where a per-vector bound column says so, and that column is not even
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cosim.card import Card
-from cosim.engine.blocks import _block_rows, _Drive, _interleave, _Rows
+from cosim.engine.blocks import Drive, VectorRows, block_rows, interleave
 from cosim.engine.chip import LayerState
 from cosim.engine.config import EngineConfig
 from cosim.engine.energy import LayerStats
@@ -101,7 +101,7 @@ class FoldedPath:
         Inside their linear ranges every stage is affine with coefficients fixed per chip
         (:meth:`ChainStages.fold`), so ``V_out = s(V) @ W + c`` per output — one matrix
         product per tile. Every weight matrix (float32) has a row per data row and drive
-        term (``d`` = 2: the second-order drive's rows interleaved, as :class:`_Drive` lays
+        term (``d`` = 2: the second-order drive's rows interleaved, as :class:`Drive` lays
         its blocks out). ``W`` holds the outputs; ``W_x`` the sense-line current (for
         conversions that may skip) and, when some input the DAC can apply would take a
         checked TIA (:meth:`ChainStages.checked_columns`: every pair's) near its rails, a
@@ -161,7 +161,7 @@ class FoldedPath:
         wx: list[np.ndarray | None] = []
         wpc: list[np.ndarray | None] = []
         for parts in tiles_parts:
-            ws.append(_interleave([p[:, :n_out] for p in parts]))
+            ws.append(interleave([p[:, :n_out] for p in parts]))
             # the extra columns: the sense line, and the bound (per drive term, the largest
             # checked-column weight)
             extra = [
@@ -169,8 +169,8 @@ class FoldedPath:
                 + ([np.abs(p[:, n_out + 1 :]).max(axis=1)] if check else [])
                 for p in parts
             ]
-            wx.append(_interleave([np.stack(e, axis=1) for e in extra]) if extra[0] else None)
-            wpc.append(_interleave([p[:, n_out + 1 :] for p in parts]) if check else None)
+            wx.append(interleave([np.stack(e, axis=1) for e in extra]) if extra[0] else None)
+            wpc.append(interleave([p[:, n_out + 1 :] for p in parts]) if check else None)
         folded = _Folded(
             ws,
             wx,
@@ -197,11 +197,11 @@ class FoldedPath:
         table as the folded path."""
         _, u_tab, q_tab = self._drive_tables(lm)
         quad = any(ts.m_quad is not None for ts in group)
-        drive = _Drive(codes, u_tab, q_tab if quad else None)
+        drive = Drive(codes, u_tab, q_tab if quad else None)
         return self._group_currents(group, drive, np.arange(codes.shape[0]))
 
     @staticmethod
-    def _group_currents(group, drive: _Drive, rows: np.ndarray) -> np.ndarray:
+    def _group_currents(group, drive: Drive, rows: np.ndarray) -> np.ndarray:
         """Float64 currents (len(rows), lines) (A) at the group's TIA inputs for the drive's
         ``rows``: the crossbar transfer less the g_min reference line on unipolar columns."""
         cur = None
@@ -235,13 +235,13 @@ class FoldedPath:
         st: LayerState,
         ct: int,
         group,
-        drive: _Drive,
+        drive: Drive,
         noisy: bool,
         noise: ReadNoise | np.random.Generator | None,
         r_t: float,
         offset_binary: bool,
         stats: LayerStats,
-        rows: _Rows | None = None,
+        rows: VectorRows | None = None,
         key: tuple[int, int, int] = (0, 0, 0),
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Voltages the ADCs sample (float32, V) for a group of row tiles converted
@@ -252,15 +252,15 @@ class FoldedPath:
         every row tile together) and each block's place among the evaluation's vectors,
         ``rows``, pick the draws).
 
-        The vectors go through in the group's blocks (:func:`_block_rows`), counted from
+        The vectors go through in the group's blocks (:func:`block_rows`), counted from
         ``rows.first``: a block the batch only partly covers is computed whole, its other
         rows at zero drive, so that every product has the same rows whatever the batch."""
         fo = self._fold(st, ct, group, r_t, offset_binary, drive.d)
         n_out = fo.n_out
         n = drive.shape[0]
-        rows = rows or _Rows(0, 1)
+        rows = rows or VectorRows(0, 1)
         noisy = noisy and any(s2 is not None for s2 in fo.ss)
-        step = _block_rows(n_out, rows.per_sample)
+        step = block_rows(n_out, rows.per_sample)
         first = rows.first
         b0, b1 = first // step, -(-(first + n) // step)  # the blocks the batch touches
         # per-output constants tiled over a block's rows: every pass below runs over whole

@@ -58,7 +58,7 @@ class ReadNoise:
     """The read noise of one chip instance, keyed by what is read, not by the batching.
 
     A conversion group's MAC vectors are numbered over the evaluation and cut into blocks
-    (:func:`~cosim.engine.blocks._block_rows`); block ``b`` of group ``key`` = (layer,
+    (:func:`~cosim.engine.blocks.block_rows`); block ``b`` of group ``key`` = (layer,
     column tile, row tile + 1) draws its ``N(0, 1)`` values (:func:`standard_normals`, one
     per vector and output, row-major) from its own SFC64 generator. Its seed: a
     :class:`numpy.random.SeedSequence` of (seed, chip, 2, *key) gives three words ``w``; the
