@@ -23,40 +23,15 @@ from cosim.errors import CosimError
 from cosim.fileio.paths import _check_creatable, _check_path_text, _entries, _is_within, _normalize
 from cosim.fileio.recognition import (
     FILE_KINDS,
-    JSON_MAX_BYTES,
     LIBRARY_FILES,
     LIBRARY_MARKER,
-    NPZ_META_MAX_BYTES,
-    PNG_MAX_CHUNKS,
-    PNG_TEXT_MAX_BYTES,
     REPORT_JSON,
     REPORT_MARKER,
     is_cosim_file,
     is_cosim_json,
-    npz_meta,
-    png_metadata,
-    png_software,
     try_json,
 )
 from cosim.fileio.text import _named, error_text, show_path
-
-# recognising cosim's own files moved to cosim.fileio.recognition; its names stay here too
-__all__ = [
-    "JSON_MAX_BYTES",
-    "LIBRARY_FILES",
-    "LIBRARY_MARKER",
-    "NPZ_META_MAX_BYTES",
-    "PNG_MAX_CHUNKS",
-    "PNG_TEXT_MAX_BYTES",
-    "REPORT_JSON",
-    "REPORT_MARKER",
-    "check_output_dir",
-    "check_output_file",
-    "is_cosim_file",
-    "npz_meta",
-    "png_metadata",
-    "png_software",
-]
 
 
 # ------------------------------------------------------------------------ output checks
