@@ -49,7 +49,7 @@ from cosim.engine.config import EngineConfig
 from cosim.engine.energy import LayerStats
 from cosim.engine.mapping import LayerMap
 from cosim.engine.streams import ChipStreams, Effect
-from cosim.engine.trace import _Recorder
+from cosim.engine.trace import TraceRecorder
 
 #: calibration input vectors per layer
 N_CALIBRATION = 1024
@@ -144,7 +144,7 @@ class DriftCompensation:
         conversion's code) and which of them no conversion clipped. The inference's own
         path, recorded group by group; no scale is applied and no energy kept."""
         lm = st.lmap
-        rec = _Recorder()
+        rec = TraceRecorder()
         rec.inputs(lm.index, x)
         y = self._analog_layer(
             lm, st, x, lambda a: a, noise, LayerStats("calibration"), VectorRows(0, 1), rec

@@ -71,7 +71,7 @@ from cosim.engine.readnoise import ReadNoise
 from cosim.engine.readnoise import standard_normals as standard_normals
 from cosim.engine.sense import SenseRow
 from cosim.engine.streams import ChipStreams, RngFor
-from cosim.engine.trace import GroupTrace, Trace, _Recorder
+from cosim.engine.trace import GroupTrace, Trace, TraceRecorder
 from cosim.engine.whatif import WHAT_IF_FIELDS as WHAT_IF_FIELDS
 from cosim.engine.whatif import what_if_card
 from cosim.errors import DataError
@@ -196,7 +196,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         noise: ReadNoise | np.random.Generator,
         stats: dict[int, LayerStats],
         start: int = 0,
-        record: _Recorder | None = None,
+        record: TraceRecorder | None = None,
     ) -> np.ndarray:
         """Logits (float64) of a batch of raw samples on one chip (``None`` in ideal mode).
 
@@ -246,7 +246,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         layer). Its statistics are not kept."""
         if noise is None:
             noise = ReadNoise(self.cfg.seed, 0)
-        rec = _Recorder(None if layers is None else frozenset(layers))
+        rec = TraceRecorder(None if layers is None else frozenset(layers))
         logits = self.forward(chip, x_raw, noise, {}, start=start, record=rec)
         return Trace(logits, dict(sorted(rec.done.items())))
 
@@ -259,7 +259,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         noise: ReadNoise | np.random.Generator,
         stats: LayerStats,
         start: int = 0,
-        record: _Recorder | None = None,
+        record: TraceRecorder | None = None,
     ) -> np.ndarray:
         n = k.shape[0]
         lm = self._by_index[i]
@@ -307,7 +307,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         noise: ReadNoise | np.random.Generator,
         stats: LayerStats,
         rows: VectorRows | None = None,
-        record: _Recorder | None = None,
+        record: TraceRecorder | None = None,
     ) -> np.ndarray:
         """One hidden layer on one chip: ``k`` are the input codes as the layer receives
         them (images for convolutions), ``unroll_codes`` turns such an array into MAC

@@ -55,7 +55,7 @@ class Trace:
 
 
 @dataclass
-class _Recorder:
+class TraceRecorder:
     """Collects a :class:`Trace` while the engine runs (``layers``: which to keep)."""
 
     layers: frozenset[int] | None = None
