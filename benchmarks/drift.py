@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "written_by": "cosim benchmarks/drift.py",
         "command": "python benchmarks/drift.py " + " ".join(argv or sys.argv[1:]),
         "model": what,
-        "library": str(args.library),
+        "library": os.path.relpath(args.library),  # as the command line names it
         "card_drift": {
             "t0_s": lib.card.device.drift_t0_s,
             "nu_mean": lib.card.device.drift_nu_mean,
