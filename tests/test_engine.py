@@ -157,6 +157,21 @@ def test_verify_spice_with_analog_partial_sums(library, quick_library_cache):
     )
 
 
+@pytest.mark.ngspice
+def test_verify_spice_with_ideal_converters(library, quick_library_cache):
+    """``--no-adc-mismatch`` converts with the ideal transfer: no converter circuit is left
+    to simulate, so SPICE's MAC-unit voltages go through that same transfer (was: an error
+    after the whole evaluation)."""
+    model, ds = trained("digits-global"), dataset("digits")
+    cfg = EngineConfig(adc=False, programming_noise=False)
+    v = verify_spice(model, library, ds.x_test[:50], cfg, 3, jobs=2, cache_dir=quick_library_cache)
+    assert v["adc_instances_simulated"] == 0 and v["adc_instances_ideal"] > 0
+    assert v["codes_compared"] == len(v["operations"]) > 0
+    assert v["within_1_lsb_fraction"] == 1.0
+    for op in v["operations"]:  # the same ideal transfer on both sides
+        assert op["engine_adc_code_at_spice_voltage"] == op["spice_code"], op
+
+
 # ------------------------------------------------------- 3. sparsity-aware conversion
 @pytest.fixture(scope="module", params=["fashion-lenet", "fashion-lenet-a8"])
 def skip_runs(request, library):

@@ -121,7 +121,9 @@ def verify_spice(
         two voltages lie inside the ADC's input range [0, V_ref]: beyond it the code clips
         on both sides and the engine leaves the output's rail unmodelled);
         ``tiles_simulated``, ``vectors_simulated`` and ``adc_instances_simulated`` (the
-        ngspice runs); ``per_layer`` (per layer index:
+        ngspice runs); ``adc_instances_ideal`` (ideal converters, as with
+        ``--no-adc-mismatch``: no circuit to simulate, so SPICE's voltages go through the
+        same ideal transfer); ``per_layer`` (per layer index:
         tiles, vectors, codes compared, identical, within ±1 LSB, identical rate and its
         interval); ``wall_s`` (s); ``engine_path``; ``operations``: one record per
         compared code (was: per drawn operation), with its ``vector`` (row of the layer's
@@ -274,14 +276,17 @@ def verify_spice(
                     adc_objs[id(adc)] = adc
                     conv[id(adc)].append((gi, vi, oj, float(v_sp[vi, oj]), int(skip_sp[vi])))
             rows_out.append(v_sp)
-        adc_jobs, adc_keys = [], []
+        adc_jobs, adc_keys, ideal_keys = [], [], []
         arch = eng.adc_arch  # each instance's testbench, from the card's ADC architecture
         for key, items in conv.items():
             params = eng.adc_params.get(key)
-            if params is None:
-                raise CosimError("this ADC surrogate carries no circuit parameters to simulate")
             vin = np.array([it[3] for it in items])
             sk = np.array([it[4] for it in items])
+            if params is None:
+                # an ideal converter (--no-adc-mismatch, --ideal, --nva): no circuit to
+                # simulate; SPICE's voltages go through the same ideal transfer
+                ideal_keys.append(key)
+                continue
             adc_jobs.append(
                 SpiceJob(
                     arch.testbench_netlist(params, vin, sk),
@@ -291,18 +296,25 @@ def verify_spice(
                 )
             )
             adc_keys.append(key)
-        adc_res = runner.run(adc_jobs, desc="verify: ADCs")
+        adc_res = runner.run(adc_jobs, desc="verify: ADCs") if adc_jobs else []
     ident = within1 = total = 0
     v_err = []
     details = []
     # per layer: codes compared, identical, within ±1 LSB
     layer_counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for key, res in zip(adc_keys, adc_res, strict=True):
+    spice_codes = [
+        (key, arch.decode_testbench(res, eng.adc_params[key], len(conv[key]))["codes"])
+        for key, res in zip(adc_keys, adc_res, strict=True)
+    ]
+    for key in ideal_keys:
         items = conv[key]
-        params = eng.adc_params[key]
-        dec = arch.decode_testbench(res, params, len(items))
+        vin = np.array([it[3] for it in items])
+        sk = np.array([it[4] for it in items])
+        spice_codes.append((key, np.asarray(adc_objs[key].convert(vin, sk))))
+    for key, codes_sp in spice_codes:
+        items = conv[key]
         adc = adc_objs[key]
-        for (gi, vi, oj, v_spice, sk_spice), c_sp in zip(items, dec["codes"], strict=True):
+        for (gi, vi, oj, v_spice, sk_spice), c_sp in zip(items, codes_sp, strict=True):
             ctx = contexts[gi]
             c_eng = int(ctx["codes_eng"][vi, oj])
             # the engine's own instance converting SPICE's voltage: equal to SPICE's code
@@ -376,6 +388,8 @@ def verify_spice(
         "tiles_simulated": len(jobs_list),
         "vectors_simulated": n_vectors,
         "adc_instances_simulated": len(adc_jobs),
+        # ideal converters (no ADC mismatch): SPICE's voltages through the ideal transfer
+        "adc_instances_ideal": len(ideal_keys),
         "per_layer": per_layer,
         "wall_s": time.perf_counter() - t0,
         # the engine's side: what Engine.forward computed (Engine.trace), not a re-evaluation
