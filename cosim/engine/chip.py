@@ -45,6 +45,7 @@ from cosim.engine.streams import ChipStreams, Effect, RngFor
 from cosim.surrogates.crossbar import CrossbarModel
 from cosim.surrogates.periphery import SubtractorModel, TiaModel
 from device_models import DeviceModel
+from device_models.iv import sinh_slope
 
 #: the largest conductance a device can take, in units of g_max (DeviceModel.program's clip)
 G_CEILING = 1.5
@@ -186,6 +187,12 @@ def build_layer(
     tiles = []
     v_read = card.dac.v_read_v
     drive_b = crossbar.drive(np.array([v_read])) if cfg.nonlinearity else np.array([v_read])
+    per = lmap.periphery
+    c_s, c_q = crossbar.bias_slope_fit(np.arange(1 << per.in_bits) * per.v_in_lsb)
+    excess_read = float(
+        sinh_slope(1.0, v_read, crossbar.v_read_v, crossbar.iv_alpha_per_v)
+        - crossbar.zero_bias_slope()
+    )
     for t in lmap.tiles:
         rng_for = streams.at(layer, t.row_tile, t.col_tile)
         g, sigma = program_tile(t.levels, sense, card, device, cfg, rng_for, t.bias_rows)
@@ -201,6 +208,22 @@ def build_layer(
         g_n = np.diagonal(y_tt).copy()
         pol = np.zeros(g.shape[0])
         pol[t.bias_rows] = t.bias_polarity
+        bias_excess = 0.0
+        if cfg.periphery:
+            z = rng_for(Effect.TIA_OFFSET).standard_normal(int(g.shape[1]))  # sense line last
+            offs = tia.opamp.offset_v + o.input_offset_sigma_v * z
+            if cfg.nonlinearity and (c_s or c_q):
+                # each TIA input sits at its offset: its devices, biased at the row voltage,
+                # conduct g·s'(V) there, more than the zero-bias Norton conductance says.
+                # Data rows through the two drives (CrossbarModel.bias_slope_fit); the bias
+                # rows at ±v_read exactly (the excess is even in V, the drives odd)
+                g_os = g * offs
+                bias_excess = (np.abs(pol) * excess_read) @ g_os
+                g_os[t.bias_rows] = 0.0
+                m_eff = m_eff + c_s * g_os
+                m_quad = c_q * g_os if m_quad is None else m_quad + c_q * g_os
+        else:
+            offs = np.zeros(g.shape[1])
         # inverted rows are driven at +v_read: the odd I-V gives the opposite current
         bias_cur = (pol * drive_b[0]) @ m_eff
         if m_quad is not None:  # bias rows sit at full scale: (V/v_read)² = 1
@@ -209,14 +232,10 @@ def build_layer(
             (pol**2 * drive_b[0] ** 2) @ (sigma**2) if sigma is not None else np.zeros(g.shape[1])
         )
         if cfg.periphery:
-            z = rng_for(Effect.TIA_OFFSET).standard_normal(int(g.shape[1]))  # sense line last
-            offs = tia.opamp.offset_v + o.input_offset_sigma_v * z
             # every TIA input sits at its offset, which lifts the wordlines through the
             # drivers and wires: the other columns' currents shift (the TIA model covers
             # each column's own offset through its Norton conductance)
-            bias_cur = bias_cur + (y_tt - np.diag(g_n)) @ offs
-        else:
-            offs = np.zeros(g.shape[1])
+            bias_cur = bias_cur + (y_tt - np.diag(g_n)) @ offs + bias_excess
         n_out = len(t.outputs)
         adc_of = np.arange(n_out) // card.adc.columns_per_adc
         ref_g = m_tia = bias_tia = None

@@ -37,8 +37,9 @@ REPORT_VERSION = 1
 #: and the read energy estimated on every 8th unrolled vector; 6: the read energy summed
 #: over every vector; 7: results independent of --batch and --threads (read noise per block
 #: of samples, products on fixed blocks, energies tallied exactly) and conductances clipped
-#: to [0, 1.5 g_max] after nvw.
-ENGINE_VERSION = 7
+#: to [0, 1.5 g_max] after nvw; 8: the op-amp offsets see the devices' operating-point
+#: slope g·s'(V), not the zero-bias g·s'(0).
+ENGINE_VERSION = 8
 #: Bump when an experiment's assembly changes (re-assembles from the cached task results).
 ASSEMBLY_VERSION = 1
 

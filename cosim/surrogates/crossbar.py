@@ -107,6 +107,29 @@ class CrossbarModel:
         at ``v_read`` (dimensionless; 1 for ohmic devices)."""
         return float(sinh_slope(1.0, 0.0, self.v_read_v, self.iv_alpha_per_v))
 
+    def bias_slope_fit(self, v: np.ndarray) -> tuple[float, float]:
+        """``(c_s, c_q)``: the operating-point slope excess in the two drive terms.
+
+        A device biased at ``V`` conducts the small signal ``g·s'(V)``, not the zero-bias
+        ``g·s'(0)`` that the TIA model's Norton conductance holds: with its TIA input at an
+        offset ``v_os`` the column draws ``Σ_i g_i·(s'(V_i) − s'(0))·v_os`` more than the
+        zero-bias model says (4.5 % of the slope at 0.2 V for the default card's sinh).
+        This is that excess ``s'(V) − s'(0)`` as the least-squares combination
+        ``c_s·s(V) + c_q·s(V)·(V/v_read)²`` of the two drives the engine already forms, over
+        the DAC voltages ``v`` (V) a layer applies, so that adding ``c_s·G_os`` to the main
+        transfer and ``c_q·G_os`` to the second-order one (``G_os = g·v_os`` per column)
+        costs no extra product. Both are 0 for ohmic devices. Against the exact excess, the
+        fit's largest residual is 4 % of the excess at full scale for the default card
+        (``a = 1.5 /V``, 8-bit inputs).
+        """
+        v = np.asarray(v, dtype=float).ravel()
+        if self.iv_alpha_per_v == 0.0 or v.size < 2:
+            return 0.0, 0.0
+        excess = sinh_slope(1.0, v, self.v_read_v, self.iv_alpha_per_v) - self.zero_bias_slope()
+        basis = np.stack([self.drive(v), self.quad_drive(v)], axis=1)
+        (c_s, c_q), *_ = np.linalg.lstsq(basis, excess, rcond=None)
+        return float(c_s), float(c_q)
+
     def transfer(self, g: np.ndarray, sense_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(M_main, g_norton)``: the transfer of the main drive and the Norton conductances.
 
