@@ -208,7 +208,7 @@ def build_layer(
         g_n = np.diagonal(y_tt).copy()
         pol = np.zeros(g.shape[0])
         pol[t.bias_rows] = t.bias_polarity
-        bias_excess = 0.0
+        bias_excess: np.ndarray | float = 0.0
         if cfg.periphery:
             z = rng_for(Effect.TIA_OFFSET).standard_normal(int(g.shape[1]))  # sense line last
             offs = tia.opamp.offset_v + o.input_offset_sigma_v * z
