@@ -19,6 +19,7 @@ from typing import NamedTuple
 import pytest
 
 from cosim.cli import main
+from cosim.errors import CosimError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -107,6 +108,14 @@ def test_report_json_holds_every_experiment(quick_report):
         "W8A8": 0.21,
     }
     assert refs["periphery_savings"]["area_fraction_saved"] == 0.80
+    # experiment 8: the quick plan compares the card's own converter at A2 and A3
+    adc = r["adc_architectures"]
+    assert adc["bits"] == [2, 3] and list(adc["architectures"]) == ["sar"]
+    sar = adc["architectures"]["sar"]
+    e = sar["energy_per_conversion_j"]
+    assert 0 < e[0] < e[1] < 1e-12  # a SAR's conversion costs more per bit, tens of fJ
+    assert all(0.8 < a <= 1.0 for a in sar["accuracy"])
+    assert all(x > 0 for x in sar["adc_area_m2"] + sar["conversions_per_inference"])
 
 
 @pytest.mark.slow
@@ -130,7 +139,7 @@ def test_every_figure_sits_beside_its_published_value(quick_report):
 def test_second_run_is_served_from_the_cache(quick_report):
     a, b = quick_report.first, quick_report.second
     assert b["timing"]["tasks_run"] == 0
-    assert b["timing"]["experiments_cached"] == b["timing"]["experiments"] == 7
+    assert b["timing"]["experiments_cached"] == b["timing"]["experiments"] == 8
     assert a["timing"]["tasks_run"] > 50
     # the rerun only loads the cache and redraws: far faster than computing (the margin
     # covers interpreter start-up and figure drawing on a loaded machine)
@@ -180,6 +189,30 @@ def test_keys_change_with_what_a_result_depends_on():
     other_data = replace(ctx, dataset_digests={"digits": "d1"}, tasks={})
     assert other_data.main_model(4, 3).key != m.key
     assert e.deps == (m.key,)
+
+
+def test_other_adc_architectures_evaluate_on_their_own_library(committed_library):
+    """Experiment 8's evaluations on another architecture's library: their own cache key
+    (that library's digest), and the worker loads that library and its card variant."""
+    from cosim.report import tasks as tk
+
+    ctx = _ctx()
+    m = ctx.main_model(4, 3)
+    e = ctx.evaluation(m, {"chips": 1}, limit=100)
+    assert ctx.evaluation(m, {"chips": 1}, limit=100, adc_architecture="sar").key == e.key
+    with pytest.raises(CosimError, match="no library for ADC 'flash'"):
+        ctx.evaluation(m, {"chips": 1}, limit=100, adc_architecture="flash")
+    ctx.adc_libraries["flash"] = "lib-flash"
+    f = ctx.evaluation(m, {"chips": 1}, limit=100, adc_architecture="flash")
+    assert f.key != e.key and f.payload["library"] == "flash" and "library" not in e.payload
+    from cosim.library import load_library
+
+    lib = str(committed_library.path)
+    lib_card = load_library(lib).card
+    card = lib_card.to_dict()
+    env = {"library": lib, "card": card, "adc_libraries": {"other": {"library": lib, "card": card}}}
+    assert tk._library(env, "other") is tk._library(env)  # one library, loaded once
+    assert tk._card(env, {}, "other").physics_hash() == lib_card.physics_hash()
 
 
 def test_a_study_also_runs_the_models_its_tasks_need():

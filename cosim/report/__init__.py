@@ -4,7 +4,8 @@ The study reproduces seven experiments of Bao et al. (Front. Electron. 2022) and
 García-Redondo et al. (IJCNN 2020) with cosim's trainer and analog engine: accuracy over
 weight x activation bits, the activation clip bound, robustness to weight (``nvw``) and
 converter (``nva``) variation, activation-code distributions, the sparsity-aware ADC versus
-array size, shared periphery with unipolar weights, and the unipolar-filter trade-off. It
+array size, shared periphery with unipolar weights, and the unipolar-filter trade-off; an
+eighth compares the ADC plug-ins (SAR, flash) at low activation precisions. It
 writes ``report.md`` (every figure beside the published value it reproduces),
 ``report.json`` and PNG figures, caching every model and result under ``DIR/cache``.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from cosim.card import Card
 from cosim.engine.config import EFFECTS_OFF, EngineConfig
+from cosim.errors import CosimError
 from cosim.quant import DEFAULT_HI
 from cosim.report.cache import ENGINE_VERSION, REPORT_VERSION, stable_hash
 from cosim.report.plan import StudyPlan
@@ -45,6 +46,9 @@ class StudyContext:
         Content hash of every dataset the plan uses, by spec.
     has_sense_row
         Whether the library characterized a sense row (experiment 5 needs it).
+    adc_libraries
+        Content hash of the library of each other ADC architecture the study compares
+        (experiment 8: a variant of the card with ``adc.architecture`` set to it), by name.
     """
 
     plan: StudyPlan
@@ -53,6 +57,7 @@ class StudyContext:
     dataset_digests: dict[str, str]
     has_sense_row: bool = True
     tasks: dict[str, Task] = field(default_factory=dict)
+    adc_libraries: dict[str, str] = field(default_factory=dict)
 
     @property
     def versions(self) -> dict[str, Any]:
@@ -145,7 +150,11 @@ class StudyContext:
                 kind: payload,
                 "data": self.dataset_digests[payload["dataset"]],
                 "card": card.physics_hash(),
-                "library": self.library_digest,
+                "library": (
+                    self.adc_libraries[payload["library"]]
+                    if "library" in payload
+                    else self.library_digest
+                ),
                 **self.engine_versions,
             }
         )
@@ -174,9 +183,18 @@ class StudyContext:
         limit: int,
         card_updates: dict[str, dict[str, Any]] | None = None,
         label: str = "",
+        adc_architecture: str | None = None,
     ) -> Task:
-        """An engine evaluation of ``model`` (``config``: :class:`EngineConfig` fields)."""
+        """An engine evaluation of ``model`` (``config``: :class:`EngineConfig` fields).
+
+        ``adc_architecture``: on the library of that other ADC architecture
+        (:attr:`adc_libraries`; its card is the study card's variant) instead of the
+        study's; ``None`` or the card's own: the study's library."""
         payload = self._hw_payload(model, config, limit, card_updates)
+        if adc_architecture is not None and adc_architecture != self.card.adc.architecture:
+            if adc_architecture not in self.adc_libraries:
+                raise CosimError(f"the study has no library for ADC {adc_architecture!r}")
+            payload["library"] = adc_architecture
         key = self._hw_key("evaluate", payload)
         return self._add(Task("evaluate", key, payload, (model.key,), f"evaluate {label}"))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cosim.converters import adc_architecture_names
 from cosim.errors import CosimError
 
 #: Weight/activation precisions the two experiments of Bao et al. single out.
@@ -77,6 +78,11 @@ class StudyPlan:
     proposed_unipolar_mlp, proposed_unipolar_cnn
         Unipolar fraction of the proposed design in experiment 6 (MLP: all filters, as the
         paper's HAR network; CNN: 0.4, the paper's competitive CIFAR-10 point).
+    adc_architectures
+        ADC plug-ins compared in experiment 8 (each on a variant of the study card with
+        ``adc.architecture`` set to it); empty: only the card's own.
+    adc_bits
+        Activation (and conversion) precisions of experiment 8, at W4.
     seed
         Seed of every training run and chip instance.
     """
@@ -109,6 +115,8 @@ class StudyPlan:
     unipolar_fractions: tuple[float, ...]
     proposed_unipolar_mlp: float
     proposed_unipolar_cnn: float
+    adc_architectures: tuple[str, ...] = ()
+    adc_bits: tuple[int, ...] = (2, 3)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +243,8 @@ def make_plan(quick: bool, dataset: str | None, input_shape: tuple[int, ...] | N
         energy_limit=1000,
         cdf_limit=10000,
         unipolar_fractions=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+        adc_architectures=adc_architecture_names(),
+        adc_bits=(1, 2, 3, 4),
         **common,
     )
 
@@ -244,5 +254,14 @@ def check_plan(plan: StudyPlan) -> None:
     for w, a in (DESIGN_POINT, HIGH_PRECISION):
         if w not in plan.w_bits or a not in plan.a_bits:
             raise CosimError(f"the bit grid must contain W{w}A{a} (experiments 4 and 5 use it)")
+    for b in plan.adc_bits:
+        if b not in plan.a_bits or DESIGN_POINT[0] not in plan.w_bits:
+            raise CosimError(f"the bit grid lacks W{DESIGN_POINT[0]}A{b} for experiment 8")
+    for name in plan.adc_architectures:
+        if name not in adc_architecture_names():
+            raise CosimError(
+                f"unknown ADC architecture {name!r} in the plan; the registered ones are: "
+                + ", ".join(adc_architecture_names())
+            )
     if plan.nvw_a_bits not in plan.a_bits:
         raise CosimError(f"the bit grid lacks A{plan.nvw_a_bits} for the nvw robustness sweep")

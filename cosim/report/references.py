@@ -82,4 +82,11 @@ REFERENCES: dict[str, dict[str, Any]] = {
         "text": "about 40 % of the filters unipolar keeps competitive accuracy (six-conv CNN "
         "on CIFAR-10); more unipolar filters save more area and energy but cost accuracy",
     },
+    "adc_architectures": {
+        "source": f"{BAO}, Sec. 3.1 and Fig. 2C",
+        "text": "converter energy and area grow steeply with precision (Murmann's ADC survey); "
+        "at 1-bit activations the converters can be replaced by compact circuits such as "
+        "voltage comparators; 3-bit activations balance efficiency and accuracy (no number "
+        "is given for a comparator-based converter)",
+    },
 }

@@ -110,6 +110,56 @@ def resolve_library(
     return path, card, info
 
 
+def adc_variant(card: Card, name: str) -> Card:
+    """The study card with ``adc.architecture = name`` (experiment 8), its resolution
+    capped at the architecture's ``max_bits`` where the plug-in declares one."""
+    from cosim.converters import adc_architecture
+
+    cap = getattr(adc_architecture(name), "max_bits", None)
+    upd: dict[str, Any] = {"architecture": name}
+    if cap is not None and card.adc.bits > cap:
+        upd["bits"] = int(cap)
+    return card.with_updates({"adc": upd})
+
+
+def resolve_adc_libraries(
+    opts: StudyOptions,
+    card: Card,
+    names: tuple[str, ...],
+    quick_library: bool,
+    log: Callable[[str], None],
+) -> dict[str, tuple[Path, Card]]:
+    """``{name: (library path, card variant)}`` of every ADC architecture of ``names`` other
+    than the study card's: ``DIR/library-<name>`` reused when it holds that variant's
+    library (and is a full one, unless the study library is quick), else characterized
+    there (the SPICE cache makes every block but the converter and the sense row, which
+    reads the converter's transitions, cheap)."""
+    from cosim.errors import LibraryError
+    from cosim.library import load_library
+
+    out: dict[str, tuple[Path, Card]] = {}
+    for name in names:
+        if name == card.adc.architecture:
+            continue
+        variant = adc_variant(card, name)
+        path = opts.out / f"library-{name}"
+        lib = None
+        if (path / "library.json").is_file():
+            try:
+                lib = load_library(path, card=variant)
+            except LibraryError as exc:
+                log(f"cosim report: not reusing {path}: {exc}")
+            if lib is not None and lib.meta.get("quick") and not quick_library:
+                lib = None
+        if lib is None:
+            from cosim.characterize.pipeline import run_characterization
+
+            log(f"cosim report: characterizing the {name} ADC variant of the card into {path}")
+            run_characterization(variant, path, quick=quick_library, jobs=opts.jobs, log=log)
+        out[name] = (path, variant)
+    return out
+
+
 def with_dependencies(needed: dict[str, Task], known: dict[str, Task]) -> list[Task]:
     """``needed`` plus every task they depend on, transitively (from ``known``, by key).
 
@@ -182,11 +232,24 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
         s: array_digest(d.x_train, d.y_train, d.x_test, d.y_test) for s, d in datasets.items()
     }
     del datasets
+    adc_libs = resolve_adc_libraries(opts, card, plan.adc_architectures, lib_info["quick"], log)
     ctx = StudyContext(
-        plan, card, library_digest(lib_path), digests, "sense_row" in lib_info["blocks"]
+        plan,
+        card,
+        library_digest(lib_path),
+        digests,
+        "sense_row" in lib_info["blocks"],
+        adc_libraries={n: library_digest(p) for n, (p, _) in adc_libs.items()},
     )
     cache = ResultCache(out / "cache")
-    env = {"cache_dir": str(cache.root), "library": str(lib_path), "card": card.to_dict()}
+    env = {
+        "cache_dir": str(cache.root),
+        "library": str(lib_path),
+        "card": card.to_dict(),
+        "adc_libraries": {
+            n: {"library": str(p), "card": c.to_dict()} for n, (p, c) in adc_libs.items()
+        },
+    }
 
     # experiments: cached whole, or their tasks
     declared: dict[str, dict[str, Task]] = {}
@@ -251,6 +314,7 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
         "card": card.to_dict(),
         "card_hash": card.physics_hash(),
         "library": lib_info,
+        "adc_libraries": {n: str(p) for n, (p, _) in adc_libs.items()},
         "datasets": digests,
     }
     for exp in EXPERIMENTS:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-_STATE: dict[str, Any] = {"datasets": {}, "models": {}, "library": None}
+_STATE: dict[str, Any] = {"datasets": {}, "models": {}, "libraries": {}}
 
 
 @dataclass
@@ -52,8 +52,9 @@ def init_worker() -> None:
 
 
 def execute(kind: str, key: str, payload: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
-    """Run one task; ``env`` holds ``cache_dir``, ``library`` (path) and ``card`` (the study
-    card as a dict). Returns the JSON-able result."""
+    """Run one task; ``env`` holds ``cache_dir``, ``library`` (path), ``card`` (the study
+    card as a dict) and ``adc_libraries`` (per other ADC architecture its ``library`` path
+    and ``card``). Returns the JSON-able result."""
     fn = {
         "train": _train,
         "evaluate": _evaluate,
@@ -77,13 +78,15 @@ def _dataset(spec: str, train_limit: int | None = None):
     return ds
 
 
-def _library(env: dict[str, Any]):
+def _library(env: dict[str, Any], adc: str | None = None):
+    """The study's library, or (``adc``) the library of that other ADC architecture."""
     from cosim.library import load_library
 
-    lib = _STATE["library"]
-    if lib is None or str(lib.path) != str(env["library"]):
-        lib = _STATE["library"] = load_library(env["library"])
-    return lib
+    path = str(env["library"] if adc is None else env["adc_libraries"][adc]["library"])
+    libs = _STATE["libraries"]
+    if path not in libs:
+        libs[path] = load_library(path)
+    return libs[path]
 
 
 def _model(key: str, env: dict[str, Any]):
@@ -100,10 +103,10 @@ def model_path(env: dict[str, Any], key: str) -> Path:
     return Path(env["cache_dir"]) / "models" / f"{key}.npz"
 
 
-def _card(env: dict[str, Any], updates: dict[str, dict[str, Any]]):
+def _card(env: dict[str, Any], updates: dict[str, dict[str, Any]], adc: str | None = None):
     from cosim.card import Card
 
-    card = Card.from_dict(env["card"])
+    card = Card.from_dict(env["card"] if adc is None else env["adc_libraries"][adc]["card"])
     return card.with_updates(updates) if updates else card
 
 
@@ -137,13 +140,14 @@ def _evaluate(key: str, p: dict[str, Any], env: dict[str, Any]) -> dict[str, Any
 
     model = _model(p["model"], env)
     x, y = _test_split(p["dataset"], p["limit"])
+    adc = p.get("library")  # another ADC architecture's library and card variant
     res = evaluate(
         model,
-        _library(env),
+        _library(env, adc),
         x,
         y,
         EngineConfig(**p["config"]),
-        card=_card(env, p["card_updates"]),
+        card=_card(env, p["card_updates"], adc),
     )
     out = res.to_dict()
     out["fan_in"] = fan_ins(model)

@@ -1,4 +1,4 @@
-"""The seven experiments: which tasks each needs and how their results become numbers.
+"""The eight experiments: which tasks each needs and how their results become numbers.
 
 Each experiment declares named tasks (:meth:`Experiment.declare`) and assembles the
 results into the sections of ``report.json`` (:meth:`Experiment.assemble`). The
@@ -9,13 +9,14 @@ how it differs from the papers.
 One module per idea: :mod:`~cosim.report.experiments.base` (the :class:`Experiment`
 contract), :mod:`~cosim.report.experiments.accuracy` (1-3),
 :mod:`~cosim.report.experiments.sparsity` (4-5) and
-:mod:`~cosim.report.experiments.periphery` (6-7); :data:`EXPERIMENTS` lists them in report
-order.
+:mod:`~cosim.report.experiments.periphery` (6-7), :mod:`~cosim.report.experiments.adc` (8);
+:data:`EXPERIMENTS` lists them in report order.
 """
 
 from __future__ import annotations
 
 from cosim.report.experiments.accuracy import AccuracyGrid, ClipBound, Robustness
+from cosim.report.experiments.adc import AdcArchitectures
 from cosim.report.experiments.base import Experiment, Results
 from cosim.report.experiments.periphery import (
     ACCURACY_CONFIG,
@@ -32,6 +33,7 @@ __all__ = [
     "MAC_COMPONENTS",
     "AccuracyGrid",
     "ActivationCdf",
+    "AdcArchitectures",
     "ClipBound",
     "Experiment",
     "PeripherySavings",
@@ -50,4 +52,5 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     SparsityAdc(),
     PeripherySavings(),
     UnipolarTradeoff(),
+    AdcArchitectures(),
 )

@@ -7,8 +7,9 @@ belongs to.
 
 One module per family, as in :mod:`cosim.report.experiments`:
 :mod:`~cosim.report.figures.accuracy` (1-3), :mod:`~cosim.report.figures.sparsity` (4-5),
-:mod:`~cosim.report.figures.periphery` (6-7), drawn with the helpers of
-:mod:`~cosim.report.figures.common`. Importing this package does not import matplotlib.
+:mod:`~cosim.report.figures.periphery` (6-7), :mod:`~cosim.report.figures.adc` (8), drawn
+with the helpers of :mod:`~cosim.report.figures.common`. Importing this package does not
+import matplotlib.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cosim.report.figures.accuracy import (
     robustness_nva,
     robustness_nvw,
 )
+from cosim.report.figures.adc import adc_architectures
 from cosim.report.figures.common import PUB, Report
 from cosim.report.figures.periphery import periphery_savings, unipolar_tradeoff
 from cosim.report.figures.sparsity import activation_cdf, adc_energy_rows, mac_efficiency
@@ -32,6 +34,7 @@ __all__ = [
     "Report",
     "accuracy_grid",
     "activation_cdf",
+    "adc_architectures",
     "adc_energy_rows",
     "clip_bound",
     "draw_all",
@@ -54,6 +57,7 @@ FIGURES: tuple[tuple[str, str, Callable[[Report, Path], Path]], ...] = (
     ("fig5b_mac_efficiency.png", "mac_efficiency", mac_efficiency),
     ("fig6_periphery_savings.png", "periphery_savings", periphery_savings),
     ("fig7_unipolar_tradeoff.png", "unipolar_tradeoff", unipolar_tradeoff),
+    ("fig8_adc_architectures.png", "adc_architectures", adc_architectures),
 )
 
 

@@ -6,8 +6,9 @@ epochs, method), then a short table. docs/report.md has the longer method notes.
 
 One module per family of sections, as in :mod:`cosim.report.experiments`:
 :mod:`~cosim.report.markdown.accuracy` (1-3), :mod:`~cosim.report.markdown.sparsity` (4-5),
-:mod:`~cosim.report.markdown.periphery` (6-7), written with the helpers of
-:mod:`~cosim.report.markdown.common`; here the headline table and :func:`render`.
+:mod:`~cosim.report.markdown.periphery` (6-7), :mod:`~cosim.report.markdown.adc` (8),
+written with the helpers of :mod:`~cosim.report.markdown.common`; here the headline table
+and :func:`render`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from cosim.report.markdown.accuracy import clip, grid, nva, nvw
+from cosim.report.markdown.adc import adc_architectures
 from cosim.report.markdown.common import Report, at, net, pct
 from cosim.report.markdown.periphery import periphery, unipolar
 from cosim.report.markdown.sparsity import adc, cdf, mac
@@ -32,6 +34,7 @@ SECTIONS = (
     ("5b. Sparsity-aware ADC: MAC-unit energy efficiency", "mac_efficiency", mac),
     ("6. Shared periphery and unipolar weights", "periphery_savings", periphery),
     ("7. Accuracy versus the fraction of unipolar filters", "unipolar_tradeoff", unipolar),
+    ("8. ADC architectures: SAR versus flash", "adc_architectures", adc_architectures),
 )
 
 
