@@ -537,29 +537,3 @@ def transfer_nested(
     m = gd * gb * z[:, :r, r:]
     y = gb * np.eye(c) - gb * gb * z[:, r:, r:]
     return m, y
-
-
-def transfer_stack(
-    g: np.ndarray,
-    r_wl_ohm: float,
-    r_bl_ohm: float,
-    r_drv_ohm: float,
-    sense_first: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:meth:`CrossbarNetwork.transfer_full` of a stack of same-shaped tiles at once.
-
-    ``g`` (T, rows, n_lines) (S), columns in the caller's order. Returns ``m``
-    (T, rows, n_lines) and ``y`` (T, n_lines, n_lines) (S). Each tile's result is
-    :meth:`CrossbarNetwork.transfer_full`'s with the method that it picks for the tile's
-    size, so it does not depend on which tiles share the stack.
-    """
-    g = np.asarray(g, dtype=float)
-    if g.ndim != 3:
-        raise ValueError("g must be a stack (T, rows, n_lines) of conductance matrices")
-    out_m = np.empty_like(g)
-    out_y = np.empty((g.shape[0], g.shape[2], g.shape[2]))
-    for k, gk in enumerate(g):
-        out_m[k], out_y[k] = CrossbarNetwork(
-            gk, r_wl_ohm, r_bl_ohm, r_drv_ohm, sense_first
-        ).transfer_full()
-    return out_m, out_y
