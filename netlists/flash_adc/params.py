@@ -60,7 +60,7 @@ class FlashMismatch:
     @property
     def bits(self) -> int:
         """Resolution the draw was made for."""
-        return int(round(math.log2(self.r_rel_err.size)))
+        return int(self.r_rel_err.size).bit_length() - 1
 
 
 def draw_flash_mismatch(
@@ -245,9 +245,7 @@ class FlashAdcParams:
             ``draw`` is for another resolution, or makes a resistor non-positive.
         """
         units = ladder_units(self.bits)
-        if draw.r_rel_err.shape != units.shape or draw.offset_delta_v.shape != (
-            units.size - 1,
-        ):
+        if draw.r_rel_err.shape != units.shape or draw.offset_delta_v.shape != (units.size - 1,):
             raise ValueError(
                 f"a mismatch draw for {draw.bits} bits cannot apply to a {self.bits}-bit ADC"
             )

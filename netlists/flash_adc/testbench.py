@@ -43,9 +43,7 @@ class FlashTestbenchTiming:
 def flash_testbench_timing(params: FlashAdcParams, n: int) -> FlashTestbenchTiming:
     """Timing of :func:`flash_testbench_netlist` for ``n`` conversions."""
     t = params.period_s
-    return FlashTestbenchTiming(
-        _TB_T0_CYCLES * t, t, params.cycles_per_conversion * t, int(n)
-    )
+    return FlashTestbenchTiming(_TB_T0_CYCLES * t, t, params.cycles_per_conversion * t, int(n))
 
 
 def flash_testbench_netlist(
