@@ -4,6 +4,7 @@ held-out conversions, its characterization, the MAC-unit netlist and the engine 
 from __future__ import annotations
 
 import contextlib
+import doctest
 import io
 import json
 import re
@@ -77,6 +78,30 @@ def runner(tmp_path_factory):
 # ---------------------------------------------------------------------------------------
 # netlist text (no SPICE)
 # ---------------------------------------------------------------------------------------
+def test_doctests():
+    import cosim.characterize.adc.flash
+    import cosim.converters
+    import cosim.surrogates.adc.flash
+    import cosim.surrogates.adc.flash_architecture
+    import netlists.flash_adc
+    import netlists.flash_adc.params
+    import netlists.flash_adc.subckt
+    import netlists.flash_adc.testbench
+
+    for mod in (
+        netlists.flash_adc,
+        netlists.flash_adc.params,
+        netlists.flash_adc.subckt,
+        netlists.flash_adc.testbench,
+        cosim.surrogates.adc.flash,
+        cosim.surrogates.adc.flash_architecture,
+        cosim.characterize.adc.flash,
+        cosim.converters,
+    ):
+        res = doctest.testmod(mod)
+        assert res.failed == 0, mod.__name__
+
+
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])
 def test_subckt_has_the_shared_pins_a_ladder_and_a_comparator_per_code(bits):
     p = flash_adc_params(CARD, bits)
