@@ -1,5 +1,6 @@
 """Hardware card to circuit parameters: the one adapter between :mod:`cosim.card` and the
-netlist generators (:mod:`netlists`) and device models (:mod:`device_models`).
+netlist generators (:mod:`netlists`) and device models (:mod:`device_models`), the ADC
+architectures' netlist parameters included (SAR and flash).
 
 ``netlists`` and ``device_models`` depend on their own frozen parameter objects and NumPy
 only (an import contract checks it); every "the card's TIA", "a Monte-Carlo instance of the
@@ -24,6 +25,7 @@ from cosim.errors import CardError
 from device_models import IdealDevice, PcmDevice, RramDevice
 from device_models.base import DeviceModel
 from netlists.crossbar import CrossbarParams
+from netlists.flash_adc import FlashAdcParams, draw_flash_mismatch
 from netlists.mac_unit import Layout, MacAnalogParams
 from netlists.mismatch import draw_sar_mismatch
 from netlists.opamp import OpampParams
@@ -182,4 +184,54 @@ def sar_adc_sample(card: Card, rng: np.random.Generator, bits: int | None = None
     nom = sar_adc_params(card, bits)
     a = card.adc
     draw = draw_sar_mismatch(rng, nom.bits, a.cap_mismatch_sigma_rel, a.comparator_offset_sigma_v)
+    return nom.with_mismatch(draw)
+
+
+def flash_adc_params(card: Card, bits: int | None = None) -> FlashAdcParams:
+    """The card's flash ADC without random mismatch, at ``bits`` (default ``card.adc.bits``):
+    a ladder of ``card.adc.ladder_r_total_ohm``, every comparator with
+    ``card.adc.comparator_offset_v`` (V).
+
+    Examples
+    --------
+    >>> from cosim.card import load_card
+    >>> p = flash_adc_params(load_card(), 2)
+    >>> p.n_comparators, sum(p.r_ladder_ohm) == load_card().adc.ladder_r_total_ohm
+    (3, True)
+    """
+    a = card.adc
+    return FlashAdcParams.nominal(
+        a.bits if bits is None else bits,
+        v_ref_v=a.v_ref_v,
+        v_dd_v=a.v_dd_v,
+        clock_hz=a.clock_hz,
+        r_ladder_total_ohm=a.ladder_r_total_ohm,
+        comparator_gain_v_per_v=a.comparator_gain_v_per_v,
+        c_comparator_f=a.c_comparator_f,
+        c_logic_f=a.c_logic_f,
+        comparator_offset_v=a.comparator_offset_v,
+    )
+
+
+def flash_adc_sample(
+    card: Card, rng: np.random.Generator, bits: int | None = None
+) -> FlashAdcParams:
+    """A Monte-Carlo instance of the card's flash ADC: :func:`flash_adc_params` with one
+    :func:`netlists.flash_adc.draw_flash_mismatch` applied (ladder resistors with
+    ``card.adc.ladder_mismatch_sigma_rel`` per unit, comparator offsets
+    ``comparator_offset_v + N(0, comparator_offset_sigma_v)`` each). The surrogate's
+    ``FLASH.sample_instance`` makes the same draws.
+
+    Examples
+    --------
+    >>> from cosim.card import load_card
+    >>> a = flash_adc_sample(load_card(), np.random.default_rng(0), 3)
+    >>> a == flash_adc_sample(load_card(), np.random.default_rng(0), 3)
+    True
+    """
+    nom = flash_adc_params(card, bits)
+    a = card.adc
+    draw = draw_flash_mismatch(
+        rng, nom.bits, a.ladder_mismatch_sigma_rel, a.comparator_offset_sigma_v
+    )
     return nom.with_mismatch(draw)

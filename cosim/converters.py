@@ -24,14 +24,14 @@ first use, so that this module (which :mod:`cosim.card` imports to validate
 Examples
 --------
 >>> adc_architecture_names()
-('sar',)
+('flash', 'sar')
 >>> arch = adc_architecture("sar")
 >>> arch.block, arch.kind
 ('sar_adc', 'sar_adc')
->>> adc_architecture("flash")
+>>> adc_architecture("pipe")
 Traceback (most recent call last):
 ...
-cosim.errors.CosimError: unknown ADC architecture 'flash'; the registered ones are: sar
+cosim.errors.CosimError: unknown ADC architecture 'pipe'; the registered ones are: flash, sar
 """
 
 from __future__ import annotations
@@ -185,11 +185,17 @@ class AdcArchitecture(Protocol):
 #: name -> architecture, or "module:attribute" loaded on first use
 _REGISTRY: dict[str, AdcArchitecture | str] = {
     "sar": "cosim.surrogates.adc.architecture:SAR",
+    "flash": "cosim.surrogates.adc.flash_architecture:FLASH",
 }
+#: name -> the most bits the architecture is built for (the card checks ``adc.bits``
+#: against it without importing the architecture); absent: the card's own range
+_MAX_BITS: dict[str, int] = {"flash": 4}
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
-def register_adc(name: str, arch: AdcArchitecture | str, *, replace: bool = False) -> None:
+def register_adc(
+    name: str, arch: AdcArchitecture | str, *, replace: bool = False, max_bits: int | None = None
+) -> None:
     """Register ``arch`` as the ADC architecture ``name`` (the card's ``adc.architecture``).
 
     Parameters
@@ -201,6 +207,9 @@ def register_adc(name: str, arch: AdcArchitecture | str, *, replace: bool = Fals
         ``"module:attribute"`` string naming one, imported on first use.
     replace
         Allow replacing an architecture registered under ``name``.
+    max_bits
+        The most bits the architecture is built for; a card asking for more is refused
+        (:func:`adc_max_bits`). None: the card's own range.
 
     Raises
     ------
@@ -224,7 +233,14 @@ def register_adc(name: str, arch: AdcArchitecture | str, *, replace: bool = Fals
             raise CosimError(f"ADC architecture {name!r}: {arch!r} is not 'module:attribute'")
     else:
         _check_arch(name, arch)
+    if max_bits is not None and (
+        isinstance(max_bits, bool) or not isinstance(max_bits, int) or max_bits < 1
+    ):
+        raise CosimError(f"ADC architecture {name!r}: max_bits must be an integer >= 1")
     _REGISTRY[name] = arch
+    _MAX_BITS.pop(name, None)
+    if max_bits is not None:
+        _MAX_BITS[name] = max_bits
 
 
 def unregister_adc(name: str) -> None:
@@ -232,11 +248,24 @@ def unregister_adc(name: str) -> None:
     if name not in _REGISTRY:
         raise CosimError(_unknown(name))
     del _REGISTRY[name]
+    _MAX_BITS.pop(name, None)
 
 
 def adc_architecture_names() -> tuple[str, ...]:
     """The registered architecture names, sorted (nothing is imported)."""
     return tuple(sorted(_REGISTRY))
+
+
+def adc_max_bits(name: str) -> int | None:
+    """The most bits the architecture ``name`` is built for, or None (no limit beyond the
+    card's range; also for a name that is not registered: the card names that itself).
+
+    Examples
+    --------
+    >>> adc_max_bits("flash"), adc_max_bits("sar")
+    (4, None)
+    """
+    return _MAX_BITS.get(name)
 
 
 def adc_architecture(name: str) -> AdcArchitecture:

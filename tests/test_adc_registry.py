@@ -133,7 +133,7 @@ def toy():
 # registry
 # ---------------------------------------------------------------------------------------
 def test_sar_is_registered_and_follows_the_protocol():
-    assert adc_architecture_names() == ("sar",)
+    assert adc_architecture_names() == ("flash", "sar")
     arch = adc_architecture("sar")
     assert arch is SAR and isinstance(arch, AdcArchitecture)
     assert (arch.name, arch.block, arch.kind) == ("sar", "sar_adc", "sar_adc")
@@ -154,10 +154,12 @@ def test_sar_is_registered_and_follows_the_protocol():
 
 
 def test_unknown_architecture_is_a_cosim_error_listing_the_known_ones(toy):
-    with pytest.raises(CosimError, match=r"unknown ADC architecture 'flash'; .*: sar, toy$"):
-        adc_architecture("flash")
-    with pytest.raises(CosimError, match=r"unknown ADC architecture 'flash'"):
-        unregister_adc("flash")
+    with pytest.raises(
+        CosimError, match=r"unknown ADC architecture 'pipelined'; .*: flash, sar, toy$"
+    ):
+        adc_architecture("pipelined")
+    with pytest.raises(CosimError, match=r"unknown ADC architecture 'pipelined'"):
+        unregister_adc("pipelined")
 
 
 def test_registration_is_checked():
@@ -166,7 +168,7 @@ def test_registration_is_checked():
     with pytest.raises(CosimError, match=r"must match \[a-z\]"):
         register_adc("Flash ADC", SAR)
     with pytest.raises(CosimError, match="calls itself 'sar'"):
-        register_adc("flash", SAR)
+        register_adc("pipelined", SAR)
 
     class Half:
         name = "half"
@@ -195,8 +197,8 @@ def test_card_names_the_architecture(toy):
     assert card.adc.architecture == "toy"
     # a different architecture is a different chip
     assert card.physics_hash() != CARD.physics_hash()
-    with pytest.raises(CardError, match=r"adc\.architecture = 'flash' is not allowed; .*'sar'"):
-        CARD.with_updates({"adc": {"architecture": "flash"}})
+    with pytest.raises(CardError, match=r"adc\.architecture = 'pipelined' is not allowed; .*'sar'"):
+        CARD.with_updates({"adc": {"architecture": "pipelined"}})
 
 
 def test_characterization_dispatches_on_the_card(toy):

@@ -48,7 +48,12 @@ class RegisteredAdcs:
 #: may omit them (it gets this value), and while a key holds it, it is left out of
 #: :meth:`~cosim.card.document.Card.hash` and :meth:`~cosim.card.document.Card.physics_hash`:
 #: cards, libraries and reports made before the key existed keep their hashes and stay valid.
-ADDED_KEYS: dict[tuple[str, str], Any] = {("adc", "architecture"): "sar"}
+ADDED_KEYS: dict[tuple[str, str], Any] = {
+    ("adc", "architecture"): "sar",
+    # the flash ADC's ladder (read only by adc.architecture = "flash")
+    ("adc", "ladder_r_total_ohm"): 200e3,
+    ("adc", "ladder_mismatch_sigma_rel"): 0.01,
+}
 
 #: Keys earlier cards had that nothing read (``array.c_wire_f``: documented "for read
 #: energy", never used by the energy). A card file that sets one is refused like any unknown

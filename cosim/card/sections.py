@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from cosim.card.fields import RegisteredAdcs, Section, choice, ranged
+from cosim.card.fields import ADDED_KEYS, RegisteredAdcs, Section, choice, ranged
+from cosim.converters import adc_max_bits
 from cosim.errors import CardError
 
 
@@ -137,8 +138,10 @@ class SubtractorCard(Section):
 @dataclass(frozen=True)
 class AdcCard(Section):
     """The column ADC: its architecture (a registered plug-in, :mod:`cosim.converters`;
-    ``"sar"``: charge-redistribution SAR with a binary-weighted capacitor DAC) and its
-    design values."""
+    ``"sar"``: charge-redistribution SAR with a binary-weighted capacitor DAC; ``"flash"``:
+    resistor ladder and ``2**bits - 1`` comparators, 1-4 bits) and its design values. The
+    capacitor and switch keys are the SAR's, the ladder keys the flash's; comparator, clock,
+    supply and reference keys serve both."""
 
     SECTION: ClassVar[str] = "adc"
     architecture: str = field(
@@ -149,7 +152,9 @@ class AdcCard(Section):
     bits: int = ranged(1, 8, "resolution (bits)")
     v_ref_v: float = ranged(0.0, 5.0, "reference = full-scale input (V)", lo_open=True)
     v_dd_v: float = ranged(0.0, 5.0, "digital/comparator supply (V)", lo_open=True)
-    clock_hz: float = ranged(1e3, 1e10, "SAR clock; one conversion takes bits + 2 cycles (Hz)")
+    clock_hz: float = ranged(
+        1e3, 1e10, "ADC clock; a SAR conversion takes bits + 2 cycles, a flash one 2 (Hz)"
+    )
     c_unit_f: float = ranged(1e-18, 1e-9, "unit capacitor of the DAC (F)")
     c_parasitic_f: float = ranged(0.0, 1e-9, "parasitic capacitance on the DAC top plate (F)")
     cap_mismatch_sigma_rel: float = ranged(0.0, 0.2, "relative sigma of one unit capacitor")
@@ -161,6 +166,27 @@ class AdcCard(Section):
     r_switch_ohm: float = ranged(1e-3, 1e9, "on-resistance of the DAC switches (ohm)")
     columns_per_adc: int = ranged(1, 1024, "columns time-multiplexed onto one ADC")
     area_m2: float = ranged(0.0, 1e-6, "area of one ADC (m^2)")
+    ladder_r_total_ohm: float = ranged(
+        1.0,
+        1e9,
+        "flash: resistance of the whole reference ladder, 2**bits units (ohm)",
+        default=ADDED_KEYS[("adc", "ladder_r_total_ohm")],
+    )
+    ladder_mismatch_sigma_rel: float = ranged(
+        0.0,
+        0.2,
+        "flash: relative sigma of one unit ladder resistor",
+        default=ADDED_KEYS[("adc", "ladder_mismatch_sigma_rel")],
+    )
+
+    def __post_init__(self) -> None:
+        limit = adc_max_bits(self.architecture)
+        if limit is not None and self.bits > limit:
+            raise CardError(
+                f"adc.bits = {self.bits} is above the {limit} bits an adc.architecture = "
+                f"{self.architecture!r} converter is built for; lower adc.bits or use another "
+                "architecture"
+            )
 
 
 @dataclass(frozen=True)
