@@ -215,6 +215,22 @@ def test_other_adc_architectures_evaluate_on_their_own_library(committed_library
     assert tk._card(env, {}, "other").physics_hash() == lib_card.physics_hash()
 
 
+def test_adc_variants_of_the_card():
+    """Experiment 8's card variants: the architecture set, a flash capped at its 4 bits
+    (and the sense row's skips below them), the SAR as the card has it."""
+    from cosim.card import load_card
+    from cosim.report.study import adc_variant
+
+    card = load_card()
+    flash = adc_variant(card, "flash")
+    assert (flash.adc.architecture, flash.adc.bits, flash.sense_row.max_skip_bits) == (
+        "flash",
+        4,
+        3,
+    )
+    assert adc_variant(card, "sar").physics_hash() == card.physics_hash()
+
+
 def test_a_study_also_runs_the_models_its_tasks_need():
     """An uncached experiment whose evaluations need a model that only another (cached)
     experiment names: the model must be in the task list (a full rerun after an engine

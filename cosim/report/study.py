@@ -112,14 +112,18 @@ def resolve_library(
 
 def adc_variant(card: Card, name: str) -> Card:
     """The study card with ``adc.architecture = name`` (experiment 8), its resolution
-    capped at the architecture's ``max_bits`` where the plug-in declares one."""
-    from cosim.converters import adc_architecture
+    capped at the most the architecture is built for (:func:`cosim.converters.adc_max_bits`:
+    4 for the flash; the sense row's ``max_skip_bits`` below it)."""
+    from cosim.converters import adc_max_bits
 
-    cap = getattr(adc_architecture(name), "max_bits", None)
+    cap = adc_max_bits(name)
     upd: dict[str, Any] = {"architecture": name}
+    updates: dict[str, dict[str, Any]] = {"adc": upd}
     if cap is not None and card.adc.bits > cap:
         upd["bits"] = int(cap)
-    return card.with_updates({"adc": upd})
+        if card.sense_row.max_skip_bits >= cap:  # the sense row skips below the top bit
+            updates["sense_row"] = {"max_skip_bits": int(cap) - 1}
+    return card.with_updates(updates)
 
 
 def resolve_adc_libraries(
