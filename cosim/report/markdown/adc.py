@@ -25,8 +25,10 @@ def adc_architectures(rep: Report) -> str:
         "every non-ideality on and the row tiles joined on the bitlines (one conversion per "
         "output at the activation bits); each architecture on its own variant of the card, "
         "characterized in ngspice (energy per conversion: the SPICE-fitted converter through "
-        "the engine's conversion counts, sense-row skips included); the paper gives the "
-        "survey's trend, not a circuit."
+        "the engine's conversion counts, sense-row skips included); the ADC area is the "
+        "card's `adc.area_m2` for either architecture (cosim has no area model per "
+        "architecture: a flash card states its own), so only energy and accuracy are "
+        "compared; the paper gives the survey's trend, not a circuit."
     )
     rows = [["quantity", *[f"A{b}" for b in bits]]]
     rows.append(["software accuracy (integer)", *[pct(x, 2) for x in d["software_accuracy"]]])
@@ -41,5 +43,4 @@ def adc_architectures(rep: Report) -> str:
                 *[pct(x) if x is not None else "-" for x in a["adc_energy_share"]],
             ]
         )
-        rows.append([f"{name}: ADC area (mm²)", *[f"{x * 1e6:.4f}" for x in a["adc_area_m2"]]])
     return block("fig8_adc_architectures.png", pub("adc_architectures"), ours, why, rows)
