@@ -98,7 +98,19 @@ class CrossbarModel:
         the cost).
         """
         g = np.asarray(g, dtype=float)
-        m, y = self.network(g, sense_first).transfer_full(self.kappa * g)
+        m, quad, y = self.transfer_parts_stack(g[None], sense_first)
+        return m[0], None if quad is None else quad[0], y[0]
+
+    def transfer_parts_stack(
+        self, g: np.ndarray, sense_first: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """:meth:`transfer_parts` of a stack of same-shape tiles ``g`` (T, rows, n_lines)
+        (S), in one stacked solve (:meth:`cosim.nodal.CrossbarNetwork.transfer_stack`):
+        ``(M_main, M_quad, Y)`` with a leading tile axis."""
+        g = np.asarray(g, dtype=float)
+        if g.ndim != 3 or g.shape[0] == 0:
+            raise ValueError(f"g must be a non-empty stack (T, rows, n_lines), got {g.shape}")
+        m, y = self.network(g[0], sense_first).transfer_stack(self.kappa * g)
         corr = m - self.kappa * g
         quad = self.drive_b * corr if self.drive_b != 0.0 else None
         return g + self.drive_a * corr, quad, y * (self.zero_bias_slope() / self.kappa)
