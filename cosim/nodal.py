@@ -298,7 +298,9 @@ def _wordline_generators(
         sl[k] = gw * hl / (gw + hl)
         hl = gt[k - 1] + sl[k]
     diag = 1.0 / (sl[1:] + hr[1:])  # T⁻¹[k, k] on the device nodes
-    r_run = np.cumprod(gw / (gw + hr[1:]), axis=0)  # R_1 … R_c
+    r_run = gw / (gw + hr[1:])  # R_1 … R_c, the running product (a loop: cumprod is slower)
+    for k in range(1, c):
+        r_run[k] *= r_run[k - 1]
     a, b, w0 = diag / r_run, r_run, r_run / (gd + sr0)
     return np.moveaxis(a, 0, -1), np.moveaxis(b, 0, -1), np.moveaxis(w0, 0, -1)
 
@@ -339,27 +341,33 @@ def transfer_blocks_stack(
     a, b, w0 = _wordline_generators(g, gw, gd)
     if not growth <= BLOCKS_GROWTH_MAX or not b.min(initial=1.0) > 1e-150:
         return transfer_nested(g, gw, gb, gd)
-    alpha = g * a / gb  # U = G·W·G/gb: U[k, l] = alpha_k·beta_l for k ≤ l
-    beta = g * b
-    f = (g * w0) * gd  # (T, r, c) row i's unit input as a current into its bitline nodes
+    # row by row (leading axis): −U = −G·W·G/gb, (−U)[k, l] = alpha_k·beta_l for k ≤ l
+    alpha = np.ascontiguousarray(np.moveaxis(g * a, 1, 0)) / -gb
+    beta = np.ascontiguousarray(np.moveaxis(g * b, 1, 0))
+    g_gb = np.ascontiguousarray(np.moveaxis(g, 1, 0)) / gb
+    # row i's unit input as currents into its bitline nodes
+    f = np.ascontiguousarray(np.moveaxis(g * w0, 1, 0)[..., None]) * gd
     k = np.arange(c)
     lo = np.minimum.outer(k, k).ravel()
     hi = np.maximum.outer(k, k).ravel()
     diag = (slice(None), k, k)
     p = np.broadcast_to(np.eye(c), (nt, c, c)).copy()  # P_{i−1}
     d = np.empty((nt, c, c))  # D_{i−1}
-    e = np.empty((nt, c, c))
+    e = np.empty((nt, c, c))  # E_i, then P_{i−1}·E_i (buffers: no allocation per row)
+    e_flat = e.reshape(nt, c * c)
+    rows_lo = np.empty((nt, c * c))
+    rows_hi = np.empty((nt, c * c))
     rhs = np.empty((nt, c, r + c))  # [P_{j−1} f_j]_j, then D_{r−1}
     for i in range(r):
-        np.matmul(p, f[:, i, :, None], out=rhs[:, :, i : i + 1])
-        ev = e.reshape(nt, c * c)
-        np.multiply(np.take(alpha[:, i], lo, axis=1), np.take(beta[:, i], hi, axis=1), out=ev)
-        np.negative(e, out=e)
-        e[diag] += g[:, i] / gb
+        np.matmul(p, f[i], out=rhs[:, :, i : i + 1])
+        np.take(alpha[i], lo, axis=1, out=rows_lo, mode="clip")  # clip: no buffer
+        np.take(beta[i], hi, axis=1, out=rows_hi, mode="clip")
+        np.multiply(rows_lo, rows_hi, out=e_flat)
+        e[diag] += g_gb[i]
         if i == 0:
             d[...] = e
         else:
-            d += np.matmul(p, e)
+            d += np.matmul(p, e, out=rows_lo.reshape(nt, c, c))  # (a free buffer)
         p += d
     rhs[:, :, r:] = d
     x = np.linalg.solve(p, rhs)
