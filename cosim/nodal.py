@@ -131,8 +131,9 @@ class CrossbarNetwork:
         The nodal matrix is block-tridiagonal when the nodes are ordered row by row (rows
         couple only through bitline segments). Forward elimination down the rows yields the
         solution at the last row — where the TIA nodes are — without back substitution, for
-        all inputs at once: O(rows · (2·n_lines)^3) dense work instead of a sparse solve per
-        input. Same results as :meth:`transfer_sparse` to rounding.
+        all inputs at once: one dense ``n_lines²`` product per row
+        (:func:`transfer_blocks_stack`) instead of a sparse solve per input. Same results as
+        :meth:`transfer_sparse` to rounding.
 
         Returns
         -------
