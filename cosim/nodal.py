@@ -131,8 +131,9 @@ class CrossbarNetwork:
         The nodal matrix is block-tridiagonal when the nodes are ordered row by row (rows
         couple only through bitline segments). Forward elimination down the rows yields the
         solution at the last row — where the TIA nodes are — without back substitution, for
-        all inputs at once: O(rows · (2·n_lines)^3) dense work instead of a sparse solve per
-        input. Same results as :meth:`transfer_sparse` to rounding.
+        all inputs at once: one dense ``n_lines²`` product per row
+        (:func:`transfer_blocks_stack`) instead of a sparse solve per input. Same results as
+        :meth:`transfer_sparse` to rounding.
 
         Returns
         -------
@@ -152,99 +153,48 @@ class CrossbarNetwork:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`transfer` with the full admittance matrix between the TIA nodes.
 
-        ``method``: ``"blocks"`` (row-by-row block elimination, O(rows·n_lines³)),
-        ``"nested"`` (nested dissection, :func:`transfer_nested`, O(n³) for an n×n tile) or
-        ``"auto"``: nested from :data:`NESTED_MIN` devices on (faster there; both are exact
-        eliminations of the same SPD system and agree to rounding, ~1e-12 of the largest
-        entry of ``m``).
+        ``method``: ``"blocks"`` (row-by-row block elimination,
+        :func:`transfer_blocks_stack`, O(rows·n_lines³)), ``"nested"`` (nested dissection,
+        :func:`transfer_nested`, O(n³) for an n×n tile) or ``"auto"``: nested from
+        :data:`NESTED_MIN` devices on (faster there; both are exact eliminations of the same
+        SPD system and agree to rounding, ~1e-12 of the largest entry of ``m``).
 
         Returns ``m`` as :meth:`transfer` and ``y`` (n_lines, n_lines) (S): TIA nodes at
         voltages ``v`` instead of 0 change the column currents by ``y @ v``. The diagonal is
         the Norton conductance; the (negative) off-diagonal terms are how an offset at one
         TIA input shifts the other columns' currents through the wordlines and drivers.
         """
-        # many small dense inverses: BLAS threads only add contention here
+        g = self.g if g_dev is None else np.asarray(g_dev, dtype=float)
+        m, y = self.transfer_stack(g[None], method)
+        return m[0], y[0]
+
+    def transfer_stack(
+        self, g_stack: np.ndarray, method: str = "auto"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`transfer_full` of a stack of tiles ``g_stack`` (T, rows, n_lines) (S), each
+        with this network's shape, wires and sense-line position, in one stacked solve:
+        ``m`` (T, rows, n_lines) and ``y`` (T, n_lines, n_lines), caller's column order.
+        Programming a layer's tiles this way costs a fraction of one solve per tile."""
+        g = np.asarray(g_stack, dtype=float)
+        if g.ndim != 3 or g.shape[1:] != (self.rows, self.n_lines):
+            raise ValueError(
+                f"g_stack must have shape (T, {self.rows}, {self.n_lines}), got {g.shape}"
+            )
+        if method not in ("auto", "blocks", "nested"):
+            raise ValueError(f"unknown transfer method {method!r}")
+        g = g[:, :, self.order]
+        # many small dense products and solves: BLAS threads only add contention here
         with single_thread():
             if method == "blocks" or (method == "auto" and self.rows * self.n_lines < NESTED_MIN):
-                return self._transfer_blocks(g_dev)
-            if method not in ("auto", "nested"):
-                raise ValueError(f"unknown transfer method {method!r}")
-            g = (self.g if g_dev is None else np.asarray(g_dev, dtype=float))[:, self.order]
-            m_phys, y_phys = transfer_nested(g[None], self.gw, self.gb, self.gd)
-            return self._caller_order(m_phys[0], y_phys[0])
-
-    def _caller_order(
-        self, m_phys: np.ndarray, y_phys: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        m = np.empty_like(m_phys)
-        m[:, self.order] = m_phys
-        y = np.empty_like(y_phys)
-        y[np.ix_(self.order, self.order)] = y_phys
-        return m, y
-
-    def _transfer_blocks(self, g_dev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        g = (self.g if g_dev is None else np.asarray(g_dev, dtype=float))[:, self.order]
-        r, c = self.rows, self.n_lines
-        gw, gb, gd = self.gw, self.gb, self.gd
-        # Row i's block holds w_0..w_{c-1}, b_0..b_{c-1} and the driver d. Only the bitline
-        # columns of the block's inverse are ever needed, and only at y = (b_0..b_{c-1}, d),
-        # where the inputs and the next row couple in. Eliminating the wordline nodes first
-        # (a tridiagonal system, LAPACK ptsv) leaves the Schur complement on y, of half the
-        # size: (A⁻¹)[y, b] = S⁻¹[:, b] with S = A_yy − A_yw A_ww⁻¹ A_wy, one Cholesky
-        # solve (LAPACK directly: this loop runs once per row of every tile of every chip).
-        k = np.arange(c)
-        off = np.full(c - 1, -gw)  # wordline segments
-        minus_a_wy = np.zeros((c, c + 1))
-        minus_a_wy[0, c] = gw  # w_0 to the driver node
-        potrf, potri, ptsv = sla.get_lapack_funcs(("potrf", "potri", "ptsv"), (minus_a_wy,))
-        lower = np.tri(c + 1, k=-1, dtype=bool)  # potri leaves the factor there
-        y = np.zeros((c + 1, r))  # the inputs' right-hand sides on y
-        z = None  # (A⁻¹)[y, b] of the previous row
-        for i in range(r):
-            gi = g[i]
-            d_w = 2 * gw + gi
-            d_w[c - 1] = gw + gi[c - 1]  # the last wordline node has one segment
-            rhs = minus_a_wy.copy()
-            rhs[k, k] = gi  # w_k to b_k through the device
-            if c > 1:
-                _, _, t, info = ptsv(d_w, off, rhs)  # A_ww⁻¹ (−A_wy)
-                if info != 0:
-                    raise np.linalg.LinAlgError(f"wordline block of row {i} is singular")
+                m_phys, y_phys = transfer_blocks_stack(g, self.gw, self.gb, self.gd)
             else:
-                t = rhs / d_w[:, None]
-            s = np.zeros((c + 1, c + 1), order="F")
-            if z is not None:  # the rows above, through the bitline segments
-                s[:c, :c] = -gb * gb * z[:c]
-            s[k, k] += gi + gb + (gb if i > 0 else 0.0)
-            s[c, c] = gd + gw
-            s[:c] -= gi[:, None] * t  # A_yw = [−diag(g); −gw·e_0]ᵀ
-            s[c] -= gw * t[0]
-            y[c, i] = gd  # unit input on row i
-            chol, info = potrf(s, lower=False, overwrite_a=True, clean=False)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"nodal block of row {i} is not positive definite")
-            # the inverse from the factor (potri: a third of potrs's work on these many
-            # right-hand sides), its upper triangle mirrored
-            inv, info = potri(chol, lower=False, overwrite_c=True)
-            if info != 0:
-                raise ValueError(f"potri failed on row {i} (info {info})")
-            np.copyto(inv, inv.T, where=lower)
-            z = inv[:, :c]
-            if i < r - 1:
-                y_new = np.zeros((c + 1, r))
-                # only the rows above and this one have driven y so far
-                y_new[:c, : i + 1] = gb * (z.T @ y[:, : i + 1])
-                y = y_new
-        assert z is not None  # the array has a row
-        x_last_b = z.T @ y  # (c_phys, r): bitline-bottom voltages per unit input
-        m_phys = gb * x_last_b
-        # TIA node k at 1 V, the others and the inputs at 0: current drawn out of node j
-        y_phys = gb * np.eye(c) - gb * gb * z[:c]
-        m = np.empty((r, c))
-        m[:, self.order] = m_phys.T
-        y_full = np.empty((c, c))
-        y_full[np.ix_(self.order, self.order)] = y_phys
-        return m, y_full
+                m_phys, y_phys = transfer_nested(g, self.gw, self.gb, self.gd)
+        m = np.empty_like(m_phys)
+        m[:, :, self.order] = m_phys
+        y = np.empty_like(y_phys)
+        o = np.asarray(self.order)
+        y[:, o[:, None], o] = y_phys
+        return m, y
 
     def transfer_sparse(self, g_dev: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`transfer` by sparse LU with one solve per input (reference, slower)."""
@@ -310,6 +260,120 @@ class CrossbarNetwork:
             if np.max(np.abs(dx)) < tol_v:
                 break
         return x
+
+
+#: the row transfers' growth bound ``rows·sqrt(2·max g/gb)`` up to which the block
+#: elimination's transfer-matrix recursion is used (growth ≤ cosh 7 ≈ 550, rounding stays
+#: ~1e-14 of full scale); beyond it (bitline segments of ~100 Ω on a 64-row tile)
+#: :func:`transfer_blocks_stack` hands the stack to the nested dissection
+BLOCKS_GROWTH_MAX = 7.0
+
+
+def _wordline_generators(
+    g: np.ndarray, gw: float, gd: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inverse ``W`` of every row's wordline block, in closed form.
+
+    Row ``i``'s wordline is the chain ``d, w_0 … w_{c-1}`` (driver node, then the devices'
+    nodes): segments ``gw``, the driver's ``gd`` to its source, each device ``g_k`` to its
+    (eliminated-later) bitline node. Its nodal matrix ``T`` is tridiagonal, so ``T⁻¹`` is
+    semiseparable: ``T⁻¹[l, k] = T⁻¹[k, k]·R_l/R_k`` for ``l ≥ k`` with ``R`` a running
+    product of ``gw/η`` (``η`` the backward elimination pivots). Pivots are carried as their
+    excess over ``gw`` (the conductance to ground seen through the rest of the chain), so
+    no step subtracts nearly equal numbers.
+
+    ``g`` (..., c) (S). Returns ``a``, ``b`` (..., c) with ``W[k, l] = a_k·b_l`` for
+    ``k ≤ l`` (``W = T⁻¹`` on the device nodes) and ``w0`` (..., c) = ``T⁻¹[w_k, d]``.
+    """
+    c = g.shape[-1]
+    gt = np.moveaxis(g, -1, 0).copy()  # the chain axis first: each step a contiguous slice
+    hr = np.empty((c + 1, *g.shape[:-1]))  # η_k − gw on the device nodes (index k + 1)
+    hr[c] = gt[c - 1]
+    for k in range(c - 1, 0, -1):
+        h = hr[k + 1]
+        hr[k] = gt[k - 1] + gw * h / (gw + h)
+    sr0 = gw * hr[1] / (gw + hr[1])  # the whole chain seen from the driver node
+    sl = np.empty_like(hr)  # conductance to ground seen leftward from node k
+    hl = np.full(g.shape[:-1], gd)  # δ − gw at the driver node
+    for k in range(1, c + 1):
+        sl[k] = gw * hl / (gw + hl)
+        hl = gt[k - 1] + sl[k]
+    diag = 1.0 / (sl[1:] + hr[1:])  # T⁻¹[k, k] on the device nodes
+    r_run = gw / (gw + hr[1:])  # R_1 … R_c, the running product (a loop: cumprod is slower)
+    for k in range(1, c):
+        r_run[k] *= r_run[k - 1]
+    a, b, w0 = diag / r_run, r_run, r_run / (gd + sr0)
+    return np.moveaxis(a, 0, -1), np.moveaxis(b, 0, -1), np.moveaxis(w0, 0, -1)
+
+
+def transfer_blocks_stack(
+    g_phys: np.ndarray, gw: float, gb: float, gd: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact transfer of a stack of tiles by row-by-row block elimination.
+
+    ``g_phys`` (T, rows, c) device conductances in physical column order (S); ``gw``,
+    ``gb``, ``gd`` the wordline-segment, bitline-segment and driver conductances (S).
+    Returns ``m`` (T, rows, c) (S) and ``y`` (T, c, c) (S) as
+    :meth:`CrossbarNetwork.transfer_full`, in physical order.
+
+    The nodal matrix is block-tridiagonal in the rows, which couple only through the
+    bitline segments (``gb·I``). Each row's wordline and driver node are eliminated in
+    closed form (:func:`_wordline_generators`), leaving ``E_i`` (c, c): the row's devices
+    and wordline as seen from its bitline nodes, over ``gb``. Forward elimination down the
+    rows is then the matrix continued fraction ``S_0 = I + E_0``,
+    ``S_i = 2I + E_i − S_{i−1}⁻¹`` (in units of ``gb``). Written as ``S_i = P_{i−1}⁻¹ P_i``
+    it needs no inverse per row: ``D_i = D_{i−1} + P_{i−1} E_i``, ``P_i = P_{i−1} + D_i``
+    (``P_{−1} = I``, ``D_i = P_i − P_{i−1}``), one matrix product per row for the whole
+    stack, and the products ``S_{r−1}⁻¹ ⋯ S_j⁻¹`` that carry row ``j``'s input to the TIA
+    nodes telescope to ``P_{r−1}⁻¹ P_{j−1}``: ``m = P_{r−1}⁻¹ [P_{j−1} f_j]_j``,
+    ``y = gb·P_{r−1}⁻¹ D_{r−1}`` — one solve per tile at the end. Carrying the difference
+    ``D`` (not ``P_{i−2}``) keeps the small device terms apart from the unit wire terms, and
+    ``y`` comes out of ``D`` directly, not as the difference ``gb·I − gb²·S⁻¹``.
+
+    ``P`` grows like ``cosh(rows·sqrt(‖E‖))`` (about 1.1 for 64 rows of 1.5·g_max devices
+    on 1 Ω segments): beyond :data:`BLOCKS_GROWTH_MAX` the rounding it would amplify is
+    avoided by the nested dissection (:func:`transfer_nested`), as for an extreme wordline
+    decay.
+    """
+    g = np.asarray(g_phys, dtype=float)
+    nt, r, c = g.shape
+    # ‖E_i‖∞ ≤ 2·max g/gb: the devices plus the wordline's (smaller, positive) coupling
+    growth = r * np.sqrt(2.0 * float(g.max(initial=0.0)) / gb)
+    a, b, w0 = _wordline_generators(g, gw, gd)
+    if not growth <= BLOCKS_GROWTH_MAX or not b.min(initial=1.0) > 1e-150:
+        return transfer_nested(g, gw, gb, gd)
+    # row by row (leading axis): −U = −G·W·G/gb, (−U)[k, l] = alpha_k·beta_l for k ≤ l
+    alpha = np.ascontiguousarray(np.moveaxis(g * a, 1, 0)) / -gb
+    beta = np.ascontiguousarray(np.moveaxis(g * b, 1, 0))
+    g_gb = np.ascontiguousarray(np.moveaxis(g, 1, 0)) / gb
+    # row i's unit input as currents into its bitline nodes
+    f = np.ascontiguousarray(np.moveaxis(g * w0, 1, 0)[..., None]) * gd
+    k = np.arange(c)
+    lo = np.minimum.outer(k, k).ravel()
+    hi = np.maximum.outer(k, k).ravel()
+    diag = (slice(None), k, k)
+    p = np.broadcast_to(np.eye(c), (nt, c, c)).copy()  # P_{i−1}
+    d = np.empty((nt, c, c))  # D_{i−1}
+    e = np.empty((nt, c, c))  # E_i, then P_{i−1}·E_i (buffers: no allocation per row)
+    e_flat = e.reshape(nt, c * c)
+    rows_lo = np.empty((nt, c * c))
+    rows_hi = np.empty((nt, c * c))
+    rhs = np.empty((nt, c, r + c))  # [P_{j−1} f_j]_j, then D_{r−1}
+    for i in range(r):
+        np.matmul(p, f[i], out=rhs[:, :, i : i + 1])
+        np.take(alpha[i], lo, axis=1, out=rows_lo, mode="clip")  # clip: no buffer
+        np.take(beta[i], hi, axis=1, out=rows_hi, mode="clip")
+        np.multiply(rows_lo, rows_hi, out=e_flat)
+        e[diag] += g_gb[i]
+        if i == 0:
+            d[...] = e
+        else:
+            d += np.matmul(p, e, out=rows_lo.reshape(nt, c, c))  # (a free buffer)
+        p += d
+    rhs[:, :, r:] = d
+    x = np.linalg.solve(p, rhs)
+    y = gb * x[:, :, r:]
+    return x[:, :, :r].transpose(0, 2, 1).copy(), 0.5 * (y + y.transpose(0, 2, 1))
 
 
 # --- nested dissection: the transfer of large tiles in O(n^3) --------------------------------

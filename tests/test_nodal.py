@@ -174,3 +174,56 @@ def test_norton_conductance(sense):
 def test_nodal_rejects_a_vector_of_conductances():
     with pytest.raises(ValueError, match="2-D"):
         CrossbarNetwork(np.ones(4) * 1e-5, 1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("sense", [False, True])
+@pytest.mark.parametrize(
+    ("rows", "lines", "r_wl", "r_bl", "r_drv"),
+    [
+        (64, 65, 1.0, 1.0, 100.0),  # the default card's tile with its sense line
+        (7, 5, 2.5, 0.5, 100.0),
+        (1, 4, 1.0, 1.0, 100.0),  # one row
+        (9, 1, 1.0, 1.0, 100.0),  # one line
+        (33, 17, 0.0, 0.0, 0.0),  # 1 µΩ stand-ins everywhere
+        (12, 9, 1.0, 1000.0, 100.0),  # kΩ bitline segments: the nested-dissection fallback
+    ],
+)
+def test_stacked_transfer_equals_single_tile_and_sparse(rows, lines, r_wl, r_bl, r_drv, sense):
+    """A stack of tiles is solved exactly as each tile alone (and as the sparse LU and the
+    nested dissection): random tiles, an all-1.5·g_max one and an all-zero one together."""
+    g_max = 1.5 * _device("pcm").g_max_s
+    rng = np.random.default_rng(rows * 1000 + lines)
+    stack = np.concatenate(
+        [
+            rng.uniform(0.0, g_max, (3, rows, lines)),
+            np.full((1, rows, lines), g_max),
+            np.zeros((1, rows, lines)),
+        ]
+    )
+    net = CrossbarNetwork(stack[0], r_wl, r_bl, r_drv, sense_first=sense)
+    m, y = net.transfer_stack(stack)
+    assert m.shape == stack.shape and y.shape == (len(stack), lines, lines)
+    for t, g in enumerate(stack):
+        tile = CrossbarNetwork(g, r_wl, r_bl, r_drv, sense_first=sense)
+        m1, y1 = tile.transfer_full(method="blocks")
+        m_sp, gn_sp = tile.transfer_sparse()
+        m_nd, y_nd = tile.transfer_full(method="nested")
+        # 1e-12 of each column's full-scale transfer (every row at full input)
+        scale = np.maximum(np.abs(m_sp).sum(axis=0), np.finfo(float).tiny)
+        for ref in (m1, m_sp, m_nd):
+            assert np.max(np.abs(m[t] - ref) / scale) <= 1e-12
+        np.testing.assert_array_equal(m[t], m1)  # stacking couples nothing
+        np.testing.assert_array_equal(y[t], y1)
+        np.testing.assert_allclose(y[t], y[t].T, rtol=0, atol=0)
+        if g.any():
+            # y's diagonal against the sparse solve's difference g_b - g_b²·z (see above)
+            g_b = 1.0 / max(r_bl, 1e-6)
+            rtol = max(1e-9, 100 * np.finfo(float).eps * g_b / gn_sp.min())
+            np.testing.assert_allclose(np.diagonal(y[t]), gn_sp, rtol=rtol, atol=0)
+            np.testing.assert_allclose(y[t], y_nd, rtol=0, atol=rtol * np.abs(y_nd).max())
+
+
+def test_stacked_transfer_rejects_a_foreign_shape():
+    net = CrossbarNetwork(np.full((4, 3), 1e-5), 1.0, 1.0, 100.0)
+    with pytest.raises(ValueError, match="g_stack must have shape"):
+        net.transfer_stack(np.full((2, 3, 4), 1e-5))

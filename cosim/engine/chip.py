@@ -193,12 +193,36 @@ def build_layer(
         sinh_slope(1.0, v_read, crossbar.v_read_v, crossbar.iv_alpha_per_v)
         - crossbar.zero_bias_slope()
     )
-    for t in lmap.tiles:
+    programmed = [
+        program_tile(
+            t.levels,
+            sense,
+            card,
+            device,
+            cfg,
+            streams.at(layer, t.row_tile, t.col_tile),
+            t.bias_rows,
+        )
+        for t in lmap.tiles
+    ]
+    parts: dict[int, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
+    if cfg.ir_drop:
+        # every tile's IR-drop transfer, one stacked solve per tile shape (edge tiles differ)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for j, (g, _) in enumerate(programmed):
+            by_shape.setdefault(g.shape, []).append(j)
+        for idx in by_shape.values():
+            m_s, q_s, y_s = crossbar.transfer_parts_stack(
+                np.stack([programmed[j][0] for j in idx]), sense_first=sense
+            )
+            for pos, j in enumerate(idx):
+                parts[j] = (m_s[pos], None if q_s is None else q_s[pos], y_s[pos])
+    for j, t in enumerate(lmap.tiles):
         rng_for = streams.at(layer, t.row_tile, t.col_tile)
-        g, sigma = program_tile(t.levels, sense, card, device, cfg, rng_for, t.bias_rows)
+        g, sigma = programmed[j]
         m_quad = None
         if cfg.ir_drop:
-            m_eff, m_quad, y_tt = crossbar.transfer_parts(g, sense_first=sense)
+            m_eff, m_quad, y_tt = parts[j]
             if not cfg.nonlinearity:
                 m_quad = None  # the second-order term models the sinh I-V's small signal
                 y_tt = y_tt / crossbar.zero_bias_slope()  # ohmic devices: slope 1

@@ -7,8 +7,10 @@ The model is a correction of the ideal ``I = s(V) @ G`` (``s`` the device I–V 
 
 ``M(κ·G)`` is the exact linear transfer matrix of the tile's resistive network (wires,
 drivers; the card's resistances) with devices replaced by conductances ``κ·G`` (computed by
-block elimination in :class:`cosim.nodal.CrossbarNetwork`: ~7 ms for 64×64 with the sense line,
-nested dissection from 96×96 on: ~0.03 s at 128, ~0.2 s at 256, ~1.1 s at 512), so ``C`` is
+block elimination in :class:`cosim.nodal.CrossbarNetwork`: ~2.5 ms for 64×64 with the sense
+line alone, ~1.8 ms per tile when a layer's 52 such tiles are solved as one stack
+(:meth:`transfer_parts_stack`); nested dissection from 96×96 on: ~0.03 s at 128, ~0.2 s at
+256, ~1.1 s at 512), so ``C`` is
 the IR-drop correction of a linear array. A sinh device sees its own voltage drop through
 its small-signal conductance, which grows with the voltage across it: the correction's
 drive ``w(V)`` carries that dependence to second order. For ohmic devices (``κ = a = 1``,
@@ -98,7 +100,19 @@ class CrossbarModel:
         the cost).
         """
         g = np.asarray(g, dtype=float)
-        m, y = self.network(g, sense_first).transfer_full(self.kappa * g)
+        m, quad, y = self.transfer_parts_stack(g[None], sense_first)
+        return m[0], None if quad is None else quad[0], y[0]
+
+    def transfer_parts_stack(
+        self, g: np.ndarray, sense_first: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """:meth:`transfer_parts` of a stack of same-shape tiles ``g`` (T, rows, n_lines)
+        (S), in one stacked solve (:meth:`cosim.nodal.CrossbarNetwork.transfer_stack`):
+        ``(M_main, M_quad, Y)`` with a leading tile axis."""
+        g = np.asarray(g, dtype=float)
+        if g.ndim != 3 or g.shape[0] == 0:
+            raise ValueError(f"g must be a non-empty stack (T, rows, n_lines), got {g.shape}")
+        m, y = self.network(g[0], sense_first).transfer_stack(self.kappa * g)
         corr = m - self.kappa * g
         quad = self.drive_b * corr if self.drive_b != 0.0 else None
         return g + self.drive_a * corr, quad, y * (self.zero_bias_slope() / self.kappa)
