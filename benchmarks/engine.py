@@ -25,7 +25,10 @@ Measured in one run, on the same machine state:
   with the layer's tiles solved as one stack (:func:`cosim.nodal.transfer_blocks_stack`):
   ~0.09 s stacked solve (~0.035 s of it the 64 dense 65×65 products, ~0.025 s forming the
   rows' wordline couplings, ~0.01 s the closed-form wordline inverses, ~0.008 s the final
-  solves), ~0.035 s device draws, generators and the 208 ADC instances.
+  solves), ~0.035 s device draws, generators and the 208 ADC instances. With ``--threads
+  2`` the stacked solves are split over two threads (``Engine.threads``, which ``cosim
+  evaluate --threads`` sets; the result does not depend on it): 0.098 s against 0.126 s
+  single-threaded, measured alternately in one run with another job on one of the cores.
 
 Usage::
 
@@ -109,9 +112,11 @@ def ngspice_seconds_per_mac(library, model, x, jobs: int) -> dict:
     }
 
 
-def program_784_128(library, work: Path, repeat: int) -> dict:
+def program_784_128(library, work: Path, repeat: int, threads: int = 1) -> dict:
     """The micro case "program 784->128" (see the module docstring): seconds to program
-    the layer (fastest of ``repeat``) and to evaluate it on 1000 samples, and their ratio."""
+    the layer (fastest of ``repeat``) and to evaluate it on 1000 samples, and their ratio;
+    with ``threads`` > 1 also the programming on that many threads (``Engine.threads``, as
+    ``cosim evaluate --threads`` sets it), timed alternately with the single thread."""
     from dataclasses import replace
 
     from threadpoolctl import threadpool_limits
@@ -147,22 +152,32 @@ def program_784_128(library, work: Path, repeat: int) -> dict:
         # not programmed here)
         eng._hidden(i, lay, codes, state, ReadNoise(eng.cfg.seed, 0), LayerStats("bench"))
 
-    t_prog, t_eval = math.inf, math.inf
+    t_prog, t_eval, t_prog_threads = math.inf, math.inf, math.inf
     with threadpool_limits(limits=1):
         eng.chip(0)  # warm-up: imports, LAPACK handles
         for _ in range(repeat):
+            eng.threads = 1
             t = time.perf_counter()
             eng.chip(0)
             t_prog = min(t_prog, time.perf_counter() - t)
             t = time.perf_counter()
             evaluate_layer()
             t_eval = min(t_eval, time.perf_counter() - t)
-    return {
+            if threads > 1:
+                eng.threads = threads
+                t = time.perf_counter()
+                eng.chip(0)
+                t_prog_threads = min(t_prog_threads, time.perf_counter() - t)
+    out = {
         "program_784_128_tiles": len(lmap.tiles),
         "program_784_128_s": t_prog,
         "evaluate_784_128_1000_samples_s": t_eval,
         "program_784_128_over_evaluate": t_prog / t_eval,
     }
+    if threads > 1:
+        out["program_784_128_threads"] = threads
+        out["program_784_128_threads_s"] = t_prog_threads
+    return out
 
 
 def main(argv=None) -> int:
@@ -196,7 +211,7 @@ def main(argv=None) -> int:
     if args.micro_only:
         from cosim.library import load_library
 
-        res = program_784_128(load_library(args.library), args.work, args.repeat)
+        res = program_784_128(load_library(args.library), args.work, args.repeat, args.threads)
         _print_and_write(res, args.json)
         return 0
     if args.model is None:
@@ -299,7 +314,7 @@ def main(argv=None) -> int:
         res["ngspice_s_per_mac_op"] = sp["s_per_op"]
         res["engine_s_per_mac_op"] = eng_per_op
         res["speedup_per_mac_op"] = sp["s_per_op"] / eng_per_op
-    res.update(program_784_128(library, args.work, args.repeat))
+    res.update(program_784_128(library, args.work, args.repeat, args.threads))
     _print_and_write(res, args.json)
     return 0
 

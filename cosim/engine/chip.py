@@ -33,6 +33,7 @@ at the DAC's voltages (no IR drop).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,11 +176,14 @@ def build_layer(
     adc_factory: Callable[[int, RngFor], Any],
     cfg: EngineConfig,
     streams: ChipStreams,
+    threads: int = 1,
 ) -> LayerState:
     """Draw one chip's instance of a mapped layer, every effect from its own generator.
 
     ``adc_factory(row_tile, rng_for)``: the ADC instance of a conversion group (row tile
-    ``-1``: every row tile together), drawing from ``rng_for(effect)``.
+    ``-1``: every row tile together), drawing from ``rng_for(effect)``. ``threads``: the
+    tiles' stacked IR-drop solves split over this many threads (the result does not depend
+    on it: a stacked solve gives each tile what it gives the tile alone).
     """
     sense = card.sense_row.enabled
     layer = lmap.index
@@ -211,11 +215,24 @@ def build_layer(
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for j, (g, _) in enumerate(programmed):
             by_shape.setdefault(g.shape, []).append(j)
-        for idx in by_shape.values():
-            m_s, q_s, y_s = crossbar.transfer_parts_stack(
-                np.stack([programmed[j][0] for j in idx]), sense_first=sense
+        chunks = [
+            idx[c :: max(1, threads)]
+            for idx in by_shape.values()
+            for c in range(min(max(1, threads), len(idx)))
+        ]
+
+        def solve(chunk: list[int]):
+            return crossbar.transfer_parts_stack(
+                np.stack([programmed[j][0] for j in chunk]), sense_first=sense
             )
-            for pos, j in enumerate(idx):
+
+        if threads > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(min(threads, len(chunks))) as pool:
+                solved = list(pool.map(solve, chunks))
+        else:
+            solved = [solve(c) for c in chunks]
+        for chunk, (m_s, q_s, y_s) in zip(chunks, solved, strict=True):
+            for pos, j in enumerate(chunk):
                 parts[j] = (m_s[pos], None if q_s is None else q_s[pos], y_s[pos])
     for j, t in enumerate(lmap.tiles):
         rng_for = streams.at(layer, t.row_tile, t.col_tile)

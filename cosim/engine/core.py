@@ -117,6 +117,9 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         self._adc_by_bits = library.adc_models_by_bits()
         self.stats: dict[int, LayerStats] = {}
         self.adc_params: dict[int, Any] = {}  # id(ADC model) -> its circuit parameters
+        #: threads of a chip's programming (its tiles' IR-drop solves); evaluate() sets it
+        #: to its own; the result does not depend on it
+        self.threads = 1
 
     # -- chips ----------------------------------------------------------------------------
     def chip(self, k: int) -> list[LayerState]:
@@ -151,6 +154,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
                     factory,
                     cfg,
                     streams,
+                    threads=self.threads,
                 )
             )
         return out

@@ -68,6 +68,7 @@ def evaluate(
         raise CosimError(f"threads = {threads}; use at least 1")
     t0 = time.perf_counter()
     eng = Engine(model, library, config, card)
+    eng.threads = threads  # chip programming too
     x = eng.check_input(x)
     y = np.asarray(y).reshape(-1)
     if y.shape[0] != x.shape[0]:
