@@ -11,6 +11,8 @@ voltage (0 V by default). Rows are driven at ``-V_i``.
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -343,10 +345,16 @@ def _split_levels(n: int, depth: int) -> list[np.ndarray]:
     return levels[::-1]
 
 
+#: from this interface size on, one block at a time by Cholesky (potrf, trsm, syrk); below
+#: it NumPy's stacked inverse and products, which measured faster (OpenBLAS's gemm beats
+#: its trsm/syrk up to m ≈ 256 even at half the flops, and the stack saves the per-call cost)
+_CHOL_MIN = 384
+
+
 def _schur_update(kii: np.ndarray, kie: np.ndarray) -> np.ndarray:
     """``kieᵀ kii⁻¹ kie`` for stacks ``kii`` (B, m, m) (SPD) and ``kie`` (B, m, e)."""
     b, m, e = kie.shape
-    if m < 48 or b > 16:  # many small blocks: NumPy's stacked inverse and products
+    if m < _CHOL_MIN:
         return np.matmul(kie.transpose(0, 2, 1), np.linalg.inv(kii) @ kie)
     out = np.empty((b, e, e))
     potrf, trsm, syrk = (
@@ -354,13 +362,54 @@ def _schur_update(kii: np.ndarray, kie: np.ndarray) -> np.ndarray:
         sla.get_blas_funcs("trsm", (kie,)),
         sla.get_blas_funcs("syrk", (kie,)),
     )
+    lower = np.tri(e, k=-1, dtype=bool)
     for k in range(b):  # few large blocks: Cholesky, triangular solve, symmetric rank-k
-        chol, info = potrf(kii[k], lower=True, clean=True)
+        chol, info = potrf(kii[k], lower=True, clean=False)
         if info != 0:
             raise np.linalg.LinAlgError("nested-dissection interface is not positive definite")
         w = trsm(1.0, chol, kie[k], lower=True)
         s = syrk(1.0, w, trans=1, lower=False)
-        out[k] = s + np.triu(s, 1).T
+        np.copyto(s, s.T, where=lower)
+        out[k] = s
+    return out
+
+
+@functools.cache
+def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[np.ndarray, ...]:
+    """A leaf's nodal matrix without its devices (``K0``, the segment stamps at unit
+    conductance: wordline ``kw``, bitline ``kb``), the flat positions of the device stamps
+    (``+`` on the two diagonals, ``−`` off them, device ``(i, j)`` at ``i·q + j``), and the
+    boundary (:func:`_layout`) and interior node indices."""
+    lx = np.arange(p)
+    tx = p + np.arange(q)
+    w = p + q + np.arange(p * q).reshape(p, q)
+    b = w + p * q
+    n = p + q + 2 * p * q
+    kw, kb = np.zeros((n, n)), np.zeros((n, n))
+
+    def stamp(k: np.ndarray, a: np.ndarray, c: np.ndarray) -> None:
+        np.add.at(k, (a, a), 1.0)
+        np.add.at(k, (c, c), 1.0)
+        np.add.at(k, (a, c), -1.0)
+        np.add.at(k, (c, a), -1.0)
+
+    stamp(kw, lx, w[:, 0])
+    stamp(kw, w[:, :-1].ravel(), w[:, 1:].ravel())
+    if has_t:
+        stamp(kb, tx, b[0])
+    stamp(kb, b[:-1].ravel(), b[1:].ravel())
+    wd, bd = w.ravel(), b.ravel()
+    plus = np.concatenate([wd * n + wd, bd * n + bd])
+    minus = np.concatenate([wd * n + bd, bd * n + wd])
+    parts = [lx, w[:, q - 1]] if has_r else [lx]
+    bnd = np.concatenate([*parts, tx if has_t else [], b[p - 1, :]]).astype(int)
+    used = np.ones(n, dtype=bool)
+    if not has_t:
+        used[tx] = False  # no nodes above the array's top row
+    used[bnd] = False
+    out = (kw, kb, plus, minus, bnd, np.flatnonzero(used))
+    for arr in out:
+        arr.flags.writeable = False  # cached: shared by every call
     return out
 
 
@@ -368,52 +417,35 @@ def _leaf(g: np.ndarray, gw: float, gb: float, has_r: bool, has_t: bool) -> np.n
     """Schur complements (B, e, e) of leaf blocks with conductances ``g`` (B, p, q) (S)
     onto their boundary (:func:`_layout`), every other node eliminated."""
     nb, p, q = g.shape
-    lx = np.arange(p)
-    tx = p + np.arange(q)
-    w = p + q + np.arange(p * q).reshape(p, q)
-    b = w + p * q
-    n = p + q + 2 * p * q
-    k = np.zeros((nb, n, n))
-
-    def stamp(a: int, c: int, val: float | np.ndarray) -> None:
-        k[:, a, a] += val
-        k[:, c, c] += val
-        k[:, a, c] -= val
-        k[:, c, a] -= val
-
-    for i in range(p):
-        stamp(lx[i], w[i, 0], gw)
-        for j in range(q - 1):
-            stamp(w[i, j], w[i, j + 1], gw)
-        for j in range(q):
-            stamp(w[i, j], b[i, j], g[:, i, j])
-    for j in range(q):
-        if has_t:
-            stamp(tx[j], b[0, j], gb)
-        for i in range(p - 1):
-            stamp(b[i, j], b[i + 1, j], gb)
-    parts = [lx, w[:, q - 1]] if has_r else [lx]
-    bnd = np.concatenate([*parts, tx if has_t else [], b[p - 1, :]]).astype(int)
-    used = np.ones(n, dtype=bool)
-    if not has_t:
-        used[tx] = False  # no nodes above the array's top row
-    inner = np.flatnonzero(used & ~np.isin(np.arange(n), bnd))
+    kw, kb, plus, minus, bnd, inner = _leaf_index(p, q, has_r, has_t)
+    n = kw.shape[0]
+    k = np.empty((nb, n * n))
+    k[:] = (gw * kw + gb * kb).ravel()
+    gf = g.reshape(nb, p * q)
+    k[:, plus] += np.concatenate([gf, gf], axis=1)
+    k[:, minus] -= np.concatenate([gf, gf], axis=1)
+    k = k.reshape(nb, n, n)
     s = k[:, bnd[:, None], bnd]
     if inner.size:
         s -= _schur_update(k[:, inner[:, None], inner], k[:, inner[:, None], bnd])
     return s
 
 
-def _merge(
-    x: np.ndarray,
-    y: np.ndarray,
-    lx: dict[str, _Side],
-    ly: dict[str, _Side],
-    lp: dict[str, _Side],
-    horizontal: bool,
-) -> np.ndarray:
-    """Schur complement of two neighbouring blocks' union: ``x`` left of (or above) ``y``,
-    their shared nodes (x's R and y's L, or x's B and y's T) eliminated."""
+def _key(side: dict[str, _Side]) -> tuple[int, ...]:
+    return tuple(x for s in "LRTB" for x in side[s])
+
+
+@functools.cache
+def _merge_index(
+    kx: tuple[int, ...], ky: tuple[int, ...], kp: tuple[int, ...], horizontal: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where a merge's ``kii`` (from x and from y), ``kie`` and parent ``S`` entries sit in
+    the flat source ``[x (ex²), y (ey²), 0]`` (:func:`_merge`); layouts as :func:`_key`."""
+    lx, ly, lp = (
+        {s: _Side(k[2 * i], k[2 * i + 1]) for i, s in enumerate("LRTB")} for k in (kx, ky, kp)
+    )
+    ex, ey = sum(s.size for s in lx.values()), sum(s.size for s in ly.values())
+    e = sum(s.size for s in lp.values())
     if horizontal:
         xi, yi = lx["R"], ly["L"]
         qa = lx["B"].size
@@ -425,22 +457,69 @@ def _merge(
         pa = lx["L"].size
         x_map = [("L", "L", 0), ("R", "R", 0), ("T", "T", 0)]
         y_map = [("L", "L", pa), ("R", "R", pa), ("B", "B", 0)]
-    nb, m = x.shape[0], xi.size
-    e = sum(s.size for s in lp.values())
-    kii = x[:, xi.start : xi.start + m, xi.start : xi.start + m]
-    kii = kii + y[:, yi.start : yi.start + m, yi.start : yi.start + m]
-    kie = np.empty((nb, m, e))
-    s = np.zeros((nb, e, e))
-    for z, zi, zl, zmap in ((x, xi, lx, x_map), (y, yi, ly, y_map)):
-        rr = [
-            (zl[c].start, lp[pside].start + off, zl[c].size) for c, pside, off in zmap if zl[c].size
-        ]
-        for s1, d1, n1 in rr:
-            kie[:, :, d1 : d1 + n1] = z[:, zi.start : zi.start + m, s1 : s1 + n1]
-            for s2, d2, n2 in rr:
-                s[:, d1 : d1 + n1, d2 : d2 + n2] = z[:, s1 : s1 + n1, s2 : s2 + n2]
+    zero = ex * ex + ey * ey
+    # parent node -> (child node, which child); the child's own index in the source
+    src_node = np.full(e, -1)
+    src_child = np.full(e, -1)
+    for child, (zl, zmap) in enumerate(((lx, x_map), (ly, y_map))):
+        for c, pside, off in zmap:
+            d = lp[pside].start + off
+            src_node[d : d + zl[c].size] = zl[c].start + np.arange(zl[c].size)
+            src_child[d : d + zl[c].size] = child
+    assert np.all(src_child >= 0)
+    base = np.array([0, ex * ex])
+    width = np.array([ex, ey])
+
+    def flat(child: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return base[child] + a * width[child] + c
+
+    ii = np.arange(xi.size)
+    kii_x = (xi.start + ii)[:, None] * ex + (xi.start + ii)[None, :]
+    kii_y = ex * ex + (yi.start + ii)[:, None] * ey + (yi.start + ii)[None, :]
+    i_own = np.where(src_child == 0, xi.start, yi.start)  # the interface in each child
+    kie = flat(src_child[None, :], i_own[None, :] + ii[:, None], src_node[None, :])
+    same = src_child[:, None] == src_child[None, :]
+    s = np.where(same, flat(src_child[:, None], src_node[:, None], src_node[None, :]), zero)
+    out = (kii_x.ravel(), kii_y.ravel(), kie.ravel(), s.ravel())
+    for arr in out:
+        arr.flags.writeable = False  # cached: shared by every call
+    return out
+
+
+def _merge(
+    x: np.ndarray,
+    y: np.ndarray,
+    lx: dict[str, _Side],
+    ly: dict[str, _Side],
+    lp: dict[str, _Side],
+    horizontal: bool,
+) -> np.ndarray:
+    """Schur complement of two neighbouring blocks' union: ``x`` left of (or above) ``y``,
+    their shared nodes (x's R and y's L, or x's B and y's T) eliminated. ``x`` (..., ex, ex)
+    and ``y`` (..., ey, ey) may be strided views; returns (..., e, e)."""
+    lead = x.shape[:-2]
+    ex, ey = x.shape[-1], y.shape[-1]
+    ix_x, ix_y, ix_kie, ix_s = _merge_index(_key(lx), _key(ly), _key(lp), horizontal)
+    # one flat source per pair: every part below is one gather from it (no per-side copies)
+    src = np.concatenate(
+        [x.reshape(*lead, ex * ex), y.reshape(*lead, ey * ey), np.zeros((*lead, 1))], axis=-1
+    ).reshape(-1, ex * ex + ey * ey + 1)
+    nb, m, e = src.shape[0], math.isqrt(ix_x.size), math.isqrt(ix_s.size)
+    kii = (np.take(src, ix_x, axis=1) + np.take(src, ix_y, axis=1)).reshape(nb, m, m)
+    kie = np.take(src, ix_kie, axis=1).reshape(nb, m, e)
+    s = np.take(src, ix_s, axis=1).reshape(nb, e, e)
     s -= _schur_update(kii, kie)
-    return s
+    return s.reshape(*lead, e, e)
+
+
+def _pick(a: np.ndarray, axis: int, idx: np.ndarray) -> np.ndarray:
+    """``a`` at positions ``idx`` along ``axis``: a view where they are evenly spaced."""
+    step = int(idx[1] - idx[0]) if idx.size > 1 else 1
+    if step > 0 and np.all(np.diff(idx) == step):
+        sl = [slice(None)] * a.ndim
+        sl[axis] = slice(int(idx[0]), int(idx[-1]) + 1, step)
+        return a[tuple(sl)]
+    return np.take(a, idx, axis=axis)
 
 
 def transfer_nested(
@@ -495,18 +574,18 @@ def transfer_nested(
                     if qx != qa or rx:
                         continue
                     riy, ciy, sy = blocks[(p, top, qb, right)]
-                    xs = sx[:, :, np.searchsorted(ci, 2 * cj)]
-                    ys = sy[:, :, np.searchsorted(ciy, 2 * cj + 1)]
+                    xs = _pick(sx, 2, np.searchsorted(ci, 2 * cj))
+                    ys = _pick(sy, 2, np.searchsorted(ciy, 2 * cj + 1))
                     lp = _layout(p, q, not right, not top)
                     s = _merge(
-                        xs.reshape(-1, *xs.shape[3:]),
-                        ys.reshape(-1, *ys.shape[3:]),
+                        xs,
+                        ys,
                         _layout(p, qa, True, not top),
                         _layout(p, qb, not right, not top),
                         lp,
                         True,
                     )
-                    new[(p, top, q, right)] = (ri, cj, s.reshape(*xs.shape[:3], *s.shape[1:]))
+                    new[(p, top, q, right)] = (ri, cj, s)
             lev_c += 1
         else:
             parent = rl[lev_r + 1]
@@ -516,24 +595,26 @@ def transfer_nested(
                     if px != pa or tx != top:
                         continue
                     riy, ciy, sy = blocks[(pb, False, q, right)]
-                    xs = sx[:, np.searchsorted(ri, 2 * rj)]
-                    ys = sy[:, np.searchsorted(riy, 2 * rj + 1)]
+                    xs = _pick(sx, 1, np.searchsorted(ri, 2 * rj))
+                    ys = _pick(sy, 1, np.searchsorted(riy, 2 * rj + 1))
                     s = _merge(
-                        xs.reshape(-1, *xs.shape[3:]),
-                        ys.reshape(-1, *ys.shape[3:]),
+                        xs,
+                        ys,
                         _layout(pa, q, not right, not top),
                         _layout(pb, q, not right, True),
                         _layout(p, q, not right, not top),
                         False,
                     )
-                    new[(p, top, q, right)] = (rj, ci, s.reshape(*xs.shape[:3], *s.shape[1:]))
+                    new[(p, top, q, right)] = (rj, ci, s)
             lev_r += 1
         blocks = new
     ((_, _, s_root),) = blocks.values()
     k = s_root[:, 0, 0]  # (T, r + c, r + c) on [L (the driver nodes), B (bottom bitline)]
-    k[:, np.arange(r), np.arange(r)] += gd
-    k[:, r + np.arange(c), r + np.arange(c)] += gb
-    z = np.linalg.inv(k)
-    m = gd * gb * z[:, :r, r:]
-    y = gb * np.eye(c) - gb * gb * z[:, r:, r:]
+    a = k[:, :r, :r] + gd * np.eye(r)
+    k_lb = k[:, :r, r:]
+    # only the inverse's B columns are needed: eliminate L first (Schur complement on B)
+    x = np.linalg.solve(a, k_lb)  # A⁻¹ K_LB
+    z_bb = np.linalg.inv(k[:, r:, r:] + gb * np.eye(c) - k_lb.transpose(0, 2, 1) @ x)
+    m = -gd * gb * (x @ z_bb)  # (K⁻¹)_LB = −A⁻¹ K_LB S⁻¹
+    y = gb * np.eye(c) - gb * gb * z_bb
     return m, y
