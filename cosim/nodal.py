@@ -375,41 +375,50 @@ def _schur_update(kii: np.ndarray, kie: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[np.ndarray, ...]:
-    """A leaf's nodal matrix without its devices (``K0``, the segment stamps at unit
-    conductance: wordline ``kw``, bitline ``kb``), the flat positions of the device stamps
-    (``+`` on the two diagonals, ``−`` off them, device ``(i, j)`` at ``i·q + j``), and the
-    boundary (:func:`_layout`) and interior node indices."""
+def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[tuple[np.ndarray, ...], ...]:
+    """A leaf's nodal matrix by parts: for the boundary block (``bnd × bnd``,
+    :func:`_layout`), the interior block and the interior-to-boundary block, the wordline
+    and bitline segment stamps at unit conductance (flat) and the device stamps at unit
+    conductance (``p·q`` rows, device ``(i, j)`` at ``i·q + j``): a leaf's part is
+    ``g @ dev + gw·wl + gb·bl``, one small product for all leaves."""
     lx = np.arange(p)
     tx = p + np.arange(q)
     w = p + q + np.arange(p * q).reshape(p, q)
     b = w + p * q
     n = p + q + 2 * p * q
-    kw, kb = np.zeros((n, n)), np.zeros((n, n))
+    kw, kb, kd = np.zeros((n, n)), np.zeros((n, n)), np.zeros((p * q, n, n))
 
     def stamp(k: np.ndarray, a: np.ndarray, c: np.ndarray) -> None:
-        np.add.at(k, (a, a), 1.0)
-        np.add.at(k, (c, c), 1.0)
-        np.add.at(k, (a, c), -1.0)
-        np.add.at(k, (c, a), -1.0)
+        np.add.at(k, (..., a, a), 1.0)
+        np.add.at(k, (..., c, c), 1.0)
+        np.add.at(k, (..., a, c), -1.0)
+        np.add.at(k, (..., c, a), -1.0)
 
     stamp(kw, lx, w[:, 0])
     stamp(kw, w[:, :-1].ravel(), w[:, 1:].ravel())
     if has_t:
         stamp(kb, tx, b[0])
     stamp(kb, b[:-1].ravel(), b[1:].ravel())
-    wd, bd = w.ravel(), b.ravel()
-    plus = np.concatenate([wd * n + wd, bd * n + bd])
-    minus = np.concatenate([wd * n + bd, bd * n + wd])
+    for d, (wd, bd) in enumerate(zip(w.ravel(), b.ravel(), strict=True)):
+        stamp(kd[d], np.array([wd]), np.array([bd]))
     parts = [lx, w[:, q - 1]] if has_r else [lx]
     bnd = np.concatenate([*parts, tx if has_t else [], b[p - 1, :]]).astype(int)
     used = np.ones(n, dtype=bool)
     if not has_t:
         used[tx] = False  # no nodes above the array's top row
     used[bnd] = False
-    out = (kw, kb, plus, minus, bnd, np.flatnonzero(used))
-    for arr in out:
-        arr.flags.writeable = False  # cached: shared by every call
+    inner = np.flatnonzero(used)
+    out = tuple(
+        (
+            kw[np.ix_(r, c)].ravel(),
+            kb[np.ix_(r, c)].ravel(),
+            kd[:, r[:, None], c].reshape(p * q, -1),
+        )
+        for r, c in ((bnd, bnd), (inner, inner), (inner, bnd))
+    )
+    for part in out:
+        for arr in part:
+            arr.flags.writeable = False  # cached: shared by every call
     return out
 
 
@@ -417,17 +426,12 @@ def _leaf(g: np.ndarray, gw: float, gb: float, has_r: bool, has_t: bool) -> np.n
     """Schur complements (B, e, e) of leaf blocks with conductances ``g`` (B, p, q) (S)
     onto their boundary (:func:`_layout`), every other node eliminated."""
     nb, p, q = g.shape
-    kw, kb, plus, minus, bnd, inner = _leaf_index(p, q, has_r, has_t)
-    n = kw.shape[0]
-    k = np.empty((nb, n * n))
-    k[:] = (gw * kw + gb * kb).ravel()
     gf = g.reshape(nb, p * q)
-    k[:, plus] += np.concatenate([gf, gf], axis=1)
-    k[:, minus] -= np.concatenate([gf, gf], axis=1)
-    k = k.reshape(nb, n, n)
-    s = k[:, bnd[:, None], bnd]
-    if inner.size:
-        s -= _schur_update(k[:, inner[:, None], inner], k[:, inner[:, None], bnd])
+    ee, ii, ie = (gf @ dev + (gw * wl + gb * bl) for wl, bl, dev in _leaf_index(p, q, has_r, has_t))
+    e, m = math.isqrt(ee.shape[1]), math.isqrt(ii.shape[1])
+    s = ee.reshape(nb, e, e)
+    if m:
+        s -= _schur_update(ii.reshape(nb, m, m), ie.reshape(nb, m, e))
     return s
 
 
