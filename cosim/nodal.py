@@ -317,24 +317,6 @@ class CrossbarNetwork:
 # --- nested dissection: the transfer of large tiles in O(n^3) --------------------------------
 
 
-class _Side(NamedTuple):
-    start: int
-    size: int
-
-
-def _layout(p: int, q: int, has_r: bool, has_t: bool) -> dict[str, _Side]:
-    """Where each side's boundary nodes sit in a block's Schur complement: ``L`` (the
-    wordline nodes left of the block, p), ``R`` (its last column's wordline nodes, p; absent
-    on the array's right edge), ``T`` (the bitline nodes above it, q; absent on the top edge),
-    ``B`` (its bottom row's bitline nodes, q)."""
-    sizes = {"L": p, "R": p if has_r else 0, "T": q if has_t else 0, "B": q}
-    out, at = {}, 0
-    for side in "LRTB":
-        out[side] = _Side(at, sizes[side])
-        at += sizes[side]
-    return out
-
-
 def _split_levels(n: int, depth: int) -> list[np.ndarray]:
     """Interval sizes of ``n`` halved ``depth`` times (``n//2`` first), leaves first: each
     level holds at most two sizes, ``⌊n/2^k⌋`` and ``⌈n/2^k⌉``."""
@@ -345,39 +327,42 @@ def _split_levels(n: int, depth: int) -> list[np.ndarray]:
     return levels[::-1]
 
 
-#: from this interface size on, one block at a time by Cholesky (potrf, trsm, syrk); below
-#: it NumPy's stacked inverse and products, which measured faster (OpenBLAS's gemm beats
-#: its trsm/syrk up to m ≈ 256 even at half the flops, and the stack saves the per-call cost)
-_CHOL_MIN = 384
+#: stacks of at most this many blocks, with an interface of at least _LOOP_M_MIN nodes, are
+#: eliminated one block at a time by Cholesky (potrf, trsm, then syrk straight into the
+#: Schur complement: no temporary of its size); more, smaller blocks by NumPy's stacked
+#: inverse and products (the per-call cost of the loop dominates there)
+_LOOP_B_MAX = 1024
+_LOOP_M_MIN = 8
+#: blocks up to this many rows and columns are joined four at a time
+_JOIN4_MAX = 32
 
 
-def _schur_update(kii: np.ndarray, kie: np.ndarray) -> np.ndarray:
-    """``kieᵀ kii⁻¹ kie`` for stacks ``kii`` (B, m, m) (SPD) and ``kie`` (B, m, e)."""
-    b, m, e = kie.shape
-    if m < _CHOL_MIN:
-        return np.matmul(kie.transpose(0, 2, 1), np.linalg.inv(kii) @ kie)
-    out = np.empty((b, e, e))
-    potrf, trsm, syrk = (
-        sla.get_lapack_funcs("potrf", (kii,)),
-        sla.get_blas_funcs("trsm", (kie,)),
-        sla.get_blas_funcs("syrk", (kie,)),
-    )
-    lower = np.tri(e, k=-1, dtype=bool)
-    for k in range(b):  # few large blocks: Cholesky, triangular solve, symmetric rank-k
-        chol, info = potrf(kii[k], lower=True, clean=False)
+def _eliminate(s: np.ndarray, kii: np.ndarray, kie: np.ndarray) -> None:
+    """``s −= kieᵀ kii⁻¹ kie`` in place for stacks ``s`` (B, e, e), ``kii`` (B, m, m) (SPD)
+    and ``kie`` (B, m, e) (overwritten). Only the lower triangle of ``s`` (row ≥ column) is
+    guaranteed afterwards: every reader of a Schur complement takes its entries from there
+    (:func:`_join_index`, the root)."""
+    b, m, _ = kie.shape
+    if b > _LOOP_B_MAX or m < _LOOP_M_MIN:
+        s -= np.matmul(kie.transpose(0, 2, 1), np.linalg.inv(kii) @ kie)
+        return
+    potrf = sla.get_lapack_funcs("potrf", (kii,))
+    trsm, syrk = sla.get_blas_funcs(("trsm", "syrk"), (kie,))
+    for k in range(b):
+        # C-ordered blocks read as Fortran are their transposes: kii is symmetric, kieᵀ
+        # (e, m) is solved from the right (X Lᵀ = kieᵀ: X = (L⁻¹ kie)ᵀ), and the Fortran
+        # upper triangle of sᵀ is the lower triangle of s
+        chol, info = potrf(kii[k].T, lower=True, clean=False, overwrite_a=True)
         if info != 0:
             raise np.linalg.LinAlgError("nested-dissection interface is not positive definite")
-        w = trsm(1.0, chol, kie[k], lower=True)
-        s = syrk(1.0, w, trans=1, lower=False)
-        np.copyto(s, s.T, where=lower)
-        out[k] = s
-    return out
+        x = trsm(1.0, chol, kie[k].T, side=1, lower=True, trans_a=1, overwrite_b=True)
+        syrk(-1.0, x, beta=1.0, c=s[k].T, trans=0, lower=False, overwrite_c=True)
 
 
 @functools.cache
 def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[tuple[np.ndarray, ...], ...]:
     """A leaf's nodal matrix by parts: for the boundary block (``bnd × bnd``,
-    :func:`_layout`), the interior block and the interior-to-boundary block, the wordline
+    :func:`_boundary`), the interior block and the interior-to-boundary block, the wordline
     and bitline segment stamps at unit conductance (flat) and the device stamps at unit
     conductance (``p·q`` rows, device ``(i, j)`` at ``i·q + j``): a leaf's part is
     ``g @ dev + gw·wl + gb·bl``, one small product for all leaves."""
@@ -389,10 +374,10 @@ def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[tuple[np.ndar
     kw, kb, kd = np.zeros((n, n)), np.zeros((n, n)), np.zeros((p * q, n, n))
 
     def stamp(k: np.ndarray, a: np.ndarray, c: np.ndarray) -> None:
-        np.add.at(k, (..., a, a), 1.0)
-        np.add.at(k, (..., c, c), 1.0)
-        np.add.at(k, (..., a, c), -1.0)
-        np.add.at(k, (..., c, a), -1.0)
+        np.add.at(k, (a, a), 1.0)
+        np.add.at(k, (c, c), 1.0)
+        np.add.at(k, (a, c), -1.0)
+        np.add.at(k, (c, a), -1.0)
 
     stamp(kw, lx, w[:, 0])
     stamp(kw, w[:, :-1].ravel(), w[:, 1:].ravel())
@@ -424,95 +409,99 @@ def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[tuple[np.ndar
 
 def _leaf(g: np.ndarray, gw: float, gb: float, has_r: bool, has_t: bool) -> np.ndarray:
     """Schur complements (B, e, e) of leaf blocks with conductances ``g`` (B, p, q) (S)
-    onto their boundary (:func:`_layout`), every other node eliminated."""
+    onto their boundary (:func:`_boundary`), every other node eliminated."""
     nb, p, q = g.shape
     gf = g.reshape(nb, p * q)
     ee, ii, ie = (gf @ dev + (gw * wl + gb * bl) for wl, bl, dev in _leaf_index(p, q, has_r, has_t))
     e, m = math.isqrt(ee.shape[1]), math.isqrt(ii.shape[1])
     s = ee.reshape(nb, e, e)
     if m:
-        s -= _schur_update(ii.reshape(nb, m, m), ie.reshape(nb, m, e))
+        _eliminate(s, ii.reshape(nb, m, m), ie.reshape(nb, m, e))
     return s
 
 
-def _key(side: dict[str, _Side]) -> tuple[int, ...]:
-    return tuple(x for s in "LRTB" for x in side[s])
+#: a block: (rows p, columns q, has R, has T) (:func:`_boundary`); a child of a join: its
+#: first row and column inside the parent, then its block
+_Block = tuple[int, int, bool, bool]
+_Child = tuple[int, int, int, int, bool, bool]
+
+
+def _boundary(r0: int, c0: int, p: int, q: int, has_r: bool, has_t: bool) -> list[tuple]:
+    """A block's boundary nodes, the order of its Schur complement: ``L`` (the wordline
+    nodes left of the block, p), ``R`` (its last column's wordline nodes, p; absent on the
+    array's right edge), ``T`` (the bitline nodes above it, q; absent on the top edge), ``B``
+    (its bottom row's bitline nodes, q). Named by their place in the tile: ``("w", row,
+    col)`` the wordline node after column ``col`` (``col = -1``: the driver side), ``("b",
+    row, col)`` the bitline node below row ``row`` (``row = -1``: above)."""
+    nodes = [("w", r0 + i, c0 - 1) for i in range(p)]
+    if has_r:
+        nodes += [("w", r0 + i, c0 + q - 1) for i in range(p)]
+    if has_t:
+        nodes += [("b", r0 - 1, c0 + j) for j in range(q)]
+    return nodes + [("b", r0 + p - 1, c0 + j) for j in range(q)]
 
 
 @functools.cache
-def _merge_index(
-    kx: tuple[int, ...], ky: tuple[int, ...], kp: tuple[int, ...], horizontal: bool
+def _join_index(
+    children: tuple[_Child, ...], parent: _Block
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Where a merge's ``kii`` (from x and from y), ``kie`` and parent ``S`` entries sit in
-    the flat source ``[x (ex²), y (ey²), 0]`` (:func:`_merge`); layouts as :func:`_key`."""
-    lx, ly, lp = (
-        {s: _Side(k[2 * i], k[2 * i + 1]) for i, s in enumerate("LRTB")} for k in (kx, ky, kp)
-    )
-    ex, ey = sum(s.size for s in lx.values()), sum(s.size for s in ly.values())
-    e = sum(s.size for s in lp.values())
-    if horizontal:
-        xi, yi = lx["R"], ly["L"]
-        qa = lx["B"].size
-        # (side of the child, side of the parent, offset in the parent's side)
-        x_map = [("L", "L", 0), ("T", "T", 0), ("B", "B", 0)]
-        y_map = [("R", "R", 0), ("T", "T", qa), ("B", "B", qa)]
-    else:
-        xi, yi = lx["B"], ly["T"]
-        pa = lx["L"].size
-        x_map = [("L", "L", 0), ("R", "R", 0), ("T", "T", 0)]
-        y_map = [("L", "L", pa), ("R", "R", pa), ("B", "B", 0)]
-    zero = ex * ex + ey * ey
-    # parent node -> (child node, which child); the child's own index in the source
-    src_node = np.full(e, -1)
-    src_child = np.full(e, -1)
-    for child, (zl, zmap) in enumerate(((lx, x_map), (ly, y_map))):
-        for c, pside, off in zmap:
-            d = lp[pside].start + off
-            src_node[d : d + zl[c].size] = zl[c].start + np.arange(zl[c].size)
-            src_child[d : d + zl[c].size] = child
-    assert np.all(src_child >= 0)
-    base = np.array([0, ex * ex])
-    width = np.array([ex, ey])
+    """Where a join's ``kii`` (two terms: a node pair that two children share gets both),
+    ``kie`` and parent ``S`` entries sit in the flat source ``[child 0 (e0²), child 1, …,
+    0]`` (:func:`_join`). The interface is every child boundary node not on the parent's
+    boundary (each is on exactly two children); the parent's nodes are on one child each."""
+    ids: dict[tuple, int] = {}
+    child_ids = [
+        np.array([ids.setdefault(nd, len(ids)) for nd in _boundary(*ch)]) for ch in children
+    ]
+    outer = np.array([ids[nd] for nd in _boundary(0, 0, *parent)])
+    count = np.zeros(len(ids), dtype=int)
+    for c in child_ids:
+        count[c] += 1
+    inner = np.setdiff1d(np.arange(len(ids)), outer)
+    assert np.all(count[inner] == 2) and np.all(count[outer] == 1)
+    sizes = [c.size for c in child_ids]
+    base = np.concatenate([[0], np.cumsum(np.square(sizes))])
+    zero = int(base[-1])
 
-    def flat(child: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return base[child] + a * width[child] + c
+    def index(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = np.full((rows.size, cols.size), zero)
+        second = first.copy()
+        for k, c in enumerate(child_ids):
+            pos = np.full(len(ids), -1)
+            pos[c] = np.arange(c.size)
+            pr, pc = pos[rows][:, None], pos[cols][None, :]
+            # the child's lower triangle (its only valid part: _eliminate)
+            flat = base[k] + np.maximum(pr, pc) * sizes[k] + np.minimum(pr, pc)
+            here = (pr >= 0) & (pc >= 0)
+            np.copyto(second, flat, where=here & (first != zero))
+            np.copyto(first, flat, where=here & (first == zero))
+        return first.ravel(), second.ravel()
 
-    ii = np.arange(xi.size)
-    kii_x = (xi.start + ii)[:, None] * ex + (xi.start + ii)[None, :]
-    kii_y = ex * ex + (yi.start + ii)[:, None] * ey + (yi.start + ii)[None, :]
-    i_own = np.where(src_child == 0, xi.start, yi.start)  # the interface in each child
-    kie = flat(src_child[None, :], i_own[None, :] + ii[:, None], src_node[None, :])
-    same = src_child[:, None] == src_child[None, :]
-    s = np.where(same, flat(src_child[:, None], src_node[:, None], src_node[None, :]), zero)
-    out = (kii_x.ravel(), kii_y.ravel(), kie.ravel(), s.ravel())
-    for arr in out:
+    kii_1, kii_2 = index(inner, inner)
+    kie, no_kie = index(inner, outer)
+    s, no_s = index(outer, outer)
+    assert np.all(no_kie == zero) and np.all(no_s == zero)
+    res = (kii_1, kii_2, kie, s)
+    for arr in res:
         arr.flags.writeable = False  # cached: shared by every call
-    return out
+    return res
 
 
-def _merge(
-    x: np.ndarray,
-    y: np.ndarray,
-    lx: dict[str, _Side],
-    ly: dict[str, _Side],
-    lp: dict[str, _Side],
-    horizontal: bool,
-) -> np.ndarray:
-    """Schur complement of two neighbouring blocks' union: ``x`` left of (or above) ``y``,
-    their shared nodes (x's R and y's L, or x's B and y's T) eliminated. ``x`` (..., ex, ex)
-    and ``y`` (..., ey, ey) may be strided views; returns (..., e, e)."""
-    lead = x.shape[:-2]
-    ex, ey = x.shape[-1], y.shape[-1]
-    ix_x, ix_y, ix_kie, ix_s = _merge_index(_key(lx), _key(ly), _key(lp), horizontal)
-    # one flat source per pair: every part below is one gather from it (no per-side copies)
-    src = np.concatenate(
-        [x.reshape(*lead, ex * ex), y.reshape(*lead, ey * ey), np.zeros((*lead, 1))], axis=-1
-    ).reshape(-1, ex * ex + ey * ey + 1)
-    nb, m, e = src.shape[0], math.isqrt(ix_x.size), math.isqrt(ix_s.size)
-    kii = (np.take(src, ix_x, axis=1) + np.take(src, ix_y, axis=1)).reshape(nb, m, m)
+def _join(children: list[np.ndarray], index: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Schur complement of neighbouring blocks' union onto its boundary, their shared nodes
+    eliminated (:func:`_join_index`). Each child (..., e_k, e_k) may be a strided view;
+    returns (..., e, e)."""
+    ix_1, ix_2, ix_kie, ix_s = index
+    lead = children[0].shape[:-2]
+    # one flat source: every part below is one gather from it (no per-side copies)
+    parts = [c.reshape(*lead, c.shape[-1] ** 2) for c in children]
+    src = np.concatenate([*parts, np.zeros((*lead, 1))], axis=-1)
+    src = src.reshape(-1, src.shape[-1])
+    nb, m, e = src.shape[0], math.isqrt(ix_1.size), math.isqrt(ix_s.size)
+    kii = (np.take(src, ix_1, axis=1) + np.take(src, ix_2, axis=1)).reshape(nb, m, m)
     kie = np.take(src, ix_kie, axis=1).reshape(nb, m, e)
     s = np.take(src, ix_s, axis=1).reshape(nb, e, e)
-    s -= _schur_update(kii, kie)
+    _eliminate(s, kii, kie)
     return s.reshape(*lead, e, e)
 
 
@@ -566,54 +555,42 @@ def transfer_nested(
             blocks[(p, top, q, right)] = (ri, ci, s.reshape(nt, ri.size, ci.size, *s.shape[1:]))
     lev_r, lev_c = 0, 0
     while lev_r < len(rl) - 1 or lev_c < len(cl) - 1:
-        horizontal = lev_c < len(cl) - 1 and (
-            lev_r == len(rl) - 1 or cl[lev_c].max() <= rl[lev_r].max()
-        )
+        more_r, more_c = lev_r < len(rl) - 1, lev_c < len(cl) - 1
+        # halve the longer side; small blocks both at once (a four-way join: one pass over
+        # their Schur complements instead of two, where moving them costs more than the
+        # larger interface's arithmetic)
+        cols_first = more_c and (not more_r or cl[lev_c].max() <= rl[lev_r].max())
+        both = more_r and more_c and max(cl[lev_c].max(), rl[lev_r].max()) <= _JOIN4_MAX
+        split_c, split_r = cols_first or both, not cols_first or both
+        lev_r, lev_c = lev_r + split_r, lev_c + split_c
         new: dict[tuple[int, bool, int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        if horizontal:
-            parent = cl[lev_c + 1]
-            for q, right, cj in groups(parent, parent.size - 1):
-                qa, qb = q // 2, q - q // 2
-                for (p, top, qx, rx), (ri, ci, sx) in blocks.items():
-                    if qx != qa or rx:
-                        continue
-                    riy, ciy, sy = blocks[(p, top, qb, right)]
-                    xs = _pick(sx, 2, np.searchsorted(ci, 2 * cj))
-                    ys = _pick(sy, 2, np.searchsorted(ciy, 2 * cj + 1))
-                    lp = _layout(p, q, not right, not top)
-                    s = _merge(
-                        xs,
-                        ys,
-                        _layout(p, qa, True, not top),
-                        _layout(p, qb, not right, not top),
-                        lp,
-                        True,
-                    )
-                    new[(p, top, q, right)] = (ri, cj, s)
-            lev_c += 1
-        else:
-            parent = rl[lev_r + 1]
-            for p, top, rj in groups(parent, 0):
-                pa, pb = p // 2, p - p // 2
-                for (px, tx, q, right), (ri, ci, sx) in blocks.items():
-                    if px != pa or tx != top:
-                        continue
-                    riy, ciy, sy = blocks[(pb, False, q, right)]
-                    xs = _pick(sx, 1, np.searchsorted(ri, 2 * rj))
-                    ys = _pick(sy, 1, np.searchsorted(riy, 2 * rj + 1))
-                    s = _merge(
-                        xs,
-                        ys,
-                        _layout(pa, q, not right, not top),
-                        _layout(pb, q, not right, True),
-                        _layout(p, q, not right, not top),
-                        False,
-                    )
-                    new[(p, top, q, right)] = (rj, ci, s)
-            lev_r += 1
+        for p, top, rj in groups(rl[lev_r], 0):
+            row_parts = (
+                [(0, p // 2, top, 2 * rj), (p // 2, p - p // 2, False, 2 * rj + 1)]
+                if split_r
+                else [(0, p, top, rj)]
+            )
+            for q, right, cj in groups(cl[lev_c], cl[lev_c].size - 1):
+                col_parts = (
+                    [(0, q // 2, False, 2 * cj), (q // 2, q - q // 2, right, 2 * cj + 1)]
+                    if split_c
+                    else [(0, q, right, cj)]
+                )
+                kids, shapes = [], []
+                for r_off, pk, tk, rk in row_parts:
+                    for c_off, qk, rt, ck in col_parts:
+                        ri, ci, sk = blocks[(pk, tk, qk, rt)]
+                        sk = _pick(
+                            _pick(sk, 1, np.searchsorted(ri, rk)), 2, np.searchsorted(ci, ck)
+                        )
+                        kids.append(sk)
+                        shapes.append((r_off, c_off, pk, qk, not rt, not tk))
+                index = _join_index(tuple(shapes), (p, q, not right, not top))
+                new[(p, top, q, right)] = (rj, cj, _join(kids, index))
         blocks = new
     ((_, _, s_root),) = blocks.values()
     k = s_root[:, 0, 0]  # (T, r + c, r + c) on [L (the driver nodes), B (bottom bitline)]
+    k = np.where(np.tri(r + c, dtype=bool), k, k.transpose(0, 2, 1))  # from its lower triangle
     a = k[:, :r, :r] + gd * np.eye(r)
     k_lb = k[:, :r, r:]
     # only the inverse's B columns are needed: eliminate L first (Schur complement on B)
