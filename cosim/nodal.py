@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -340,14 +341,58 @@ _LOOP_M_MIN = 8
 _JOIN4_MAX = 32
 
 
-def _eliminate(s: np.ndarray, kii: np.ndarray, kie: np.ndarray) -> None:
+class _Arena:
+    """Reused memory for the large arrays of nested-dissection transfers: a fresh allocation
+    of megabytes costs its first-touch page faults every time (measured: a quarter of a
+    256×257 transfer), so each level's Schur complements and each join's temporaries are
+    carved from buffers that stay (per thread: :func:`_arenas`)."""
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0)
+        self._at = 0
+
+    def reset(self) -> None:
+        """Everything carved so far is free again (the caller no longer reads it)."""
+        self._at = 0
+
+    def carve(self, *shape: int) -> np.ndarray:
+        n = math.prod(shape)
+        if self._at + n > self._buf.size:  # a larger buffer; views of the old one stay valid
+            size = max(2 * self._buf.size, n)
+            if size > _ARENA_KEEP_MAX:  # too large to keep between transfers: a plain array
+                return np.empty(shape)
+            self._buf = np.empty(size)
+            self._at = 0
+        out = self._buf[self._at : self._at + n].reshape(shape)
+        self._at += n
+        return out
+
+
+#: arenas grow to at most this many doubles (32 MiB: a 256×257 tile's fit; larger arrays are
+#: plain allocations), so a thread keeps at most ~100 MiB between transfers
+_ARENA_KEEP_MAX = 1 << 22
+_arena_local = threading.local()
+
+
+def _arenas() -> tuple[_Arena, _Arena, _Arena]:
+    """This thread's arenas: two for the levels' Schur complements (one read while the
+    other is written) and one for a join's temporaries."""
+    if not hasattr(_arena_local, "arenas"):
+        _arena_local.arenas = (_Arena(), _Arena(), _Arena())
+    return _arena_local.arenas
+
+
+def _eliminate(
+    s: np.ndarray, kii: np.ndarray, kie: np.ndarray, scratch: _Arena | None = None
+) -> None:
     """``s −= kieᵀ kii⁻¹ kie`` in place for stacks ``s`` (B, e, e), ``kii`` (B, m, m) (SPD)
-    and ``kie`` (B, m, e) (overwritten). Only the lower triangle of ``s`` (row ≥ column) is
-    guaranteed afterwards: every reader of a Schur complement takes its entries from there
-    (:func:`_join_index`, the root)."""
+    and ``kie`` (B, m, e) (overwritten); ``scratch`` holds the temporary. Only the lower
+    triangle of ``s`` (row ≥ column) is guaranteed afterwards: every reader of a Schur
+    complement takes its entries from there (:func:`_join_index`, the root)."""
     b, m, _ = kie.shape
     if b > _LOOP_B_MAX or m < _LOOP_M_MIN:
-        s -= np.matmul(kie.transpose(0, 2, 1), np.linalg.inv(kii) @ kie)
+        tmp = scratch.carve(*s.shape) if scratch is not None else None
+        s -= np.matmul(kie.transpose(0, 2, 1), np.linalg.inv(kii) @ kie, out=tmp)
         return
     potrf = sla.get_lapack_funcs("potrf", (kii,))
     trsm, syrk = sla.get_blas_funcs(("trsm", "syrk"), (kie,))
@@ -410,16 +455,25 @@ def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[tuple[np.ndar
     return out
 
 
-def _leaf(g: np.ndarray, gw: float, gb: float, has_r: bool, has_t: bool) -> np.ndarray:
+def _leaf(
+    g: np.ndarray, gw: float, gb: float, has_r: bool, has_t: bool, out: _Arena, scratch: _Arena
+) -> np.ndarray:
     """Schur complements (B, e, e) of leaf blocks with conductances ``g`` (B, p, q) (S)
-    onto their boundary (:func:`_boundary`), every other node eliminated."""
+    onto their boundary (:func:`_boundary`), every other node eliminated; carved from
+    ``out`` (the temporaries from ``scratch``)."""
     nb, p, q = g.shape
     gf = g.reshape(nb, p * q)
-    ee, ii, ie = (gf @ dev + (gw * wl + gb * bl) for wl, bl, dev in _leaf_index(p, q, has_r, has_t))
+    parts = []
+    index = _leaf_index(p, q, has_r, has_t)
+    for arena, (wl, bl, dev) in zip((out, scratch, scratch), index, strict=True):
+        part = np.matmul(gf, dev, out=arena.carve(nb, dev.shape[1]))
+        part += gw * wl + gb * bl
+        parts.append(part)
+    ee, ii, ie = parts
     e, m = math.isqrt(ee.shape[1]), math.isqrt(ii.shape[1])
     s = ee.reshape(nb, e, e)
     if m:
-        _eliminate(s, ii.reshape(nb, m, m), ie.reshape(nb, m, e))
+        _eliminate(s, ii.reshape(nb, m, m), ie.reshape(nb, m, e), scratch)
     return s
 
 
@@ -490,21 +544,27 @@ def _join_index(
     return res
 
 
-def _join(children: list[np.ndarray], index: tuple[np.ndarray, ...]) -> np.ndarray:
+def _join(
+    children: list[np.ndarray], index: tuple[np.ndarray, ...], out: _Arena, scratch: _Arena
+) -> np.ndarray:
     """Schur complement of neighbouring blocks' union onto its boundary, their shared nodes
     eliminated (:func:`_join_index`). Each child (..., e_k, e_k) may be a strided view;
-    returns (..., e, e)."""
+    returns (..., e, e), carved from ``out`` (the temporaries from ``scratch``)."""
     ix_1, ix_2, ix_kie, ix_s = index
     lead = children[0].shape[:-2]
+    nb, m, e = math.prod(lead), math.isqrt(ix_1.size), math.isqrt(ix_s.size)
     # one flat source: every part below is one gather from it (no per-side copies)
     parts = [c.reshape(*lead, c.shape[-1] ** 2) for c in children]
-    src = np.concatenate([*parts, np.zeros((*lead, 1))], axis=-1)
-    src = src.reshape(-1, src.shape[-1])
-    nb, m, e = src.shape[0], math.isqrt(ix_1.size), math.isqrt(ix_s.size)
-    kii = (np.take(src, ix_1, axis=1) + np.take(src, ix_2, axis=1)).reshape(nb, m, m)
-    kie = np.take(src, ix_kie, axis=1).reshape(nb, m, e)
-    s = np.take(src, ix_s, axis=1).reshape(nb, e, e)
-    _eliminate(s, kii, kie)
+    width = sum(c.shape[-1] for c in parts) + 1
+    src = scratch.carve(*lead, width)
+    np.concatenate([*parts, np.zeros((*lead, 1))], axis=-1, out=src)
+    src = src.reshape(nb, width)
+    # (mode "clip": the indices are in range, and "raise" would buffer the output)
+    kii = np.take(src, ix_1, axis=1, out=scratch.carve(nb, m * m), mode="clip")
+    kii += np.take(src, ix_2, axis=1, out=scratch.carve(nb, m * m), mode="clip")
+    kie = np.take(src, ix_kie, axis=1, out=scratch.carve(nb, m * e), mode="clip")
+    s = np.take(src, ix_s, axis=1, out=out.carve(nb, e * e), mode="clip").reshape(nb, e, e)
+    _eliminate(s, kii.reshape(nb, m, m), kie.reshape(nb, m, e), scratch)
     return s.reshape(*lead, e, e)
 
 
@@ -549,15 +609,24 @@ def transfer_nested(
     blocks: dict[tuple[int, bool, int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     r0 = np.concatenate([[0], np.cumsum(rl[0])[:-1]])
     c0 = np.concatenate([[0], np.cumsum(cl[0])[:-1]])
+    # each level's Schur complements alternate between two arenas (one is read while the
+    # other is written); the scratch arena is free again after every join
+    *levels, scratch = _arenas()
+    levels[0].reset()
+    step = 0
     for p, top, ri in groups(rl[0], 0):
         for q, right, ci in groups(cl[0], cl[0].size - 1):
             rows = (r0[ri][:, None] + np.arange(p))[:, None, :, None]
             cols = (c0[ci][:, None] + np.arange(q))[None, :, None, :]
             gl = g_phys[:, rows, cols].reshape(-1, p, q)
-            s = _leaf(gl, gw, gb, not right, not top)
+            scratch.reset()
+            s = _leaf(gl, gw, gb, not right, not top, levels[0], scratch)
             blocks[(p, top, q, right)] = (ri, ci, s.reshape(nt, ri.size, ci.size, *s.shape[1:]))
     lev_r, lev_c = 0, 0
     while lev_r < len(rl) - 1 or lev_c < len(cl) - 1:
+        step += 1
+        out = levels[step % 2]
+        out.reset()  # the level before last: nothing reads it any more
         more_r, more_c = lev_r < len(rl) - 1, lev_c < len(cl) - 1
         # halve the longer side; small blocks both at once (a four-way join: one pass over
         # their Schur complements instead of two, where moving them costs more than the
@@ -589,7 +658,8 @@ def transfer_nested(
                         kids.append(sk)
                         shapes.append((r_off, c_off, pk, qk, not rt, not tk))
                 index = _join_index(tuple(shapes), (p, q, not right, not top))
-                new[(p, top, q, right)] = (rj, cj, _join(kids, index))
+                scratch.reset()
+                new[(p, top, q, right)] = (rj, cj, _join(kids, index, out, scratch))
         blocks = new
     ((_, _, s_root),) = blocks.values()
     k = s_root[:, 0, 0]  # (T, r + c, r + c) on [L (the driver nodes), B (bottom bitline)]
