@@ -85,6 +85,25 @@ def test_nested_stack_is_per_tile():
         np.testing.assert_array_equal(y[k], y1[0])
 
 
+def test_nested_results_survive_later_transfers():
+    """The transfer reuses per-thread memory between calls (its arenas): what it returned
+    must not be part of it, and threads must not share it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gs = [_tile("levels", 40, 33, s)[None] for s in range(4)]
+    first = transfer_nested(gs[0], 1.0, 1.0, 0.01)
+    kept = [a.copy() for a in first]
+    serial = [transfer_nested(g, 1.0, 1.0, 0.01) for g in gs]
+    for a, b in zip(first, kept, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda g: transfer_nested(g, 1.0, 1.0, 0.01), gs * 3))
+    for (m, y), (m_ref, y_ref) in zip(threaded, serial * 3, strict=True):
+        # (rounding may differ with BLAS threads; shared memory would not be close at all)
+        np.testing.assert_allclose(m, m_ref, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=0)
+
+
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown transfer method"):
         CrossbarNetwork(np.full((2, 2), 1e-5), 1.0, 1.0, 1.0).transfer_full(method="lu")
