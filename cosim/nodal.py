@@ -25,10 +25,11 @@ from cosim.blas import single_thread
 from device_models import DeviceModel
 
 _R_MIN = 1e-6  # a 0-ohm segment is written as 1 µΩ in the netlist too
-#: tiles with at least this many devices take the nested-dissection transfer by default:
-#: measured (one BLAS thread, n rows × n + 1 lines) equal to the row-by-row elimination at
-#: 64×65 and 72×73, 1.3x faster at 80×81, 1.5x at 96×97 (very narrow tiles, 512×17, still
-#: favour the rows: 0.84x)
+#: tiles with at least this many devices take the nested-dissection transfer by default.
+#: Measured (one BLAS thread, n rows × n + 1 lines): a tie from 56×57 to 72×73 (ratios
+#: 0.93-1.15, within the shared machine's noise), nested 1.4x faster at 80×81 and 1.7x at
+#: 96×97; very narrow tiles favour the rows (512×9: 0.77x). The switch sits at the tie's top,
+#: so the engine's 64-row tiles stay on the row-by-row elimination.
 NESTED_MIN = 72 * 72
 
 
