@@ -136,6 +136,7 @@ def spice_check(n: int) -> dict:
 
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -148,6 +149,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.loglog(n, [r["nested_s"] for r in rows], "s-", label="nested dissection")
     ax.loglog(n, [0.1 if k == 256 else 1.0 if k == 512 else np.nan for k in n], "k_", ms=14)
     ax.set_xticks(n, [str(k) for k in n])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only the sizes
     ax.set_xlabel("rows n (n + 1 lines with the sense line)")
     ax.set_ylabel("one tile's transfer (s, 1 BLAS thread)")
     ax.set_title("Exact crossbar transfer cost (default card)")
