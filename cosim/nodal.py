@@ -338,7 +338,8 @@ def _split_levels(n: int, depth: int) -> list[np.ndarray]:
 #: inverse and products (the per-call cost of the loop dominates there)
 _LOOP_B_MAX = 1024
 _LOOP_M_MIN = 8
-#: blocks up to this many rows and columns are joined four at a time
+#: children of at most this many rows and columns are joined four at a time (both halvings at
+#: once) when rows and columns both have levels left
 _JOIN4_MAX = 32
 
 
