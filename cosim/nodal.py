@@ -11,6 +11,9 @@ voltage (0 V by default). Rows are driven at ``-V_i``.
 
 from __future__ import annotations
 
+import functools
+import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -22,8 +25,12 @@ from cosim.blas import single_thread
 from device_models import DeviceModel
 
 _R_MIN = 1e-6  # a 0-ohm segment is written as 1 µΩ in the netlist too
-#: tiles with at least this many devices take the nested-dissection transfer by default
-NESTED_MIN = 96 * 96
+#: tiles with at least this many devices take the nested-dissection transfer by default.
+#: Measured against the stacked row-by-row elimination (:func:`transfer_blocks_stack`, one
+#: BLAS thread, one n rows × n + 1 lines tile, fastest of 5, load ~0.5): nested/blocks 2.4 at
+#: 64, 1.65 at 96, 1.2 at 112, 0.99 at 128, 0.77 at 160, 0.46 at 256. The switch sits at
+#: the tie, 128 × 128 devices; the engine's 64-row tiles take the row-by-row elimination.
+NESTED_MIN = 128 * 128
 
 
 class _Nodes(NamedTuple):
@@ -379,24 +386,6 @@ def transfer_blocks_stack(
 # --- nested dissection: the transfer of large tiles in O(n^3) --------------------------------
 
 
-class _Side(NamedTuple):
-    start: int
-    size: int
-
-
-def _layout(p: int, q: int, has_r: bool, has_t: bool) -> dict[str, _Side]:
-    """Where each side's boundary nodes sit in a block's Schur complement: ``L`` (the
-    wordline nodes left of the block, p), ``R`` (its last column's wordline nodes, p; absent
-    on the array's right edge), ``T`` (the bitline nodes above it, q; absent on the top edge),
-    ``B`` (its bottom row's bitline nodes, q)."""
-    sizes = {"L": p, "R": p if has_r else 0, "T": q if has_t else 0, "B": q}
-    out, at = {}, 0
-    for side in "LRTB":
-        out[side] = _Side(at, sizes[side])
-        at += sizes[side]
-    return out
-
-
 def _split_levels(n: int, depth: int) -> list[np.ndarray]:
     """Interval sizes of ``n`` halved ``depth`` times (``n//2`` first), leaves first: each
     level holds at most two sizes, ``⌊n/2^k⌋`` and ``⌈n/2^k⌉``."""
@@ -407,104 +396,252 @@ def _split_levels(n: int, depth: int) -> list[np.ndarray]:
     return levels[::-1]
 
 
-def _schur_update(kii: np.ndarray, kie: np.ndarray) -> np.ndarray:
-    """``kieᵀ kii⁻¹ kie`` for stacks ``kii`` (B, m, m) (SPD) and ``kie`` (B, m, e)."""
-    b, m, e = kie.shape
-    if m < 48 or b > 16:  # many small blocks: NumPy's stacked inverse and products
-        return np.matmul(kie.transpose(0, 2, 1), np.linalg.inv(kii) @ kie)
-    out = np.empty((b, e, e))
-    potrf, trsm, syrk = (
-        sla.get_lapack_funcs("potrf", (kii,)),
-        sla.get_blas_funcs("trsm", (kie,)),
-        sla.get_blas_funcs("syrk", (kie,)),
-    )
-    for k in range(b):  # few large blocks: Cholesky, triangular solve, symmetric rank-k
-        chol, info = potrf(kii[k], lower=True, clean=True)
+#: stacks of at most this many blocks, with an interface of at least _LOOP_M_MIN nodes, are
+#: eliminated one block at a time by Cholesky (potrf, trsm, then syrk straight into the
+#: Schur complement: no temporary of its size); more, smaller blocks by NumPy's stacked
+#: inverse and products (the per-call cost of the loop dominates there)
+_LOOP_B_MAX = 1024
+_LOOP_M_MIN = 8
+#: children of at most this many rows and columns are joined four at a time (both halvings at
+#: once) when rows and columns both have levels left
+_JOIN4_MAX = 32
+
+
+class _Arena:
+    """Reused memory for the large arrays of nested-dissection transfers: a fresh allocation
+    of megabytes costs its first-touch page faults every time (measured: a quarter of a
+    256×257 transfer), so each level's Schur complements and each join's temporaries are
+    carved from buffers that stay (per thread: :func:`_arenas`)."""
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0)
+        self._at = 0
+
+    def reset(self) -> None:
+        """Everything carved so far is free again (the caller no longer reads it)."""
+        self._at = 0
+
+    def carve(self, *shape: int) -> np.ndarray:
+        n = math.prod(shape)
+        if self._at + n > self._buf.size:  # a larger buffer; views of the old one stay valid
+            size = max(2 * self._buf.size, n)
+            if size > _ARENA_KEEP_MAX:  # too large to keep between transfers: a plain array
+                return np.empty(shape)
+            self._buf = np.empty(size)
+            self._at = 0
+        out = self._buf[self._at : self._at + n].reshape(shape)
+        self._at += n
+        return out
+
+
+#: arenas grow to at most this many doubles (32 MiB: a 256×257 tile's fit; larger arrays are
+#: plain allocations), so a thread keeps at most ~100 MiB between transfers
+_ARENA_KEEP_MAX = 1 << 22
+_arena_local = threading.local()
+
+
+def _arenas() -> tuple[_Arena, _Arena, _Arena]:
+    """This thread's arenas: two for the levels' Schur complements (one read while the
+    other is written) and one for a join's temporaries."""
+    if not hasattr(_arena_local, "arenas"):
+        _arena_local.arenas = (_Arena(), _Arena(), _Arena())
+    return _arena_local.arenas
+
+
+def _eliminate(
+    s: np.ndarray, kii: np.ndarray, kie: np.ndarray, scratch: _Arena | None = None
+) -> None:
+    """``s −= kieᵀ kii⁻¹ kie`` in place for stacks ``s`` (B, e, e), ``kii`` (B, m, m) (SPD)
+    and ``kie`` (B, m, e) (overwritten); ``scratch`` holds the temporary. Only the lower
+    triangle of ``s`` (row ≥ column) is guaranteed afterwards: every reader of a Schur
+    complement takes its entries from there (:func:`_join_index`, the root)."""
+    b, m, _ = kie.shape
+    if b > _LOOP_B_MAX or m < _LOOP_M_MIN:
+        tmp = scratch.carve(*s.shape) if scratch is not None else None
+        s -= np.matmul(kie.transpose(0, 2, 1), np.linalg.inv(kii) @ kie, out=tmp)
+        return
+    potrf = sla.get_lapack_funcs("potrf", (kii,))
+    trsm, syrk = sla.get_blas_funcs(("trsm", "syrk"), (kie,))
+    for k in range(b):
+        # C-ordered blocks read as Fortran are their transposes: kii is symmetric, kieᵀ
+        # (e, m) is solved from the right (X Lᵀ = kieᵀ: X = (L⁻¹ kie)ᵀ), and the Fortran
+        # upper triangle of sᵀ is the lower triangle of s
+        chol, info = potrf(kii[k].T, lower=True, clean=False, overwrite_a=True)
         if info != 0:
             raise np.linalg.LinAlgError("nested-dissection interface is not positive definite")
-        w = trsm(1.0, chol, kie[k], lower=True)
-        s = syrk(1.0, w, trans=1, lower=False)
-        out[k] = s + np.triu(s, 1).T
-    return out
+        x = trsm(1.0, chol, kie[k].T, side=1, lower=True, trans_a=1, overwrite_b=True)
+        syrk(-1.0, x, beta=1.0, c=s[k].T, trans=0, lower=False, overwrite_c=True)
 
 
-def _leaf(g: np.ndarray, gw: float, gb: float, has_r: bool, has_t: bool) -> np.ndarray:
-    """Schur complements (B, e, e) of leaf blocks with conductances ``g`` (B, p, q) (S)
-    onto their boundary (:func:`_layout`), every other node eliminated."""
-    nb, p, q = g.shape
+@functools.cache
+def _leaf_index(p: int, q: int, has_r: bool, has_t: bool) -> tuple[tuple[np.ndarray, ...], ...]:
+    """A leaf's nodal matrix by parts: for the boundary block (``bnd × bnd``,
+    :func:`_boundary`), the interior block and the interior-to-boundary block, the wordline
+    and bitline segment stamps at unit conductance (flat) and the device stamps at unit
+    conductance (``p·q`` rows, device ``(i, j)`` at ``i·q + j``): a leaf's part is
+    ``g @ dev + gw·wl + gb·bl``, one small product for all leaves."""
     lx = np.arange(p)
     tx = p + np.arange(q)
     w = p + q + np.arange(p * q).reshape(p, q)
     b = w + p * q
     n = p + q + 2 * p * q
-    k = np.zeros((nb, n, n))
+    kw, kb, kd = np.zeros((n, n)), np.zeros((n, n)), np.zeros((p * q, n, n))
 
-    def stamp(a: int, c: int, val: float | np.ndarray) -> None:
-        k[:, a, a] += val
-        k[:, c, c] += val
-        k[:, a, c] -= val
-        k[:, c, a] -= val
+    def stamp(k: np.ndarray, a: np.ndarray, c: np.ndarray) -> None:
+        np.add.at(k, (a, a), 1.0)
+        np.add.at(k, (c, c), 1.0)
+        np.add.at(k, (a, c), -1.0)
+        np.add.at(k, (c, a), -1.0)
 
-    for i in range(p):
-        stamp(lx[i], w[i, 0], gw)
-        for j in range(q - 1):
-            stamp(w[i, j], w[i, j + 1], gw)
-        for j in range(q):
-            stamp(w[i, j], b[i, j], g[:, i, j])
-    for j in range(q):
-        if has_t:
-            stamp(tx[j], b[0, j], gb)
-        for i in range(p - 1):
-            stamp(b[i, j], b[i + 1, j], gb)
+    stamp(kw, lx, w[:, 0])
+    stamp(kw, w[:, :-1].ravel(), w[:, 1:].ravel())
+    if has_t:
+        stamp(kb, tx, b[0])
+    stamp(kb, b[:-1].ravel(), b[1:].ravel())
+    for d, (wd, bd) in enumerate(zip(w.ravel(), b.ravel(), strict=True)):
+        stamp(kd[d], np.array([wd]), np.array([bd]))
     parts = [lx, w[:, q - 1]] if has_r else [lx]
     bnd = np.concatenate([*parts, tx if has_t else [], b[p - 1, :]]).astype(int)
     used = np.ones(n, dtype=bool)
     if not has_t:
         used[tx] = False  # no nodes above the array's top row
-    inner = np.flatnonzero(used & ~np.isin(np.arange(n), bnd))
-    s = k[:, bnd[:, None], bnd]
-    if inner.size:
-        s -= _schur_update(k[:, inner[:, None], inner], k[:, inner[:, None], bnd])
-    return s
+    used[bnd] = False
+    inner = np.flatnonzero(used)
+    out = tuple(
+        (
+            kw[np.ix_(r, c)].ravel(),
+            kb[np.ix_(r, c)].ravel(),
+            kd[:, r[:, None], c].reshape(p * q, -1),
+        )
+        for r, c in ((bnd, bnd), (inner, inner), (inner, bnd))
+    )
+    for part in out:
+        for arr in part:
+            arr.flags.writeable = False  # cached: shared by every call
+    return out
 
 
-def _merge(
-    x: np.ndarray,
-    y: np.ndarray,
-    lx: dict[str, _Side],
-    ly: dict[str, _Side],
-    lp: dict[str, _Side],
-    horizontal: bool,
+def _leaf(
+    g: np.ndarray, gw: float, gb: float, has_r: bool, has_t: bool, out: _Arena, scratch: _Arena
 ) -> np.ndarray:
-    """Schur complement of two neighbouring blocks' union: ``x`` left of (or above) ``y``,
-    their shared nodes (x's R and y's L, or x's B and y's T) eliminated."""
-    if horizontal:
-        xi, yi = lx["R"], ly["L"]
-        qa = lx["B"].size
-        # (side of the child, side of the parent, offset in the parent's side)
-        x_map = [("L", "L", 0), ("T", "T", 0), ("B", "B", 0)]
-        y_map = [("R", "R", 0), ("T", "T", qa), ("B", "B", qa)]
-    else:
-        xi, yi = lx["B"], ly["T"]
-        pa = lx["L"].size
-        x_map = [("L", "L", 0), ("R", "R", 0), ("T", "T", 0)]
-        y_map = [("L", "L", pa), ("R", "R", pa), ("B", "B", 0)]
-    nb, m = x.shape[0], xi.size
-    e = sum(s.size for s in lp.values())
-    kii = x[:, xi.start : xi.start + m, xi.start : xi.start + m]
-    kii = kii + y[:, yi.start : yi.start + m, yi.start : yi.start + m]
-    kie = np.empty((nb, m, e))
-    s = np.zeros((nb, e, e))
-    for z, zi, zl, zmap in ((x, xi, lx, x_map), (y, yi, ly, y_map)):
-        rr = [
-            (zl[c].start, lp[pside].start + off, zl[c].size) for c, pside, off in zmap if zl[c].size
-        ]
-        for s1, d1, n1 in rr:
-            kie[:, :, d1 : d1 + n1] = z[:, zi.start : zi.start + m, s1 : s1 + n1]
-            for s2, d2, n2 in rr:
-                s[:, d1 : d1 + n1, d2 : d2 + n2] = z[:, s1 : s1 + n1, s2 : s2 + n2]
-    s -= _schur_update(kii, kie)
+    """Schur complements (B, e, e) of leaf blocks with conductances ``g`` (B, p, q) (S)
+    onto their boundary (:func:`_boundary`), every other node eliminated; carved from
+    ``out`` (the temporaries from ``scratch``)."""
+    nb, p, q = g.shape
+    gf = g.reshape(nb, p * q)
+    parts = []
+    index = _leaf_index(p, q, has_r, has_t)
+    for arena, (wl, bl, dev) in zip((out, scratch, scratch), index, strict=True):
+        part = np.matmul(gf, dev, out=arena.carve(nb, dev.shape[1]))
+        part += gw * wl + gb * bl
+        parts.append(part)
+    ee, ii, ie = parts
+    e, m = math.isqrt(ee.shape[1]), math.isqrt(ii.shape[1])
+    s = ee.reshape(nb, e, e)
+    if m:
+        _eliminate(s, ii.reshape(nb, m, m), ie.reshape(nb, m, e), scratch)
     return s
+
+
+#: a block: (rows p, columns q, has R, has T) (:func:`_boundary`); a child of a join: its
+#: first row and column inside the parent, then its block
+_Block = tuple[int, int, bool, bool]
+_Child = tuple[int, int, int, int, bool, bool]
+
+
+def _boundary(r0: int, c0: int, p: int, q: int, has_r: bool, has_t: bool) -> list[tuple]:
+    """A block's boundary nodes, the order of its Schur complement: ``L`` (the wordline
+    nodes left of the block, p), ``R`` (its last column's wordline nodes, p; absent on the
+    array's right edge), ``T`` (the bitline nodes above it, q; absent on the top edge), ``B``
+    (its bottom row's bitline nodes, q). Named by their place in the tile: ``("w", row,
+    col)`` the wordline node after column ``col`` (``col = -1``: the driver side), ``("b",
+    row, col)`` the bitline node below row ``row`` (``row = -1``: above)."""
+    nodes = [("w", r0 + i, c0 - 1) for i in range(p)]
+    if has_r:
+        nodes += [("w", r0 + i, c0 + q - 1) for i in range(p)]
+    if has_t:
+        nodes += [("b", r0 - 1, c0 + j) for j in range(q)]
+    return nodes + [("b", r0 + p - 1, c0 + j) for j in range(q)]
+
+
+@functools.cache
+def _join_index(
+    children: tuple[_Child, ...], parent: _Block
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where a join's ``kii`` (two terms: a node pair that two children share gets both),
+    ``kie`` and parent ``S`` entries sit in the flat source ``[child 0 (e0²), child 1, …,
+    0]`` (:func:`_join`). The interface is every child boundary node not on the parent's
+    boundary (each is on exactly two children); the parent's nodes are on one child each."""
+    ids: dict[tuple, int] = {}
+    child_ids = [
+        np.array([ids.setdefault(nd, len(ids)) for nd in _boundary(*ch)]) for ch in children
+    ]
+    outer = np.array([ids[nd] for nd in _boundary(0, 0, *parent)])
+    count = np.zeros(len(ids), dtype=int)
+    for c in child_ids:
+        count[c] += 1
+    inner = np.setdiff1d(np.arange(len(ids)), outer)
+    assert np.all(count[inner] == 2) and np.all(count[outer] == 1)
+    sizes = [c.size for c in child_ids]
+    base = np.concatenate([[0], np.cumsum(np.square(sizes))])
+    zero = int(base[-1])
+
+    def index(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = np.full((rows.size, cols.size), zero)
+        second = first.copy()
+        for k, c in enumerate(child_ids):
+            pos = np.full(len(ids), -1)
+            pos[c] = np.arange(c.size)
+            pr, pc = pos[rows][:, None], pos[cols][None, :]
+            # the child's lower triangle (its only valid part: _eliminate)
+            flat = base[k] + np.maximum(pr, pc) * sizes[k] + np.minimum(pr, pc)
+            here = (pr >= 0) & (pc >= 0)
+            np.copyto(second, flat, where=here & (first != zero))
+            np.copyto(first, flat, where=here & (first == zero))
+        return first.ravel(), second.ravel()
+
+    kii_1, kii_2 = index(inner, inner)
+    kie, no_kie = index(inner, outer)
+    s, no_s = index(outer, outer)
+    assert np.all(no_kie == zero) and np.all(no_s == zero)
+    res = (kii_1, kii_2, kie, s)
+    for arr in res:
+        arr.flags.writeable = False  # cached: shared by every call
+    return res
+
+
+def _join(
+    children: list[np.ndarray], index: tuple[np.ndarray, ...], out: _Arena, scratch: _Arena
+) -> np.ndarray:
+    """Schur complement of neighbouring blocks' union onto its boundary, their shared nodes
+    eliminated (:func:`_join_index`). Each child (..., e_k, e_k) may be a strided view;
+    returns (..., e, e), carved from ``out`` (the temporaries from ``scratch``)."""
+    ix_1, ix_2, ix_kie, ix_s = index
+    lead = children[0].shape[:-2]
+    nb, m, e = math.prod(lead), math.isqrt(ix_1.size), math.isqrt(ix_s.size)
+    # one flat source: every part below is one gather from it (no per-side copies)
+    parts = [c.reshape(*lead, c.shape[-1] ** 2) for c in children]
+    width = sum(c.shape[-1] for c in parts) + 1
+    src = scratch.carve(*lead, width)
+    np.concatenate([*parts, np.zeros((*lead, 1))], axis=-1, out=src)
+    src = src.reshape(nb, width)
+    # (mode "clip": the indices are in range, and "raise" would buffer the output)
+    kii = np.take(src, ix_1, axis=1, out=scratch.carve(nb, m * m), mode="clip")
+    kii += np.take(src, ix_2, axis=1, out=scratch.carve(nb, m * m), mode="clip")
+    kie = np.take(src, ix_kie, axis=1, out=scratch.carve(nb, m * e), mode="clip")
+    s = np.take(src, ix_s, axis=1, out=out.carve(nb, e * e), mode="clip").reshape(nb, e, e)
+    _eliminate(s, kii.reshape(nb, m, m), kie.reshape(nb, m, e), scratch)
+    return s.reshape(*lead, e, e)
+
+
+def _pick(a: np.ndarray, axis: int, idx: np.ndarray) -> np.ndarray:
+    """``a`` at positions ``idx`` along ``axis``: a view where they are evenly spaced."""
+    step = int(idx[1] - idx[0]) if idx.size > 1 else 1
+    if step > 0 and np.all(np.diff(idx) == step):
+        sl = [slice(None)] * a.ndim
+        sl[axis] = slice(int(idx[0]), int(idx[-1]) + 1, step)
+        return a[tuple(sl)]
+    return np.take(a, idx, axis=axis)
 
 
 def transfer_nested(
@@ -538,66 +675,66 @@ def transfer_nested(
     blocks: dict[tuple[int, bool, int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     r0 = np.concatenate([[0], np.cumsum(rl[0])[:-1]])
     c0 = np.concatenate([[0], np.cumsum(cl[0])[:-1]])
+    # each level's Schur complements alternate between two arenas (one is read while the
+    # other is written); the scratch arena is free again after every join
+    *levels, scratch = _arenas()
+    levels[0].reset()
+    step = 0
     for p, top, ri in groups(rl[0], 0):
         for q, right, ci in groups(cl[0], cl[0].size - 1):
             rows = (r0[ri][:, None] + np.arange(p))[:, None, :, None]
             cols = (c0[ci][:, None] + np.arange(q))[None, :, None, :]
             gl = g_phys[:, rows, cols].reshape(-1, p, q)
-            s = _leaf(gl, gw, gb, not right, not top)
+            scratch.reset()
+            s = _leaf(gl, gw, gb, not right, not top, levels[0], scratch)
             blocks[(p, top, q, right)] = (ri, ci, s.reshape(nt, ri.size, ci.size, *s.shape[1:]))
     lev_r, lev_c = 0, 0
     while lev_r < len(rl) - 1 or lev_c < len(cl) - 1:
-        horizontal = lev_c < len(cl) - 1 and (
-            lev_r == len(rl) - 1 or cl[lev_c].max() <= rl[lev_r].max()
-        )
+        step += 1
+        out = levels[step % 2]
+        out.reset()  # the level before last: nothing reads it any more
+        more_r, more_c = lev_r < len(rl) - 1, lev_c < len(cl) - 1
+        # halve the longer side; small blocks both at once (a four-way join: one pass over
+        # their Schur complements instead of two, where moving them costs more than the
+        # larger interface's arithmetic)
+        cols_first = more_c and (not more_r or cl[lev_c].max() <= rl[lev_r].max())
+        both = more_r and more_c and max(cl[lev_c].max(), rl[lev_r].max()) <= _JOIN4_MAX
+        split_c, split_r = cols_first or both, not cols_first or both
+        lev_r, lev_c = lev_r + split_r, lev_c + split_c
         new: dict[tuple[int, bool, int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        if horizontal:
-            parent = cl[lev_c + 1]
-            for q, right, cj in groups(parent, parent.size - 1):
-                qa, qb = q // 2, q - q // 2
-                for (p, top, qx, rx), (ri, ci, sx) in blocks.items():
-                    if qx != qa or rx:
-                        continue
-                    riy, ciy, sy = blocks[(p, top, qb, right)]
-                    xs = sx[:, :, np.searchsorted(ci, 2 * cj)]
-                    ys = sy[:, :, np.searchsorted(ciy, 2 * cj + 1)]
-                    lp = _layout(p, q, not right, not top)
-                    s = _merge(
-                        xs.reshape(-1, *xs.shape[3:]),
-                        ys.reshape(-1, *ys.shape[3:]),
-                        _layout(p, qa, True, not top),
-                        _layout(p, qb, not right, not top),
-                        lp,
-                        True,
-                    )
-                    new[(p, top, q, right)] = (ri, cj, s.reshape(*xs.shape[:3], *s.shape[1:]))
-            lev_c += 1
-        else:
-            parent = rl[lev_r + 1]
-            for p, top, rj in groups(parent, 0):
-                pa, pb = p // 2, p - p // 2
-                for (px, tx, q, right), (ri, ci, sx) in blocks.items():
-                    if px != pa or tx != top:
-                        continue
-                    riy, ciy, sy = blocks[(pb, False, q, right)]
-                    xs = sx[:, np.searchsorted(ri, 2 * rj)]
-                    ys = sy[:, np.searchsorted(riy, 2 * rj + 1)]
-                    s = _merge(
-                        xs.reshape(-1, *xs.shape[3:]),
-                        ys.reshape(-1, *ys.shape[3:]),
-                        _layout(pa, q, not right, not top),
-                        _layout(pb, q, not right, True),
-                        _layout(p, q, not right, not top),
-                        False,
-                    )
-                    new[(p, top, q, right)] = (rj, ci, s.reshape(*xs.shape[:3], *s.shape[1:]))
-            lev_r += 1
+        for p, top, rj in groups(rl[lev_r], 0):
+            row_parts = (
+                [(0, p // 2, top, 2 * rj), (p // 2, p - p // 2, False, 2 * rj + 1)]
+                if split_r
+                else [(0, p, top, rj)]
+            )
+            for q, right, cj in groups(cl[lev_c], cl[lev_c].size - 1):
+                col_parts = (
+                    [(0, q // 2, False, 2 * cj), (q // 2, q - q // 2, right, 2 * cj + 1)]
+                    if split_c
+                    else [(0, q, right, cj)]
+                )
+                kids, shapes = [], []
+                for r_off, pk, tk, rk in row_parts:
+                    for c_off, qk, rt, ck in col_parts:
+                        ri, ci, sk = blocks[(pk, tk, qk, rt)]
+                        sk = _pick(
+                            _pick(sk, 1, np.searchsorted(ri, rk)), 2, np.searchsorted(ci, ck)
+                        )
+                        kids.append(sk)
+                        shapes.append((r_off, c_off, pk, qk, not rt, not tk))
+                index = _join_index(tuple(shapes), (p, q, not right, not top))
+                scratch.reset()
+                new[(p, top, q, right)] = (rj, cj, _join(kids, index, out, scratch))
         blocks = new
     ((_, _, s_root),) = blocks.values()
     k = s_root[:, 0, 0]  # (T, r + c, r + c) on [L (the driver nodes), B (bottom bitline)]
-    k[:, np.arange(r), np.arange(r)] += gd
-    k[:, r + np.arange(c), r + np.arange(c)] += gb
-    z = np.linalg.inv(k)
-    m = gd * gb * z[:, :r, r:]
-    y = gb * np.eye(c) - gb * gb * z[:, r:, r:]
+    k = np.where(np.tri(r + c, dtype=bool), k, k.transpose(0, 2, 1))  # from its lower triangle
+    a = k[:, :r, :r] + gd * np.eye(r)
+    k_lb = k[:, :r, r:]
+    # only the inverse's B columns are needed: eliminate L first (Schur complement on B)
+    x = np.linalg.solve(a, k_lb)  # A⁻¹ K_LB
+    z_bb = np.linalg.inv(k[:, r:, r:] + gb * np.eye(c) - k_lb.transpose(0, 2, 1) @ x)
+    m = -gd * gb * (x @ z_bb)  # (K⁻¹)_LB = −A⁻¹ K_LB S⁻¹
+    y = gb * np.eye(c) - gb * gb * z_bb
     return m, y

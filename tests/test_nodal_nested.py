@@ -85,18 +85,40 @@ def test_nested_stack_is_per_tile():
         np.testing.assert_array_equal(y[k], y1[0])
 
 
+def test_nested_results_survive_later_transfers():
+    """The transfer reuses per-thread memory between calls (its arenas): what it returned
+    must not be part of it, and threads must not share it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gs = [_tile("levels", 40, 33, s)[None] for s in range(4)]
+    first = transfer_nested(gs[0], 1.0, 1.0, 0.01)
+    kept = [a.copy() for a in first]
+    serial = [transfer_nested(g, 1.0, 1.0, 0.01) for g in gs]
+    for a, b in zip(first, kept, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda g: transfer_nested(g, 1.0, 1.0, 0.01), gs * 3))
+    for (m, y), (m_ref, y_ref) in zip(threaded, serial * 3, strict=True):
+        # (rounding may differ with BLAS threads; shared memory would not be close at all)
+        np.testing.assert_allclose(m, m_ref, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=0)
+
+
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown transfer method"):
         CrossbarNetwork(np.full((2, 2), 1e-5), 1.0, 1.0, 1.0).transfer_full(method="lu")
 
 
 @pytest.mark.ngspice
-def test_128_tile_against_ngspice(tmp_path):
-    """A 128×128 tile with its sense line (ohmic devices on the card's levels, one column at
+def test_96_tile_against_ngspice(tmp_path):
+    """A 96×96 tile with its sense line (ohmic devices on the card's levels, one column at
     g_max) in ngspice against ``V @ m`` from both transfers, on held-out input vectors: the
     error in LSB of the default card's 8-bit ADC (TIA 50 kΩ, V_ref 1 V: 78 nA of column
     current) must be below 0.001 LSB for both (they are exact; what is left is ngspice's
-    12-digit netlist numbers and its convergence stop)."""
+    12-digit netlist numbers and its convergence stop). Both methods are asked for by name
+    (``auto`` takes the row-by-row one below 128×128 devices); the 128×128 check, ~100 s of
+    ngspice, is
+    ``python benchmarks/tiles.py --spice 128`` (result in benchmarks/results/tiles.json)."""
     from cosim.card import load_card
     from cosim.circuits import crossbar_params, device_model
     from cosim.spice import SpiceJob, SpiceRunner
@@ -104,7 +126,7 @@ def test_128_tile_against_ngspice(tmp_path):
 
     card = load_card()
     dev = device_model(card.with_updates({"device": {"technology": "ideal"}}))
-    rows = cols = 128
+    rows = cols = 96
     p = crossbar_params(card, rows, cols, sense=True)
     rng = np.random.default_rng(128)
     g = dev.level_conductance(rng.integers(0, dev.n_levels, (rows, cols)))
@@ -118,7 +140,7 @@ def test_128_tile_against_ngspice(tmp_path):
     )
     job = SpiceJob(crossbar_netlist(p, dev, g, v), crossbar_vectors(p), timeout_s=300)
     with SpiceRunner(jobs=1, cache_dir=tmp_path) as runner:
-        (res,) = runner.run([job], desc="128x128 crossbar")
+        (res,) = runner.run([job], desc="96x96 crossbar")
     i_spice = column_currents(res, p, v.shape[0])
     lsb_a = card.adc.v_ref_v / 2**card.adc.bits / card.tia.r_feedback_ohm
     net = CrossbarNetwork(
@@ -128,6 +150,6 @@ def test_128_tile_against_ngspice(tmp_path):
         m, _ = net.transfer_full(method=method)
         err_lsb = np.max(np.abs(v @ m - i_spice)) / lsb_a
         assert err_lsb < 1e-3, (method, err_lsb)
-    # IR drop at this size is many LSB: the comparison is not of two ideal arrays
+    # IR drop at this size is hundreds of LSB: the comparison is not of two ideal arrays
     ideal = v @ p.with_g_matrix(g)
-    assert np.max(np.abs(ideal - i_spice)) / lsb_a > 10
+    assert np.max(np.abs(ideal - i_spice)) / lsb_a > 100  # measured: 525 LSB

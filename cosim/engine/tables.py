@@ -21,16 +21,17 @@ def describe_tiles(card, cfg) -> str:
     """One line on the tile size in use and, with IR drop on, how large each tile's solve is.
 
     Printed (for tiles above :data:`LARGE_TILE` devices) before the chip is built, so a
-    what-if card with large tiles says at once what it will cost: the nodal solve grows
-    about as n^3.3 with the tile's side n (0.76 s at 256x256, 7.9 s at 512x512 measured
-    on this machine class, issue 14).
+    what-if card with large tiles says at once what it will cost: the exact transfer
+    (nested dissection) grows about as n^3 with the tile's side n (0.08 s at 256x257,
+    0.46 s at 512x513 on one core of this machine class: benchmarks/results/tiles.json).
     """
     rows, cols = card.array.rows, card.array.cols
     line = f"tiles of {rows}x{cols} devices on card '{card.name}'"
     if not cfg.ideal and cfg.ir_drop:
         line += (
             f"; IR drop solves a {2 * rows * cols}-node wire network per tile and chip "
-            "(seconds to minutes per tile at this size; --no-ir-drop skips it)"
+            "(~0.1 s per tile at 256x256, ~0.5 s at 512x512, growing as n^3; "
+            "--no-ir-drop skips it)"
         )
     return line
 

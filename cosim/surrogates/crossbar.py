@@ -9,8 +9,8 @@ The model is a correction of the ideal ``I = s(V) @ G`` (``s`` the device I–V 
 drivers; the card's resistances) with devices replaced by conductances ``κ·G`` (computed by
 block elimination in :class:`cosim.nodal.CrossbarNetwork`: ~2.5 ms for 64×64 with the sense
 line alone, ~1.8 ms per tile when a layer's 52 such tiles are solved as one stack
-(:meth:`transfer_parts_stack`); nested dissection from 96×96 on: ~0.03 s at 128, ~0.2 s at
-256, ~1.1 s at 512), so ``C`` is
+(:meth:`transfer_parts_stack`); nested dissection for large tiles: ~0.02 s at 128, ~0.08 s
+at 256, ~0.46 s at 512), so ``C`` is
 the IR-drop correction of a linear array. A sinh device sees its own voltage drop through
 its small-signal conductance, which grows with the voltage across it: the correction's
 drive ``w(V)`` carries that dependence to second order. For ohmic devices (``κ = a = 1``,

@@ -83,8 +83,9 @@ class SparsityAdc(Experiment):
     title = "Sparsity-aware ADC"
 
     def _config(self, ctx: StudyContext, partial_sums: str, skip: bool) -> dict[str, Any]:
-        # every non-ideality on except IR drop: the crossbar surrogate's nodal solve takes
-        # minutes per 512 x 512 tile, and it is validated at the library's size only
+        # every non-ideality on except IR drop: the crossbar surrogate is validated at the
+        # library's array size only (its exact transfer itself takes ~0.5 s per 512 x 513
+        # tile on one core: benchmarks/results/tiles.json)
         return {
             "ir_drop": False,
             "partial_sums": partial_sums,
