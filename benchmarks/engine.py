@@ -28,7 +28,8 @@ Measured in one run, on the same machine state:
   solves), ~0.035 s device draws, generators and the 208 ADC instances. With ``--threads
   2`` the stacked solves are split over two threads (``Engine.threads``, which ``cosim
   evaluate --threads`` sets; the result does not depend on it): 0.098 s against 0.126 s
-  single-threaded, measured alternately in one run with another job on one of the cores.
+  single-threaded, measured alternately in one run with another job on one of the cores;
+  0.088 s against 0.125 s in the committed ``benchmarks/results/engine.json`` (quiet machine).
 
 Usage::
 
