@@ -328,6 +328,14 @@ def test_errors_exit_2_with_one_readable_line(
          "argument --threads: 0 is outside 1..256"),
         (["--model", good, "--library", lib, "--limit", "20", "--verify-spice", "-1"],
          "argument --verify-spice: -1 is outside 0..100000"),
+        # verify-spice simulates the card's wires and op-amps: no run without them
+        (["--model", good, "--library", lib, "--verify-spice", "2", "--no-ir-drop"],
+         "cannot check a run with --no-ir-drop: drop it"),
+        (["--model", good, "--library", lib, "--verify-spice", "2", "--no-ir-drop",
+          "--no-periphery"],
+         "cannot check a run with --no-ir-drop, --no-periphery: drop them"),
+        (["--model", good, "--library", lib, "--verify-spice", "2", "--ideal"],
+         "cannot check a run with --ideal: drop it"),
     ]  # fmt: skip
     for args, msg in cases:
         rc, _, stderr = _run(["evaluate", *args])
@@ -335,3 +343,23 @@ def test_errors_exit_2_with_one_readable_line(
         assert stderr.startswith("cosim evaluate: error: "), stderr
         assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
         assert msg in stderr, (msg, stderr)
+
+
+def test_partial_sum_note_on_a_low_resolution_card():
+    """Digital partial sums on a card whose ADC has fewer than 8 bits (a 3-bit flash):
+    ``cosim evaluate`` says each row tile's partial sum converts at those bits."""
+    from cosim.card import load_card
+    from cosim.engine.command import partial_sum_note
+    from cosim.engine.config import EngineConfig
+
+    from .engine_models import trained
+
+    model = trained("digits-global")  # 64 inputs + bias rows: two row tiles on 64 rows
+    sar = load_card()
+    flash = sar.with_updates(
+        {"adc": {"architecture": "flash", "bits": 3}, "sense_row": {"max_skip_bits": 2}}
+    )
+    note = partial_sum_note(model, flash, EngineConfig())
+    assert note is not None and "converts at 3 bits" in note and "--partial-sums analog" in note
+    assert partial_sum_note(model, sar, EngineConfig()) is None
+    assert partial_sum_note(model, flash, EngineConfig(partial_sums="analog")) is None

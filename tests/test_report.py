@@ -271,6 +271,13 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     missing = tmp_path / "no-library"
     assert main(["report", "--quick", "--out", str(tmp_path), "--library", str(missing)]) == 2
     assert "not a surrogate library" in capsys.readouterr().err
+    # a card whose converter cannot run the bit grid: refused before any characterization
+    flash = Path(__file__).resolve().parent.parent / "examples" / "cards" / "flash-3bit.toml"
+    out = tmp_path / "flash-report"
+    assert main(["report", "--quick", "--out", str(out), "--card", str(flash)]) == 2
+    err = capsys.readouterr().err
+    assert "needs 8-bit conversions" in err and "3-bit flash ADC" in err, err
+    assert not (out / "library").exists()
 
 
 def test_configure_stays_import_light():

@@ -209,6 +209,26 @@ def config_from_args(args: argparse.Namespace):
     return EngineConfig(**kw)
 
 
+def partial_sum_note(model: Any, card: Any, cfg: Any) -> str | None:
+    """A line for the user when digital partial sums convert at fewer bits than the layers'
+    activations carry (a low-resolution card, such as a 3-bit flash: each row tile's partial
+    sum is converted at ``adc.bits``), else ``None``."""
+    if cfg.ideal or cfg.partial_sums != "digital":
+        return None
+    from cosim.engine.mapping import map_model
+
+    bits = cfg.adc_bits if cfg.adc_bits is not None else card.adc.bits
+    split = [m for m in map_model(model, card) if m.n_row_tiles > 1]
+    if not split or bits >= 8:
+        return None
+    names = ", ".join(str(m.index) for m in split)
+    return (
+        f"layer(s) {names} span several row tiles, and each tile's partial sum converts at "
+        f"{bits} bits (the card's adc.bits); --partial-sums analog joins them on the "
+        "bitlines and converts once"
+    )
+
+
 def _check_outputs(args: argparse.Namespace) -> Path | None:
     """Check every output path before any work; returns the sweep's PNG path (if a sweep)."""
     from cosim.errors import CosimError
@@ -289,12 +309,21 @@ def run(args: argparse.Namespace) -> int:
     x, y = ds.x_test, ds.y_test
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
+    if card is not None:  # a card the library cannot serve is refused first
+        from cosim.engine.core import what_if_card
+
+        what_if_card(library, card)
     in_use = card if card is not None else library.card
     if args.verify_spice:  # refused before the evaluation, not after it
         from cosim.engine.mapping import map_model
         from cosim.engine.verify import verifiable_layers
 
         verifiable_layers(map_model(model, in_use), cfg)
+    psum_note = partial_sum_note(model, in_use, cfg)
+    if psum_note:
+        import sys
+
+        print(f"cosim evaluate: note: {psum_note}", file=sys.stderr, flush=True)
     if in_use.array.rows * in_use.array.cols > LARGE_TILE:
         import sys
 

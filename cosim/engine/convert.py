@@ -45,8 +45,14 @@ class Conversions:
         """Resolution of the final conversion (the output grid's unless overridden)."""
         b = self.cfg.adc_bits if self.cfg.adc_bits is not None else lm.periphery.adc_bits
         if b > self.card.adc.bits:
+            how = (
+                f"--adc-bits {b} (or a --sweep adc_bits value)"
+                if self.cfg.adc_bits is not None
+                else f"the model's {b}-bit activations"
+            )
             raise CosimError(
-                f"ADC resolution {b} exceeds the card's adc.bits = {self.card.adc.bits}"
+                f"{how} exceeds the card's adc.bits = {self.card.adc.bits}: convert at "
+                f"{self.card.adc.bits} bits or fewer, or use a card whose ADC has {b}"
             )
         return b
 

@@ -65,11 +65,37 @@ from netlists.subtractor import SubtractorParams
 from netlists.tia import TiaParams
 
 
+def check_simulable(cfg: EngineConfig) -> None:
+    """Refuse an engine configuration ``--verify-spice`` cannot compare like with like: the
+    MAC-unit netlist always holds the card's wires and op-amps, so a run with ``ideal``, no
+    IR drop or no periphery would be compared with another circuit (a 44 % "agreement" that
+    means nothing). No nonlinearity (ohmic devices) and no ADC mismatch (ideal converters)
+    are simulated as such."""
+    off = [
+        flag
+        for flag, on in (
+            ("--ideal", not cfg.ideal),
+            ("--no-ir-drop", cfg.ir_drop),
+            ("--no-periphery", cfg.periphery),
+        )
+        if not on
+    ]
+    if off:
+        raise CosimError(
+            f"--verify-spice simulates the card's circuit, wires and op-amps included, so "
+            f"it cannot check a run with {', '.join(off)}: drop "
+            f"{'it' if len(off) == 1 else 'them'} (--no-nonlinearity and --no-adc-mismatch "
+            "are simulated as such)"
+        )
+
+
 def verifiable_layers(maps: list[LayerMap], cfg: EngineConfig) -> list[LayerMap]:
     """The layers whose MAC operations ``--verify-spice`` can rebuild as one MAC-unit netlist:
     those with one row tile, or every layer with digital partial sums (each row tile then
-    converts alone). Raises :class:`CosimError` when there is none, so the CLI can refuse
-    the flags before it evaluates."""
+    converts alone). Raises :class:`CosimError` when there is none, or when ``cfg`` leaves
+    out what the netlist always simulates (``ideal``, no IR drop, no periphery), so the CLI
+    can refuse the flags before it evaluates."""
+    check_simulable(cfg)
     eligible = [m for m in maps if m.n_row_tiles == 1 or cfg.partial_sums == "digital"]
     if not eligible:
         raise CosimError(
@@ -132,8 +158,8 @@ def verify_spice(
     t0 = time.perf_counter()
     if k_ops < 1:
         raise CosimError("--verify-spice needs K >= 1")
-    base = cfg if not cfg.ideal else EngineConfig()
-    vcfg = base.with_(read_noise=False, chips=1, ideal=False)
+    check_simulable(cfg)
+    vcfg = cfg.with_(read_noise=False, chips=1)
     eng = Engine(model, library, vcfg, card)
     card = eng.card
     chip = eng.chip(0)

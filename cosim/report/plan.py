@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cosim.card import Card
 from cosim.converters import adc_architecture_names
 from cosim.errors import CosimError
 
@@ -247,6 +248,39 @@ def make_plan(quick: bool, dataset: str | None, input_shape: tuple[int, ...] | N
         adc_bits=(1, 2, 3, 4),
         **common,
     )
+
+
+def check_card(plan: StudyPlan, card: Card) -> None:
+    """Refuse a study card whose converter cannot run the plan's bit grid (before any
+    characterization or training): every activation precision of the grid, the W8A8
+    reference of experiments 4 and 5 among them, converts at its own bits.
+
+    Examples
+    --------
+    >>> from cosim.card import load_card
+    >>> flash = load_card().with_updates(
+    ...     {"adc": {"architecture": "flash", "bits": 3}, "sense_row": {"max_skip_bits": 2}}
+    ... )
+    >>> try:
+    ...     check_card(make_plan(True, None, (1, 8, 8)), flash)
+    ... except CosimError as exc:
+    ...     print(str(exc)[:46])
+    the study's bit grid needs 8-bit conversions (
+    """
+    need = max(plan.a_bits)
+    if card.adc.bits < need:
+        other = [n for n in plan.adc_architectures if n != card.adc.architecture]
+        hint = (
+            f" (experiment 8 compares the {card.adc.architecture} against it)"
+            if card.adc.architecture != "sar" or other
+            else ""
+        )
+        raise CosimError(
+            f"the study's bit grid needs {need}-bit conversions (activations up to A{need}, "
+            f"the W8A8 reference of experiments 4 and 5), but card '{card.name}' has a "
+            f"{card.adc.bits}-bit {card.adc.architecture} ADC; run the study on a card with "
+            f"adc.bits >= {need}{hint}"
+        )
 
 
 def check_plan(plan: StudyPlan) -> None:

@@ -57,7 +57,9 @@ def _stderr(line: str) -> None:
 
 
 def resolve_library(
-    opts: StudyOptions, log: Callable[[str], None]
+    opts: StudyOptions,
+    log: Callable[[str], None],
+    check: Callable[[Card], None] | None = None,
 ) -> tuple[Path, Card, dict[str, Any]]:
     """``(library path, study card, library info)``; characterizes when needed.
 
@@ -65,7 +67,7 @@ def resolve_library(
     library's (:func:`cosim.engine.core.what_if_card`). Without ``--library``, an earlier
     ``DIR/library`` of the same card is reused when it is a full characterization or the
     study is quick; otherwise the card is characterized (the SPICE cache makes a rerun
-    cheap).
+    cheap). ``check(card)`` runs on the study card before any characterization.
     """
     from cosim.card import load_card
     from cosim.engine.core import what_if_card
@@ -76,8 +78,12 @@ def resolve_library(
         lib = load_library(opts.library)
         card = what_if_card(lib, load_card(opts.card)) if opts.card is not None else lib.card
         path, how = Path(opts.library), "given"
+        if check is not None:
+            check(card)
     else:
         card = load_card(opts.card)
+        if check is not None:
+            check(card)
         path = opts.out / "library"
         lib = None
         if (path / "library.json").is_file():
@@ -216,7 +222,7 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
     from cosim.report.cache import stable_hash as h
     from cosim.report.context import StudyContext
     from cosim.report.experiments import EXPERIMENTS
-    from cosim.report.plan import check_plan, make_plan
+    from cosim.report.plan import check_card, check_plan, make_plan
     from cosim.report.references import REFERENCES
     from cosim.report.runner import run_tasks
 
@@ -226,10 +232,9 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
         opts.dataset if opts.dataset is not None else ("digits" if opts.quick else "fashion-mnist")
     )
     datasets = {spec: load_dataset(spec)}  # a wrong dataset fails before any characterization
-    lib_path, card, lib_info = resolve_library(opts, log)
-
     plan = make_plan(opts.quick, spec, datasets[spec].preprocessing.input_shape)
     check_plan(plan)
+    lib_path, card, lib_info = resolve_library(opts, log, lambda c: check_card(plan, c))
     if plan.mlp_dataset not in datasets:
         datasets[plan.mlp_dataset] = load_dataset(plan.mlp_dataset)
     digests = {
