@@ -58,10 +58,7 @@ def heldout_stats(
     ideal = np.clip(np.floor(batch.v / p.lsb_v + 0.5), 0, 2**p.bits - 1)
     stats = m.inl_dnl()
     return {
-        "n_heldout": int(diff.size),
-        "n_agree": int(np.sum(diff == 0)),
-        "n_within_1": int(np.sum(diff <= 1)),
-        "code_agreement": float(np.mean(diff == 0)),
+        **heldout_counts(diff),
         "spice_equals_ideal_quantizer": float(np.mean(held["codes"] == ideal)),
         "max_abs_inl_lsb": stats["max_abs_inl_lsb"],
         "max_abs_dnl_lsb": stats["max_abs_dnl_lsb"],
@@ -69,8 +66,34 @@ def heldout_stats(
         "offset_lsb": stats["offset_lsb"],
         "gain_error_lsb": stats["gain_error_lsb"],
         "missing_codes": stats["missing_codes"],
-        "energy_rel_rms_error": float(np.sqrt(np.mean((e_pred - e_true) ** 2)) / np.mean(e_true)),
-        "energy_rel_rms_error_mean_table": float(
-            np.sqrt(np.mean((e_mean - e_true) ** 2)) / np.mean(e_true)
-        ),
+        "energy_rel_rms_error": rel_rms_error(e_pred, e_true),
+        "energy_rel_rms_error_mean_table": rel_rms_error(e_mean, e_true),
+    }
+
+
+def heldout_counts(diff: np.ndarray) -> dict[str, Any]:
+    """How many held-out conversions there were, how many the model got exactly and within
+    one code of SPICE (``diff``: the absolute code differences), and the agreement."""
+    return {
+        "n_heldout": int(diff.size),
+        "n_agree": int(np.sum(diff == 0)),
+        "n_within_1": int(np.sum(diff <= 1)),
+        "code_agreement": float(np.mean(diff == 0)),
+    }
+
+
+def rel_rms_error(pred: np.ndarray, true: np.ndarray) -> float:
+    """RMS of ``pred - true`` relative to the mean of ``true``."""
+    return float(np.sqrt(np.mean((pred - true) ** 2)) / np.mean(true))
+
+
+def agreement_summary(per_inst: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """The validation's code agreement over every instance's :func:`heldout_counts`."""
+    n_held = sum(s["n_heldout"] for s in per_inst)
+    return {
+        "n_heldout": n_held,
+        "code_agreement": sum(s["n_agree"] for s in per_inst) / n_held,
+        "code_agreement_target": target,
+        "within_1_lsb": sum(s["n_within_1"] for s in per_inst) / n_held,
+        "code_agreement_min_instance": min(s["code_agreement"] for s in per_inst),
     }

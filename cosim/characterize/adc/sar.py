@@ -48,7 +48,13 @@ from cosim.characterize.adc.batches import (
     elapsed,
     run_longest_first,
 )
-from cosim.characterize.adc.fitting import draws, fit_nominal, heldout_stats, weights_rel_error
+from cosim.characterize.adc.fitting import (
+    agreement_summary,
+    draws,
+    fit_nominal,
+    heldout_stats,
+    weights_rel_error,
+)
 from cosim.characterize.adc.inputs import (
     analytic_model,
     fit_inputs,
@@ -250,18 +256,13 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
         e_bits["conversion_time_s"].append(t_conv)
 
     mc = per_inst[1:]
-    n_held = sum(s["n_heldout"] for s in per_inst)
     inl_nom = models[0].inl_dnl()
 
     def by(key: str) -> dict[str, Any]:
         return {str(n): st[key] for n, st in by_bits_stats.items()}
 
     validation: dict[str, Any] = {
-        "n_heldout": n_held,
-        "code_agreement": sum(s["n_agree"] for s in per_inst) / n_held,
-        "code_agreement_target": CODE_AGREEMENT_TARGET,
-        "within_1_lsb": sum(s["n_within_1"] for s in per_inst) / n_held,
-        "code_agreement_min_instance": min(s["code_agreement"] for s in per_inst),
+        **agreement_summary(per_inst, CODE_AGREEMENT_TARGET),
         "inl_max_lsb": inl_nom["max_abs_inl_lsb"],
         "dnl_max_lsb": inl_nom["max_abs_dnl_lsb"],
         "mc_instances": len(mc),
