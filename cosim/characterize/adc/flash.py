@@ -46,7 +46,15 @@ from cosim.characterize.adc.batches import (
     elapsed,
     run_longest_first,
 )
-from cosim.characterize.adc.fitting import agreement_summary, heldout_counts, rel_rms_error
+from cosim.characterize.adc.fitting import (
+    agreement_summary,
+    by_bits_summary,
+    heldout_counts,
+    mc_code_agreement,
+    mc_summary,
+    rel_rms_error,
+    stored_by_bits,
+)
 from cosim.characterize.context import BlockResult, CharContext
 from cosim.circuits import flash_adc_params, flash_adc_sample
 from cosim.spice.runner import SpiceJob, SpiceResult
@@ -378,33 +386,18 @@ def characterize_flash_adc(ctx: CharContext) -> BlockResult:
     mc = per_inst[1:]
     everything = [*per_inst, *by_bits_stats.values()]
 
-    def by(key: str) -> dict[str, Any]:
-        return {str(n): st[key] for n, st in by_bits_stats.items()}
-
     validation: dict[str, Any] = {
         **agreement_summary(per_inst, CODE_AGREEMENT_TARGET),
         "n_illegal_skip_heldout": sum(s["n_illegal_skip"] for s in per_inst),
         "inl_max_lsb": per_inst[0]["max_abs_inl_lsb"],
         "dnl_max_lsb": per_inst[0]["max_abs_dnl_lsb"],
-        "mc_instances": len(mc),
-        "mc_inl_max_lsb": max((s["max_abs_inl_lsb"] for s in mc), default=None),
-        "mc_dnl_max_lsb": max((s["max_abs_dnl_lsb"] for s in mc), default=None),
+        **mc_summary(mc),
         "energy_rel_rms_error": per_inst[0]["energy_rel_rms_error"],
-        "code_agreement_by_bits": by("code_agreement"),
-        "n_heldout_by_bits": by("n_heldout"),
-        "code_agreement_min_by_bits": min(s["code_agreement"] for s in by_bits_stats.values()),
-        "inl_max_lsb_by_bits": by("max_abs_inl_lsb"),
-        "dnl_max_lsb_by_bits": by("max_abs_dnl_lsb"),
-        "energy_rel_rms_error_by_bits": by("energy_rel_rms_error"),
+        **by_bits_summary(by_bits_stats),
         "fit_decision_agreement_min": min(s["fit_decision_agreement"] for s in everything),
         "tap_error_max_v": max(s["tap_error_max_v"] for s in everything),
         "trip_error_max_v": max(s["trip_error_max_v"] for s in everything),
-        "sample_instance_code_agreement": (
-            sum(s["sample_instance_code_agreement"] * s["n_heldout"] for s in mc)
-            / sum(s["n_heldout"] for s in mc)
-            if mc
-            else None
-        ),
+        "sample_instance_code_agreement": mc_code_agreement(mc),
         "sample_instance_threshold_max_error_v": max(
             (s["sample_instance_threshold_error_v"] for s in mc), default=None
         ),
@@ -427,15 +420,7 @@ def characterize_flash_adc(ctx: CharContext) -> BlockResult:
             }
             for i, s in enumerate(mc)
         ],
-        "by_bits": {str(n): m.to_dict() for n, m in by_bits.items()},
-        "by_bits_stats": {
-            str(n): {k: v for k, v in st.items() if k not in strip}
-            for n, st in by_bits_stats.items()
-        },
-        "ngspice_s_per_conversion": (
-            None if None in times else sum(t for t in times if t is not None) / n_conv
-        ),
-        "wall_s": time.perf_counter() - t_start,
+        **stored_by_bits(by_bits, by_bits_stats, strip, times, n_conv, t_start),
     }
     hashes = {
         "flash_adc_subckt": netlist_hash(flash_adc_subckt(nominal)),
