@@ -1,5 +1,6 @@
 """The flash ADC's parameters: resistor ladder, comparators, timing, energy elements, their
-checks, and the one sampler of an instance's mismatch (see :mod:`netlists.flash_adc`)."""
+checks, and the one sampler of an instance's mismatch (see :mod:`netlists.flash_adc`; the
+timing fractions and the checks are the SAR's, in :mod:`netlists.adc_common`)."""
 
 from __future__ import annotations
 
@@ -8,39 +9,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from netlists.adc_common import (
-    CLK_EDGE_FRAC,
-    CTRL_EDGE_FRAC,
-    DFF_DELAY_FRAC,
-    ENERGY_TAU_FRAC,
-    GATE_DELAY_FRAC,
-    R_OFF_OHM,
-    AdcParamsBase,
-    check_bits,
-    check_gain,
-    check_pos,
-)
+from netlists.adc_common import AdcParamsBase, check_bits, check_gain, check_pos
 from netlists.mismatch import check_sigmas, pelgrom_errors
 
 MIN_BITS = 1
 #: The most bits a flash converter is built for: ``2**4 - 1 = 15`` comparators (at 1-4 bit
 #: activations a converter can be a few comparators; beyond that use the SAR).
 MAX_BITS = 4
-
-__all__ = [
-    "CLK_EDGE_FRAC",
-    "CTRL_EDGE_FRAC",
-    "DFF_DELAY_FRAC",
-    "ENERGY_TAU_FRAC",
-    "GATE_DELAY_FRAC",
-    "MAX_BITS",
-    "MIN_BITS",
-    "R_OFF_OHM",
-    "FlashAdcParams",
-    "FlashMismatch",
-    "draw_flash_mismatch",
-    "ladder_units",
-]
 
 _OWNER = "FlashAdcParams"
 

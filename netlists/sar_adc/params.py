@@ -1,5 +1,6 @@
 """The SAR ADC's parameters: capacitor array, comparator, timing, energy elements, and their
-checks (see :mod:`netlists.sar_adc` for the circuit)."""
+checks (see :mod:`netlists.sar_adc` for the circuit; the timing fractions and the checks
+both converters share are in :mod:`netlists.adc_common`)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from netlists.adc_common import (
-    CLK_EDGE_FRAC,
-    CTRL_EDGE_FRAC,
-    DFF_DELAY_FRAC,
-    ENERGY_TAU_FRAC,
-    GATE_DELAY_FRAC,
-    R_OFF_OHM,
-    AdcParamsBase,
-    check_bits,
-    check_gain,
-    check_pos,
-)
+from netlists.adc_common import AdcParamsBase, check_bits, check_gain, check_pos
 from netlists.mismatch import SarMismatch, sar_mismatch_units
 
 #: Wall time of one 8-bit conversion in ngspice 39 inside a 100-conversion testbench (s),
@@ -29,20 +19,6 @@ MEASURED_S_PER_CONVERSION_8BIT = 0.025
 
 MIN_BITS = 1
 MAX_BITS = 8
-
-__all__ = [
-    "CLK_EDGE_FRAC",
-    "CTRL_EDGE_FRAC",
-    "DFF_DELAY_FRAC",
-    "ENERGY_TAU_FRAC",
-    "GATE_DELAY_FRAC",
-    "MAX_BITS",
-    "MEASURED_S_PER_CONVERSION_8BIT",
-    "MIN_BITS",
-    "R_OFF_OHM",
-    "AnalyticWeights",
-    "SarAdcParams",
-]
 
 _OWNER = "SarAdcParams"
 
