@@ -68,15 +68,11 @@ def check_gain(owner: str, gain: float) -> float:
 
 class AdcParamsBase:
     """Derived quantities every ADC parameter dataclass has (mixed into a frozen dataclass
-    holding ``bits``, ``v_ref_v``, ``clock_hz`` and a ``cycles_per_conversion``)."""
+    holding ``bits``, ``v_ref_v`` and ``clock_hz``)."""
 
     bits: int
     v_ref_v: float
     clock_hz: float
-
-    @property
-    def cycles_per_conversion(self) -> int:  # pragma: no cover - every subclass has its own
-        raise NotImplementedError
 
     @property
     def period_s(self) -> float:
