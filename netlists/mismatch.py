@@ -36,6 +36,19 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def check_sigmas(**sigmas: float) -> None:
+    """Every sigma of a mismatch draw finite and ``>= 0`` (the error names it)."""
+    for name, v in sigmas.items():
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} = {v!r} must be finite and >= 0")
+
+
+def pelgrom_errors(rng: np.random.Generator, units: np.ndarray, sigma_rel: float) -> np.ndarray:
+    """Relative errors of elements of ``units`` unit elements each (one standard normal
+    per element, in order): ``z * sigma_rel / sqrt(m)`` (Pelgrom: independent units)."""
+    return rng.standard_normal(units.size) * sigma_rel / np.sqrt(units)
+
+
 def sar_mismatch_units(bits: int) -> np.ndarray:
     """Unit capacitors in each DAC capacitor, in the order of the mismatch draws: the bit
     capacitors (LSB first, ``2**i``), the dummy (1) and the half-LSB capacitor (1/2)."""
@@ -86,11 +99,8 @@ def draw_sar_mismatch(
         The draws; apply them with :meth:`netlists.sar_adc.SarAdcParams.with_mismatch` or
         :func:`cosim.surrogates.adc.with_mismatch`.
     """
-    for name, v in (("cap_sigma_rel", cap_sigma_rel), ("offset_sigma_v", offset_sigma_v)):
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} = {v!r} must be finite and >= 0")
-    units = sar_mismatch_units(bits)
-    err = rng.standard_normal(units.size) * cap_sigma_rel / np.sqrt(units)
+    check_sigmas(cap_sigma_rel=cap_sigma_rel, offset_sigma_v=offset_sigma_v)
+    err = pelgrom_errors(rng, sar_mismatch_units(bits), cap_sigma_rel)
     err.setflags(write=False)
     d_os = float(offset_sigma_v) * float(rng.standard_normal())
     return SarMismatch(err, d_os)

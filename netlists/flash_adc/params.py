@@ -1,26 +1,23 @@
 """The flash ADC's parameters: resistor ladder, comparators, timing, energy elements, their
-checks, and the one sampler of an instance's mismatch (see :mod:`netlists.flash_adc`)."""
+checks, and the one sampler of an instance's mismatch (see :mod:`netlists.flash_adc`; the
+timing fractions and the checks are the SAR's, in :mod:`netlists.adc_common`)."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from netlists.adc_common import AdcParamsBase, check_bits, check_gain, check_pos
+from netlists.mismatch import check_sigmas, pelgrom_errors
 
 MIN_BITS = 1
 #: The most bits a flash converter is built for: ``2**4 - 1 = 15`` comparators (at 1-4 bit
 #: activations a converter can be a few comparators; beyond that use the SAR).
 MAX_BITS = 4
 
-# Fractions of the clock period used for the timing of the netlist (as the SAR's).
-GATE_DELAY_FRAC = 1 / 250  # delay of one XSPICE gate
-DFF_DELAY_FRAC = 2 / 250  # clock-to-output delay of a d_dff
-CTRL_EDGE_FRAC = 1 / 500  # rise/fall of the 0/1 V switch controls and the output bits
-CLK_EDGE_FRAC = 1 / 100  # rise/fall of the clock, start, input and skip sources
-ENERGY_TAU_FRAC = 1 / 40  # time constant of the comparator/logic energy switches
-R_OFF_OHM = 1e12
+_OWNER = "FlashAdcParams"
 
 
 def ladder_units(bits: int) -> np.ndarray:
@@ -91,27 +88,16 @@ def draw_flash_mismatch(
     >>> d.r_rel_err.shape, d.offset_delta_v.shape, d.bits
     ((4,), (3,), 2)
     """
-    for name, v in (("r_sigma_rel", r_sigma_rel), ("offset_sigma_v", offset_sigma_v)):
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} = {v!r} must be finite and >= 0")
-    units = ladder_units(bits)
-    err = rng.standard_normal(units.size) * r_sigma_rel / np.sqrt(units)
+    check_sigmas(r_sigma_rel=r_sigma_rel, offset_sigma_v=offset_sigma_v)
+    err = pelgrom_errors(rng, ladder_units(bits), r_sigma_rel)
     d_os = rng.standard_normal(2 ** int(bits) - 1) * float(offset_sigma_v)
     err.setflags(write=False)
     d_os.setflags(write=False)
     return FlashMismatch(err, d_os)
 
 
-def _check_pos(name: str, value: float, lo_open: bool = True) -> float:
-    v = float(value)
-    if not math.isfinite(v) or v < 0 or (lo_open and v == 0):
-        want = "> 0" if lo_open else ">= 0"
-        raise ValueError(f"FlashAdcParams.{name} = {value!r} must be finite and {want}")
-    return v
-
-
 @dataclass(frozen=True)
-class FlashAdcParams:
+class FlashAdcParams(AdcParamsBase):
     """One flash ADC instance: design values from the card plus its ladder/offset draws.
 
     Parameters
@@ -152,21 +138,15 @@ class FlashAdcParams:
     comparator_offsets_v: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int | np.integer):
-            raise ValueError(f"FlashAdcParams.bits must be an integer, got {self.bits!r}")
-        if not MIN_BITS <= int(self.bits) <= MAX_BITS:
-            raise ValueError(
-                f"FlashAdcParams.bits = {self.bits} is out of range [{MIN_BITS}, {MAX_BITS}]"
-            )
-        n = int(self.bits)
+        n = check_bits(_OWNER, self.bits, MIN_BITS, MAX_BITS)
         object.__setattr__(self, "bits", n)
         for name in ("v_ref_v", "v_dd_v", "clock_hz", "r_ladder_total_ohm"):
-            object.__setattr__(self, name, _check_pos(name, getattr(self, name)))
+            object.__setattr__(self, name, check_pos(_OWNER, name, getattr(self, name)))
         for name in ("c_comparator_f", "c_logic_f"):
-            object.__setattr__(self, name, _check_pos(name, getattr(self, name), lo_open=False))
-        g = _check_pos("comparator_gain_v_per_v", self.comparator_gain_v_per_v)
-        if g < 1.0:
-            raise ValueError(f"FlashAdcParams.comparator_gain_v_per_v = {g!r} must be >= 1")
+            object.__setattr__(
+                self, name, check_pos(_OWNER, name, getattr(self, name), lo_open=False)
+            )
+        g = check_gain(_OWNER, self.comparator_gain_v_per_v)
         object.__setattr__(self, "comparator_gain_v_per_v", g)
         rs = tuple(float(r) for r in np.asarray(self.r_ladder_ohm, dtype=float).reshape(-1))
         if len(rs) != 2**n:
@@ -175,7 +155,7 @@ class FlashAdcParams:
                 f"{2**n} (bottom first)"
             )
         for i, r in enumerate(rs):
-            _check_pos(f"r_ladder_ohm[{i}]", r)
+            check_pos(_OWNER, f"r_ladder_ohm[{i}]", r)
         object.__setattr__(self, "r_ladder_ohm", rs)
         os_ = tuple(
             float(x) for x in np.asarray(self.comparator_offsets_v, dtype=float).reshape(-1)
@@ -287,11 +267,6 @@ class FlashAdcParams:
         return 2**self.bits - 1
 
     @property
-    def period_s(self) -> float:
-        """Clock period (s)."""
-        return 1.0 / self.clock_hz
-
-    @property
     def cycles_per_conversion(self) -> int:
         """Clock cycles of one conversion: compare (cycle 0), then the result (done)."""
         return 2
@@ -300,11 +275,6 @@ class FlashAdcParams:
     def conversion_time_s(self) -> float:
         """Duration of one conversion (s): the ladder's static current flows this long."""
         return self.cycles_per_conversion * self.period_s
-
-    @property
-    def lsb_v(self) -> float:
-        """Ideal LSB, ``v_ref_v / 2**bits`` (V)."""
-        return self.v_ref_v / 2**self.bits
 
     def tap_voltages_v(self) -> np.ndarray:
         """Tap voltages implied by the resistor values (V), comparator ``k`` at index
@@ -320,8 +290,3 @@ class FlashAdcParams:
     def ladder_power_w(self) -> float:
         """Static power the ladder draws from the reference, ``v_ref**2 / R`` (W)."""
         return self.v_ref_v**2 / float(np.sum(self.r_ladder_ohm))
-
-    def key(self) -> str:
-        """Short stable hash of every parameter (names the subcircuit)."""
-        text = repr(tuple((f.name, getattr(self, f.name)) for f in fields(self)))
-        return hashlib.sha256(text.encode()).hexdigest()[:10]

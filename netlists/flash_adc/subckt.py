@@ -3,35 +3,22 @@ and its pins)."""
 
 from __future__ import annotations
 
-from netlists.common import num
-from netlists.flash_adc.params import (
-    CTRL_EDGE_FRAC,
-    DFF_DELAY_FRAC,
-    ENERGY_TAU_FRAC,
-    GATE_DELAY_FRAC,
-    R_OFF_OHM,
-    FlashAdcParams,
+from netlists.adc_common import (
+    digital_inputs,
+    digital_models,
+    energy_switch,
+    subckt_pins,
+    tanh_comparator,
 )
+from netlists.common import num
+from netlists.flash_adc.params import FlashAdcParams
+
+__all__ = ["comparator_expr", "comparator_group", "flash_adc_subckt", "subckt_name", "subckt_pins"]
 
 
 def subckt_name(params: FlashAdcParams) -> str:
     """Name of the subcircuit :func:`flash_adc_subckt` writes for ``params``."""
     return f"flash{params.bits}_{params.key()}"
-
-
-def subckt_pins(bits: int) -> list[str]:
-    """The pin names of the flash subcircuit, in order: the shared ADC pin order
-    ``vin clk start vref vdd skip1 .. skip{N-1} b{N-1} .. b0 done``."""
-    return [
-        "vin",
-        "clk",
-        "start",
-        "vref",
-        "vdd",
-        *[f"skip{m}" for m in range(1, bits)],
-        *[f"b{i}" for i in range(bits - 1, -1, -1)],
-        "done",
-    ]
 
 
 def comparator_group(k: int) -> int:
@@ -52,10 +39,7 @@ def comparator_expr(params: FlashAdcParams, k: int, v_in: str, v_tap: str) -> st
     """B-source expression of comparator ``k`` (1-based): ``V_dd/2 (1 + tanh(2 G (v_in -
     v_tap - V_os,k) / V_dd))``, read at ``V_dd/2``, so it trips exactly at
     ``v_in - v_tap = V_os,k``."""
-    vdd = params.v_dd_v
-    g = 2.0 * params.comparator_gain_v_per_v / vdd
-    vos = params.comparator_offsets_v[k - 1]
-    return f"{num(vdd / 2)}*(1+tanh({num(g)}*(({v_in})-({v_tap})-({num(vos)}))))"
+    return tanh_comparator(params, f"({v_in})-({v_tap})", params.comparator_offsets_v[k - 1])
 
 
 def flash_adc_subckt(params: FlashAdcParams, name: str | None = None) -> str:
@@ -86,47 +70,18 @@ def flash_adc_subckt(params: FlashAdcParams, name: str | None = None) -> str:
     m_cmp = p.n_comparators
     t = p.period_s
     name = name or subckt_name(p)
-    dg = t * GATE_DELAY_FRAC
-    dff = t * DFF_DELAY_FRAC
-    te = t * CTRL_EDGE_FRAC
     vdd = p.v_dd_v
     L: list[str] = [f".subckt {name} " + " ".join(subckt_pins(n))]
     a = L.append
     a(f"* {n}-bit flash ADC: resistor ladder, {m_cmp} comparators (cosim netlists.flash_adc)")
     # -- models (local to this subcircuit)
-    a(
-        f".model adc_in adc_bridge(in_low={num(vdd / 2)} in_high={num(vdd / 2)} "
-        f"rise_delay={num(dg)} fall_delay={num(dg)})"
-    )
-    a(
-        f".model dac_ctl dac_bridge(out_low=0 out_high=1 out_undef=0.5 input_load=1e-15 "
-        f"t_rise={num(te)} t_fall={num(te)})"
-    )
-    a(
-        f".model dac_out dac_bridge(out_low=0 out_high={num(vdd)} out_undef={num(vdd / 2)} "
-        f"input_load=1e-15 t_rise={num(te)} t_fall={num(te)})"
-    )
-    gate = f"rise_delay={num(dg)} fall_delay={num(dg)} input_load=1e-15"
-    for g in ("and", "or", "nand", "inverter", "buffer"):
-        a(f".model g_{g} d_{g}({gate})")
-    a(
-        f".model g_dff d_dff(clk_delay={num(dff)} set_delay={num(dg)} reset_delay={num(dg)} "
-        f"ic=0 rise_delay={num(dg)} fall_delay={num(dg)} data_load=1e-15 clk_load=1e-15)"
-    )
-    a(
-        f".model g_latch d_dlatch(data_delay={num(dg)} enable_delay={num(dg)} "
-        f"set_delay={num(dg)} reset_delay={num(dg)} ic=0 rise_delay={num(dg)} "
-        f"fall_delay={num(dg)} data_load=1e-15 enable_load=1e-15)"
-    )
+    L.extend(digital_models(p, ("and", "or", "nand", "inverter", "buffer")))
     # -- resistor ladder from vref to ground: tap k between resistors k-1 and k
     taps = ["0"] + [f"tap{k}" for k in range(1, m_cmp + 1)] + ["vref"]
     for i, r in enumerate(p.r_ladder_ohm):
         a(f"Rl{i} {taps[i]} {taps[i + 1]} {num(r)}")
     # -- inputs to the digital domain
-    skips = [f"skip{m}" for m in range(1, n)]
-    ins = ["clk", "start", *skips]
-    a(f"ain [{' '.join(ins)}] [{' '.join('d_' + s for s in ins)}] adc_in")
-    a("ancl d_clk d_nclk g_inverter")
+    L.extend(digital_inputs(n))
     # skip latches (transparent while start is high) and the gating of each group:
     # g{m} = skip{m} or a higher skip pin; group j >= 1 is enabled when g{N-j} is low
     for m in range(1, n):
@@ -191,10 +146,6 @@ def flash_adc_subckt(params: FlashAdcParams, name: str | None = None) -> str:
     if ctl:
         a(f"actl [{' '.join('d_' + c for c in ctl)}] [{' '.join('a_' + c for c in ctl)}] dac_ctl")
     for tag, c, on, off in energy:
-        r = t * ENERGY_TAU_FRAC / c
-        a(f".model sw_{tag} sw(vt=0.75 vh=0.05 ron={num(r)} roff={num(R_OFF_OHM)})")
-        a(f"C{tag} e{tag} 0 {num(c)}")
-        a(f"S{tag}c vdd e{tag} {on} 0 sw_{tag}")
-        a(f"S{tag}d e{tag} 0 {off} 0 sw_{tag}")
+        L.extend(energy_switch(tag, c, on, off, t))
     a(f".ends {name}")
     return "\n".join(L) + "\n"

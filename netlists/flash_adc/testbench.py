@@ -3,47 +3,35 @@ sweep) and their decoders."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from netlists.common import num, pwl_steps
-from netlists.flash_adc.params import CLK_EDGE_FRAC, FlashAdcParams
-from netlists.flash_adc.subckt import comparator_expr, flash_adc_subckt, subckt_name, subckt_pins
+from netlists.adc_common import (
+    TB_WINDOW_CYCLES,
+    ConversionTiming,
+    check_conversions,
+    conversion_testbench,
+    conversion_timing,
+    decode_codes,
+    first_crossing,
+    meter_energies,
+    trip_sweep_low,
+)
+from netlists.common import num
+from netlists.flash_adc.params import FlashAdcParams
+from netlists.flash_adc.subckt import comparator_expr, flash_adc_subckt, subckt_name
 
-_TB_T0_CYCLES = 1.0  # first conversion starts one clock period after t = 0
-_TB_CHANGE_CYCLES = -0.8  # input/skip change this many periods from the next E_0
-_TB_READ_CYCLES = -0.5  # output bits are read here (in the done cycle)
-_TB_WINDOW_CYCLES = -0.25  # energy windows start/end here (a quiet instant)
 _TB_DECIDE_CYCLES = 0.95  # taps read this many periods after E_0 (just before the latch)
-_Q_METER_F = 1e-12  # capacitance of the charge meters (1 V = 1 pC)
 
 
-@dataclass(frozen=True)
-class FlashTestbenchTiming:
+class FlashTestbenchTiming(ConversionTiming):
     """Times of a testbench with ``n`` conversions (s); ``E_0(f) = t0 + f * frame``."""
-
-    t0_s: float
-    period_s: float
-    frame_s: float
-    n: int
-
-    def start_s(self, f: np.ndarray | int) -> np.ndarray:
-        """Rising edge ``E_0`` that begins conversion ``f``."""
-        return self.t0_s + np.asarray(f, dtype=float) * self.frame_s
-
-    @property
-    def t_stop_s(self) -> float:
-        """End of the transient: in the last conversion's done cycle, after its read-out."""
-        return float(self.start_s(self.n)) - 0.2 * self.period_s
 
 
 def flash_testbench_timing(params: FlashAdcParams, n: int) -> FlashTestbenchTiming:
     """Timing of :func:`flash_testbench_netlist` for ``n`` conversions."""
-    t = params.period_s
-    return FlashTestbenchTiming(_TB_T0_CYCLES * t, t, params.cycles_per_conversion * t, int(n))
+    return conversion_timing(FlashTestbenchTiming, params, n)
 
 
 def flash_testbench_netlist(
@@ -81,53 +69,22 @@ def flash_testbench_netlist(
     >>> net.splitlines()[0]
     '* cosim flash ADC testbench: 3 bits, 2 conversions'
     """
-    p = params
-    n_bits = p.bits
-    v = np.asarray(v_in, dtype=float).reshape(-1)
-    if v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError("v_in must hold at least one finite voltage")
-    k = np.broadcast_to(np.asarray(skip), v.shape).astype(int)
-    if np.any(k < 0) or np.any(k > n_bits - 1):
-        raise ValueError(f"skip counts must lie in 0..{n_bits - 1} for a {n_bits}-bit ADC")
-    tm = flash_testbench_timing(p, v.size)
-    t = p.period_s
-    tr = t * CLK_EDGE_FRAC
-    vdd = p.v_dd_v
-    f = np.arange(v.size)
-    t_change = tm.start_s(f[1:]) + _TB_CHANGE_CYCLES * t
-    name = subckt_name(p)
-    L = [f"* cosim flash ADC testbench: {n_bits} bits, {v.size} conversions"]
-    a = L.append
-    a(flash_adc_subckt(p, name).rstrip("\n"))
-    a(f"Vref vref 0 DC {num(p.v_ref_v)}")
-    a(f"Vdd vdd 0 DC {num(vdd)}")
-    a(f"Vin vin 0 {pwl_steps(t_change, v[1:], tr, v[0])}")
-    a(
-        f"Vclk clk 0 PULSE(0 {num(vdd)} {num(tm.t0_s - tr / 2)} {num(tr)} {num(tr)} "
-        f"{num(t / 2 - tr)} {num(t)})"
+    v, k = check_conversions(v_in, skip, params.bits)
+    name = subckt_name(params)
+    return conversion_testbench(
+        "flash ADC",
+        flash_adc_subckt(params, name),
+        name,
+        params,
+        flash_testbench_timing(params, v.size),
+        v,
+        k,
+        meters=("Vref", "Vdd"),
+        # the meters start at 0 V, since the ladder's static current would otherwise hold
+        # them at I * 1e15 ohm
+        tail=(".ic v(qref)=0 v(qdd)=0",),
+        vectors=flash_testbench_vectors(params.bits),
     )
-    a(
-        f"Vstart start 0 PULSE(0 {num(vdd)} {num(tm.t0_s - t / 2 - tr / 2)} {num(tr)} {num(tr)} "
-        f"{num(t - tr)} {num(tm.frame_s)})"
-    )
-    for m in range(1, n_bits):
-        lv = np.where(k >= m, vdd, 0.0)
-        a(f"Vskip{m} skip{m} 0 {pwl_steps(t_change, lv[1:], tr, float(lv[0]))}")
-    a(f"Xadc {' '.join(subckt_pins(n_bits))} {name}")
-    # charge meters: a CCCS copies each source's current into a 1 pF capacitor, so that
-    # v(q*) = charge / 1 pF integrated by ngspice's own method; they start at 0 V (.ic),
-    # since the ladder's static current would otherwise hold them at I * 1e15 ohm
-    for src in ("Vref", "Vdd"):
-        a(f"Fq{src[1:]} q{src[1:]} 0 {src} 1")
-        a(f"Cq{src[1:]} q{src[1:]} 0 {num(_Q_METER_F)}")
-        a(f"Rq{src[1:]} q{src[1:]} 0 1e15")
-    a(".ic v(qref)=0 v(qdd)=0")
-    weights = "+".join(f"v(b{i})*{2**i}" for i in range(n_bits))
-    a(f"Bcode code 0 V=({weights})/{num(vdd)}")
-    a(f".save {' '.join(flash_testbench_vectors(n_bits))}")
-    a(f".tran {num(t / 4)} {num(tm.t_stop_s)}")
-    a(".end")
-    return "\n".join(L) + "\n"
 
 
 def flash_testbench_vectors(bits: int | None = None) -> tuple[str, ...]:
@@ -170,19 +127,9 @@ def decode_testbench(result: Any, params: FlashAdcParams, n: int) -> dict[str, n
     t = np.asarray(result["time"], dtype=float)
     tp = p.period_s
     e0 = tm.start_s(np.arange(n + 1))
-    code_v = np.interp(e0[1:] + _TB_READ_CYCLES * tp, t, np.asarray(result["code"]))
-    codes = np.rint(code_v).astype(np.int64)
-    if np.any(np.abs(code_v - codes) > 0.05):
-        bad = int(np.argmax(np.abs(code_v - codes)))
-        raise ValueError(
-            f"flash testbench output of conversion {bad} is not a valid logic word "
-            f"({code_v[bad]:.3f}); the run did not finish or the netlist is broken"
-        )
-    edges = e0 + _TB_WINDOW_CYCLES * tp
-    out: dict[str, np.ndarray] = {"codes": codes}
-    for key, meter, volt in (("e_ref_j", "qref", p.v_ref_v), ("e_dd_j", "qdd", p.v_dd_v)):
-        charge = np.diff(np.interp(edges, t, np.asarray(result[meter]))) * _Q_METER_F
-        out[key] = volt * charge
+    codes = decode_codes("flash", t, result["code"], e0, tp)
+    edges = e0 + TB_WINDOW_CYCLES * tp
+    out: dict[str, np.ndarray] = {"codes": codes, **meter_energies(result, p, t, edges)}
     if "xadc.tap1" in result:
         t_dec = e0[:-1] + _TB_DECIDE_CYCLES * tp
         out["v_tap_v"] = np.stack(
@@ -214,10 +161,7 @@ def comparator_trip_netlist(
     >>> comparator_trip_netlist(flash_adc_params(load_card(), 2)).splitlines()[-2][:7]
     '.dc Vin'
     """
-    if span_v <= 0 or step_v <= 0:
-        raise ValueError("span_v and step_v must be > 0")
-    lim = float(np.max(np.abs(params.comparator_offsets_v))) + span_v
-    lo = -math.ceil(lim / step_v) * step_v
+    lo = trip_sweep_low(float(np.max(np.abs(params.comparator_offsets_v))), span_v, step_v)
     lines = [f"* cosim flash comparator trip points ({subckt_name(params)})", "Vin vin 0 0"]
     for k in range(1, params.n_comparators + 1):
         lines.append(f"Bc{k} c{k} 0 V={comparator_expr(params, k, 'v(vin)', '0')}")
@@ -238,9 +182,5 @@ def decode_trip(result: Any, params: FlashAdcParams) -> np.ndarray:
     out = np.empty(params.n_comparators)
     for k in range(1, params.n_comparators + 1):
         y = np.asarray(result[f"c{k}"], dtype=float) - params.v_dd_v / 2
-        s = np.flatnonzero(np.diff(np.sign(y)) != 0)
-        if s.size == 0:
-            raise ValueError(f"comparator {k} never crossed V_dd/2 in the trip sweep")
-        j = s[0]
-        out[k - 1] = x[j] - y[j] * (x[j + 1] - x[j]) / (y[j + 1] - y[j])
+        out[k - 1] = first_crossing(x, y, f"comparator {k}")
     return out

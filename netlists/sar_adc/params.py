@@ -1,15 +1,16 @@
 """The SAR ADC's parameters: capacitor array, comparator, timing, energy elements, and their
-checks (see :mod:`netlists.sar_adc` for the circuit)."""
+checks (see :mod:`netlists.sar_adc` for the circuit; the timing fractions and the checks
+both converters share are in :mod:`netlists.adc_common`)."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 import numpy as np
 
+from netlists.adc_common import AdcParamsBase, check_bits, check_gain, check_pos
 from netlists.mismatch import SarMismatch, sar_mismatch_units
 
 #: Wall time of one 8-bit conversion in ngspice 39 inside a 100-conversion testbench (s),
@@ -19,25 +20,11 @@ MEASURED_S_PER_CONVERSION_8BIT = 0.025
 MIN_BITS = 1
 MAX_BITS = 8
 
-# Fractions of the clock period used for the timing of the netlist.
-GATE_DELAY_FRAC = 1 / 250  # delay of one XSPICE gate
-DFF_DELAY_FRAC = 2 / 250  # clock-to-output delay of a d_dff (longer than a gate)
-CTRL_EDGE_FRAC = 1 / 500  # rise/fall of the 0/1 V switch controls (dac_bridge)
-CLK_EDGE_FRAC = 1 / 100  # rise/fall of the clock, start, input and skip sources
-ENERGY_TAU_FRAC = 1 / 40  # time constant of the comparator/logic energy switches
-R_OFF_OHM = 1e12
-
-
-def _check_pos(name: str, value: float, lo_open: bool = True) -> float:
-    v = float(value)
-    if not math.isfinite(v) or v < 0 or (lo_open and v == 0):
-        want = "> 0" if lo_open else ">= 0"
-        raise ValueError(f"SarAdcParams.{name} = {value!r} must be finite and {want}")
-    return v
+_OWNER = "SarAdcParams"
 
 
 @dataclass(frozen=True)
-class SarAdcParams:
+class SarAdcParams(AdcParamsBase):
     """One SAR ADC instance: design values from the card plus its capacitor/offset draws.
 
     Parameters
@@ -89,20 +76,14 @@ class SarAdcParams:
     comparator_offset_v: float = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int | np.integer):
-            raise ValueError(f"SarAdcParams.bits must be an integer, got {self.bits!r}")
-        if not MIN_BITS <= int(self.bits) <= MAX_BITS:
-            raise ValueError(
-                f"SarAdcParams.bits = {self.bits} is out of range [{MIN_BITS}, {MAX_BITS}]"
-            )
-        object.__setattr__(self, "bits", int(self.bits))
+        object.__setattr__(self, "bits", check_bits(_OWNER, self.bits, MIN_BITS, MAX_BITS))
         for name in ("v_ref_v", "v_dd_v", "clock_hz", "r_switch_ohm", "c_unit_f"):
-            object.__setattr__(self, name, _check_pos(name, getattr(self, name)))
+            object.__setattr__(self, name, check_pos(_OWNER, name, getattr(self, name)))
         for name in ("c_parasitic_f", "c_comparator_f", "c_logic_f"):
-            object.__setattr__(self, name, _check_pos(name, getattr(self, name), lo_open=False))
-        g = _check_pos("comparator_gain_v_per_v", self.comparator_gain_v_per_v)
-        if g < 1.0:
-            raise ValueError(f"SarAdcParams.comparator_gain_v_per_v = {g!r} must be >= 1")
+            object.__setattr__(
+                self, name, check_pos(_OWNER, name, getattr(self, name), lo_open=False)
+            )
+        g = check_gain(_OWNER, self.comparator_gain_v_per_v)
         object.__setattr__(self, "comparator_gain_v_per_v", g)
         caps = tuple(float(c) for c in np.asarray(self.c_bits_f, dtype=float).reshape(-1))
         if len(caps) != self.bits:
@@ -111,10 +92,10 @@ class SarAdcParams:
                 f"{self.bits} (LSB first)"
             )
         for i, c in enumerate(caps):
-            _check_pos(f"c_bits_f[{i}]", c)
+            check_pos(_OWNER, f"c_bits_f[{i}]", c)
         object.__setattr__(self, "c_bits_f", caps)
-        object.__setattr__(self, "c_dummy_f", _check_pos("c_dummy_f", self.c_dummy_f))
-        object.__setattr__(self, "c_half_f", _check_pos("c_half_f", self.c_half_f))
+        object.__setattr__(self, "c_dummy_f", check_pos(_OWNER, "c_dummy_f", self.c_dummy_f))
+        object.__setattr__(self, "c_half_f", check_pos(_OWNER, "c_half_f", self.c_half_f))
         vos = float(self.comparator_offset_v)
         if not math.isfinite(vos) or abs(vos) > self.v_ref_v:
             raise ValueError(
@@ -215,11 +196,6 @@ class SarAdcParams:
 
     # -- derived quantities -------------------------------------------------------------
     @property
-    def period_s(self) -> float:
-        """Clock period (s)."""
-        return 1.0 / self.clock_hz
-
-    @property
     def cycles_per_conversion(self) -> int:
         """Clock cycles of one conversion: sample, ``bits`` trials, done."""
         return self.bits + 2
@@ -228,11 +204,6 @@ class SarAdcParams:
     def conversion_time_s(self) -> float:
         """Duration of one conversion (s)."""
         return self.cycles_per_conversion * self.period_s
-
-    @property
-    def lsb_v(self) -> float:
-        """Ideal LSB, ``v_ref_v / 2**bits`` (V)."""
-        return self.v_ref_v / 2**self.bits
 
     @property
     def c_sample_f(self) -> float:
@@ -257,11 +228,6 @@ class SarAdcParams:
             "shift_v": -self.v_ref_v * self.c_half_f / ct,
             "input_gain": self.c_sample_f / ct,
         }
-
-    def key(self) -> str:
-        """Short stable hash of every parameter (names the subcircuit)."""
-        text = repr(tuple((f.name, getattr(self, f.name)) for f in fields(self)))
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 class AnalyticWeights(TypedDict):

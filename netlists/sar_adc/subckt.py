@@ -3,15 +3,18 @@ its pins)."""
 
 from __future__ import annotations
 
-from netlists.common import num
-from netlists.sar_adc.params import (
-    CTRL_EDGE_FRAC,
-    DFF_DELAY_FRAC,
-    ENERGY_TAU_FRAC,
-    GATE_DELAY_FRAC,
+from netlists.adc_common import (
     R_OFF_OHM,
-    SarAdcParams,
+    digital_inputs,
+    digital_models,
+    energy_switch,
+    subckt_pins,
+    tanh_comparator,
 )
+from netlists.common import num
+from netlists.sar_adc.params import SarAdcParams
+
+__all__ = ["comparator_expr", "sar_adc_subckt", "subckt_name", "subckt_pins"]
 
 
 def subckt_name(params: SarAdcParams) -> str:
@@ -19,25 +22,9 @@ def subckt_name(params: SarAdcParams) -> str:
     return f"sar{params.bits}_{params.key()}"
 
 
-def subckt_pins(bits: int) -> list[str]:
-    """The pin names of the SAR subcircuit, in order (see the module docstring)."""
-    return [
-        "vin",
-        "clk",
-        "start",
-        "vref",
-        "vdd",
-        *[f"skip{m}" for m in range(1, bits)],
-        *[f"b{i}" for i in range(bits - 1, -1, -1)],
-        "done",
-    ]
-
-
 def comparator_expr(params: SarAdcParams, v_top: str) -> str:
     """The comparator's B-source expression of the top-plate voltage expression ``v_top``."""
-    vdd = params.v_dd_v
-    k = 2.0 * params.comparator_gain_v_per_v / vdd
-    return f"{num(vdd / 2)}*(1+tanh({num(k)}*(-({v_top})-({num(params.comparator_offset_v)}))))"
+    return tanh_comparator(params, f"-({v_top})", params.comparator_offset_v)
 
 
 def sar_adc_subckt(params: SarAdcParams, name: str | None = None) -> str:
@@ -67,44 +54,14 @@ def sar_adc_subckt(params: SarAdcParams, name: str | None = None) -> str:
     n = p.bits
     t = p.period_s
     name = name or subckt_name(p)
-    dg = t * GATE_DELAY_FRAC
-    dff = t * DFF_DELAY_FRAC
-    te = t * CTRL_EDGE_FRAC
-    vdd = p.v_dd_v
     L: list[str] = [f".subckt {name} " + " ".join(subckt_pins(n))]
     a = L.append
     a(f"* {n}-bit charge-redistribution SAR ADC (cosim netlists.sar_adc)")
     # -- models (local to this subcircuit)
     a(f".model sw_dac sw(vt=0.75 vh=0.05 ron={num(p.r_switch_ohm)} roff={num(R_OFF_OHM)})")
-    a(
-        f".model adc_in adc_bridge(in_low={num(vdd / 2)} in_high={num(vdd / 2)} "
-        f"rise_delay={num(dg)} fall_delay={num(dg)})"
-    )
-    a(
-        f".model dac_ctl dac_bridge(out_low=0 out_high=1 out_undef=0.5 input_load=1e-15 "
-        f"t_rise={num(te)} t_fall={num(te)})"
-    )
-    a(
-        f".model dac_out dac_bridge(out_low=0 out_high={num(vdd)} out_undef={num(vdd / 2)} "
-        f"input_load=1e-15 t_rise={num(te)} t_fall={num(te)})"
-    )
-    gate = f"rise_delay={num(dg)} fall_delay={num(dg)} input_load=1e-15"
-    for g in ("and", "or", "nand", "nor", "inverter", "buffer"):
-        a(f".model g_{g} d_{g}({gate})")
-    a(
-        f".model g_dff d_dff(clk_delay={num(dff)} set_delay={num(dg)} reset_delay={num(dg)} "
-        f"ic=0 rise_delay={num(dg)} fall_delay={num(dg)} data_load=1e-15 clk_load=1e-15)"
-    )
-    a(
-        f".model g_latch d_dlatch(data_delay={num(dg)} enable_delay={num(dg)} "
-        f"set_delay={num(dg)} reset_delay={num(dg)} ic=0 rise_delay={num(dg)} "
-        f"fall_delay={num(dg)} data_load=1e-15 enable_load=1e-15)"
-    )
+    L.extend(digital_models(p, ("and", "or", "nand", "nor", "inverter", "buffer")))
     # -- inputs to the digital domain
-    skips = [f"skip{m}" for m in range(1, n)]
-    ins = ["clk", "start", *skips]
-    a(f"ain [{' '.join(ins)}] [{' '.join('d_' + s for s in ins)}] adc_in")
-    a("ancl d_clk d_nclk g_inverter")
+    L.extend(digital_inputs(n))
     # skip latches: transparent while start is high; en_i = not skip_{N-i}
     en: dict[int, str | None] = {0: None}
     for m in range(1, n):
@@ -181,11 +138,7 @@ def sar_adc_subckt(params: SarAdcParams, name: str | None = None) -> str:
     ):
         if c <= 0:
             continue
-        r = t * ENERGY_TAU_FRAC / c
-        a(f".model sw_{tag} sw(vt=0.75 vh=0.05 ron={num(r)} roff={num(R_OFF_OHM)})")
-        a(f"C{tag} e{tag} 0 {num(c)}")
-        a(f"S{tag}c vdd e{tag} {on} 0 sw_{tag}")
-        a(f"S{tag}d e{tag} 0 {off} 0 sw_{tag}")
+        L.extend(energy_switch(tag, c, on, off, t))
     # -- outputs
     outs = [f"d_q{i}" for i in range(n - 1, -1, -1)] + [tok[-1]]
     pins = [f"b{i}" for i in range(n - 1, -1, -1)] + ["done"]

@@ -1,7 +1,11 @@
-"""Fitting a SAR instance on its SPICE conversions and scoring it on held-out ones."""
+"""Fitting a SAR instance on its SPICE conversions and scoring it on held-out ones; the
+held-out counts, agreement summary and stored per-resolution results both ADC
+characterizations report."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Container, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,10 +62,7 @@ def heldout_stats(
     ideal = np.clip(np.floor(batch.v / p.lsb_v + 0.5), 0, 2**p.bits - 1)
     stats = m.inl_dnl()
     return {
-        "n_heldout": int(diff.size),
-        "n_agree": int(np.sum(diff == 0)),
-        "n_within_1": int(np.sum(diff <= 1)),
-        "code_agreement": float(np.mean(diff == 0)),
+        **heldout_counts(diff),
         "spice_equals_ideal_quantizer": float(np.mean(held["codes"] == ideal)),
         "max_abs_inl_lsb": stats["max_abs_inl_lsb"],
         "max_abs_dnl_lsb": stats["max_abs_dnl_lsb"],
@@ -69,8 +70,97 @@ def heldout_stats(
         "offset_lsb": stats["offset_lsb"],
         "gain_error_lsb": stats["gain_error_lsb"],
         "missing_codes": stats["missing_codes"],
-        "energy_rel_rms_error": float(np.sqrt(np.mean((e_pred - e_true) ** 2)) / np.mean(e_true)),
-        "energy_rel_rms_error_mean_table": float(
-            np.sqrt(np.mean((e_mean - e_true) ** 2)) / np.mean(e_true)
+        "energy_rel_rms_error": rel_rms_error(e_pred, e_true),
+        "energy_rel_rms_error_mean_table": rel_rms_error(e_mean, e_true),
+    }
+
+
+def heldout_counts(diff: np.ndarray) -> dict[str, Any]:
+    """How many held-out conversions there were, how many the model got exactly and within
+    one code of SPICE (``diff``: the absolute code differences), and the agreement."""
+    return {
+        "n_heldout": int(diff.size),
+        "n_agree": int(np.sum(diff == 0)),
+        "n_within_1": int(np.sum(diff <= 1)),
+        "code_agreement": float(np.mean(diff == 0)),
+    }
+
+
+def rel_rms_error(pred: np.ndarray, true: np.ndarray) -> float:
+    """RMS of ``pred - true`` relative to the mean of ``true``."""
+    return float(np.sqrt(np.mean((pred - true) ** 2)) / np.mean(true))
+
+
+def agreement_summary(per_inst: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """The validation's code agreement over every instance's :func:`heldout_counts`."""
+    n_held = sum(s["n_heldout"] for s in per_inst)
+    return {
+        "n_heldout": n_held,
+        "code_agreement": sum(s["n_agree"] for s in per_inst) / n_held,
+        "code_agreement_target": target,
+        "within_1_lsb": sum(s["n_within_1"] for s in per_inst) / n_held,
+        "code_agreement_min_instance": min(s["code_agreement"] for s in per_inst),
+    }
+
+
+def mc_summary(mc: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many Monte-Carlo instances were validated and their worst INL and DNL (LSB)."""
+    return {
+        "mc_instances": len(mc),
+        "mc_inl_max_lsb": max((s["max_abs_inl_lsb"] for s in mc), default=None),
+        "mc_dnl_max_lsb": max((s["max_abs_dnl_lsb"] for s in mc), default=None),
+    }
+
+
+def mc_code_agreement(mc: list[dict[str, Any]]) -> float | None:
+    """Code agreement of the Monte-Carlo instances the surrogate rebuilt from their draws
+    with their held-out SPICE codes, over all their conversions (``None`` without any)."""
+    if not mc:
+        return None
+    return float(
+        sum(s["sample_instance_code_agreement"] * s["n_heldout"] for s in mc)
+        / sum(s["n_heldout"] for s in mc)
+    )
+
+
+def by_bits_summary(by_bits_stats: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+    """The held-out statistics of the nominal at every other resolution, by resolution."""
+
+    def by(key: str) -> dict[str, Any]:
+        return {str(n): st[key] for n, st in by_bits_stats.items()}
+
+    return {
+        "code_agreement_by_bits": by("code_agreement"),
+        "n_heldout_by_bits": by("n_heldout"),
+        "code_agreement_min_by_bits": min(s["code_agreement"] for s in by_bits_stats.values()),
+        "inl_max_lsb_by_bits": by("max_abs_inl_lsb"),
+        "dnl_max_lsb_by_bits": by("max_abs_dnl_lsb"),
+        "energy_rel_rms_error_by_bits": by("energy_rel_rms_error"),
+    }
+
+
+def stored_by_bits(
+    by_bits: Mapping[int, Any],
+    by_bits_stats: Mapping[int, dict[str, Any]],
+    strip: Container[str],
+    times: list[float | None],
+    n_conv: int,
+    t_start: float,
+) -> dict[str, Any]:
+    """The end of a characterization's ``extra``: the nominal model at every resolution
+    (``by_bits``, what :func:`cosim.surrogates.adc.models_by_bits` reads back) and its
+    held-out statistics less the ``strip`` keys; the ngspice wall time per conversion of
+    the nominal's testbenches (``times``: per testbench batch, ``None`` where unknown;
+    ``n_conv`` conversions in all) and the sweep's wall time since ``t_start``
+    (:func:`time.perf_counter`)."""
+    return {
+        "by_bits": {str(n): m.to_dict() for n, m in by_bits.items()},
+        "by_bits_stats": {
+            str(n): {k: v for k, v in st.items() if k not in strip}
+            for n, st in by_bits_stats.items()
+        },
+        "ngspice_s_per_conversion": (
+            None if None in times else sum(t for t in times if t is not None) / n_conv
         ),
+        "wall_s": time.perf_counter() - t_start,
     }

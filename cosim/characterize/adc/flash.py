@@ -38,6 +38,23 @@ from typing import Any
 
 import numpy as np
 
+from cosim.characterize.adc.batches import (
+    Batch,
+    add_chunks,
+    concat,
+    decode_batch,
+    elapsed,
+    run_longest_first,
+)
+from cosim.characterize.adc.fitting import (
+    agreement_summary,
+    by_bits_summary,
+    heldout_counts,
+    mc_code_agreement,
+    mc_summary,
+    rel_rms_error,
+    stored_by_bits,
+)
 from cosim.characterize.context import BlockResult, CharContext
 from cosim.circuits import flash_adc_params, flash_adc_sample
 from cosim.spice.runner import SpiceJob, SpiceResult
@@ -58,8 +75,6 @@ from netlists.flash_adc import (
 
 #: Target of the held-out code agreement (as the SAR's).
 CODE_AGREEMENT_TARGET = 0.995
-#: Most conversions in one testbench job.
-CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -135,18 +150,6 @@ def draws(params: FlashAdcParams, nominal: FlashAdcParams) -> tuple[np.ndarray, 
 # ---------------------------------------------------------------------------------------
 # SPICE jobs
 # ---------------------------------------------------------------------------------------
-@dataclass
-class _Batch:
-    """Conversions of one instance for one purpose, split into testbench jobs."""
-
-    params: FlashAdcParams
-    v: np.ndarray
-    k: np.ndarray
-    label: str
-    first_job: int = 0
-    n_jobs: int = 0
-
-
 class _Jobs:
     """The sweep's SPICE jobs with a cost estimate each (run longest first)."""
 
@@ -154,22 +157,21 @@ class _Jobs:
         self.jobs: list[SpiceJob] = []
         self.cost: list[float] = []
 
-    def add_batch(self, b: _Batch) -> _Batch:
-        b.first_job = len(self.jobs)
-        vectors = flash_testbench_vectors(b.params.bits)
-        for j, s in enumerate(range(0, b.v.size, CHUNK)):
-            v, k = b.v[s : s + CHUNK], b.k[s : s + CHUNK]
-            self.jobs.append(
-                SpiceJob(
-                    flash_testbench_netlist(b.params, v, k),
-                    vectors,
-                    timeout_s=60.0 + 0.1 * v.size * b.params.n_comparators,
-                    label=f"flash {b.label} {j + 1}",
-                )
-            )
-            self.cost.append(float(v.size * (b.params.n_comparators + 4)))
-        b.n_jobs = len(self.jobs) - b.first_job
-        return b
+    def add_batch(self, b: Batch) -> Batch:
+        p: FlashAdcParams = b.params
+        vectors = flash_testbench_vectors(p.bits)
+        return add_chunks(
+            self.jobs,
+            self.cost,
+            b,
+            lambda v, k, j: SpiceJob(
+                flash_testbench_netlist(p, v, k),
+                vectors,
+                timeout_s=60.0 + 0.1 * v.size * p.n_comparators,
+                label=f"flash {b.label} {j + 1}",
+            ),
+            lambda v, k: float(v.size * (p.n_comparators + 4)),
+        )
 
     def add_trip(self, p: FlashAdcParams, label: str) -> int:
         self.jobs.append(
@@ -179,36 +181,18 @@ class _Jobs:
         return len(self.jobs) - 1
 
     def run(self, ctx: CharContext) -> list[SpiceResult]:
-        order = sorted(range(len(self.jobs)), key=lambda i: -self.cost[i])
-        res = ctx.runner.run([self.jobs[i] for i in order], desc="flash ADC")
-        out: list[Any] = [None] * len(self.jobs)
-        for j, i in enumerate(order):
-            out[i] = res[j]
-        return out
+        return run_longest_first(ctx, self.jobs, self.cost, desc="flash ADC")
 
 
-def _decode(results: list[SpiceResult], b: _Batch) -> dict[str, np.ndarray]:
-    parts = []
-    for j in range(b.n_jobs):
-        n = min(CHUNK, b.v.size - j * CHUNK)
-        parts.append(decode_testbench(results[b.first_job + j], b.params, n))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "t_conv_s"}
-
-
-def _concat(*ds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([d[k] for d in ds]) for k in ds[0]}
-
-
-def _elapsed(results: list[SpiceResult], b: _Batch) -> float | None:
-    times = [results[b.first_job + j].info.get("elapsed_s") for j in range(b.n_jobs)]
-    return None if None in times else float(sum(t for t in times if t is not None))
+def _decode(results: list[SpiceResult], b: Batch) -> dict[str, np.ndarray]:
+    return decode_batch(results, b, decode_testbench)
 
 
 # ---------------------------------------------------------------------------------------
 # statistics
 # ---------------------------------------------------------------------------------------
 def heldout_stats(
-    m: FlashAdcModel, p: FlashAdcParams, b: _Batch, held: dict[str, np.ndarray]
+    m: FlashAdcModel, p: FlashAdcParams, b: Batch, held: dict[str, np.ndarray]
 ) -> dict[str, Any]:
     """Agreement of ``m`` with SPICE on held-out conversions, energy error, INL/DNL."""
     diff = np.abs(m.convert(b.v, b.k) - held["codes"])
@@ -218,10 +202,7 @@ def heldout_stats(
     ideal = np.minimum(np.clip(np.floor(b.v / p.lsb_v + 0.5), 0, 2**p.bits - 1), cap)
     stats = m.inl_dnl()
     return {
-        "n_heldout": int(diff.size),
-        "n_agree": int(np.sum(diff == 0)),
-        "n_within_1": int(np.sum(diff <= 1)),
-        "code_agreement": float(np.mean(diff == 0)),
+        **heldout_counts(diff),
         "n_illegal_skip": int(np.sum(np.floor(b.v / p.lsb_v + 0.5) > cap)),
         "spice_equals_ideal_quantizer": float(np.mean(held["codes"] == ideal)),
         "max_abs_inl_lsb": stats["max_abs_inl_lsb"],
@@ -229,12 +210,12 @@ def heldout_stats(
         "offset_lsb": stats["offset_lsb"],
         "gain_error_lsb": stats["gain_error_lsb"],
         "missing_codes": stats["missing_codes"],
-        "energy_rel_rms_error": float(np.sqrt(np.mean((e_pred - e_true) ** 2)) / np.mean(e_true)),
+        "energy_rel_rms_error": rel_rms_error(e_pred, e_true),
     }
 
 
 def _fit(
-    p: FlashAdcParams, fit: dict[str, np.ndarray], b: _Batch, trip: np.ndarray
+    p: FlashAdcParams, fit: dict[str, np.ndarray], b: Batch, trip: np.ndarray
 ) -> FlashAdcFitter:
     return FlashAdcFitter(p.bits, p.v_ref_v, p.conversion_time_s).fit(b.v, b.k, fit, trip)
 
@@ -242,13 +223,13 @@ def _fit(
 def _fit_with_skip(
     p: FlashAdcParams,
     fit: dict[str, np.ndarray],
-    fb: _Batch,
+    fb: Batch,
     skip: dict[str, np.ndarray],
-    sb: _Batch,
+    sb: Batch,
     trip: np.ndarray,
 ) -> FlashAdcFitter:
     """A nominal: taps and codes from its fit and skip-sweep runs, energy table over both."""
-    data = _concat(fit, skip)
+    data = concat(fit, skip)
     v = np.concatenate([fb.v, sb.v])
     k = np.concatenate([fb.k, sb.k])
     return FlashAdcFitter(p.bits, p.v_ref_v, p.conversion_time_s).fit(v, k, data, trip)
@@ -308,32 +289,30 @@ def characterize_flash_adc(ctx: CharContext) -> BlockResult:
     fit_b, val_b, trip_i = [], [], []
     for i, p in enumerate(instances):
         tag = "nominal" if i == 0 else f"mc{i}"
-        fit_b.append(jobs.add_batch(_Batch(p, *fit_inputs(p, budget.n_fit, rng), f"{tag} fit")))
+        fit_b.append(jobs.add_batch(Batch(p, *fit_inputs(p, budget.n_fit, rng), f"{tag} fit")))
         val_b.append(
-            jobs.add_batch(_Batch(p, *heldout_inputs(p, budget.n_val, rng), f"{tag} held-out"))
+            jobs.add_batch(Batch(p, *heldout_inputs(p, budget.n_val, rng), f"{tag} held-out"))
         )
         trip_i.append(jobs.add_trip(p, tag))
-    skip_b = jobs.add_batch(
-        _Batch(nominal, *skip_sweep_inputs(nominal, budget.n_skip, rng), "skip")
-    )
-    res_b: dict[int, tuple[_Batch, _Batch, _Batch, int]] = {}
+    skip_b = jobs.add_batch(Batch(nominal, *skip_sweep_inputs(nominal, budget.n_skip, rng), "skip"))
+    res_b: dict[int, tuple[Batch, Batch, Batch, int]] = {}
     for n in range(1, nb):
         p = flash_adc_params(card, n)
         res_b[n] = (
-            jobs.add_batch(_Batch(p, *fit_inputs(p, budget.n_fit_bits, rng), f"{n}-bit fit")),
+            jobs.add_batch(Batch(p, *fit_inputs(p, budget.n_fit_bits, rng), f"{n}-bit fit")),
             jobs.add_batch(
-                _Batch(p, *skip_sweep_inputs(p, budget.n_skip_bits, rng), f"{n}-bit skip")
+                Batch(p, *skip_sweep_inputs(p, budget.n_skip_bits, rng), f"{n}-bit skip")
             ),
             jobs.add_batch(
-                _Batch(p, *heldout_inputs(p, budget.n_val_bits, rng), f"{n}-bit held-out")
+                Batch(p, *heldout_inputs(p, budget.n_val_bits, rng), f"{n}-bit held-out")
             ),
             jobs.add_trip(p, f"{n}-bit"),
         )
-    bits_b: dict[int, _Batch] = {}
+    bits_b: dict[int, Batch] = {}
     for n in range(nb + 1, MAX_BITS + 1):
         p = flash_adc_params(card, n)
         v = rng.uniform(-0.05, 1.05, budget.n_energy_bits) * p.v_ref_v
-        bits_b[n] = jobs.add_batch(_Batch(p, v, np.zeros(v.size, np.int64), f"{n}-bit energy"))
+        bits_b[n] = jobs.add_batch(Batch(p, v, np.zeros(v.size, np.int64), f"{n}-bit energy"))
 
     results = jobs.run(ctx)
 
@@ -405,46 +384,26 @@ def characterize_flash_adc(ctx: CharContext) -> BlockResult:
         e_bits["conversion_time_s"].append(nominal.conversion_time_s)
 
     mc = per_inst[1:]
-    n_held = sum(s["n_heldout"] for s in per_inst)
     everything = [*per_inst, *by_bits_stats.values()]
 
-    def by(key: str) -> dict[str, Any]:
-        return {str(n): st[key] for n, st in by_bits_stats.items()}
-
     validation: dict[str, Any] = {
-        "n_heldout": n_held,
-        "code_agreement": sum(s["n_agree"] for s in per_inst) / n_held,
-        "code_agreement_target": CODE_AGREEMENT_TARGET,
-        "within_1_lsb": sum(s["n_within_1"] for s in per_inst) / n_held,
-        "code_agreement_min_instance": min(s["code_agreement"] for s in per_inst),
+        **agreement_summary(per_inst, CODE_AGREEMENT_TARGET),
         "n_illegal_skip_heldout": sum(s["n_illegal_skip"] for s in per_inst),
         "inl_max_lsb": per_inst[0]["max_abs_inl_lsb"],
         "dnl_max_lsb": per_inst[0]["max_abs_dnl_lsb"],
-        "mc_instances": len(mc),
-        "mc_inl_max_lsb": max((s["max_abs_inl_lsb"] for s in mc), default=None),
-        "mc_dnl_max_lsb": max((s["max_abs_dnl_lsb"] for s in mc), default=None),
+        **mc_summary(mc),
         "energy_rel_rms_error": per_inst[0]["energy_rel_rms_error"],
-        "code_agreement_by_bits": by("code_agreement"),
-        "n_heldout_by_bits": by("n_heldout"),
-        "code_agreement_min_by_bits": min(s["code_agreement"] for s in by_bits_stats.values()),
-        "inl_max_lsb_by_bits": by("max_abs_inl_lsb"),
-        "dnl_max_lsb_by_bits": by("max_abs_dnl_lsb"),
-        "energy_rel_rms_error_by_bits": by("energy_rel_rms_error"),
+        **by_bits_summary(by_bits_stats),
         "fit_decision_agreement_min": min(s["fit_decision_agreement"] for s in everything),
         "tap_error_max_v": max(s["tap_error_max_v"] for s in everything),
         "trip_error_max_v": max(s["trip_error_max_v"] for s in everything),
-        "sample_instance_code_agreement": (
-            sum(s["sample_instance_code_agreement"] * s["n_heldout"] for s in mc)
-            / sum(s["n_heldout"] for s in mc)
-            if mc
-            else None
-        ),
+        "sample_instance_code_agreement": mc_code_agreement(mc),
         "sample_instance_threshold_max_error_v": max(
             (s["sample_instance_threshold_error_v"] for s in mc), default=None
         ),
     }
     nominal_b = [fit_b[0], val_b[0], skip_b]
-    times = [_elapsed(results, b) for b in nominal_b]
+    times = [elapsed(results, b) for b in nominal_b]
     n_conv = sum(b.v.size for b in nominal_b)
     strip = ("n_agree", "n_within_1")
     extra: dict[str, Any] = {
@@ -461,15 +420,7 @@ def characterize_flash_adc(ctx: CharContext) -> BlockResult:
             }
             for i, s in enumerate(mc)
         ],
-        "by_bits": {str(n): m.to_dict() for n, m in by_bits.items()},
-        "by_bits_stats": {
-            str(n): {k: v for k, v in st.items() if k not in strip}
-            for n, st in by_bits_stats.items()
-        },
-        "ngspice_s_per_conversion": (
-            None if None in times else sum(t for t in times if t is not None) / n_conv
-        ),
-        "wall_s": time.perf_counter() - t_start,
+        **stored_by_bits(by_bits, by_bits_stats, strip, times, n_conv, t_start),
     }
     hashes = {
         "flash_adc_subckt": netlist_hash(flash_adc_subckt(nominal)),

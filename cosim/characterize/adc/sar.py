@@ -48,7 +48,17 @@ from cosim.characterize.adc.batches import (
     elapsed,
     run_longest_first,
 )
-from cosim.characterize.adc.fitting import draws, fit_nominal, heldout_stats, weights_rel_error
+from cosim.characterize.adc.fitting import (
+    agreement_summary,
+    by_bits_summary,
+    draws,
+    fit_nominal,
+    heldout_stats,
+    mc_code_agreement,
+    mc_summary,
+    stored_by_bits,
+    weights_rel_error,
+)
 from cosim.characterize.adc.inputs import (
     analytic_model,
     fit_inputs,
@@ -250,44 +260,22 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
         e_bits["conversion_time_s"].append(t_conv)
 
     mc = per_inst[1:]
-    n_held = sum(s["n_heldout"] for s in per_inst)
     inl_nom = models[0].inl_dnl()
 
-    def by(key: str) -> dict[str, Any]:
-        return {str(n): st[key] for n, st in by_bits_stats.items()}
-
     validation: dict[str, Any] = {
-        "n_heldout": n_held,
-        "code_agreement": sum(s["n_agree"] for s in per_inst) / n_held,
-        "code_agreement_target": CODE_AGREEMENT_TARGET,
-        "within_1_lsb": sum(s["n_within_1"] for s in per_inst) / n_held,
-        "code_agreement_min_instance": min(s["code_agreement"] for s in per_inst),
+        **agreement_summary(per_inst, CODE_AGREEMENT_TARGET),
         "inl_max_lsb": inl_nom["max_abs_inl_lsb"],
         "dnl_max_lsb": inl_nom["max_abs_dnl_lsb"],
-        "mc_instances": len(mc),
-        "mc_inl_max_lsb": max((s["max_abs_inl_lsb"] for s in mc), default=None),
-        "mc_dnl_max_lsb": max((s["max_abs_dnl_lsb"] for s in mc), default=None),
+        **mc_summary(mc),
         "fit_residual_max_v": max(f.residual_max_v_ for f in fitters),
         "energy_rel_rms_error": per_inst[0]["energy_rel_rms_error"],
         "energy_rel_rms_error_mean_table": per_inst[0]["energy_rel_rms_error_mean_table"],
-        "code_agreement_by_bits": by("code_agreement"),
-        "n_heldout_by_bits": by("n_heldout"),
-        "code_agreement_min_by_bits": min(s["code_agreement"] for s in by_bits_stats.values()),
-        "inl_max_lsb_by_bits": by("max_abs_inl_lsb"),
-        "dnl_max_lsb_by_bits": by("max_abs_dnl_lsb"),
-        "energy_rel_rms_error_by_bits": by("energy_rel_rms_error"),
+        **by_bits_summary(by_bits_stats),
         "fit_residual_max_v_by_bits": {str(n): v for n, v in sorted(res_fit_residual.items())},
         "analytic_weights_max_rel_error": max(
             s["analytic_weights_rel_error"] for s in [*per_inst, *by_bits_stats.values()]
         ),
-        "sample_instance_code_agreement": (
-            float(
-                sum(s["sample_instance_code_agreement"] * s["n_heldout"] for s in mc)
-                / sum(s["n_heldout"] for s in mc)
-            )
-            if mc
-            else None
-        ),
+        "sample_instance_code_agreement": mc_code_agreement(mc),
         "sample_instance_weights_max_rel_error": max(
             (s["sample_instance_weights_rel_error"] for s in mc), default=None
         ),
@@ -318,17 +306,7 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
         "mc_dnl_max_lsb": [s["max_abs_dnl_lsb"] for s in mc],
         "nva_equivalent": nva_equiv,
         "energy_ref_bit_j": e_ref_bit.tolist(),
-        "by_bits": {str(n): m.to_dict() for n, m in by_bits.items()},
-        "by_bits_stats": {
-            str(n): {k: v for k, v in st.items() if k not in strip}
-            for n, st in by_bits_stats.items()
-        },
-        # ngspice wall time per conversion of the nominal's testbenches (the skipped
-        # cycles of the skip-count conversions make some of them shorter)
-        "ngspice_s_per_conversion": (
-            None if None in times else sum(t for t in times if t is not None) / n_conv
-        ),
-        "wall_s": time.perf_counter() - t_start,
+        **stored_by_bits(by_bits, by_bits_stats, strip, times, n_conv, t_start),
     }
     for entry in extra["mc"]:  # JSON-able: arrays to lists
         for key, val in entry.items():

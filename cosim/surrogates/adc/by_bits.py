@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cosim.errors import LibraryError
 from cosim.surrogates.adc.checks import MAX_BITS, MIN_BITS, check_bits
 from cosim.surrogates.adc.sar import SarAdcModel
+from cosim.surrogates.adc.storage import models_by_bits_table
 
 
 def models_by_bits(extra: Mapping[str, Any], bits: int | None = None) -> dict[int, SarAdcModel]:
@@ -53,44 +53,12 @@ def models_by_bits(extra: Mapping[str, Any], bits: int | None = None) -> dict[in
     ...
     cosim.errors.LibraryError: the sar_adc block's by_bits table lacks the 4-bit ADC model ...
     """
-    if not isinstance(extra, Mapping) or "by_bits" not in extra:
-        raise LibraryError(
-            "the sar_adc block of the surrogate library has no per-resolution ADC models "
-            "(extra.by_bits); it predates them — re-run cosim characterize"
-        )
-    table = extra["by_bits"]
-    if not isinstance(table, Mapping) or not table:
-        raise LibraryError("the sar_adc block's by_bits entry is not a non-empty table")
-    models: dict[int, SarAdcModel] = {}
-    for key, d in table.items():
-        try:
-            n = int(key)
-        except (TypeError, ValueError):
-            raise LibraryError(
-                f"the sar_adc block's by_bits table has a key {key!r} that is not a resolution"
-            ) from None
-        if not MIN_BITS <= n <= MAX_BITS or str(n) != str(key).strip():
-            raise LibraryError(
-                f"the sar_adc block's by_bits table has a key {key!r}; keys are resolutions "
-                f"{MIN_BITS}..{MAX_BITS}"
-            )
-        try:
-            m = SarAdcModel.from_dict(d)
-        except LibraryError as exc:
-            raise LibraryError(f"the {n}-bit ADC model (by_bits): {exc}") from None
-        if m.bits != n:
-            raise LibraryError(f"the by_bits entry '{key}' holds a {m.bits}-bit ADC model")
-        models[n] = m
-    top = max(models) if bits is None else check_bits(bits, "bits")
-    missing = [n for n in range(MIN_BITS, top + 1) if n not in models]
-    if missing:
-        have = ", ".join(str(n) for n in sorted(models))
-        need = ", ".join(str(n) for n in missing)
-        raise LibraryError(
-            f"the sar_adc block's by_bits table lacks the {need}-bit ADC model (it has "
-            f"{have}); re-run cosim characterize"
-        )
-    refs = {m.v_ref_v for m in models.values()}
-    if len(refs) > 1:
-        raise LibraryError(f"the by_bits ADC models disagree on v_ref_v: {sorted(refs)}")
-    return dict(sorted(models.items()))
+    return models_by_bits_table(
+        SarAdcModel,
+        extra,
+        bits,
+        noun="ADC model",
+        min_bits=MIN_BITS,
+        max_bits=MAX_BITS,
+        check_bits=check_bits,
+    )

@@ -16,11 +16,13 @@ MIN_BITS = 1
 MAX_BITS = 8
 
 
-def check_bits(bits: Any, what: str) -> int:
+def check_bits(bits: Any, what: str, max_bits: int = MAX_BITS, of: str = "") -> int:
+    """``bits`` as an int in ``MIN_BITS .. max_bits`` (the SAR's by default), else a
+    ValueError naming ``what`` (and ending in ``of``, e.g. " for a flash ADC")."""
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
         raise ValueError(f"{what} must be an integer, got {bits!r}")
-    if not MIN_BITS <= int(bits) <= MAX_BITS:
-        raise ValueError(f"{what} = {bits} is out of range [{MIN_BITS}, {MAX_BITS}]")
+    if not MIN_BITS <= int(bits) <= max_bits:
+        raise ValueError(f"{what} = {bits} is out of range [{MIN_BITS}, {max_bits}]{of}")
     return int(bits)
 
 

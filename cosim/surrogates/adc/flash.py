@@ -33,10 +33,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cosim.errors import LibraryError
-from cosim.surrogates.adc.checks import skip_array
+from cosim.surrogates.adc.checks import check_bits, skip_array
 from cosim.surrogates.adc.metrics import inl_dnl_from_thresholds
-from cosim.surrogates.base import as_float_array, check_fitted, require_keys
+from cosim.surrogates.adc.storage import (
+    check_codes,
+    model_from_dict,
+    model_to_dict,
+    models_by_bits_table,
+    pick_nominal,
+)
+from cosim.surrogates.base import check_fitted
 from netlists.flash_adc import MAX_BITS, MIN_BITS, FlashMismatch, draw_flash_mismatch
 from netlists.flash_adc import ladder_units as _ladder_units
 
@@ -52,13 +58,7 @@ __all__ = [
 def check_flash_bits(bits: Any, what: str) -> int:
     """``bits`` as an int in ``1 .. 4`` (:data:`netlists.flash_adc.MAX_BITS`), else a
     ValueError naming ``what``."""
-    if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
-        raise ValueError(f"{what} must be an integer, got {bits!r}")
-    if not MIN_BITS <= int(bits) <= MAX_BITS:
-        raise ValueError(
-            f"{what} = {bits} is out of range [{MIN_BITS}, {MAX_BITS}] for a flash ADC"
-        )
-    return int(bits)
+    return check_bits(bits, what, MAX_BITS, " for a flash ADC")
 
 
 @dataclass(frozen=True)
@@ -233,11 +233,7 @@ class FlashAdcModel:
         e = np.asarray(self.energy_ref_j[k] + self.energy_dd_j[k], dtype=float)
         if codes is None:
             return e
-        c = np.asarray(codes)
-        if c.dtype.kind not in "iu":
-            raise ValueError("codes must be integers")
-        if c.size and (c.min() < 0 or c.max() >= 2**self.bits):
-            raise ValueError(f"codes must lie in 0..{2**self.bits - 1} for a {self.bits}-bit ADC")
+        c = check_codes(codes, self.bits)
         return np.broadcast_to(e, np.broadcast_shapes(e.shape, c.shape)).copy()
 
     # -- storage ------------------------------------------------------------------------
@@ -253,32 +249,12 @@ class FlashAdcModel:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able values and arrays (see :mod:`cosim.surrogates.base`)."""
-        out: dict[str, Any] = {"kind": self.kind}
-        for k in self._KEYS:
-            v = getattr(self, k)
-            out[k] = np.array(v) if isinstance(v, np.ndarray) else v
-        return out
+        return model_to_dict(self, self._KEYS)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FlashAdcModel:
         """Rebuild from :meth:`to_dict` output; :class:`LibraryError` on a bad entry."""
-        if not isinstance(d, Mapping):
-            raise LibraryError("the flash_adc entry in the surrogate library is not a table")
-        require_keys(dict(d), ("kind", *cls._KEYS), "the flash_adc model")
-        if d["kind"] != cls.kind:
-            raise LibraryError(f"expected a '{cls.kind}' surrogate, found '{d['kind']}'")
-        vals: dict[str, Any] = {}
-        for k in cls._KEYS:
-            arr = as_float_array(d[k], f"flash_adc.{k}")
-            vals[k] = arr if arr.ndim else float(arr)
-        bits = vals["bits"]
-        if not isinstance(bits, float) or bits != int(bits):
-            raise LibraryError(f"flash_adc.bits = {bits!r} is not an integer")
-        vals["bits"] = int(bits)
-        try:
-            return cls(**vals)
-        except ValueError as exc:
-            raise LibraryError(f"flash_adc model in the surrogate library: {exc}") from None
+        return model_from_dict(cls, d, cls._KEYS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -463,16 +439,9 @@ def sample_flash_instance_draw(
     >>> bool(np.all(a.thresholds() == b.thresholds())), a.bits, d.bits
     (True, 3, 3)
     """
-    if isinstance(nominal, Mapping):
-        n = card.adc.bits if bits is None else check_flash_bits(bits, "bits")
-        if n not in nominal:
-            raise ValueError(f"no {n}-bit nominal flash model (have {sorted(nominal)})")
-        nominal = nominal[n]
-    elif bits is not None and check_flash_bits(bits, "bits") != nominal.bits:
-        raise ValueError(
-            f"sample_instance got a {nominal.bits}-bit nominal model for bits={bits}; pass "
-            "the nominal of that resolution"
-        )
+    nominal = pick_nominal(
+        nominal, card, bits, noun="flash model", hint="", check_bits=check_flash_bits
+    )
     a = card.adc
     draw = draw_flash_mismatch(
         rng, nominal.bits, a.ladder_mismatch_sigma_rel, a.comparator_offset_sigma_v
@@ -509,36 +478,12 @@ def flash_models_by_bits(
     >>> sorted(flash_models_by_bits(extra))
     [1, 2]
     """
-    what = "the flash_adc block's by_bits table"
-    if not isinstance(extra, Mapping) or not isinstance(extra.get("by_bits"), Mapping):
-        raise LibraryError(
-            "the flash_adc block of the surrogate library has no per-resolution models "
-            "(extra.by_bits); re-run cosim characterize"
-        )
-    table = extra["by_bits"]
-    if not table:
-        raise LibraryError(f"{what} is empty")
-    models: dict[int, FlashAdcModel] = {}
-    for key, d in table.items():
-        n = int(key) if isinstance(key, str) and key.strip().isdigit() else None
-        if n is None or not MIN_BITS <= n <= MAX_BITS or str(n) != key:
-            raise LibraryError(
-                f"{what} has a key {key!r}; keys are resolutions {MIN_BITS}..{MAX_BITS}"
-            )
-        try:
-            m = FlashAdcModel.from_dict(d)
-        except LibraryError as exc:
-            raise LibraryError(f"the {n}-bit flash model (by_bits): {exc}") from None
-        if m.bits != n:
-            raise LibraryError(f"the by_bits entry '{key}' holds a {m.bits}-bit flash model")
-        models[n] = m
-    top = max(models) if bits is None else check_flash_bits(bits, "bits")
-    missing = [n for n in range(MIN_BITS, top + 1) if n not in models]
-    if missing:
-        raise LibraryError(
-            f"{what} lacks the {', '.join(map(str, missing))}-bit model (it has "
-            f"{', '.join(map(str, sorted(models)))}); re-run cosim characterize"
-        )
-    if len({m.v_ref_v for m in models.values()}) > 1:
-        raise LibraryError("the by_bits flash models disagree on v_ref_v")
-    return dict(sorted(models.items()))
+    return models_by_bits_table(
+        FlashAdcModel,
+        extra,
+        bits,
+        noun="model",
+        min_bits=MIN_BITS,
+        max_bits=MAX_BITS,
+        check_bits=check_flash_bits,
+    )

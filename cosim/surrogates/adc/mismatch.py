@@ -24,6 +24,7 @@ import numpy as np
 
 from cosim.surrogates.adc.checks import check_bits
 from cosim.surrogates.adc.sar import SarAdcModel
+from cosim.surrogates.adc.storage import pick_nominal
 from netlists.mismatch import SarMismatch, draw_sar_mismatch, sar_mismatch_units
 
 
@@ -158,16 +159,14 @@ def sample_instance_draw(
 ) -> tuple[SarAdcModel, SarMismatch]:
     """:func:`sample_instance` and the draw it applied (for the netlist's instance:
     ``cosim.circuits.sar_adc_params(card, model.bits).with_mismatch(draw)``)."""
-    if isinstance(nominal, Mapping):
-        n = card.adc.bits if bits is None else check_bits(bits, "bits")
-        if n not in nominal:
-            raise ValueError(f"no {n}-bit nominal model (have {sorted(nominal)})")
-        nominal = nominal[n]
-    elif bits is not None and check_bits(bits, "bits") != nominal.bits:
-        raise ValueError(
-            f"sample_instance got a {nominal.bits}-bit nominal model for bits={bits}; pass "
-            "the nominal of that resolution (models_by_bits(extra)[bits])"
-        )
+    nominal = pick_nominal(
+        nominal,
+        card,
+        bits,
+        noun="model",
+        hint=" (models_by_bits(extra)[bits])",
+        check_bits=check_bits,
+    )
     a = card.adc
     draw = draw_sar_mismatch(
         rng, nominal.bits, a.cap_mismatch_sigma_rel, a.comparator_offset_sigma_v

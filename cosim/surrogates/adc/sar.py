@@ -33,11 +33,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cosim.errors import LibraryError
 from cosim.surrogates.adc.checks import check_bits, skip_array
 from cosim.surrogates.adc.lookup import ExactTables
 from cosim.surrogates.adc.metrics import ideal_codes, inl_dnl_from_thresholds
-from cosim.surrogates.base import as_float_array, require_keys
+from cosim.surrogates.adc.storage import check_codes, model_from_dict, model_to_dict
 
 __all__ = ["SarAdcModel", "ideal_codes"]
 
@@ -337,11 +336,7 @@ class SarAdcModel(ExactTables):
         k = skip_array(skip, self.bits)
         if codes is None:
             return np.asarray(self.energy_ref_j[k] + self.energy_dd_j[k], dtype=float)
-        c = np.asarray(codes)
-        if c.dtype.kind not in "iu":
-            raise ValueError("codes must be integers")
-        if c.size and (c.min() < 0 or c.max() >= 2**self.bits):
-            raise ValueError(f"codes must lie in 0..{2**self.bits - 1} for a {self.bits}-bit ADC")
+        c = check_codes(codes, self.bits)
         return self._energy_table()[k, c]
 
     def _energy_table(self) -> np.ndarray:
@@ -376,29 +371,9 @@ class SarAdcModel(ExactTables):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able values and arrays (see :mod:`cosim.surrogates.base`)."""
-        out: dict[str, Any] = {"kind": self.kind}
-        for k in self._KEYS:
-            v = getattr(self, k)
-            out[k] = np.array(v) if isinstance(v, np.ndarray) else v
-        return out
+        return model_to_dict(self, self._KEYS)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SarAdcModel:
         """Rebuild from :meth:`to_dict` output; :class:`LibraryError` on a bad entry."""
-        if not isinstance(d, Mapping):
-            raise LibraryError("the sar_adc entry in the surrogate library is not a table")
-        require_keys(dict(d), ("kind", *cls._KEYS), "the sar_adc model")
-        if d["kind"] != cls.kind:
-            raise LibraryError(f"expected a '{cls.kind}' surrogate, found '{d['kind']}'")
-        vals: dict[str, Any] = {}
-        for k in cls._KEYS:
-            arr = as_float_array(d[k], f"sar_adc.{k}")
-            vals[k] = arr if arr.ndim else float(arr)
-        bits = vals["bits"]
-        if bits != int(bits):
-            raise LibraryError(f"sar_adc.bits = {bits} is not an integer")
-        vals["bits"] = int(bits)
-        try:
-            return cls(**vals)
-        except ValueError as exc:
-            raise LibraryError(f"sar_adc model in the surrogate library: {exc}") from None
+        return model_from_dict(cls, d, cls._KEYS)
