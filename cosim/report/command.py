@@ -105,6 +105,7 @@ def summary(rep: dict, out: Path) -> str:
     lines += [
         "",
         f"{len(rep['figures'])} figures, report.md and report.json in {out}",
-        f"{t['total_s']:.0f} s ({t['tasks_run']} tasks run, {t['tasks_cached']} from the cache)",
+        f"{t['total_s']:.0f} s ({t['tasks_run']} tasks run, {t['tasks_cached']} from the cache; "
+        f"{t['experiments_cached']} of {t['experiments']} experiments read back whole)",
     ]
     return "\n".join(lines)

@@ -265,9 +265,10 @@ def characterize_flash_adc(ctx: CharContext) -> BlockResult:
         code == SPICE code, over the nominal and every Monte-Carlo instance at the card's
         resolution) and its target, ``within_1_lsb``, ``code_agreement_min_instance``,
         ``inl_max_lsb``/``dnl_max_lsb`` (nominal), ``mc_instances``, ``energy_rel_rms_error``
-        (nominal, per held-out conversion); per resolution ``code_agreement_by_bits``,
-        ``n_heldout_by_bits``, ``inl_max_lsb_by_bits``, ``dnl_max_lsb_by_bits``,
-        ``energy_rel_rms_error_by_bits``, ``code_agreement_min_by_bits``;
+        (nominal, per held-out conversion); per resolution, of the nominal instance alone (so
+        ``n_heldout_by_bits`` at the card's bits is below ``n_heldout``):
+        ``code_agreement_by_bits``, ``n_heldout_by_bits``, ``inl_max_lsb_by_bits``,
+        ``dnl_max_lsb_by_bits``, ``energy_rel_rms_error_by_bits``, ``code_agreement_min_by_bits``;
         ``tap_error_max_v``, ``trip_error_max_v`` (SPICE against the parameters),
         ``sample_instance_code_agreement``, ``sample_instance_threshold_max_error_v``;
         ``extra``: ``by_bits`` (the nominal at every resolution ``1 .. N``), its stats,

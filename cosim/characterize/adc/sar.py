@@ -119,7 +119,8 @@ def characterize_sar_adc(ctx: CharContext) -> BlockResult:
         ``validation``: ``n_heldout``, ``code_agreement`` (fraction of held-out
         conversions where model code == SPICE code, over the nominal and every Monte-Carlo
         instance at the card's resolution), ``within_1_lsb``, ``inl_max_lsb``/
-        ``dnl_max_lsb`` (nominal instance), ``mc_instances``; per resolution
+        ``dnl_max_lsb`` (nominal instance), ``mc_instances``; per resolution, of the nominal
+        instance alone (so ``n_heldout_by_bits`` at the card's bits is below ``n_heldout``):
         ``code_agreement_by_bits``, ``n_heldout_by_bits``, ``inl_max_lsb_by_bits``,
         ``dnl_max_lsb_by_bits``, ``energy_rel_rms_error_by_bits`` (``{"1": ..., }``) and
         ``code_agreement_min_by_bits``; ``analytic_weights_max_rel_error``,
