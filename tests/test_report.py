@@ -324,3 +324,65 @@ def test_a_failed_report_removes_only_what_it_created(tmp_path, capsys):
     assert main(["report", "--quick", "--out", str(existing), "--library", str(missing)]) == 2
     assert "not a surrogate library" in capsys.readouterr().err
     assert existing.is_dir() and list(existing.iterdir()) == []
+
+
+def test_verdict_rules_on_constructed_sections():
+    from cosim.report import verdicts as V
+
+    assert V.value_verdict(0.44, 0.47) == V.REPRODUCED
+    assert V.value_verdict(0.937, 0.47) == V.NOT
+    assert V.trend_verdict(-0.004, -0.0026) == V.REPRODUCED
+    assert V.trend_verdict(-0.0167, -0.0026) == V.NOT  # 6.4x: the sign alone does not pass
+    assert V.trend_verdict(-0.04, 1.98) == V.NOT
+    assert V.combine([V.REPRODUCED, V.NOT]) == V.PARTLY
+    assert V.combine([V.NOT, V.NOT]) == V.NOT
+
+    def adc(w4, w8):
+        return {
+            p: {"rows": [128], "normalized_adc_energy": [x]}
+            for p, x in (("W4A3", w4), ("W8A8", w8))
+        }
+
+    assert V.adc_energy_vs_rows(adc(0.48, 0.22))["verdict"] == V.REPRODUCED
+    assert V.adc_energy_vs_rows(adc(0.48, 1.0))["verdict"] == V.PARTLY
+    assert V.adc_energy_vs_rows(adc(0.937, 1.0))["verdict"] == V.NOT
+
+    def clip(acc):
+        best = max(acc)
+        his = [0.5, 1.0, 2.0, 4.0, 8.0]
+        return {"hi": his, "accuracy": acc, "best_hi": his[acc.index(best)]}
+
+    assert V.clip_bound(clip([0.80, 0.83, 0.85, 0.84, 0.82]))["verdict"] == V.REPRODUCED
+    # best at 4 by 0.03 points on one seed, both ends lower: the peak is not established
+    assert V.clip_bound(clip([0.8291, 0.8384, 0.8463, 0.8466, 0.8403]))["verdict"] == V.PARTLY
+    assert V.clip_bound(clip([0.86, 0.85, 0.84, 0.83, 0.82]))["verdict"] == V.NOT
+
+    def nvw(largest):
+        return {"nvw": {"a_bits": 3, "w_bits": [1, 2, 3, 4], "largest": largest}}
+
+    assert V.robustness_nvw(nvw([0.3, 0.14, 0.1, 0.09]))["verdict"] == V.REPRODUCED
+    assert V.robustness_nvw(nvw([0.1, 0.1, 0.1, 0.1]))["verdict"] == V.NOT
+    cdf = {"headline": {"W4A3": {"fraction": 0.995}, "W8A8": {"fraction": 0.59}}}
+    assert V.activation_cdf(cdf)["verdict"] == V.PARTLY
+    per = {"area_fraction_saved": 0.76, "energy_fraction_saved": 0.62}
+    assert V.periphery_model(per)["verdict"] == V.PARTLY
+    uni = {"fractions": [0, 0.2, 0.4, 1.0], "accuracy": [0.87, 0.87, 0.868, 0.72]}
+    assert V.unipolar_tradeoff(uni)["verdict"] == V.REPRODUCED
+    assert V.adc_architectures({"bits": [1], "architectures": {}})["verdict"] == V.NO_NUMBER
+
+
+@pytest.mark.slow
+def test_quick_report_has_a_verdict_for_each_section(quick_report):
+    from cosim.report.markdown import SECTIONS
+    from cosim.report.verdicts import NO_NUMBER, NOT, PARTLY, REPRODUCED
+
+    r = quick_report.first
+    words = {REPRODUCED, PARTLY, NOT, NO_NUMBER}
+    for _, section, _, key in SECTIONS:
+        if section in r:
+            v = r["verdicts"][key]
+            assert v["verdict"] in words and v["rule"] and v["reason"], key
+    text = (quick_report.out / "report.md").read_text()
+    blocks = [b for b in re.split(r"^## ", text, flags=re.M) if "**Why ours differs:**" in b]
+    assert blocks and all("**Verdict:** " in b for b in blocks)
+    assert "| quantity | ours | published | verdict |" in text

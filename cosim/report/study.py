@@ -225,6 +225,7 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
     from cosim.report.plan import check_card, check_plan, make_plan
     from cosim.report.references import REFERENCES
     from cosim.report.runner import run_tasks
+    from cosim.report.verdicts import judge
 
     t_start = time.perf_counter()
     out = Path(opts.out)
@@ -329,6 +330,7 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
     for exp in EXPERIMENTS:
         report.update(sections[exp.name])
     report["references"] = REFERENCES
+    report["verdicts"] = judge(report)
     report["timing"] = {
         "library_s": lib_info["seconds"],
         "tasks_s": t_tasks,

@@ -1,8 +1,10 @@
 """``report.md``: headline table, then each figure with the published value beside it.
 
-Every figure is followed by three lines: **Published** (the paper's number and where it is),
-**Ours** (the same quantity from this study) and **Why ours differs** (dataset, card,
-epochs, method), then a short table. docs/report.md has the longer method notes.
+Every figure is followed by four lines: **Published** (the paper's number and where it is),
+**Ours** (the same quantity from this study), **Why ours differs** (dataset, card, epochs,
+method) and **Verdict** (reproduced, partly or not, by the rule of
+:mod:`cosim.report.verdicts`, with the measured reason), then a short table. The headline
+table has a verdict column. docs/report.md has the longer method notes and the rules.
 
 One module per family of sections, as in :mod:`cosim.report.experiments`:
 :mod:`~cosim.report.markdown.accuracy` (1-3), :mod:`~cosim.report.markdown.sparsity` (4-5),
@@ -20,32 +22,85 @@ from cosim.report.markdown.adc import adc_architectures
 from cosim.report.markdown.common import Report, at, net, pct
 from cosim.report.markdown.periphery import periphery, unipolar
 from cosim.report.markdown.sparsity import adc, cdf, mac
+from cosim.report.references import REFERENCES
+from cosim.report.verdicts import judge, trend_verdict
 
 __all__ = ["SECTIONS", "Report", "headlines", "render"]
 
 
+# (title, report.json section, writer, verdict key)
 SECTIONS = (
-    ("1. Accuracy over weight and activation precision", "accuracy_grid", grid),
-    ("2. Accuracy versus the activation clip bound", "clip_bound", clip),
-    ("3a. Robustness to weight variation (nvw)", "robustness", nvw),
-    ("3b. Robustness to converter variation (nva)", "robustness", nva),
-    ("4. Distributions of the activation codes", "activation_cdf", cdf),
-    ("5a. Sparsity-aware ADC: energy versus array rows", "adc_energy_vs_rows", adc),
-    ("5b. Sparsity-aware ADC: MAC-unit energy efficiency", "mac_efficiency", mac),
-    ("6. Shared periphery and unipolar weights", "periphery_savings", periphery),
-    ("7. Accuracy versus the fraction of unipolar filters", "unipolar_tradeoff", unipolar),
-    ("8. ADC architectures: SAR versus flash", "adc_architectures", adc_architectures),
+    ("1. Accuracy over weight and activation precision", "accuracy_grid", grid, "accuracy_grid"),
+    ("2. Accuracy versus the activation clip bound", "clip_bound", clip, "clip_bound"),
+    ("3a. Robustness to weight variation (nvw)", "robustness", nvw, "robustness_nvw"),
+    ("3b. Robustness to converter variation (nva)", "robustness", nva, "robustness_nva"),
+    ("4. Distributions of the activation codes", "activation_cdf", cdf, "activation_cdf"),
+    (
+        "5a. Sparsity-aware ADC: energy versus array rows",
+        "adc_energy_vs_rows",
+        adc,
+        "adc_energy_vs_rows",
+    ),
+    (
+        "5b. Sparsity-aware ADC: MAC-unit energy efficiency",
+        "mac_efficiency",
+        mac,
+        "mac_efficiency",
+    ),
+    (
+        "6. Shared periphery and unipolar weights",
+        "periphery_savings",
+        periphery,
+        "periphery_savings",
+    ),
+    (
+        "7. Accuracy versus the fraction of unipolar filters",
+        "unipolar_tradeoff",
+        unipolar,
+        "unipolar_tradeoff",
+    ),
+    (
+        "8. ADC architectures: SAR versus flash",
+        "adc_architectures",
+        adc_architectures,
+        "adc_architectures",
+    ),
 )
 
 
+def _verdicts(rep: Report) -> dict[str, Any]:
+    """The report's verdicts (older report.json files without them: judged now)."""
+    return rep.get("verdicts") or judge(rep)
+
+
+def _word(v: dict[str, Any] | None) -> str:
+    return v["verdict"] if v else "n/a"
+
+
+def with_verdict(text: str, v: dict[str, Any] | None) -> str:
+    """``text`` with a **Verdict** paragraph after its **Why ours differs** paragraph."""
+    if not v:
+        return text
+    lines = text.split("\n")
+    i = next(k for k, line in enumerate(lines) if line.startswith("**Why ours differs:**"))
+    line = f"**Verdict:** {v['verdict']} — {v['reason']} (rule: {v['rule']})."
+    return "\n".join([*lines[: i + 1], "", line, *lines[i + 1 :]])
+
+
 def headlines(rep: Report) -> list[list[str]]:
-    rows = [["quantity", "ours", "published"]]
+    rows = [["quantity", "ours", "published", "verdict"]]
+    ver = _verdicts(rep)
     g, d = rep["accuracy_grid"], rep["accuracy_grid_details"]
+    gap = ver.get("accuracy_grid", {}).get("parts", {}).get("w4a3_minus_float")
+    if gap is None:
+        ref = REFERENCES["accuracy_grid"]
+        gap = trend_verdict(d["design_point_minus_float"], ref["W4A3"] - ref["float"])
     rows.append(
         [
             f"W4A3 vs float ({net(rep)})",
             f"{pct(g['W4A3'], 2)} vs {pct(d['float_accuracy'], 2)}",
             "98.82 % vs 99.08 % (LeNet-5, MNIST)",
+            f"{gap} (the gap; other dataset)",
         ]
     )
     a = rep.get("adc_energy_vs_rows", {})
@@ -56,6 +111,7 @@ def headlines(rep: Report) -> list[list[str]]:
                 f"{pct(at(a['W4A3'], 'normalized_adc_energy', 128))} / "
                 f"{pct(at(a['W8A8'], 'normalized_adc_energy', 128))}",
                 "47 % / 21 %",
+                _word(ver.get("adc_energy_vs_rows")),
             ]
         )
         m = rep["mac_efficiency"]
@@ -65,6 +121,7 @@ def headlines(rep: Report) -> list[list[str]]:
                 f"{at(m['W8A8'], 'improvement', 128):.3f}x / "
                 f"{at(m['W4A3'], 'improvement', 128):.3f}x",
                 "2.98x / 1.15x",
+                _word(ver.get("mac_efficiency")),
             ]
         )
     for f, v in rep["periphery_savings"].items():
@@ -73,6 +130,7 @@ def headlines(rep: Report) -> list[list[str]]:
                 f"area / energy saved, shared periphery + unipolar ({f})",
                 f"{pct(v['area_fraction_saved'])} / {pct(v['energy_fraction_saved'])}",
                 "up to 80 % / 45 %",
+                _word(ver.get("periphery_savings", {}).get("models", {}).get(f)),
             ]
         )
     c = rep["activation_cdf"]["headline"]
@@ -81,9 +139,17 @@ def headlines(rep: Report) -> list[list[str]]:
             "activations in 2 fewer bits (W4A3) / 4 fewer bits (W8A8)",
             f"{pct(c['W4A3']['fraction'])} / {pct(c['W8A8']['fraction'])}",
             "> 99 % / > 97 %",
+            _word(ver.get("activation_cdf")),
         ]
     )
-    rows.append(["best activation clip bound", f"{rep['clip_bound']['best_hi']:g}", "2"])
+    rows.append(
+        [
+            "best activation clip bound",
+            f"{rep['clip_bound']['best_hi']:g}",
+            "2",
+            _word(ver.get("clip_bound")),
+        ]
+    )
     return rows
 
 
@@ -119,16 +185,17 @@ def render(rep: Report, figures: list[str]) -> str:
     ]
     rows = headlines(rep)
     head.append("| " + " | ".join(rows[0]) + " |")
-    head.append("|---|---|---|")
+    head.append("|" + "---|" * len(rows[0]))
     head += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     head.append("")
     body = []
-    for title, section, fn in SECTIONS:
+    ver = _verdicts(rep)
+    for title, section, fn, key in SECTIONS:
         if section not in rep:
             continue
         text = fn(rep)
         if text:
-            body += [f"## {title}", "", text]
+            body += [f"## {title}", "", with_verdict(text, ver.get(key))]
     missing = [f for f in figures if f"]({f})" not in "\n".join(body)]
     if missing:  # pragma: no cover - every drawn figure has a section
         raise AssertionError(f"figures without a section: {missing}")

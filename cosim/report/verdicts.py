@@ -1,0 +1,356 @@
+"""Whether each experiment reproduces the paper: a verdict decided by a stated rule.
+
+Every verdict is a pure function of the ``report.json`` sections and the published values in
+:mod:`cosim.report.references`, so a reader can recompute it. The words:
+
+* **reproduced** — every published quantity the section compares passes its rule;
+* **partly reproduced** — some pass, or the direction holds but not the size, or the
+  difference that would decide it is smaller than the run's own spread (not established);
+* **not reproduced** — none passes;
+* **no published number** — the paper states a trend or a design argument but no number to
+  compare with (experiment 8).
+
+The rules (docs/report.md, "Verdicts", states them in words):
+
+* a published **value** passes when ours lies within :data:`VALUE_TOL` (relative) of it;
+* a published **change** (a gap, a saving, an improvement) passes when ours has its sign and
+  lies within a factor :data:`TREND_FACTOR` of its size (the sign alone does not pass);
+* a published **direction** with no size (the robustness figures) passes when ours moves
+  the same way by at least :data:`DIRECTION_MIN` between the upper and the lower half of
+  the precisions (the Monte-Carlo sweeps are noisy below that);
+* an accuracy difference below :data:`SEED_FLOOR` on one training seed is not established.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cosim.report.references import REFERENCES
+
+__all__ = [
+    "DIRECTION_MIN",
+    "NOT",
+    "NO_NUMBER",
+    "ONE_BIT_FALL",
+    "PARTLY",
+    "REPRODUCED",
+    "SEED_FLOOR",
+    "TREND_FACTOR",
+    "VALUE_TOL",
+    "combine",
+    "half_change",
+    "judge",
+    "trend_verdict",
+    "value_verdict",
+]
+
+REPRODUCED = "reproduced"
+PARTLY = "partly reproduced"
+NOT = "not reproduced"
+NO_NUMBER = "no published number"
+
+VALUE_TOL = 0.10
+TREND_FACTOR = 2.0
+DIRECTION_MIN = 0.10
+SEED_FLOOR = 0.005  # half an accuracy point: below it, one seed decides nothing
+
+Section = dict[str, Any]
+Verdict = dict[str, Any]
+
+_VALUE_RULE = f"published value within {VALUE_TOL * 100:.0f} % (relative)"
+_TREND_RULE = f"published change: same sign and size within a factor {TREND_FACTOR:g}"
+
+
+def _v(verdict: str, rule: str, reason: str, **extra: Any) -> Verdict:
+    return {"verdict": verdict, "rule": rule, "reason": reason, **extra}
+
+
+def value_verdict(ours: float, published: float, tol: float = VALUE_TOL) -> str:
+    """Reproduced when ``ours`` lies within ``tol`` (relative) of ``published``."""
+    return REPRODUCED if abs(ours - published) <= tol * abs(published) else NOT
+
+
+def trend_verdict(ours: float, published: float, factor: float = TREND_FACTOR) -> str:
+    """A published change (gap, saving, improvement - 1): reproduced when ours has its sign
+    and lies within ``factor`` of its size; else not reproduced."""
+    if published == 0 or ours == 0 or (ours > 0) != (published > 0):
+        return NOT
+    ratio = abs(ours / published)
+    return REPRODUCED if 1.0 / factor <= ratio <= factor else NOT
+
+
+def combine(verdicts: list[str]) -> str:
+    """All reproduced: reproduced; none passing even partly: not reproduced; else partly."""
+    if not verdicts:
+        return NO_NUMBER
+    if all(v == REPRODUCED for v in verdicts):
+        return REPRODUCED
+    if all(v == NOT for v in verdicts):
+        return NOT
+    return PARTLY
+
+
+def half_change(x: list[int], y: list[float | None]) -> float | None:
+    """The mean of ``y`` over the upper half of the precisions ``x`` against the lower
+    half's, as a relative change (None: fewer than two points or a zero lower half)."""
+    pts = sorted((a, b) for a, b in zip(x, y, strict=True) if b is not None and b == b)
+    if len(pts) < 2:
+        return None
+    half = len(pts) // 2
+    lo = sum(b for _, b in pts[:half]) / half
+    hi = sum(b for _, b in pts[-half:]) / half
+    return None if lo == 0 else hi / lo - 1.0
+
+
+def _direction(change: float | None) -> str:
+    """A published fall with precision (no size given): same way by DIRECTION_MIN."""
+    if change is None:
+        return NOT
+    return REPRODUCED if change <= -DIRECTION_MIN else NOT
+
+
+def _at(d: Section, key: str, rows: int) -> float | None:
+    return d[key][d["rows"].index(rows)] if rows in d.get("rows", []) else None
+
+
+def _points(x: float) -> str:
+    return f"{x * 100:+.2f} points"
+
+
+# --- one function per experiment ------------------------------------------------------------
+
+
+ONE_BIT_FALL = 0.05  # "falls steeply at 1 bit": W1A1 at least 5 points below W4A3
+
+
+def accuracy_grid(grid: Section, details: Section) -> Verdict:
+    ref = REFERENCES["accuracy_grid"]
+    pub_gap = ref["W4A3"] - ref["float"]
+    gap = details["design_point_minus_float"]
+    parts = [trend_verdict(gap, pub_gap)]
+    named = {"w4a3_minus_float": parts[0]}
+    ratio = f"{abs(gap / pub_gap):.1f}x" if pub_gap else "n/a"
+    reason = f"W4A3 − float is {_points(gap)}, {ratio} the published {_points(pub_gap)}"
+    if "W1A1" in grid and "W4A3" in grid:
+        fall = grid["W4A3"] - grid["W1A1"]
+        parts.append(REPRODUCED if fall >= ONE_BIT_FALL else NOT)
+        named["one_bit_fall"] = parts[-1]
+        reason += f"; W1A1 is {fall * 100:.2f} points below W4A3 (published: a steep fall)"
+    return _v(
+        combine(parts),
+        f"the W4A3 − float gap as a {_TREND_RULE}, and W1A1 at least "
+        f"{ONE_BIT_FALL * 100:g} points below W4A3; absolute accuracies are on another "
+        "dataset and are not compared",
+        reason,
+        parts=named,
+    )
+
+
+def clip_bound(d: Section) -> Verdict:
+    best_pub = REFERENCES["clip_bound"]["best_hi"]
+    his, acc = list(d["hi"]), list(d["accuracy"])
+    best = max(acc)
+    rule = (
+        f"reproduced when the best hi is the published {best_pub:g} by at least "
+        f"{SEED_FLOOR * 100:g} point (one seed); partly when hi = {best_pub:g} is within that "
+        "of the best and the smallest and largest hi both lose more than it; else not"
+    )
+    if best_pub not in his:
+        return _v(NOT, rule, f"hi = {best_pub:g} was not run")
+    at_pub = acc[his.index(best_pub)]
+    others = [a for h, a in zip(his, acc, strict=True) if h != best_pub]
+    lose_lo, lose_hi = best - acc[0], best - acc[-1]
+    if d["best_hi"] == best_pub and others and at_pub - max(others) >= SEED_FLOOR:
+        return _v(REPRODUCED, rule, f"best hi = {best_pub:g} by {_points(at_pub - max(others))}")
+    hump = lose_lo > SEED_FLOOR and lose_hi > SEED_FLOOR
+    if best - at_pub < SEED_FLOOR and hump:
+        return _v(
+            PARTLY,
+            rule,
+            f"best hi = {d['best_hi']:g}, ahead of hi = {best_pub:g} by "
+            f"{(best - at_pub) * 100:.2f} points on one seed (not established); hi = "
+            f"{his[0]:g} and {his[-1]:g} lose {lose_lo * 100:.2f} and {lose_hi * 100:.2f} "
+            "points, as published",
+        )
+    return _v(
+        NOT,
+        rule,
+        f"best hi = {d['best_hi']:g}; hi = {best_pub:g} is {(best - at_pub) * 100:.2f} points "
+        f"below it; hi = {his[0]:g} and {his[-1]:g} lose {lose_lo * 100:.2f} and "
+        f"{lose_hi * 100:.2f} points",
+    )
+
+
+_DIRECTION_RULE = (
+    "published direction (no size given): the largest tolerated variation falls with "
+    f"precision by at least {DIRECTION_MIN * 100:.0f} % (upper half of the precisions against the "
+    "lower half); the size cannot be compared"
+)
+
+
+def robustness_nvw(d: Section) -> Verdict:
+    n = d["nvw"]
+    change = half_change(n["w_bits"], n["largest"])
+    what = "n/a" if change is None else f"{change * 100:+.0f} %"
+    return _v(
+        _direction(change),
+        _DIRECTION_RULE,
+        f"direction only: largest nvw at A{n['a_bits']}: upper half of the weight "
+        f"precisions {what} against the lower half (the published 'activation precision "
+        "hardly matters' is not tested)",
+    )
+
+
+def robustness_nva(d: Section) -> Verdict:
+    n = d["nva"]
+    parts, notes = [], []
+    for w in n["w_bits"]:
+        change = half_change(n["a_bits"], n["largest"][f"W{w}"])
+        parts.append(_direction(change))
+        notes.append(f"W{w} " + ("n/a" if change is None else f"{change * 100:+.0f} %"))
+    return _v(
+        combine(parts),
+        _DIRECTION_RULE + "; one verdict per weight precision, combined",
+        "largest nva, upper half of the activation precisions against the lower half: "
+        + ", ".join(notes)
+        + " (published: falls)",
+    )
+
+
+def activation_cdf(d: Section) -> Verdict:
+    ref = REFERENCES["activation_cdf"]
+    parts, notes = [], []
+    for p in ("W4A3", "W8A8"):
+        if p not in d.get("headline", {}):
+            continue
+        ours, pub = d["headline"][p]["fraction"], ref[p]["fraction"]
+        parts.append(REPRODUCED if ours >= pub * (1 - VALUE_TOL) else NOT)
+        notes.append(f"{p} {ours * 100:.1f} % (published > {pub * 100:.0f} %)")
+    return _v(
+        combine(parts) if parts else NOT,
+        f"published lower bound: ours at least {(1 - VALUE_TOL) * 100:.0f} % of it",
+        "activations in fewer bits: " + ", ".join(notes),
+    )
+
+
+def adc_energy_vs_rows(d: Section) -> Verdict:
+    ref = REFERENCES["adc_energy_vs_rows"]["normalized_adc_energy_at_128"]
+    parts, notes = [], []
+    for p, pub in ref.items():
+        ours = _at(d[p], "normalized_adc_energy", 128) if p in d else None
+        if ours is None:
+            continue
+        v = value_verdict(ours, pub)
+        if v == NOT:  # the saving as a change
+            v = trend_verdict(1.0 - ours, 1.0 - pub)
+        parts.append(v)
+        notes.append(f"{p} {ours * 100:.1f} % (published {pub * 100:.0f} %)")
+    return _v(
+        combine(parts) if parts else NOT,
+        f"ADC energy at 128 rows: {_VALUE_RULE}, else the saving as a {_TREND_RULE}",
+        "ADC energy with the sense skip at 128 rows: " + ", ".join(notes),
+    )
+
+
+def mac_efficiency(d: Section) -> Verdict:
+    ref = REFERENCES["mac_efficiency"]["improvement_at_128"]
+    parts, notes = [], []
+    for p, pub in ref.items():
+        ours = _at(d[p], "improvement", 128) if p in d else None
+        if ours is None:
+            continue
+        v = value_verdict(ours, pub)
+        if v == NOT:
+            v = trend_verdict(ours - 1.0, pub - 1.0)
+        parts.append(v)
+        notes.append(f"{p} {ours:.3f}x (published {pub:g}x)")
+    return _v(
+        combine(parts) if parts else NOT,
+        f"improvement at 128 x 128: {_VALUE_RULE}, else the gain over 1x as a {_TREND_RULE}",
+        "MAC efficiency: " + ", ".join(notes),
+    )
+
+
+def periphery_model(v: Section) -> Verdict:
+    ref = REFERENCES["periphery_savings"]
+    a, e = v["area_fraction_saved"], v["energy_fraction_saved"]
+    pa, pe = ref["area_fraction_saved"], ref["energy_fraction_saved"]
+    return _v(
+        combine([value_verdict(a, pa), value_verdict(e, pe)]),
+        f"area and energy saved: each {_VALUE_RULE} of the published 'up to' figure",
+        f"{a * 100:.1f} % area (published up to {pa * 100:.0f} %), {e * 100:.1f} % energy "
+        f"(up to {pe * 100:.0f} %)",
+    )
+
+
+def periphery_savings(d: Section) -> Verdict:
+    models = {f: periphery_model(v) for f, v in d.items()}
+    return _v(
+        combine([m["verdict"] for m in models.values()]),
+        "each network's area and energy saved against the published figure, combined",
+        "; ".join(f"{f}: {m['verdict']} ({m['reason']})" for f, m in models.items()),
+        models=models,
+    )
+
+
+def unipolar_tradeoff(d: Section) -> Verdict:
+    target = REFERENCES["unipolar_tradeoff"]["competitive_fraction"]
+    fr, acc = list(d["fractions"]), list(d["accuracy"])
+    rule = (
+        f"at the unipolar fraction nearest {target:g}, accuracy within 1 point of all-bipolar "
+        f"(competitive), and all unipolar losing more than {SEED_FLOOR * 100:g} point"
+    )
+    if 0.0 not in fr or len(fr) < 2:
+        return _v(NOT, rule, "no all-bipolar point")
+    base = acc[fr.index(0.0)]
+    i = min(range(len(fr)), key=lambda k: (abs(fr[k] - target), fr[k]))
+    loss, loss_all = base - acc[i], base - acc[-1]
+    parts = [REPRODUCED if loss <= 0.01 else NOT]
+    parts.append(REPRODUCED if fr[-1] == 1.0 and loss_all > SEED_FLOOR else NOT)
+    return _v(
+        combine(parts),
+        rule,
+        f"at {fr[i]:g} unipolar {_points(-loss)} against all-bipolar, all unipolar "
+        f"{_points(-loss_all)}; fraction counted over all hidden filters (the paper: "
+        "convolution filters of a CIFAR-10 CNN)",
+    )
+
+
+def adc_architectures(d: Section) -> Verdict:
+    notes = []
+    for name, a in d.get("architectures", {}).items():
+        e = a["energy_per_conversion_j"]
+        notes.append(
+            f"{name} {e[0] * 1e15:.0f} to {e[-1] * 1e15:.0f} fJ per conversion from "
+            f"A{d['bits'][0]} to A{d['bits'][-1]}"
+        )
+    return _v(
+        NO_NUMBER,
+        "the paper cites the ADC survey's trend, not a circuit: nothing to compare",
+        "; ".join(notes) if notes else "no architecture run",
+    )
+
+
+def judge(rep: Section) -> dict[str, Verdict]:
+    """Every verdict the report's sections allow, keyed like :data:`REFERENCES`."""
+    out: dict[str, Verdict] = {}
+    if "accuracy_grid" in rep and "accuracy_grid_details" in rep:
+        out["accuracy_grid"] = accuracy_grid(rep["accuracy_grid"], rep["accuracy_grid_details"])
+    if "clip_bound" in rep:
+        out["clip_bound"] = clip_bound(rep["clip_bound"])
+    if "robustness" in rep:
+        out["robustness_nvw"] = robustness_nvw(rep["robustness"])
+        out["robustness_nva"] = robustness_nva(rep["robustness"])
+    if "activation_cdf" in rep:
+        out["activation_cdf"] = activation_cdf(rep["activation_cdf"])
+    if "adc_energy_vs_rows" in rep:
+        out["adc_energy_vs_rows"] = adc_energy_vs_rows(rep["adc_energy_vs_rows"])
+    if "mac_efficiency" in rep:
+        out["mac_efficiency"] = mac_efficiency(rep["mac_efficiency"])
+    if "periphery_savings" in rep:
+        out["periphery_savings"] = periphery_savings(rep["periphery_savings"])
+    if "unipolar_tradeoff" in rep:
+        out["unipolar_tradeoff"] = unipolar_tradeoff(rep["unipolar_tradeoff"])
+    if "adc_architectures" in rep:
+        out["adc_architectures"] = adc_architectures(rep["adc_architectures"])
+    return out
