@@ -145,11 +145,15 @@ def test_eval_result_to_dict_is_the_evaluate_json():
         "layers",
         "energy_per_inference_j",
         "energy_total_per_inference_j",
+        "energy_sources",
         "area_m2",
         "periphery",
         "wall_s",
         "config",
     ]
+    # every component says where its figure comes from; only the ADC's is simulated
+    assert list(d["energy_sources"]) == list(d["energy_per_inference_j"])
+    assert d["energy_sources"]["adc"] == "spice" and d["energy_sources"]["tia"] == "card"
     assert d["accuracy_mean"] == pytest.approx(0.875) and d["accuracy_std"] == pytest.approx(0.025)
     assert d["accuracy_per_chip"] == [0.9, 0.85]
     assert d["layers"] == [lay.to_dict() for lay in r.layers]

@@ -22,8 +22,29 @@ import numpy as np
 #: The energy components of the engine, in the order they are reported.
 COMPONENTS = ("crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital")
 
+#: Where each energy component's figure comes from: ``spice`` (the characterized circuit's
+#: simulated supply current, through its fitted surrogate), ``engine`` (computed by the
+#: engine from the programmed devices and the applied voltages) or ``card`` (a design
+#: figure of the hardware card, not simulated), with the figures it uses.
+ENERGY_SOURCES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "crossbar_read": ("engine", "V·I of every read device over tia.t_read_s"),
+        "dac": ("card", "dac.e_conv_j per conversion"),
+        "tia": ("card", "opamp supply span × opamp.i_quiescent_a × tia.t_read_s"),
+        "subtractor": ("card", "opamp supply span × opamp.i_quiescent_a × tia.t_read_s"),
+        "adc": ("spice", "the library's characterized converter, per skip count and code"),
+        "sense_row": (
+            "card",
+            "its TIA's op-amp power × tia.t_read_s and the comparators' C·V²",
+        ),
+        "digital": ("card", "digital.e_add_j and digital.e_activation_j per operation"),
+    }
+)
+assert tuple(ENERGY_SOURCES) == COMPONENTS
+
 __all__ = [
     "COMPONENTS",
+    "ENERGY_SOURCES",
     "AreaReport",
     "EnergyBreakdown",
     "EvalResult",
@@ -318,6 +339,8 @@ class EvalResult:
             "layers": [lay.to_dict() for lay in self.layers],
             "energy_per_inference_j": self.energy_per_inference_j.to_dict(),
             "energy_total_per_inference_j": self.energy_per_inference_j.total_j,
+            # where each component's figure comes from (ENERGY_SOURCES): not read back
+            "energy_sources": {k: v[0] for k, v in ENERGY_SOURCES.items()},
             "area_m2": self.area_m2.to_dict(),
             "periphery": self.periphery.to_dict(),
             "wall_s": self.wall_s,

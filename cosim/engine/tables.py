@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cosim.engine.config import EFFECT_SWITCHES
+from cosim.engine.results import ENERGY_SOURCES
 
 if TYPE_CHECKING:
     from cosim.card import Card
@@ -34,6 +35,20 @@ def describe_tiles(card, cfg) -> str:
             "--no-ir-drop skips it)"
         )
     return line
+
+
+def energy_provenance() -> str:
+    """One line: which energy components are simulated in SPICE, computed by the engine, or
+    the card's design figures (:data:`cosim.engine.results.ENERGY_SOURCES`)."""
+    by: dict[str, list[str]] = {}
+    for k, (src, _) in ENERGY_SOURCES.items():
+        by.setdefault(src, []).append(k)
+    names = {
+        "spice": "simulated in SPICE",
+        "engine": "computed from the devices",
+        "card": "card figures",
+    }
+    return "  energy sources: " + "; ".join(f"{names[s]}: {', '.join(ks)}" for s, ks in by.items())
 
 
 def format_report(r: EvalResult, model: Model, card: Card) -> str:
@@ -80,7 +95,8 @@ def format_report(r: EvalResult, model: Model, card: Card) -> str:
         if r.config["ideal"]
         else f"energy per inference: {et * 1e9:.3f} nJ  ("
         + ", ".join(f"{k} {v / et * 100:.1f}%" for k, v in e.items() if et > 0)
-        + ")"
+        + ")\n"
+        + energy_provenance()
     )
     lines += [
         "",

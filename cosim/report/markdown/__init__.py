@@ -163,6 +163,26 @@ def _compute(t: dict[str, Any]) -> str:
     )
 
 
+def energy_provenance() -> str:
+    """Where the energies of experiments 5-8 come from (``ENERGY_SOURCES`` of the engine)."""
+    from cosim.engine.results import ENERGY_SOURCES
+
+    by: dict[str, list[str]] = {}
+    for k, (src, how) in ENERGY_SOURCES.items():
+        by.setdefault(src, []).append(f"{k} ({how})")
+    words = {
+        "spice": "simulated in SPICE",
+        "engine": "computed by the engine",
+        "card": "the card's design figures, not simulated",
+    }
+    return (
+        "**Energy provenance.** Of the energy per inference (experiments 5-8): "
+        + "; ".join(f"{words[src]}: {', '.join(parts)}" for src, parts in by.items())
+        + ". The op-amp terms (TIA, subtractor) dominate the MAC energy, so the periphery "
+        "savings and the MAC-efficiency numbers rest on the card's op-amp figures."
+    )
+
+
 def render(rep: Report, figures: list[str]) -> str:
     """The whole ``report.md`` text."""
     p, lib = rep["plan"], rep["library"]
@@ -188,6 +208,7 @@ def render(rep: Report, figures: list[str]) -> str:
     head.append("|" + "---|" * len(rows[0]))
     head += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     head.append("")
+    head += [energy_provenance(), ""]
     body = []
     ver = _verdicts(rep)
     for title, section, fn, key in SECTIONS:
