@@ -98,6 +98,11 @@ def test_report_json_holds_every_experiment(quick_report):
         assert key in r
     nvw = r["robustness"]["nvw"]
     assert len(nvw["largest"]) == len(nvw["w_bits"]) and all(v >= 0 for v in nvw["largest"])
+    # Bao et al.'s Fig. 3B: nvw against activation precision at W4, with its verdict
+    by_a = r["robustness"]["nvw_by_a"]
+    assert by_a["w_bits"] == 4 and by_a["a_bits"] == r["plan"]["a_bits"]
+    assert len(by_a["largest"]) == len(by_a["a_bits"]) and all(v >= 0 for v in by_a["largest"])
+    assert r["verdicts"]["robustness_nvw_by_a"]["verdict"] in ("reproduced", "not reproduced")
     cdf = r["activation_cdf"]
     assert 0.0 <= cdf["headline"]["W4A3"]["fraction"] <= 1.0
     assert cdf["W8A8"]["total"]["cdf"][-1] == pytest.approx(1.0)
@@ -386,3 +391,17 @@ def test_quick_report_has_a_verdict_for_each_section(quick_report):
     blocks = [b for b in re.split(r"^## ", text, flags=re.M) if "**Why ours differs:**" in b]
     assert blocks and all("**Verdict:** " in b for b in blocks)
     assert "| quantity | ours | published | verdict |" in text
+
+
+def test_nvw_by_activation_verdict():
+    """Fig. 3B publishes no tendency: reproduced within 10 % between the halves of the
+    activation precisions, not reproduced beyond."""
+    from cosim.report.verdicts import robustness_nvw_by_a
+
+    def section(largest):
+        a = [1, 2, 3, 8]
+        return {"nvw_by_a": {"w_bits": 4, "a_bits": a, "largest": largest}}
+
+    assert robustness_nvw_by_a(section([0.10, 0.11, 0.105, 0.10]))["verdict"] == "reproduced"
+    assert robustness_nvw_by_a(section([0.18, 0.17, 0.14, 0.13]))["verdict"] == "not reproduced"
+    assert robustness_nvw_by_a(section([0.10, None, None, None]))["verdict"] == "not reproduced"

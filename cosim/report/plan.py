@@ -59,6 +59,9 @@ class StudyPlan:
         Activation clip upper bounds ``hi`` of experiment 2 (real units of activation).
     nvw_a_bits
         Activation precision at which ``nvw`` robustness is measured per weight precision.
+    nvw_w_bits
+        Weight precision at which ``nvw`` robustness is measured per activation precision
+        (Bao et al.'s Fig. 3B).
     nva_w_bits
         Weight precisions at which ``nva`` robustness is measured per activation precision.
     nvw_values, nva_values
@@ -116,6 +119,7 @@ class StudyPlan:
     unipolar_fractions: tuple[float, ...]
     proposed_unipolar_mlp: float
     proposed_unipolar_cnn: float
+    nvw_w_bits: int = DESIGN_POINT[0]
     adc_architectures: tuple[str, ...] = ()
     adc_bits: tuple[int, ...] = (2, 3)
     seed: int = 0
@@ -297,5 +301,7 @@ def check_plan(plan: StudyPlan) -> None:
                 f"unknown ADC architecture {name!r} in the plan; the registered ones are: "
                 + ", ".join(adc_architecture_names())
             )
+    if plan.nvw_w_bits not in plan.w_bits:
+        raise CosimError(f"the bit grid lacks W{plan.nvw_w_bits} for the nvw sweep over A")
     if plan.nvw_a_bits not in plan.a_bits:
         raise CosimError(f"the bit grid lacks A{plan.nvw_a_bits} for the nvw robustness sweep")

@@ -36,10 +36,16 @@ REFERENCES: dict[str, dict[str, Any]] = {
         "upper bounds lose accuracy",
     },
     "robustness_nvw": {
-        "source": f"{BAO}, Fig. 3",
+        "source": f"{BAO}, Fig. 3A",
         "criterion": "largest nvw that keeps over 90 % accuracy (MNIST)",
         "text": "lower weight precision is markedly more robust to weight variation; the "
         "activation precision hardly changes it",
+    },
+    "robustness_nvw_by_a": {
+        "source": f"{BAO}, Fig. 3B and Sec. 3.2",
+        "criterion": "largest nvw that keeps over 90 % accuracy (MNIST)",
+        "text": "the robustness to weight variation shows no distinct tendency across "
+        "activation precisions (1-8 bits; no number given)",
     },
     "robustness_nva": {
         "source": f"{BAO}, Fig. 4",

@@ -40,6 +40,7 @@ __all__ = [
     "combine",
     "half_change",
     "judge",
+    "robustness_nvw_by_a",
     "trend_verdict",
     "value_verdict",
 ]
@@ -196,8 +197,23 @@ def robustness_nvw(d: Section) -> Verdict:
         _direction(change),
         _DIRECTION_RULE,
         f"direction only: largest nvw at A{n['a_bits']}: upper half of the weight "
-        f"precisions {what} against the lower half (the published 'activation precision "
-        "hardly matters' is not tested)",
+        f"precisions {what} against the lower half",
+    )
+
+
+def robustness_nvw_by_a(d: Section) -> Verdict:
+    """Fig. 3B: no distinct tendency with activation precision, published with no size:
+    reproduced when ours moves less than DIRECTION_MIN between the halves."""
+    n = d["nvw_by_a"]
+    change = half_change(n["a_bits"], n["largest"])
+    what = "n/a" if change is None else f"{change * 100:+.0f} %"
+    ok = change is not None and abs(change) < DIRECTION_MIN
+    return _v(
+        REPRODUCED if ok else NOT,
+        f"published: no distinct tendency; ours within {DIRECTION_MIN * 100:.0f} % between "
+        "the upper and the lower half of the activation precisions",
+        f"largest nvw at W{n['w_bits']}: upper half of the activation precisions {what} "
+        "against the lower half",
     )
 
 
@@ -341,6 +357,8 @@ def judge(rep: Section) -> dict[str, Verdict]:
     if "robustness" in rep:
         out["robustness_nvw"] = robustness_nvw(rep["robustness"])
         out["robustness_nva"] = robustness_nva(rep["robustness"])
+        if "nvw_by_a" in rep["robustness"]:
+            out["robustness_nvw_by_a"] = robustness_nvw_by_a(rep["robustness"])
     if "activation_cdf" in rep:
         out["activation_cdf"] = activation_cdf(rep["activation_cdf"])
     if "adc_energy_vs_rows" in rep:

@@ -114,6 +114,18 @@ class Robustness(Experiment):
                 card_updates=ctx.level_updates(w),
                 label=precision_name(w, a),
             )
+        for a2 in p.a_bits:  # Fig. 3B: nvw against activation precision at one W
+            w0 = p.nvw_w_bits
+            out[f"nvw-by-a {precision_name(w0, a2)}"] = ctx.sweep(
+                ctx.main_model(w0, a2),
+                "nvw",
+                p.nvw_values,
+                cfg,
+                limit=p.robust_limit,
+                drop=p.robust_drop,
+                card_updates=ctx.level_updates(w0),
+                label=precision_name(w0, a2),
+            )
         for w in p.nva_w_bits:
             if w not in p.w_bits:
                 continue
@@ -139,6 +151,7 @@ class Robustness(Experiment):
             return {k: res[k] for k in keep}
 
         nvw_keys = [f"nvw {precision_name(w, a)}" for w in p.w_bits]
+        by_a = [f"nvw-by-a {precision_name(p.nvw_w_bits, a2)}" for a2 in p.a_bits]
         nva_w = [w for w in p.nva_w_bits if w in p.w_bits]
         return {
             "robustness": {
@@ -158,6 +171,13 @@ class Robustness(Experiment):
                     "largest": [r[k]["largest"] for k in nvw_keys],
                     "censored": [r[k]["censored"] for k in nvw_keys],
                     "curves": {k.split()[1]: curve(r[k]) for k in nvw_keys},
+                },
+                "nvw_by_a": {
+                    "w_bits": p.nvw_w_bits,
+                    "a_bits": list(p.a_bits),
+                    "largest": [r[k]["largest"] for k in by_a],
+                    "censored": [r[k]["censored"] for k in by_a],
+                    "curves": {k.split()[1]: curve(r[k]) for k in by_a},
                 },
                 "nva": {
                     "w_bits": nva_w,

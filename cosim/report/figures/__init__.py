@@ -22,6 +22,7 @@ from cosim.report.figures.accuracy import (
     clip_bound,
     robustness_nva,
     robustness_nvw,
+    robustness_nvw_by_a,
 )
 from cosim.report.figures.adc import adc_architectures
 from cosim.report.figures.common import PUB, Report
@@ -42,6 +43,7 @@ __all__ = [
     "periphery_savings",
     "robustness_nva",
     "robustness_nvw",
+    "robustness_nvw_by_a",
     "unipolar_tradeoff",
 ]
 
@@ -52,6 +54,7 @@ FIGURES: tuple[tuple[str, str, Callable[[Report, Path], Path]], ...] = (
     ("fig2_clip_bound.png", "clip_bound", clip_bound),
     ("fig3a_robustness_nvw.png", "robustness", robustness_nvw),
     ("fig3b_robustness_nva.png", "robustness", robustness_nva),
+    ("fig3c_robustness_nvw_by_a.png", "robustness", robustness_nvw_by_a),
     ("fig4_activation_cdf.png", "activation_cdf", activation_cdf),
     ("fig5a_adc_energy_vs_rows.png", "adc_energy_vs_rows", adc_energy_rows),
     ("fig5b_mac_efficiency.png", "mac_efficiency", mac_efficiency),

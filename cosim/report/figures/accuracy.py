@@ -126,6 +126,25 @@ def robustness_nvw(rep: Report, path: Path) -> Path:
     return save_png(fig, path)
 
 
+def robustness_nvw_by_a(rep: Report, path: Path) -> Path:
+    plt = pyplot()
+    d = rep["robustness"]["nvw_by_a"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
+    _curves(a1, d["curves"], "nvw = σ / (G_max − G_min)")
+    a1.set_title(f"accuracy vs weight variation (W{d['w_bits']}; dotted: threshold)", fontsize=8)
+    _largest(a2, d["a_bits"], d["largest"], d["censored"], f"W{d['w_bits']}", "C0")
+    a2.set_xlabel("activation bits")
+    a2.set_ylabel("largest tolerated nvw")
+    a2.set_title(
+        "published (Fig. 3B): no distinct tendency with activation precision\n"
+        "(triangles: never fell below the threshold)",
+        fontsize=8,
+    )
+    a2.grid(alpha=0.3)
+    fig.suptitle(subtitle(rep), fontsize=8)
+    return save_png(fig, path)
+
+
 def robustness_nva(rep: Report, path: Path) -> Path:
     plt = pyplot()
     d = rep["robustness"]["nva"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cosim.report.markdown.accuracy import clip, grid, nva, nvw
+from cosim.report.markdown.accuracy import clip, grid, nva, nvw, nvw_by_a
 from cosim.report.markdown.adc import adc_architectures
 from cosim.report.markdown.common import Report, at, net, pct
 from cosim.report.markdown.periphery import periphery, unipolar
@@ -34,6 +34,12 @@ SECTIONS = (
     ("2. Accuracy versus the activation clip bound", "clip_bound", clip, "clip_bound"),
     ("3a. Robustness to weight variation (nvw)", "robustness", nvw, "robustness_nvw"),
     ("3b. Robustness to converter variation (nva)", "robustness", nva, "robustness_nva"),
+    (
+        "3c. Robustness to weight variation against activation precision",
+        "robustness",
+        nvw_by_a,
+        "robustness_nvw_by_a",
+    ),
     ("4. Distributions of the activation codes", "activation_cdf", cdf, "activation_cdf"),
     (
         "5a. Sparsity-aware ADC: energy versus array rows",
