@@ -85,23 +85,9 @@ def resolve_library(
         if check is not None:
             check(card)
         path = opts.out / "library"
-        lib = None
-        if (path / "library.json").is_file():
-            try:
-                lib = load_library(path, card=card)
-            except LibraryError as exc:
-                log(f"cosim report: not reusing {path}: {exc}")
-            if lib is not None and lib.meta.get("quick") and not opts.quick:
-                log(f"cosim report: {path} is a quick characterization; characterizing in full")
-                lib = None
-        how = "reused"
-        if lib is None:
-            from cosim.characterize.pipeline import run_characterization
-
-            log(f"cosim report: characterizing card '{card.name}' into {path}")
-            run_characterization(card, path, quick=opts.quick, jobs=opts.jobs, log=log)
-            lib = load_library(path, card=card)
-            how = "characterized"
+        lib, how = _reused_or_characterized(
+            card, path, opts.quick, opts.jobs, log, f"card '{card.name}'"
+        )
     assert lib is not None  # given, reused or characterized above
     info = {
         "path": str(path),
@@ -114,6 +100,32 @@ def resolve_library(
         "seconds": time.perf_counter() - t0,
     }
     return path, card, info
+
+
+def _reused_or_characterized(
+    card: Card, path: Path, quick: bool, jobs: int, log: Callable[[str], None], what: str
+) -> tuple[Any, str]:
+    """``(library, "reused" or "characterized")``: the library at ``path`` when it loads for
+    ``card`` (and is a full one unless ``quick``), else a characterization of ``card`` there
+    (``what`` names the card in the log line)."""
+    from cosim.library import load_library
+
+    if (path / "library.json").is_file():
+        lib = None
+        try:
+            lib = load_library(path, card=card)
+        except LibraryError as exc:
+            log(f"cosim report: not reusing {path}: {exc}")
+        if lib is not None and lib.meta.get("quick") and not quick:
+            log(f"cosim report: {path} is a quick characterization; characterizing in full")
+            lib = None
+        if lib is not None:
+            return lib, "reused"
+    from cosim.characterize.pipeline import run_characterization
+
+    log(f"cosim report: characterizing {what} into {path}")
+    run_characterization(card, path, quick=quick, jobs=jobs, log=log)
+    return load_library(path, card=card), "characterized"
 
 
 def adc_variant(card: Card, name: str) -> Card:
@@ -144,28 +156,15 @@ def resolve_adc_libraries(
     library (and is a full one, unless the study library is quick), else characterized
     there (the SPICE cache makes every block but the converter and the sense row, which
     reads the converter's transitions, cheap)."""
-    from cosim.errors import LibraryError
-    from cosim.library import load_library
-
     out: dict[str, tuple[Path, Card]] = {}
     for name in names:
         if name == card.adc.architecture:
             continue
         variant = adc_variant(card, name)
         path = opts.out / f"library-{name}"
-        lib = None
-        if (path / "library.json").is_file():
-            try:
-                lib = load_library(path, card=variant)
-            except LibraryError as exc:
-                log(f"cosim report: not reusing {path}: {exc}")
-            if lib is not None and lib.meta.get("quick") and not quick_library:
-                lib = None
-        if lib is None:
-            from cosim.characterize.pipeline import run_characterization
-
-            log(f"cosim report: characterizing the {name} ADC variant of the card into {path}")
-            run_characterization(variant, path, quick=quick_library, jobs=opts.jobs, log=log)
+        _reused_or_characterized(
+            variant, path, quick_library, opts.jobs, log, f"the {name} ADC variant of the card"
+        )
         out[name] = (path, variant)
     return out
 
