@@ -23,6 +23,7 @@ The rules (docs/report.md, "Verdicts", states them in words):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cosim.report.references import REFERENCES
@@ -91,7 +92,7 @@ def combine(verdicts: list[str]) -> str:
     return PARTLY
 
 
-def half_change(x: list[int], y: list[float | None]) -> float | None:
+def half_change(x: Sequence[int], y: Sequence[float | None]) -> float | None:
     """The mean of ``y`` over the upper half of the precisions ``x`` against the lower
     half's, as a relative change (None: fewer than two points or a zero lower half)."""
     pts = sorted((a, b) for a, b in zip(x, y, strict=True) if b is not None and b == b)

@@ -102,44 +102,29 @@ class Robustness(Experiment):
         p = ctx.plan
         cfg = self._config(ctx)
         out: dict[str, Task] = {}
-        a = p.nvw_a_bits
-        for w in p.w_bits:
-            out[f"nvw {precision_name(w, a)}"] = ctx.sweep(
+
+        def sweep(param: str, w: int, a: int) -> Task:
+            return ctx.sweep(
                 ctx.main_model(w, a),
-                "nvw",
-                p.nvw_values,
+                param,
+                p.nvw_values if param == "nvw" else p.nva_values,
                 cfg,
                 limit=p.robust_limit,
                 drop=p.robust_drop,
                 card_updates=ctx.level_updates(w),
                 label=precision_name(w, a),
             )
+
+        for w in p.w_bits:  # Fig. 3A: nvw against weight precision at one A
+            out[f"nvw {precision_name(w, p.nvw_a_bits)}"] = sweep("nvw", w, p.nvw_a_bits)
         for a2 in p.a_bits:  # Fig. 3B: nvw against activation precision at one W
-            w0 = p.nvw_w_bits
-            out[f"nvw-by-a {precision_name(w0, a2)}"] = ctx.sweep(
-                ctx.main_model(w0, a2),
-                "nvw",
-                p.nvw_values,
-                cfg,
-                limit=p.robust_limit,
-                drop=p.robust_drop,
-                card_updates=ctx.level_updates(w0),
-                label=precision_name(w0, a2),
-            )
+            name = precision_name(p.nvw_w_bits, a2)
+            out[f"nvw-by-a {name}"] = sweep("nvw", p.nvw_w_bits, a2)
         for w in p.nva_w_bits:
             if w not in p.w_bits:
                 continue
             for a2 in p.a_bits:
-                out[f"nva {precision_name(w, a2)}"] = ctx.sweep(
-                    ctx.main_model(w, a2),
-                    "nva",
-                    p.nva_values,
-                    cfg,
-                    limit=p.robust_limit,
-                    drop=p.robust_drop,
-                    card_updates=ctx.level_updates(w),
-                    label=precision_name(w, a2),
-                )
+                out[f"nva {precision_name(w, a2)}"] = sweep("nva", w, a2)
         return out
 
     def assemble(self, ctx: StudyContext, r: Results) -> dict[str, Any]:

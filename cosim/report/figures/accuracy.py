@@ -107,42 +107,45 @@ def _largest(ax, x: list[int], y: list[float], censored: list[bool], label: str,
         ax.plot(cx, cy, "^", color=c, ms=9, mfc="none")
 
 
-def robustness_nvw(rep: Report, path: Path) -> Path:
+def _nvw_figure(rep: Report, path: Path, d: dict, word: str, fixed: str, published: str) -> Path:
+    """Accuracy curves and the largest tolerated ``nvw`` over the ``word`` ("weight" or
+    "activation") precisions at the ``fixed`` other one; ``published``: the title's claim."""
     plt = pyplot()
-    d = rep["robustness"]["nvw"]
+    xs = d["w_bits"] if word == "weight" else d["a_bits"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
     _curves(a1, d["curves"], "nvw = σ / (G_max − G_min)")
-    a1.set_title(f"accuracy vs weight variation (A{d['a_bits']}; dotted: threshold)", fontsize=8)
-    _largest(a2, d["w_bits"], d["largest"], d["censored"], f"A{d['a_bits']}", "C0")
-    a2.set_xlabel("weight bits")
+    a1.set_title(f"accuracy vs weight variation ({fixed}; dotted: threshold)", fontsize=8)
+    _largest(a2, xs, d["largest"], d["censored"], fixed, "C0")
+    a2.set_xlabel(f"{word} bits")
     a2.set_ylabel("largest tolerated nvw")
-    a2.set_title(
-        "published: lower weight precision is more robust\n"
-        "(triangles: never fell below the threshold)",
-        fontsize=8,
-    )
+    a2.set_title(f"{published}\n(triangles: never fell below the threshold)", fontsize=8)
     a2.grid(alpha=0.3)
     fig.suptitle(subtitle(rep), fontsize=8)
     return save_png(fig, path)
+
+
+def robustness_nvw(rep: Report, path: Path) -> Path:
+    d = rep["robustness"]["nvw"]
+    return _nvw_figure(
+        rep,
+        path,
+        d,
+        "weight",
+        f"A{d['a_bits']}",
+        "published: lower weight precision is more robust",
+    )
 
 
 def robustness_nvw_by_a(rep: Report, path: Path) -> Path:
-    plt = pyplot()
     d = rep["robustness"]["nvw_by_a"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
-    _curves(a1, d["curves"], "nvw = σ / (G_max − G_min)")
-    a1.set_title(f"accuracy vs weight variation (W{d['w_bits']}; dotted: threshold)", fontsize=8)
-    _largest(a2, d["a_bits"], d["largest"], d["censored"], f"W{d['w_bits']}", "C0")
-    a2.set_xlabel("activation bits")
-    a2.set_ylabel("largest tolerated nvw")
-    a2.set_title(
-        "published (Fig. 3B): no distinct tendency with activation precision\n"
-        "(triangles: never fell below the threshold)",
-        fontsize=8,
+    return _nvw_figure(
+        rep,
+        path,
+        d,
+        "activation",
+        f"W{d['w_bits']}",
+        "published (Fig. 3B): no distinct tendency with activation precision",
     )
-    a2.grid(alpha=0.3)
-    fig.suptitle(subtitle(rep), fontsize=8)
-    return save_png(fig, path)
 
 
 def robustness_nva(rep: Report, path: Path) -> Path:

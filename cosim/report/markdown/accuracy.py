@@ -3,8 +3,6 @@ robustness to weight and converter variation (3a, 3b)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from cosim.report.markdown.common import (
     Report,
     block,
@@ -15,6 +13,7 @@ from cosim.report.markdown.common import (
     training,
 )
 from cosim.report.references import REFERENCES
+from cosim.report.verdicts import half_change
 
 
 def grid(rep: Report) -> str:
@@ -76,57 +75,64 @@ def _fmt_largest(v: float, cen: bool) -> str:
     return f"≥ {v:g}" if cen else f"{v:.3g}"
 
 
-def nvw(rep: Report) -> str:
+def _nvw_block(
+    rep: Report, n: dict, word: str, fixed: str, fig: str, key: str, published: str, tail: str
+) -> str:
+    """A largest-``nvw`` section over the ``word`` ("weight" or "activation") precisions of
+    ``n`` at the ``fixed`` other one; ``published``: the paper's direction (:func:`_trend`);
+    ``tail``: the end of the "why" line."""
     d = rep["robustness"]
-    n = d["nvw"]
+    xs = n["w_bits"] if word == "weight" else n["a_bits"]
+    letter = word[0].upper()
     pairs = [_fmt_largest(v, c) for v, c in zip(n["largest"], n["censored"], strict=True)]
-    trend = _trend(n["w_bits"], n["largest"])
+    trend = _trend(xs, n["largest"], published=published)
     ours = (
-        f"largest nvw at A{n['a_bits']} by weight bits: "
-        + ", ".join(f"W{w}: {s}" for w, s in zip(n["w_bits"], pairs, strict=True))
+        f"largest nvw at {fixed} by {word} bits: "
+        + ", ".join(f"{letter}{x}: {s}" for x, s in zip(xs, pairs, strict=True))
         + f" ({trend})."
     )
-    lv = d["what_if_level_bits_8_for_w_bits"]
     why = (
         f"criterion: {d['criterion']} (Bao et al.: above 90 % absolute on MNIST); "
         f"{d['samples']} test samples of {net(rep)}; σ = nvw·(G_max − G_min) on every device "
-        "of the differential pair; "
-        + (
-            f"W {', '.join(map(str, lv))} run on a what-if card with 8-bit device levels; "
-            if lv
-            else ""
-        )
-        + "short training."
+        "of the differential pair; " + tail
     )
-    rows = [["weight bits", *map(str, n["w_bits"])], ["largest nvw", *pairs]]
+    rows = [[f"{word} bits", *map(str, xs)], ["largest nvw", *pairs]]
     rows.append(
         ["noiseless accuracy", *[pct(c["reference_accuracy"]) for c in n["curves"].values()]]
     )
-    return block("fig3a_robustness_nvw.png", pub("robustness_nvw"), ours, why, rows)
+    return block(fig, pub(key), ours, why, rows)
+
+
+def nvw(rep: Report) -> str:
+    n = rep["robustness"]["nvw"]
+    lv = rep["robustness"]["what_if_level_bits_8_for_w_bits"]
+    levels = f"W {', '.join(map(str, lv))} run on a what-if card with 8-bit device levels; "
+    return _nvw_block(
+        rep,
+        n,
+        "weight",
+        f"A{n['a_bits']}",
+        "fig3a_robustness_nvw.png",
+        "robustness_nvw",
+        "falls",
+        (levels if lv else "") + "short training.",
+    )
 
 
 def nvw_by_a(rep: Report) -> str:
-    d = rep["robustness"]
-    if "nvw_by_a" not in d:  # a report from before Fig. 3B was run
+    if "nvw_by_a" not in rep["robustness"]:  # a report from before Fig. 3B was run
         return ""
-    n = d["nvw_by_a"]
-    pairs = [_fmt_largest(v, c) for v, c in zip(n["largest"], n["censored"], strict=True)]
-    trend = _trend(n["a_bits"], n["largest"], published="none")
-    ours = (
-        f"largest nvw at W{n['w_bits']} by activation bits: "
-        + ", ".join(f"A{a}: {s}" for a, s in zip(n["a_bits"], pairs, strict=True))
-        + f" ({trend})."
+    n = rep["robustness"]["nvw_by_a"]
+    return _nvw_block(
+        rep,
+        n,
+        "activation",
+        f"W{n['w_bits']}",
+        "fig3c_robustness_nvw_by_a.png",
+        "robustness_nvw_by_a",
+        "none",
+        "one training seed, short training.",
     )
-    why = (
-        f"criterion: {d['criterion']} (Bao et al.: above 90 % absolute on MNIST); "
-        f"{d['samples']} test samples of {net(rep)}; σ = nvw·(G_max − G_min) on every device "
-        "of the differential pair; one training seed, short training."
-    )
-    rows = [["activation bits", *map(str, n["a_bits"])], ["largest nvw", *pairs]]
-    rows.append(
-        ["noiseless accuracy", *[pct(c["reference_accuracy"]) for c in n["curves"].values()]]
-    )
-    return block("fig3c_robustness_nvw_by_a.png", pub("robustness_nvw_by_a"), ours, why, rows)
 
 
 def _trend(x: list[int], y: list[float], published: str = "falls") -> str:
@@ -134,15 +140,11 @@ def _trend(x: list[int], y: list[float], published: str = "falls") -> str:
     precisions against the lower half's; within 10 % either way counts as no clear trend
     (the Monte-Carlo sweeps are noisy at that level). ``published``: the paper's direction,
     ``"falls"`` or ``"none"`` (no distinct tendency), for the comparison's words."""
-    pts = sorted((a, b) for a, b in zip(x, y, strict=True) if b is not None and b == b)
-    if len(pts) < 2:
+    if sum(1 for b in y if b is not None and b == b) < 2:
         return "one point"
-    half = len(pts) // 2
-    lo = float(np.mean([b for _, b in pts[:half]]))
-    hi = float(np.mean([b for _, b in pts[-half:]]))
-    if lo == 0:
+    rel = half_change(x, y)  # the verdicts' own measure of the same halves
+    if rel is None:
         return "no clear trend"
-    rel = hi / lo - 1.0
     what = f"upper half of the precisions {rel * 100:+.0f} % against the lower half"
     found = "falls" if rel <= -0.1 else "rises" if rel >= 0.1 else "none"
     said = "as published" if found == published else "unlike the paper"
