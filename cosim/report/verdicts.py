@@ -23,7 +23,7 @@ The rules (docs/report.md, "Verdicts", states them in words):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cosim.report.references import REFERENCES
@@ -250,18 +250,36 @@ def activation_cdf(d: Section) -> Verdict:
     )
 
 
-def adc_energy_vs_rows(d: Section) -> Verdict:
-    ref = REFERENCES["adc_energy_vs_rows"]["normalized_adc_energy_at_128"]
+def _at_128(
+    d: Section,
+    key: str,
+    ref: dict[str, float],
+    change: Callable[[float], float],
+    fmt: Callable[[float, float], str],
+) -> tuple[list[str], list[str]]:
+    """Per precision of ``ref``: our ``key`` at 128 rows against the published value — the
+    value rule, else ``change`` of both as a published change; and one note each."""
     parts, notes = [], []
     for p, pub in ref.items():
-        ours = _at(d[p], "normalized_adc_energy", 128) if p in d else None
+        ours = _at(d[p], key, 128) if p in d else None
         if ours is None:
             continue
         v = value_verdict(ours, pub)
-        if v == NOT:  # the saving as a change
-            v = trend_verdict(1.0 - ours, 1.0 - pub)
+        if v == NOT:
+            v = trend_verdict(change(ours), change(pub))
         parts.append(v)
-        notes.append(f"{p} {ours * 100:.1f} % (published {pub * 100:.0f} %)")
+        notes.append(f"{p} {fmt(ours, pub)}")
+    return parts, notes
+
+
+def adc_energy_vs_rows(d: Section) -> Verdict:
+    parts, notes = _at_128(  # else the saving as a change
+        d,
+        "normalized_adc_energy",
+        REFERENCES["adc_energy_vs_rows"]["normalized_adc_energy_at_128"],
+        lambda x: 1.0 - x,
+        lambda ours, pub: f"{ours * 100:.1f} % (published {pub * 100:.0f} %)",
+    )
     return _v(
         combine(parts) if parts else NOT,
         f"ADC energy at 128 rows: {_VALUE_RULE}, else the saving as a {_TREND_RULE}",
@@ -270,17 +288,13 @@ def adc_energy_vs_rows(d: Section) -> Verdict:
 
 
 def mac_efficiency(d: Section) -> Verdict:
-    ref = REFERENCES["mac_efficiency"]["improvement_at_128"]
-    parts, notes = [], []
-    for p, pub in ref.items():
-        ours = _at(d[p], "improvement", 128) if p in d else None
-        if ours is None:
-            continue
-        v = value_verdict(ours, pub)
-        if v == NOT:
-            v = trend_verdict(ours - 1.0, pub - 1.0)
-        parts.append(v)
-        notes.append(f"{p} {ours:.3f}x (published {pub:g}x)")
+    parts, notes = _at_128(  # else the gain over 1x as a change
+        d,
+        "improvement",
+        REFERENCES["mac_efficiency"]["improvement_at_128"],
+        lambda x: x - 1.0,
+        lambda ours, pub: f"{ours:.3f}x (published {pub:g}x)",
+    )
     return _v(
         combine(parts) if parts else NOT,
         f"improvement at 128 x 128: {_VALUE_RULE}, else the gain over 1x as a {_TREND_RULE}",
