@@ -218,8 +218,10 @@ def partial_sum_note(model: Any, card: Any, cfg: Any) -> str | None:
     from cosim.engine.mapping import map_model
 
     bits = cfg.adc_bits if cfg.adc_bits is not None else card.adc.bits
+    if bits >= 8:  # the usual card: no mapping needed to know there is nothing to say
+        return None
     split = [m for m in map_model(model, card) if m.n_row_tiles > 1]
-    if not split or bits >= 8:
+    if not split:
         return None
     names = ", ".join(str(m.index) for m in split)
     return (

@@ -42,6 +42,16 @@ ENERGY_SOURCES: Mapping[str, tuple[str, str]] = MappingProxyType(
 )
 assert tuple(ENERGY_SOURCES) == COMPONENTS
 
+
+def energy_sources_by_kind() -> dict[str, list[str]]:
+    """The energy components grouped by where their figures come from (``spice``,
+    ``engine``, ``card``; :data:`ENERGY_SOURCES`), in component order."""
+    by: dict[str, list[str]] = {}
+    for k, (kind, _) in ENERGY_SOURCES.items():
+        by.setdefault(kind, []).append(k)
+    return by
+
+
 __all__ = [
     "COMPONENTS",
     "ENERGY_SOURCES",
@@ -50,6 +60,7 @@ __all__ = [
     "EvalResult",
     "LayerResult",
     "PeripheryReport",
+    "energy_sources_by_kind",
 ]
 
 

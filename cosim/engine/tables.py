@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cosim.engine.config import EFFECT_SWITCHES
-from cosim.engine.results import ENERGY_SOURCES
+from cosim.engine.results import energy_sources_by_kind
 
 if TYPE_CHECKING:
     from cosim.card import Card
@@ -40,15 +40,13 @@ def describe_tiles(card, cfg) -> str:
 def energy_provenance() -> str:
     """One line: which energy components are simulated in SPICE, computed by the engine, or
     the card's design figures (:data:`cosim.engine.results.ENERGY_SOURCES`)."""
-    by: dict[str, list[str]] = {}
-    for k, (src, _) in ENERGY_SOURCES.items():
-        by.setdefault(src, []).append(k)
     names = {
         "spice": "simulated in SPICE",
         "engine": "computed from the devices",
         "card": "card figures",
     }
-    return "  energy sources: " + "; ".join(f"{names[s]}: {', '.join(ks)}" for s, ks in by.items())
+    parts = [f"{names[s]}: {', '.join(ks)}" for s, ks in energy_sources_by_kind().items()]
+    return "  energy sources: " + "; ".join(parts)
 
 
 def format_report(r: EvalResult, model: Model, card: Card) -> str:

@@ -171,11 +171,12 @@ def _compute(t: dict[str, Any]) -> str:
 
 def energy_provenance() -> str:
     """Where the energies of experiments 5-8 come from (``ENERGY_SOURCES`` of the engine)."""
-    from cosim.engine.results import ENERGY_SOURCES
+    from cosim.engine.results import ENERGY_SOURCES, energy_sources_by_kind
 
-    by: dict[str, list[str]] = {}
-    for k, (src, how) in ENERGY_SOURCES.items():
-        by.setdefault(src, []).append(f"{k} ({how})")
+    by = {
+        src: [f"{k} ({ENERGY_SOURCES[k][1]})" for k in ks]
+        for src, ks in energy_sources_by_kind().items()
+    }
     words = {
         "spice": "simulated in SPICE",
         "engine": "computed by the engine",
