@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim import argcheck as ac
+from cosim.cluster import add_scheduler_argument, maybe_connect, scheduler_address
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -49,6 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="SPICE result cache (default: $COSIM_CACHE_DIR or ~/.cache/cosim/spice)",
     )
     p.add_argument("--no-cache", action="store_true", help="simulate everything again")
+    add_scheduler_argument(p, "the ngspice simulations")
     p.add_argument(
         "--json",
         type=ac.path,
@@ -77,16 +79,25 @@ def run(args: argparse.Namespace) -> int:
                 f"--json {args.json} lies inside the library directory {args.out}, which is "
                 "written as a whole: write the JSON elsewhere"
             )
+    address = scheduler_address(args.scheduler)
     card = load_card(args.card)
     jobs = args.jobs if args.jobs is not None else max(1, min(8, os.cpu_count() or 1))
     cache: Any = None if args.no_cache else (args.cache_dir if args.cache_dir else ...)
     if cache is not None:
         check_cache_dir(default_cache_dir() if cache is ... else cache)
     mode = "quick" if args.quick else "full"
-    print(f"cosim characterize: card '{card.name}', {mode} sweeps, {jobs} ngspice worker(s)")
-    rep = run_characterization(
-        card, args.out, quick=args.quick, jobs=jobs, seed=args.seed, cache_dir=cache
-    )
+    where = f"on the Dask cluster at {address}" if address else f"{jobs} ngspice worker(s)"
+    print(f"cosim characterize: card '{card.name}', {mode} sweeps, {where}", flush=True)
+    with maybe_connect(address) as cluster:
+        rep = run_characterization(
+            card,
+            args.out,
+            quick=args.quick,
+            jobs=jobs,
+            seed=args.seed,
+            cache_dir=cache,
+            cluster=cluster,
+        )
     print(format_summary(rep, card))
     if args.json is not None:
         write_output_json(

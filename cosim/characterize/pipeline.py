@@ -67,6 +67,7 @@ def run_characterization(
     seed: int = 0,
     cache_dir: str | Path | EllipsisType | None = ...,
     log=print,
+    cluster: Any = None,
 ) -> CharacterizeReport:
     """Characterize every block of ``card`` and write the library to ``out_dir``.
 
@@ -89,6 +90,9 @@ def run_characterization(
         ``None`` disables it).
     log
         Called with one line per finished block.
+    cluster
+        A :class:`cosim.cluster.Cluster`: the SPICE runs are its tasks (``jobs`` unused);
+        the library is the same as a local run's but for its timings and ``scheduler``.
 
     Raises
     ------
@@ -106,7 +110,7 @@ def run_characterization(
     device = device_model(card)
     block_s: dict[str, float] = {}
     results: dict[str, BlockResult] = {}
-    with SpiceRunner(jobs=jobs, cache_dir=cache_dir) as runner:
+    with SpiceRunner(jobs=jobs, cache_dir=cache_dir, cluster=cluster) as runner:
         ctx = CharContext(card, device, runner, quick=quick, seed=seed)
 
         def step(name, fn, *args):
@@ -139,7 +143,8 @@ def run_characterization(
         "ngspice_version": version,
         "quick": quick,
         "seed": seed,
-        "jobs": jobs,
+        "jobs": None if cluster is not None else jobs,
+        "scheduler": None if cluster is None else cluster.address,
         "wall_s": wall,
         "block_s": block_s,
         "spice_runs": {name: r.n_spice_runs for name, r in results.items()},

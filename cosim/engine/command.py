@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cosim import argcheck as ac
+from cosim.cluster import add_scheduler_argument, maybe_connect, scheduler_address
 from cosim.engine.config import EFFECT_SWITCHES, LIMITS
 
 if TYPE_CHECKING:  # the command module stays import-light
@@ -141,6 +142,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="ngspice workers for --verify-spice (default: the CPUs, up to 8)",
     )
     p.add_argument("--cache-dir", type=ac.path, default=None, help="SPICE result cache")
+    add_scheduler_argument(p, "the chips, sweep points and --verify-spice runs")
     p.add_argument(
         "--json",
         type=ac.path,
@@ -294,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
             )
     cfg = config_from_args(args)
     png = _check_outputs(args)
+    address = scheduler_address(args.scheduler)
     threads = args.threads if args.threads is not None else max(1, min(8, os.cpu_count() or 1))
     card = None
     if args.card is not None:
@@ -333,37 +336,41 @@ def run(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"model": str(args.model), "library": str(args.library), "dataset": spec}
     if args.card is not None:
         out["card"] = str(args.card)
-    if sweep is not None:
-        from cosim.engine.sweep import plot_sweep, run_sweep
+    with maybe_connect(address) as cluster:
+        if sweep is not None:
+            from cosim.engine.sweep import plot_sweep, run_sweep
 
-        res = run_sweep(model, library, x, y, cfg, sweep, args.margin, card, threads)
-        out["sweep"] = res
-        assert png is not None
-        plot_sweep(res, png, f"{Path(args.model).name} on '{in_use.name}'")
-        out["sweep_png"] = str(png)
-        print(format_sweep(res))
-        print(f"plot: {png}")
-    else:
-        r = evaluate(model, library, x, y, cfg, card=card, threads=threads)
-        out["evaluation"] = r.to_dict()
-        print(format_report(r, model, in_use))
-        if args.verify_spice:
-            from cosim.engine.verify import verify_spice
-
-            jobs = args.jobs or max(1, min(8, os.cpu_count() or 1))
-            v = verify_spice(
-                model,
-                library,
-                x,
-                cfg,
-                args.verify_spice,
-                jobs=jobs,
-                cache_dir=args.cache_dir,
-                seed=args.seed,
-                card=card,
+            res = run_sweep(
+                model, library, x, y, cfg, sweep, args.margin, card, threads, cluster=cluster
             )
-            out["verify_spice"] = v
-            print(format_verify(v))
+            out["sweep"] = res
+            assert png is not None
+            plot_sweep(res, png, f"{Path(args.model).name} on '{in_use.name}'")
+            out["sweep_png"] = str(png)
+            print(format_sweep(res))
+            print(f"plot: {png}")
+        else:
+            r = evaluate(model, library, x, y, cfg, card=card, threads=threads, cluster=cluster)
+            out["evaluation"] = r.to_dict()
+            print(format_report(r, model, in_use))
+            if args.verify_spice:
+                from cosim.engine.verify import verify_spice
+
+                jobs = args.jobs or max(1, min(8, os.cpu_count() or 1))
+                v = verify_spice(
+                    model,
+                    library,
+                    x,
+                    cfg,
+                    args.verify_spice,
+                    jobs=jobs,
+                    cache_dir=args.cache_dir,
+                    seed=args.seed,
+                    card=card,
+                    cluster=cluster,
+                )
+                out["verify_spice"] = v
+                print(format_verify(v))
     if args.json is not None:
         write_output_json(args.json, out)
         print(f"json: {args.json}")

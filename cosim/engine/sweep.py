@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from cosim.engine.config import EngineConfig, check_limit
-from cosim.engine.evaluate import evaluate
+from cosim.engine.evaluate import evaluate_many
 from cosim.errors import CosimError
 from cosim.library import SurrogateLibrary
 from cosim.model import Model
@@ -100,40 +100,29 @@ def run_sweep(
     margin: float = 0.01,
     card=None,
     threads: int = 1,
+    cluster: Any = None,
 ) -> dict[str, Any]:
     """Accuracy (mean ± std over chips) at each value; the largest value within ``margin``.
 
     The reference is the noiseless accuracy: the same configuration with the swept
     parameter at its neutral value (0 variation, no drift, the model's own ADC bits).
     ``threads``: as :func:`cosim.engine.evaluate.evaluate` (the result does not depend on it).
+    ``cluster``: a :class:`cosim.cluster.Cluster`; every chip of every point is then one
+    task there, all submitted at once (the result is the same).
     """
     field, label = SWEEPABLE[spec.name]
     neutral = {"nvw": 0.0, "nva": 0.0, "drift_t_s": None, "adc_bits": None}[field]
-    ref = evaluate(
-        model,
-        library,
-        x,
-        y,
-        base.with_(**{field: neutral}),
-        desc="reference",
-        card=card,
-        threads=threads,
-    )
-    means, stds = [], []
+    configs = [base.with_(**{field: neutral})]
+    descs = ["reference"]
     for v in spec.values:
         val: Any = int(v) if field == "adc_bits" else v
-        r = evaluate(
-            model,
-            library,
-            x,
-            y,
-            base.with_(**{field: val}),
-            desc=f"{spec.name}={v:g}",
-            card=card,
-            threads=threads,
-        )
-        means.append(r.accuracy_mean)
-        stds.append(r.accuracy_std)
+        configs.append(base.with_(**{field: val}))
+        descs.append(f"{spec.name}={v:g}")
+    ref, *points = evaluate_many(
+        model, library, x, y, configs, descs, card=card, threads=threads, cluster=cluster
+    )
+    means = [r.accuracy_mean for r in points]
+    stds = [r.accuracy_std for r in points]
     ok = [v for v, m in zip(spec.values, means, strict=True) if m >= ref.accuracy_mean - margin]
     return {
         "parameter": spec.name,

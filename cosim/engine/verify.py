@@ -116,6 +116,7 @@ def verify_spice(
     seed: int = 0,
     n_samples: int = 16,
     card: Card | None = None,
+    cluster: Any = None,
 ) -> dict[str, Any]:
     """Compare ``k_ops`` engine MAC operations with ngspice (see the module docstring).
 
@@ -129,6 +130,8 @@ def verify_spice(
         Operations drawn, each one (layer, tile, input vector): the unit of SPICE work.
     jobs, cache_dir
         ngspice workers and the SPICE cache (``None``: the default cache).
+    cluster
+        A :class:`cosim.cluster.Cluster`: the ngspice runs are its tasks (``jobs`` unused).
     seed
         Key of the draws of samples and operations.
 
@@ -277,7 +280,7 @@ def verify_spice(
             )
         )
     cache: Any = cache_dir if cache_dir is not None else ...
-    with SpiceRunner(jobs=jobs, cache_dir=cache) as runner:
+    with SpiceRunner(jobs=jobs, cache_dir=cache, cluster=cluster) as runner:
         results = runner.run(jobs_list, desc="verify: MAC units")
         # stage 2: each ADC instance converts its SPICE voltages
         conv: dict[int, list[tuple[int, int, int, float, int]]] = defaultdict(list)

@@ -20,7 +20,9 @@ One idea per module:
 * :mod:`~cosim.library.validation`: the validation records;
 * :mod:`~cosim.library.surrogates`: the loaded :class:`SurrogateLibrary`;
 * :mod:`~cosim.library.loading`: :func:`load_library`, which checks the schema version and
-  — when a card is given — that the library was characterized for that card.
+  — when a card is given — that the library was characterized for that card;
+* :mod:`~cosim.library.shipping`: a library's files as bytes for a cluster worker, and the
+  worker's private copy loaded with the same checks.
 
 Whatever is wrong is a one-line :class:`~cosim.errors.LibraryError` (paths and keys with
 their control characters escaped). A library is the output of a characterization: every
@@ -39,6 +41,7 @@ from cosim.library.common import (
 )
 from cosim.library.loading import card_differences, load_library
 from cosim.library.reading import read_library_arrays, read_library_json
+from cosim.library.shipping import files_digest, library_files, library_from_files
 from cosim.library.surrogates import SurrogateLibrary
 from cosim.library.validation import (
     BlockValidation,
@@ -56,7 +59,10 @@ __all__ = [
     "BlockValidation",
     "SurrogateLibrary",
     "card_differences",
+    "files_digest",
     "join_arrays",
+    "library_files",
+    "library_from_files",
     "load_library",
     "read_library_arrays",
     "read_library_json",

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from cosim import argcheck as ac
+from cosim.cluster import add_scheduler_argument, scheduler_address
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -55,6 +56,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         default=1,
         help="worker processes for training and evaluation (and ngspice when characterizing)",
     )
+    add_scheduler_argument(p, "the training, evaluations and any characterization")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from cosim.report.study import StudyOptions, run_study
 
     check_output_dir(args.out, kind="report", marker=REPORT_MARKER)
+    address = scheduler_address(args.scheduler)
     opts = StudyOptions(
+        scheduler=address,
         out=args.out,
         card=args.card,
         dataset=args.dataset,
@@ -89,6 +93,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append("--quick")
     if args.jobs != 1:
         parts.append(f"--jobs {args.jobs}")
+    if args.scheduler is not None:
+        parts.append(f"--scheduler {shlex.quote(args.scheduler)}")
     return " ".join(parts)
 
 

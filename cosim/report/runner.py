@@ -3,8 +3,15 @@
 Tasks already in the cache are served from it. The others run in the order given (train
 tasks before the evaluations that need their models), in this process (``jobs=1``) or in
 ``jobs`` worker processes (``spawn``: each worker imports cosim afresh and keeps its own
-datasets, library and models). Every finished task is written to the cache at once, so an
-interrupted study resumes where it stopped.
+datasets, library and models), or as tasks on a Dask cluster (``cluster``). Every finished
+task is written to the cache at once, so an interrupted study resumes where it stopped.
+
+On a cluster (:func:`_run_cluster`) workers share no filesystem with this process: the
+libraries' files, the datasets and the cached models are shipped once
+(:meth:`cosim.cluster.Cluster.ship`); a train task returns its model file's bytes, which
+this process writes into the cache before the metrics, and the evaluations that need the
+model take the train task's future, so Dask runs them after it, where it likes. Task keys
+are the cache keys: a task resubmitted (a worker lost) is the same task.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cosim.fileio import write_bytes_atomic
 from cosim.report.cache import ResultCache
-from cosim.report.tasks import Task, execute, init_worker
+from cosim.report.tasks import Task, execute, execute_shipped, init_worker, model_path
 
 
 def _cache_kind(task: Task) -> str:
@@ -28,6 +36,7 @@ def run_tasks(
     env: dict[str, Any],
     jobs: int = 1,
     on_done: Callable[[Task, dict[str, Any], bool, float], None] | None = None,
+    cluster: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Results of ``tasks`` by key (cached or computed).
 
@@ -42,6 +51,8 @@ def run_tasks(
         Passed to :func:`cosim.report.tasks.execute` (cache dir, library, card).
     jobs
         Worker processes (1: run here).
+    cluster
+        A :class:`cosim.cluster.Cluster` to run the tasks on instead (``jobs`` unused).
     on_done
         Called as ``on_done(task, result, cached, seconds)`` for every task.
     """
@@ -66,12 +77,18 @@ def run_tasks(
 
     def finish(t: Task, r: dict[str, Any], seconds: float) -> None:
         r = dict(r)
+        model = r.pop("_model_npz", None)
+        if model is not None:  # a cluster's train task: its model file, before its metrics
+            write_bytes_atomic(model_path(env, t.key), model)
         r["task_seconds"] = seconds
         cache.put(_cache_kind(t), t.key, r)
         results[t.key] = r
         if on_done is not None:
             on_done(t, r, False, seconds)
 
+    if cluster is not None:
+        _run_cluster(pending, env, cluster, results, finish, users)
+        return results
     if jobs <= 1:
         old = os.environ.get("COSIM_PROGRESS")
         os.environ["COSIM_PROGRESS"] = "0"  # the study's bar only
@@ -145,3 +162,60 @@ def _run_pool(
                 fut.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _run_cluster(
+    pending: list[Task],
+    env: dict[str, Any],
+    cluster: Any,
+    results: dict[str, dict[str, Any]],
+    finish: Callable[[Task, dict[str, Any], float], None],
+    users: dict[str, int],
+) -> None:
+    from cosim.datasets import load_dataset
+    from cosim.library import files_digest, library_files
+
+    libraries: dict[str, Any] = {}
+    for path in [env["library"], *(v["library"] for v in env["adc_libraries"].values())]:
+        files = library_files(path)
+        libraries[str(path)] = cluster.ship(("library", files_digest(files)), files)
+    datasets: dict[str, Any] = {}
+    trains: dict[str, Any] = {}  # train key: its future (metrics and the model's bytes)
+    futures: dict[Any, Task] = {}
+    for t in pending:  # trains first (the order of run_tasks): their futures exist in time
+        spec = t.payload["dataset"]
+        if spec not in datasets:
+            datasets[spec] = cluster.ship(("dataset", spec), load_dataset(spec))
+        models: dict[str, Any] = {}
+        for d in t.deps:
+            if d in trains:
+                models[d] = trains[d]
+            elif d in results:  # cached: ship the file once
+                models[d] = cluster.ship(("model", d), model_path(env, d).read_bytes())
+            else:
+                raise RuntimeError(f"study task {t.label} needs model {d}, never trained")
+        fut = cluster.submit(
+            execute_shipped,
+            t.kind,
+            t.key,
+            t.payload,
+            env,
+            libraries,
+            {spec: datasets[spec]},
+            models,
+            key=f"{t.kind}-{t.key}",
+            priority=(1000 + users.get(t.key, 0)) if t.kind == "train" else 0,
+        )
+        futures[fut] = t
+        if t.kind == "train":
+            trains[t.key] = fut
+
+    def on_result(fut: Any, value: tuple[dict[str, Any], float]) -> None:
+        r, seconds = value
+        finish(futures[fut], r, seconds)
+
+    def on_error(fut: Any, exc: BaseException) -> None:
+        exc.add_note(f"while running the study task: {futures[fut].label}")
+        raise exc
+
+    cluster.gather(futures, on_result, desc="study tasks on the cluster", on_error=on_error)

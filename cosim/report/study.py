@@ -39,6 +39,9 @@ class StudyOptions:
         An existing surrogate library directory (None: characterize into ``out/library``).
     jobs
         Worker processes for training/evaluation and ngspice workers.
+    scheduler
+        A Dask scheduler's address (:func:`cosim.cluster.scheduler_address`): the study's
+        tasks and any characterization run there instead (``jobs`` unused).
     command
         The command line, recorded in the report.
     """
@@ -50,6 +53,7 @@ class StudyOptions:
     library: Path | None = None
     jobs: int = 1
     command: str = "cosim report"
+    scheduler: str | None = None
 
 
 def _stderr(line: str) -> None:
@@ -60,6 +64,7 @@ def resolve_library(
     opts: StudyOptions,
     log: Callable[[str], None],
     check: Callable[[Card], None] | None = None,
+    cluster: Any = None,
 ) -> tuple[Path, Card, dict[str, Any]]:
     """``(library path, study card, library info)``; characterizes when needed.
 
@@ -67,7 +72,8 @@ def resolve_library(
     library's (:func:`cosim.engine.core.what_if_card`). Without ``--library``, an earlier
     ``DIR/library`` of the same card is reused when it is a full characterization or the
     study is quick; otherwise the card is characterized (the SPICE cache makes a rerun
-    cheap). ``check(card)`` runs on the study card before any characterization.
+    cheap). ``check(card)`` runs on the study card before any characterization, which
+    runs on ``cluster`` when one is given.
     """
     from cosim.card import load_card
     from cosim.engine.core import what_if_card
@@ -86,7 +92,7 @@ def resolve_library(
             check(card)
         path = opts.out / "library"
         lib, how = _reused_or_characterized(
-            card, path, opts.quick, opts.jobs, log, f"card '{card.name}'"
+            card, path, opts.quick, opts.jobs, log, f"card '{card.name}'", cluster
         )
     assert lib is not None  # given, reused or characterized above
     info = {
@@ -103,7 +109,13 @@ def resolve_library(
 
 
 def _reused_or_characterized(
-    card: Card, path: Path, quick: bool, jobs: int, log: Callable[[str], None], what: str
+    card: Card,
+    path: Path,
+    quick: bool,
+    jobs: int,
+    log: Callable[[str], None],
+    what: str,
+    cluster: Any = None,
 ) -> tuple[Any, str]:
     """``(library, "reused" or "characterized")``: the library at ``path`` when it loads for
     ``card`` (and is a full one unless ``quick``), else a characterization of ``card`` there
@@ -124,7 +136,7 @@ def _reused_or_characterized(
     from cosim.characterize.pipeline import run_characterization
 
     log(f"cosim report: characterizing {what} into {path}")
-    run_characterization(card, path, quick=quick, jobs=jobs, log=log)
+    run_characterization(card, path, quick=quick, jobs=jobs, log=log, cluster=cluster)
     return load_library(path, card=card), "characterized"
 
 
@@ -150,6 +162,7 @@ def resolve_adc_libraries(
     names: tuple[str, ...],
     quick_library: bool,
     log: Callable[[str], None],
+    cluster: Any = None,
 ) -> dict[str, tuple[Path, Card]]:
     """``{name: (library path, card variant)}`` of every ADC architecture of ``names`` other
     than the study card's: ``DIR/library-<name>`` reused when it holds that variant's
@@ -163,7 +176,13 @@ def resolve_adc_libraries(
         variant = adc_variant(card, name)
         path = opts.out / f"library-{name}"
         _reused_or_characterized(
-            variant, path, quick_library, opts.jobs, log, f"the {name} ADC variant of the card"
+            variant,
+            path,
+            quick_library,
+            opts.jobs,
+            log,
+            f"the {name} ADC variant of the card",
+            cluster,
         )
         out[name] = (path, variant)
     return out
@@ -199,13 +218,19 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = _stderr) -> dict[
         ``opts.out`` is not cosim's to write (a file, a link, a foreign directory), or the
         study itself failed deliberately (dataset, library, card).
     """
+    from cosim.cluster import maybe_connect
     from cosim.fileio import REPORT_MARKER, output_directory
 
-    with output_directory(opts.out, kind="report", marker=REPORT_MARKER):
-        return _run_study(opts, log)
+    with (
+        output_directory(opts.out, kind="report", marker=REPORT_MARKER),
+        maybe_connect(opts.scheduler, log) as cluster,
+    ):
+        return _run_study(opts, log, cluster)
 
 
-def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]:
+def _run_study(
+    opts: StudyOptions, log: Callable[[str], None], cluster: Any = None
+) -> dict[str, Any]:
     from cosim import __version__
     from cosim.datasets import load_dataset
     from cosim.fileio import write_json_atomic, write_text_atomic
@@ -234,14 +259,16 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
     datasets = {spec: load_dataset(spec)}  # a wrong dataset fails before any characterization
     plan = make_plan(opts.quick, spec, datasets[spec].preprocessing.input_shape)
     check_plan(plan)
-    lib_path, card, lib_info = resolve_library(opts, log, lambda c: check_card(plan, c))
+    lib_path, card, lib_info = resolve_library(opts, log, lambda c: check_card(plan, c), cluster)
     if plan.mlp_dataset not in datasets:
         datasets[plan.mlp_dataset] = load_dataset(plan.mlp_dataset)
     digests = {
         s: array_digest(d.x_train, d.y_train, d.x_test, d.y_test) for s, d in datasets.items()
     }
     del datasets
-    adc_libs = resolve_adc_libraries(opts, card, plan.adc_architectures, lib_info["quick"], log)
+    adc_libs = resolve_adc_libraries(
+        opts, card, plan.adc_architectures, lib_info["quick"], log, cluster
+    )
     ctx = StudyContext(
         plan,
         card,
@@ -300,7 +327,9 @@ def _run_study(opts: StudyOptions, log: Callable[[str], None]) -> dict[str, Any]
                 what = f"{acc * 100:.2f} %, " if isinstance(acc, float) else ""
                 log(f"  [{sum(counts.values())}/{len(tasks)}] {task.label}: {what}{seconds:.1f} s")
 
-        results = run_tasks(tasks, cache, env, jobs=max(1, opts.jobs), on_done=on_done)
+        results = run_tasks(
+            tasks, cache, env, jobs=max(1, opts.jobs), on_done=on_done, cluster=cluster
+        )
         for exp in EXPERIMENTS:
             if exp.name in sections:
                 continue

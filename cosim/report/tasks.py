@@ -18,7 +18,9 @@ cache key). Four kinds:
     Histograms of every hidden layer's output codes over the first ``limit`` test samples
     (:func:`cosim.model.forward.integer_forward` with ``keep_codes``).
 
-Workers keep datasets, the library and models in per-process caches.
+Workers keep datasets, the library and models in per-process caches. On a Dask cluster a
+task runs through :func:`execute_shipped`, which receives the libraries' files, the dataset
+and the models it needs instead of reading the client's paths.
 """
 
 from __future__ import annotations
@@ -62,6 +64,64 @@ def execute(kind: str, key: str, payload: dict[str, Any], env: dict[str, Any]) -
         "activations": _activations,
     }[kind]
     return fn(key, payload, env)
+
+
+def execute_shipped(
+    kind: str,
+    key: str,
+    payload: dict[str, Any],
+    env: dict[str, Any],
+    libraries: dict[str, dict[str, bytes]],
+    datasets: dict[str, Any],
+    models: dict[str, Any],
+) -> tuple[dict[str, Any], float]:
+    """:func:`execute` on a cluster worker, from shipped data; ``(result, seconds)``.
+
+    ``libraries``: per library path of ``env`` its files (:func:`cosim.library.library_files`),
+    loaded once per worker into a private directory named by their digest; ``datasets``:
+    the loaded datasets by spec; ``models``: per model key its file's bytes, or the result
+    of the train task that made it. A train task's result carries its model file's bytes
+    under ``_model_npz`` for the client to write into its cache.
+    """
+    import tempfile
+    import time
+
+    from cosim.fileio import write_bytes_atomic
+
+    init_worker()
+    t0 = time.perf_counter()
+    local = {path: _shipped_library(files) for path, files in libraries.items()}
+    scratch = Path(tempfile.gettempdir()) / f"cosim-report-{os.getpid()}"
+    env = {
+        **env,
+        "cache_dir": str(scratch),
+        "library": local[str(env["library"])],
+        "adc_libraries": {
+            n: {**v, "library": local[str(v["library"])]} for n, v in env["adc_libraries"].items()
+        },
+    }
+    _STATE["datasets"].update(datasets)  # the client's current data, whatever was here before
+    for mkey, value in models.items():
+        if mkey not in _STATE["models"]:
+            data = value[0]["_model_npz"] if isinstance(value, tuple) else value
+            write_bytes_atomic(model_path(env, mkey), data)
+            _model(mkey, env)
+    out = execute(kind, key, payload, env)
+    if kind == "train":
+        out = {**out, "_model_npz": model_path(env, key).read_bytes()}
+    return out, time.perf_counter() - t0
+
+
+def _shipped_library(files: dict[str, bytes]) -> str:
+    """The worker-local directory of a shipped library (written and checked once)."""
+    from cosim.cluster import worker_memo
+    from cosim.library import files_digest, library_from_files
+
+    digest = files_digest(files)
+    lib = worker_memo(("library", digest), lambda: library_from_files(files))
+    path = str(lib.path)
+    _STATE["libraries"][path] = lib
+    return path
 
 
 # ------------------------------------------------------------------------------ resources

@@ -4,7 +4,11 @@ stop, kill, reap. The worker's own side is :mod:`cosim.spice.worker`."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +39,66 @@ def _signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+class _Subprocess:
+    """A ``subprocess.Popen`` seen through the part of ``multiprocessing.Process`` that
+    :class:`Worker` uses (``is_alive``, ``kill``, ``join``, ``exitcode``, ``pid``)."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+
 class Worker:
+    @classmethod
+    def subprocess(cls, workdir: Path) -> Worker:
+        """A worker started as ``python -m cosim.spice.worker`` over a socket pair, for a
+        parent that may not start multiprocessing children (a Dask worker process is
+        daemonic). It speaks the same protocol; it exits when its parent is gone."""
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        self = cls.__new__(cls)
+        try:
+            with _signals_blocked():
+                popen = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "cosim.spice.worker",
+                        str(theirs.fileno()),
+                        str(workdir),
+                    ],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, "COSIM_PROGRESS": "0"},
+                )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.proc = _Subprocess(popen)
+        self.job = None
+        self.deadline = 0.0
+        self.version = ""
+        return self
+
     def __init__(self, ctx, workdir: Path, target=None) -> None:
         from cosim.spice import worker as wmod
 

@@ -12,6 +12,11 @@
 * The parent owns interruption: workers ignore SIGINT (a Ctrl-C reaches the whole process
   group), and when the parent unwinds (Ctrl-C, SIGTERM, an error) busy workers are killed and
   idle ones stopped. A worker dies with its parent (Linux) instead of lingering as an orphan.
+* On a Dask cluster (``cluster``, from :func:`cosim.cluster.connect`) the jobs the cache
+  does not hold run as tasks (:mod:`cosim.spice.remote`: each worker process keeps its own
+  ngspice processes, kills a hung one at the job's timeout, and Dask retries a task whose
+  ngspice hung or died, or whose worker was lost); this process still owns the cache and the
+  saved netlists of failed runs, so results are the same as a local run's.
 * :func:`check_cache_dir` says in one line what is wrong with an unusable cache directory;
   :class:`SpiceRunner` calls it before it starts any worker.
 
@@ -99,6 +104,11 @@ class SpiceRunner:
         ``$COSIM_CACHE_DIR`` or ``~/.cache/cosim/spice``.
     start_timeout_s
         How long a worker may take to load libngspice (s).
+    cluster
+        A :class:`cosim.cluster.Cluster`: simulate there instead of in local workers
+        (``jobs`` is then unused).
+    retries
+        On a cluster: how many more times a job is tried after its ngspice hung or died.
     """
 
     def __init__(
@@ -107,6 +117,8 @@ class SpiceRunner:
         cache_dir: str | os.PathLike[str] | EllipsisType | None = ...,
         start_timeout_s: float = 60.0,
         _worker_target=None,
+        cluster: Any = None,
+        retries: int = 1,
     ) -> None:
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be >= 1 (an integer), not {jobs!r}")
@@ -132,6 +144,8 @@ class SpiceRunner:
         self._target = _worker_target
         self.version = ""
         self.stats = {"cached": 0, "simulated": 0, "failed": 0, "sim_seconds": 0.0}
+        self.cluster = cluster
+        self.retries = retries
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> SpiceRunner:
@@ -228,6 +242,19 @@ class SpiceRunner:
 
     # -- running ------------------------------------------------------------------------
     def _version_for_keys(self) -> str:
+        if not self.version and self.cluster is not None:
+            from cosim.spice import remote
+
+            versions = self.cluster.run_on_workers(remote.ngspice_version)
+            found = sorted(set(versions.values()))
+            if len(found) != 1:
+                raise SimulationError(
+                    "the cluster's workers load different ngspice versions ("
+                    + ", ".join(f"{w}: {v}" for w, v in sorted(versions.items()))
+                    + "); install the same ngspice on every worker, since results and cache "
+                    "keys depend on it"
+                )
+            self.version = found[0]
         if not self.version:
             self._ensure_workers(1)
         return self.version
@@ -275,7 +302,9 @@ class SpiceRunner:
                 self.stats["cached"] += 1
             else:
                 todo.append(i)
-        if todo:
+        if todo and self.cluster is not None:
+            self._dispatch_cluster(jobs, keys, todo, results, desc)
+        elif todo:
             self._ensure_workers(len(todo))
             try:
                 with Bar(total=len(todo), desc=desc) as bar:
@@ -361,6 +390,66 @@ class SpiceRunner:
                     self.stats["failed"] += 1
                     del busy[i]
                     bar.update()
+
+    def _dispatch_cluster(self, jobs, keys, todo, results, desc: str) -> None:
+        """Run ``todo`` as tasks on the cluster; cache and record each as it returns."""
+        from cosim.spice import remote
+
+        futures = {}
+        for i in todo:
+            payload = {
+                "job_id": i,
+                "netlist": jobs[i].netlist,
+                "vectors": list(jobs[i].vectors) or None,
+                "fallbacks": jobs[i].fallbacks,
+            }
+            fut = self.cluster.submit(
+                remote.run_job,
+                payload,
+                jobs[i].timeout_s,
+                jobs[i].label,
+                key=f"spice-{keys[i][:24]}-{i}",
+                retries=self.retries,
+            )
+            futures[fut] = i
+
+        def on_result(fut, msg) -> None:
+            i = futures[fut]
+            if msg[0] == "ok":
+                res = SpiceResult(msg[2], msg[3])
+                self._cache_put(keys[i], res)
+                results[i] = res
+                self.stats["simulated"] += 1
+                self.stats["sim_seconds"] += float(msg[3].get("worker_s", 0.0))
+            else:
+                _, _, message, lines, tried = msg
+                results[i] = SimulationError(
+                    f"{message} in {jobs[i].label or 'a SPICE run'}",
+                    netlist_path=self._failed_netlist_path(jobs[i], keys[i]),
+                    spice_messages=lines,
+                    tried=tried,
+                )
+                self.stats["failed"] += 1
+
+        def on_error(fut, exc: BaseException) -> None:
+            # after its last try: a hang or crash (SpiceTaskFailed), or a worker lost more
+            # often than the scheduler allows (KilledWorker)
+            i = futures[fut]
+            what = (
+                str(exc)
+                if isinstance(exc, remote.SpiceTaskFailed)
+                else (
+                    f"{type(exc).__name__} on the cluster during {jobs[i].label or 'a run'}: {exc}"
+                )
+            )
+            results[i] = SimulationError(
+                f"{what} (tried {1 + self.retries} time(s))",
+                netlist_path=self._failed_netlist_path(jobs[i], keys[i]),
+                tried=["plain"],
+            )
+            self.stats["failed"] += 1
+
+        self.cluster.gather(futures, on_result, desc=desc, on_error=on_error)
 
     def _replace(self, w: Worker) -> None:
         w.kill()

@@ -178,6 +178,11 @@ def _send(conn, msg: tuple) -> bool:
 def worker_main(conn, workdir: str) -> None:
     """Entry point of a worker process (started with the ``spawn`` method)."""
     setup_worker_signals()
+    _serve(conn, workdir)
+
+
+def _serve(conn, workdir: str) -> None:
+    """Load libngspice, say ready, then run jobs until told to stop or the pipe breaks."""
     try:
         ng = _load_ngspice()
         version = str(ng.ngspice_version)
@@ -207,9 +212,53 @@ def worker_main(conn, workdir: str) -> None:
             return
 
 
+def _exit_when_orphaned(interval_s: float = 1.0) -> None:
+    """Exit this process once its parent is gone (checked every ``interval_s`` seconds).
+
+    For a worker started as a plain subprocess (:func:`subprocess_main`), where the parent's
+    death signal is not used: the kernel ties that signal to the parent *thread*, and a Dask
+    worker's task threads come and go. ngspice releases the interpreter lock while it
+    simulates, so this thread runs even during a hung simulation.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="cosim-orphan-watch", daemon=True).start()
+
+
+def subprocess_main(argv: list[str]) -> None:
+    """Entry point of a worker started as ``python -m cosim.spice.worker FD WORKDIR``.
+
+    ``FD`` is this process's end of a socket pair the parent made; the protocol is
+    :func:`worker_main`'s. Used where the parent may not start multiprocessing children
+    (a Dask worker process is daemonic).
+    """
+    from multiprocessing.connection import Connection
+
+    fd, workdir = int(argv[0]), argv[1]
+    conn = Connection(fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _exit_when_orphaned()
+    _serve(conn, workdir)
+
+
 def sleep_forever_main(conn, workdir: str) -> None:  # pragma: no cover - used by tests
     """A worker that never answers (for testing the hang timeout)."""
     setup_worker_signals()
     conn.send(("ready", "test"))
     while True:
         time.sleep(3600)
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a subprocess by cosim.spice.process
+    import sys
+
+    subprocess_main(sys.argv[1:])
