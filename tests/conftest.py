@@ -27,8 +27,12 @@ Fixtures
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -89,3 +93,36 @@ def committed_library(tmp_path_factory) -> CommittedLibrary:
     out = tmp_path_factory.mktemp("committed-library") / "lib"
     shutil.copytree(COMMITTED_LIBRARY, out)
     return CommittedLibrary(out)
+
+
+class QuickReport(NamedTuple):
+    out: Path
+    first_s: float
+    second_s: float
+    first: dict
+    second: dict
+    stderr: str
+
+
+def _run_report(out: Path, library: Path) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "cosim", "report", "--quick", "--out", str(out),
+         "--library", str(library), "--jobs", "2"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "cosim report summary" in proc.stdout
+    return seconds, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def quick_report(committed_library, tmp_path_factory) -> QuickReport:
+    out = tmp_path_factory.mktemp("report") / "quick"
+    first_s, err = _run_report(out, committed_library.path)
+    first = json.loads((out / "report.json").read_text())
+    second_s, _ = _run_report(out, committed_library.path)
+    second = json.loads((out / "report.json").read_text())
+    return QuickReport(out, first_s, second_s, first, second, err)

@@ -1,9 +1,10 @@
 """``cosim report``: the quick study end to end, its cache, and the keys it builds.
 
-One session fixture runs ``cosim report --quick`` twice in a subprocess (the real command,
-2 workers) against the committed quick library (``committed_library``; no ngspice runs): the
-first run computes everything, the second must be served from the cache. The other tests
-read what those runs wrote.
+One session fixture (``quick_report``, in ``conftest.py``: the cluster tests compare with it
+too) runs ``cosim report --quick`` twice in a subprocess (the real command, 2 workers)
+against the committed quick library (``committed_library``; no ngspice runs): the first run
+computes everything, the second must be served from the cache. The other tests read what
+those runs wrote.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
@@ -22,39 +21,6 @@ from cosim.cli import main
 from cosim.errors import CosimError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-class QuickReport(NamedTuple):
-    out: Path
-    first_s: float
-    second_s: float
-    first: dict
-    second: dict
-    stderr: str
-
-
-def _run_report(out: Path, library: Path) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "cosim", "report", "--quick", "--out", str(out),
-         "--library", str(library), "--jobs", "2"],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    seconds = time.perf_counter() - t0
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    assert "cosim report summary" in proc.stdout
-    return seconds, proc.stderr
-
-
-@pytest.fixture(scope="session")
-def quick_report(committed_library, tmp_path_factory) -> QuickReport:
-    out = tmp_path_factory.mktemp("report") / "quick"
-    first_s, err = _run_report(out, committed_library.path)
-    first = json.loads((out / "report.json").read_text())
-    second_s, _ = _run_report(out, committed_library.path)
-    second = json.loads((out / "report.json").read_text())
-    return QuickReport(out, first_s, second_s, first, second, err)
 
 
 @pytest.mark.slow
