@@ -338,11 +338,16 @@ def _run_study(
             cache.put("experiment", exp_keys[exp.name], sections[exp.name])
             bar.update(1)
     t_tasks = time.perf_counter() - t_tasks
-    for name in exp_cached:  # their tasks were not looked up: read their recorded seconds
-        for t in declared[name].values():
-            if t.key not in compute:
-                hit = cache.get("model" if t.kind == "train" else "task", t.key)
-                compute[t.key] = float(hit.get("task_seconds", 0.0)) if hit else 0.0
+    # the whole study's task graph (an experiment read back whole still names its tasks and,
+    # through them, the models they need), each task with its own seconds, computed now or
+    # in an earlier run: what a cluster of any size would have to run (benchmarks/scaleout.py)
+    graph = with_dependencies(
+        {t.key: t for named in declared.values() for t in named.values()}, ctx.tasks
+    )
+    for t in graph:
+        if t.key not in compute:
+            hit = cache.get("model" if t.kind == "train" else "task", t.key)
+            compute[t.key] = float(hit.get("task_seconds", 0.0)) if hit else 0.0
 
     report: dict[str, Any] = {
         "cosim_version": __version__,
@@ -367,9 +372,13 @@ def _run_study(
         "tasks_cached": counts["cached"],
         # every task's own seconds, including those an earlier (interrupted) run computed
         # and cached: the whole study's compute cost in worker-seconds
-        "task_compute_s": sum(compute.values()),
+        "task_compute_s": sum(compute[t.key] for t in graph),
         "experiments": len(EXPERIMENTS),
         "experiments_cached": len(exp_cached),
+        "task_graph": [
+            {"key": t.key, "kind": t.kind, "deps": list(t.deps), "seconds": compute[t.key]}
+            for t in graph
+        ],
     }
     t_fig = time.perf_counter()
     drawn = figures.draw_all(report, out)
