@@ -282,10 +282,39 @@ def connect(
                 f"the Dask scheduler at {address} has no worker after {timeout_s:g} s; start "
                 f"some with `dask worker {address}`"
             ) from None
+        _check_workers(cluster)
         log(cluster.describe())
         yield cluster
     finally:
         cluster.close()
+
+
+def _cosim_version() -> str:
+    """On a worker: the cosim version it imports."""
+    import cosim
+
+    return cosim.__version__
+
+
+def _check_workers(cluster: Cluster) -> None:
+    """Every worker imports the client's cosim version (a worker without cosim, or with
+    another version, would fail or compute something else task by task)."""
+    import cosim
+
+    try:
+        versions = cluster.run_on_workers(_cosim_version)
+    except Exception as exc:  # a worker that cannot unpickle a cosim function
+        raise CosimError(
+            f"a worker of the Dask scheduler at {cluster.address} cannot run cosim "
+            f"({type(exc).__name__}: {exc}); install cosim on every worker (scripts/setup.sh)"
+        ) from None
+    wrong = {w: v for w, v in versions.items() if v != cosim.__version__}
+    if wrong:
+        w, v = next(iter(sorted(wrong.items())))
+        raise CosimError(
+            f"{len(wrong)} worker(s) of the Dask scheduler at {cluster.address} run cosim "
+            f"{v} (e.g. {w}), this client {cosim.__version__}; install the same cosim everywhere"
+        )
 
 
 # ------------------------------------------------------------------------ worker side

@@ -25,8 +25,6 @@ import pytest
 
 from cosim.errors import SimulationError
 
-pytestmark = pytest.mark.slow
-
 
 class DaskCluster:
     """A scheduler and named workers, each in its own process group."""
@@ -124,6 +122,7 @@ def _finish(proc: subprocess.Popen, timeout: float = 900) -> tuple[str, str]:
     return out, err
 
 
+@pytest.mark.slow
 def test_characterization_survives_a_lost_worker(dask_cluster, quick_library, tmp_path):
     cache = tmp_path / "spice-cache"
     lib = tmp_path / "lib"
@@ -164,6 +163,7 @@ def _comparable(report: dict) -> dict:
     return r
 
 
+@pytest.mark.slow
 def test_quick_report_survives_a_lost_worker(
     dask_cluster, quick_report, committed_library, tmp_path
 ):
@@ -184,6 +184,7 @@ def test_quick_report_survives_a_lost_worker(
     dask_cluster.add_worker("w4")
 
 
+@pytest.mark.slow
 def test_evaluate_on_the_cluster_matches_local(dask_cluster, committed_library, tmp_path):
     from cosim.cli import main
 
@@ -214,6 +215,7 @@ def test_evaluate_on_the_cluster_matches_local(dask_cluster, committed_library, 
         assert got["local"] == got["cluster"], name
 
 
+@pytest.mark.slow
 def test_hung_ngspice_on_a_worker_is_killed_retried_and_recorded(dask_cluster, tmp_path):
     from cosim.cluster import connect
     from cosim.spice.runner import SpiceJob, SpiceRunner
@@ -235,3 +237,107 @@ def test_hung_ngspice_on_a_worker_is_killed_retried_and_recorded(dask_cluster, t
     assert float(res["b"][0]) == pytest.approx(0.75)
     assert seconds < 60  # two tries of 1 s each, not the 10 s transient
     assert runner.stats["failed"] == 1 and runner.stats["simulated"] == 1
+
+
+# -------------------------------------------------------------- without a cluster (fast)
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("tcp://10.0.0.5:8786", "tcp://10.0.0.5:8786"),
+        ("node7:8786", "tcp://node7:8786"),
+        ("tls://h.example.org:1", "tls://h.example.org:1"),
+        ("  tcp://[::1]:8786 ", "tcp://[::1]:8786"),
+    ],
+)
+def test_scheduler_address_forms(text, want, monkeypatch):
+    from cosim.cluster import scheduler_address
+
+    monkeypatch.delenv("COSIM_SCHEDULER_TIMEOUT", raising=False)
+    assert scheduler_address(text) == want
+
+
+@pytest.mark.parametrize(
+    "text", ["", "nonsense", "tcp://host", "http://h:80", "h:0", "h:65536", "h:8786/x", "a b:1"]
+)
+def test_a_bad_scheduler_address_is_one_line(text):
+    from cosim.cluster import scheduler_address
+    from cosim.errors import CosimError
+
+    with pytest.raises(CosimError, match="not a Dask scheduler address") as info:
+        scheduler_address(text)
+    assert "\n" not in str(info.value)
+
+
+def test_the_environment_names_the_scheduler_and_its_timeout(monkeypatch):
+    from cosim.cluster import connect_timeout, scheduler_address
+    from cosim.errors import CosimError
+
+    monkeypatch.delenv("COSIM_SCHEDULER", raising=False)
+    monkeypatch.delenv("COSIM_SCHEDULER_TIMEOUT", raising=False)
+    assert scheduler_address(None) is None and connect_timeout() == 30.0
+    monkeypatch.setenv("COSIM_SCHEDULER", "  ")
+    assert scheduler_address(None) is None  # empty: local
+    monkeypatch.setenv("COSIM_SCHEDULER", "h:8786")
+    assert scheduler_address(None) == "tcp://h:8786"
+    assert scheduler_address("other:1") == "tcp://other:1"  # the flag wins
+    monkeypatch.setenv("COSIM_SCHEDULER", "h")
+    with pytest.raises(CosimError, match="COSIM_SCHEDULER 'h'"):
+        scheduler_address(None)
+    for bad in ("0", "-1", "nan", "inf", "1e9", "soon"):
+        monkeypatch.setenv("COSIM_SCHEDULER_TIMEOUT", bad)
+        with pytest.raises(CosimError, match="COSIM_SCHEDULER_TIMEOUT"):
+            scheduler_address("h:8786")
+    monkeypatch.setenv("COSIM_SCHEDULER_TIMEOUT", "2.5")
+    assert connect_timeout() == 2.5
+
+
+def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from cosim.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("COSIM_SCHEDULER_TIMEOUT", "1")
+    out = tmp_path / "lib"
+    t0 = time.monotonic()
+    rc = main(["characterize", "--quick", "--out", str(out), "--scheduler", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and time.monotonic() - t0 < 30
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    rep = tmp_path / "rep"
+    rc = main(["report", "--quick", "--out", str(rep), "--scheduler", f"127.0.0.1:{port}"])
+    assert rc == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not rep.exists()  # the report directory it had begun is gone again
+
+
+def test_a_shipped_library_loads_with_the_same_checks(committed_library, tmp_path):
+    from cosim.errors import LibraryError
+    from cosim.library import files_digest, library_files, library_from_files, load_library
+
+    files = library_files(committed_library.path)
+    lib = library_from_files(files, root=tmp_path)
+    assert lib.path.parent == tmp_path and lib.path.name == files_digest(files)
+    assert lib.card == load_library(committed_library.path).card
+    again = library_from_files(files, root=tmp_path)  # written once, loaded again
+    assert again.path == lib.path and len(list(tmp_path.iterdir())) == 1
+    with pytest.raises(LibraryError, match="must hold exactly"):
+        library_from_files({"library.json": files["library.json"]}, root=tmp_path)
+    broken = {**files, "arrays.npz": b"not a zip"}
+    with pytest.raises(LibraryError):
+        library_from_files(broken, root=tmp_path)
+
+
+def test_worker_memo_builds_once_and_keeps_the_newest():
+    from cosim.cluster import worker_memo
+
+    calls = []
+    for _ in range(3):
+        assert worker_memo(("test", 1), lambda: calls.append(1) or "built") == "built"
+    assert calls == [1]
+    for k in range(20):  # evicts the oldest entries, never the one just built
+        assert worker_memo(("test-evict", k), lambda k=k: k) == k
+    assert worker_memo(("test-evict", 19), lambda: "rebuilt") == 19
+    assert worker_memo(("test", 1), lambda: "rebuilt") == "rebuilt"
