@@ -30,7 +30,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from cosim.errors import CosimError
@@ -182,14 +182,14 @@ class Cluster:
         self,
         futures: Iterable[Any],
         on_result: Callable[[Any, Any], None],
-        desc: str = "cluster",
+        desc: str | None = "cluster",
         on_error: Callable[[Any, BaseException], None] | None = None,
     ) -> None:
         """Wait for ``futures`` in the order they finish: ``on_result(future, value)`` for
         each (on the caller's thread), a progress bar counting them. A task that failed
         after its retries raises its exception here, unless ``on_error(future, exc)`` takes
-        it. When the caller is interrupted or an error escapes, the futures not yet done
-        are cancelled."""
+        it. ``desc=None``: no bar of its own (the caller counts in ``on_result``). When the
+        caller is interrupted or an error escapes, the futures not yet done are cancelled."""
         from distributed import as_completed
 
         from cosim.progress import Bar
@@ -198,13 +198,15 @@ class Cluster:
         if not futures:
             return
         try:
-            with Bar(total=len(futures), desc=desc) as bar:
+            own_bar = Bar(total=len(futures), desc=desc) if desc is not None else nullcontext()
+            with own_bar as bar:
                 for fut in as_completed(futures, loop=self.client.loop):
                     if fut.status == "error" and on_error is not None:
                         on_error(fut, fut.exception())
                     else:
                         on_result(fut, fut.result())
-                    bar.update()
+                    if bar is not None:
+                        bar.update()
         except BaseException:
             self.client.cancel([f for f in futures if not f.done()], force=True)
             raise

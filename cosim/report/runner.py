@@ -218,4 +218,5 @@ def _run_cluster(
         exc.add_note(f"while running the study task: {futures[fut].label}")
         raise exc
 
-    cluster.gather(futures, on_result, desc="study tasks on the cluster", on_error=on_error)
+    # the study's own bar counts each task (on_done): no second bar
+    cluster.gather(futures, on_result, desc=None, on_error=on_error)
