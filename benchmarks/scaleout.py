@@ -116,6 +116,8 @@ distributed:
 """
 #: the Dask runs whose workers keep glibc's malloc defaults (see NO_MALLOC_TRIM_YAML)
 NO_TRIM = "dask-no-malloc-trim"
+BASELINE = "baseline"  # a local run of another checkout (--baseline)
+BASELINE_TREE: Path | None = None
 #: report.json entries that may differ between equal studies (seconds and the command line)
 UNCOMPARED = ("timing", "command", "library.seconds", "accuracy_grid_details.train_seconds")
 
@@ -238,8 +240,9 @@ class DaskCluster:
         self.procs.clear()
 
 
-def _run_cosim(args: list[str], log: Path, env: dict[str, str]) -> float:
-    """Run ``python -m cosim ARGS`` in the repository root; its wall time (s).
+def _run_cosim(args: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> float:
+    """Run ``python -m cosim ARGS`` in the repository root (or ``cwd``: another checkout,
+    whose ``cosim`` then comes first on the path); its wall time (s).
 
     Raises
     ------
@@ -253,7 +256,7 @@ def _run_cosim(args: list[str], log: Path, env: dict[str, str]) -> float:
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             timeout=RUN_TIMEOUT_S,
             check=False,
         )
@@ -281,11 +284,13 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
-def _plan(workers: Sequence[int], no_trim: bool) -> list[tuple[str, int]]:
+def _plan(workers: Sequence[int], no_trim: bool, baseline: bool = False) -> list[tuple[str, int]]:
     """The runs, in order: for each k of ``workers`` the local run on k then the Dask run
-    on k (alternated, so a change in the machine's load hits both alike); with ``no_trim``
-    last a Dask run on the most workers without the nanny's ``MALLOC_TRIM_THRESHOLD_``."""
-    runs = [(where, k) for k in workers for where in ("local", "dask")]
+    on k (alternated, so a change in the machine's load hits both alike), with ``baseline``
+    a local run of the baseline checkout before each pair; with ``no_trim`` last a Dask run
+    on the most workers without the nanny's ``MALLOC_TRIM_THRESHOLD_``."""
+    wheres = (BASELINE, "local", "dask") if baseline else ("local", "dask")
+    runs = [(where, k) for k in workers for where in wheres]
     return runs + ([(NO_TRIM, max(workers))] if no_trim else [])
 
 
@@ -293,7 +298,7 @@ def _runs(
     plan: Sequence[tuple[str, int]],
     tmp: Path,
     name: str,
-    local: Callable[[int, Path], dict[str, Any]],
+    local: Callable[..., dict[str, Any]],
     dask: Callable[[int, Path, DaskCluster], dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """One row per run of ``plan`` (:func:`_plan`), each in its own directory
@@ -305,6 +310,9 @@ def _runs(
         load = _load()
         if where == "local":
             row = {"where": where, "workers": k, **local(k, d)}
+        elif where == BASELINE:
+            assert BASELINE_TREE is not None
+            row = {"where": where, "workers": k, **local(k, d, BASELINE_TREE)}
         else:
             with DaskCluster(d / "cluster", k, malloc_trim=where != NO_TRIM) as cl:
                 row = {
@@ -329,9 +337,20 @@ def _ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     wall = {(r["where"], r["workers"]): r["wall_s"] for r in rows}
     out: dict[str, dict[str, float]] = {}
     for (where, k), w in wall.items():
-        if where != "local" and ("local", k) in wall:
+        if where not in ("local", BASELINE) and ("local", k) in wall:
             out.setdefault(where, {})[str(k)] = w / wall[("local", k)]
     return out
+
+
+def _over_baseline(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """``{k: local wall / baseline wall on k}``: today's local run against the baseline
+    checkout's (below 1: faster than before)."""
+    wall = {(r["where"], r["workers"]): r["wall_s"] for r in rows}
+    return {
+        str(k): w / wall[(BASELINE, k)]
+        for (where, k), w in wall.items()
+        if where == "local" and (BASELINE, k) in wall
+    }
 
 
 # ------------------------------------------------------------------- 1. characterization
@@ -353,8 +372,9 @@ def measure_characterize(plan: Sequence[tuple[str, int]], tmp: Path) -> dict[str
             "ngspice_version": summary.get("ngspice_version"),
         }
 
-    def local(k: int, d: Path) -> dict[str, Any]:
-        return facts(d, _run_cosim([*args(d), "--jobs", str(k)], d / "log.txt", _env()))
+    def local(k: int, d: Path, tree: Path | None = None) -> dict[str, Any]:
+        wall = _run_cosim([*args(d), "--jobs", str(k)], d / "log.txt", _env(), tree)
+        return facts(d, wall)
 
     def dask(k: int, d: Path, cl: DaskCluster) -> dict[str, Any]:
         wall = _run_cosim([*args(d), "--scheduler", cl.address], d / "log.txt", _env())
@@ -373,6 +393,7 @@ def measure_characterize(plan: Sequence[tuple[str, int]], tmp: Path) -> dict[str
         "compared_files": ["arrays.npz", "validation.json"],
         "runs": rows,
         "over_local": _ratios(rows),
+        "local_over_baseline": _over_baseline(rows),
         "all_identical": all(r["identical_to_reference"] for r in rows),
     }
 
@@ -400,8 +421,8 @@ def measure_report(plan: Sequence[tuple[str, int]], tmp: Path, library: Path) ->
             "tasks_s_model": simulate(graph, k) if graph else None,
         }
 
-    def local(k: int, d: Path) -> dict[str, Any]:
-        wall = _run_cosim([*args(d), "--jobs", str(k)], d / "log.txt", env(d))
+    def local(k: int, d: Path, tree: Path | None = None) -> dict[str, Any]:
+        wall = _run_cosim([*args(d), "--jobs", str(k)], d / "log.txt", env(d), tree)
         return facts(d, wall, k)
 
     def dask(k: int, d: Path, cl: DaskCluster) -> dict[str, Any]:
@@ -421,6 +442,7 @@ def measure_report(plan: Sequence[tuple[str, int]], tmp: Path, library: Path) ->
         "uncompared": list(UNCOMPARED),
         "runs": rows,
         "over_local": _ratios(rows),
+        "local_over_baseline": _over_baseline(rows),
         "all_identical": all(r["identical_to_reference"] for r in rows),
     }
 
@@ -737,11 +759,19 @@ def print_runs(title: str, m: dict[str, Any]) -> None:
     print(f"\n{title}")
     print(f"  {'run':<20} {'workers':>7} {'wall s':>8} {'/ local':>8} {'same':>6}")
     for r in m["runs"]:
-        ratio = 1.0 if r["where"] == "local" else m["over_local"][r["where"]][str(r["workers"])]
+        k = str(r["workers"])
+        if r["where"] == "local":
+            ratio = 1.0
+        elif r["where"] == BASELINE:
+            ratio = 1.0 / m["local_over_baseline"][k]
+        else:
+            ratio = m["over_local"][r["where"]][k]
         print(
             f"  {r['where']:<20} {r['workers']:>7} {r['wall_s']:>8.1f} {ratio:>8.2f} "
             f"{r['identical_to_reference']!s:>6}"
         )
+    for k, v in m.get("local_over_baseline", {}).items():
+        print(f"  local / baseline on {k} worker(s): {v:.2f} (below 1: faster than before)")
 
 
 def print_summary(doc: dict[str, Any]) -> None:
@@ -842,6 +872,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no extra Dask runs with glibc's malloc defaults in the workers",
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="another checkout of cosim (e.g. `git worktree add /tmp/base 6b6a9d9`, before the "
+        "scale-out): its local runs go before each pair, and local / baseline is reported",
+    )
     ap.add_argument("--skip-measure", action="store_true", help="only the paper part")
     ap.add_argument("--skip-characterize", action="store_true")
     ap.add_argument("--skip-report", action="store_true")
@@ -863,7 +901,19 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "load_before": _load(),
     }
-    plan = _plan(workers, not args.skip_no_trim)
+    global BASELINE_TREE
+    BASELINE_TREE = args.baseline.resolve() if args.baseline is not None else None
+    if BASELINE_TREE is not None:
+        doc["baseline"] = {
+            "tree": str(BASELINE_TREE),
+            "commit": subprocess.run(
+                ["git", "-C", str(BASELINE_TREE), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip(),
+        }
+    plan = _plan(workers, not args.skip_no_trim, BASELINE_TREE is not None)
     with _scratch() as tmp:
         if not args.skip_characterize:
             doc["characterize"] = measure_characterize(plan, tmp)

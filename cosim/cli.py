@@ -157,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad is not None:
         _eprint(f"cosim {args.command}: error: {bad} holds a NUL byte, which no path can hold")
         return 2
+    from cosim.memory import tune_malloc
+
+    tune_malloc()  # NumPy's temporaries on the heap, not a fresh mmap each (cosim.memory)
     try:
         with _sigterm_raises():
             return int(mods[args.command].run(args) or 0)

@@ -237,6 +237,9 @@ def _chip_task(
     """On a worker: chip ``k`` of the engine ``what`` names (built once per worker)."""
     from cosim.cluster import worker_memo
     from cosim.library import library_from_files
+    from cosim.memory import tune_malloc
+
+    tune_malloc()  # a Dask nanny's MALLOC_TRIM_THRESHOLD_ would cost 1.5x (cosim.memory)
 
     def build() -> Engine:
         from cosim.card import Card

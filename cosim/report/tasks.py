@@ -49,8 +49,12 @@ class Task:
 
 
 def init_worker() -> None:
-    """Worker-process set-up: no nested progress bars."""
+    """Worker-process set-up: no nested progress bars, NumPy's temporaries on the heap
+    (:func:`cosim.memory.tune_malloc`)."""
+    from cosim.memory import tune_malloc
+
     os.environ["COSIM_PROGRESS"] = "0"
+    tune_malloc()
 
 
 def execute(kind: str, key: str, payload: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:

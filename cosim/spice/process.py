@@ -85,7 +85,11 @@ class Worker:
                     ],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
-                    env={**os.environ, "COSIM_PROGRESS": "0"},
+                    # a Dask nanny's MALLOC_TRIM_THRESHOLD_ slows ngspice too: not passed on
+                    env={
+                        **{k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"},
+                        "COSIM_PROGRESS": "0",
+                    },
                 )
         except BaseException:
             ours.close()
