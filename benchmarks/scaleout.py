@@ -786,6 +786,8 @@ def print_summary(doc: dict[str, Any]) -> None:
         )
         print("  task phase: measured tasks_s against the scheduler model on its own graph")
         for r in doc["report"]["runs"]:
+            if r["tasks_s_model"] is None:  # a baseline from before report.json had its graph
+                continue
             print(
                 f"    {r['where']:<20} {r['workers']}: {r['tasks_s']:6.1f} s measured, "
                 f"{r['tasks_s_model']:6.1f} s model ({r['tasks_run']} tasks, "
@@ -931,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     startup: dict[str, Any] = {"dask_subprocess": []}
     for name in ("characterize", "report"):
         for r in doc.get(name, {}).get("runs", []):
-            if r["where"] != "local":
+            if r["where"] not in ("local", BASELINE):
                 startup["dask_subprocess"].append(
                     {
                         "workers": r["workers"],
@@ -950,11 +952,11 @@ def main(argv: list[str] | None = None) -> int:
     if overhead is None:
         overhead = doc.get("tiny_tasks", {}).get("dask_round_trip_s", 0.0)
     doc["graph"] = analyse_graph(args.graph, overhead)
-    print_summary(doc)
-    if args.json is not None:
+    if args.json is not None:  # written first: minutes of measurements are not lost to a print
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}")
+    print_summary(doc)
     png = args.png or (args.json.with_suffix(".png") if args.json is not None else None)
     if png is not None:
         plot(doc["graph"], png)

@@ -23,6 +23,11 @@ Fixtures
 ``quick_library_cache``
     The SPICE cache directory that ``quick_library`` filled: re-running the same
     characterization (default card, ``--quick``, seed 0) against it is served from cache.
+``quick_report``
+    ``cosim report --quick`` run twice in a subprocess (2 workers) on ``committed_library``:
+    the first run computes everything, the second is served from the cache
+    (:class:`QuickReport`). ``tests/test_report.py`` reads it, and ``tests/test_cluster.py``
+    compares a cluster run with it.
 """
 
 from __future__ import annotations

@@ -201,12 +201,8 @@ def _run_chips_cluster(
     model_f = cluster.ship(("model", model_digest), model)
     card_dict = card.to_dict() if card is not None else None
     futures: dict[Any, tuple[int, int]] = {}
-    x_shipped: dict[str, Any] = {}
     for ci, ((eng, xc, _, _), chips) in enumerate(zip(engines, chip_lists, strict=True)):
-        x_digest = _digest(xc)
-        x_f = x_shipped.get(x_digest) or x_shipped.setdefault(
-            x_digest, cluster.ship(("samples", x_digest), xc)
-        )
+        x_f = cluster.ship(("samples", _digest(xc)), xc)  # once: every point has the same
         what = json.dumps([model_digest, lib_digest, card_dict, repr(eng.cfg)], sort_keys=True)
         for pos, k in enumerate(chips):
             fut = cluster.submit(
