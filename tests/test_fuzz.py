@@ -1306,6 +1306,10 @@ TEXT = {
               "nvw=0:1:2:3", "", "nvw=a:b:c", "NVW=0:0.1:0.05", "nvw=0:0.1\n:0.05",
               "nvw=1e309", "t=-5"],
 }  # fmt: skip
+#: ``--scheduler`` values refused before any connection (a well-formed address would wait
+#: for a scheduler: tests/test_cluster.py covers those, with a short timeout)
+SCHEDULERS = ["", " ", "nonsense", "tcp://host", "h:0", "h:65536", "http://h:80", "h:8786/x",
+              "a b:1", "tcp://:8786", "ünï:1", "h:-1", "h:1e3", "h:87\n86", "\x00"]  # fmt: skip
 JUNK_ARGS = ["--bogus", "-x", "positional", "--", "-", "--no-such-flag=1", "—out", "-h", "-"]
 _junk_text = st.sampled_from(["", " ", "\n", "x" * 300, "-", "--", "ünï", "a\x00b", "@notes"])
 
@@ -1319,6 +1323,8 @@ def value_strategy(f: Flag, pools: dict[str, list[str]]) -> st.SearchStrategy[st
         return st.sampled_from(OUT_PATHS)
     if f.kind == "path-in":
         return st.sampled_from(IN_PATHS)
+    if f.dest == "scheduler":
+        return st.sampled_from(SCHEDULERS)
     if f.kind == "text":
         return st.sampled_from(TEXT.get(f.dest, [])) | _junk_text | _text
     return st.sampled_from(NUMBERS) | st.integers(-(2**70), 2**70).map(str) | st.floats().map(repr)
