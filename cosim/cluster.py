@@ -31,6 +31,7 @@ import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any, TypeVar
 
 from cosim.errors import CosimError
@@ -43,14 +44,15 @@ __all__ = [
     "maybe_connect",
     "scheduler_address",
     "worker_memo",
+    "worker_scratch",
 ]
 
 SCHEDULER_ENV = "COSIM_SCHEDULER"
 TIMEOUT_ENV = "COSIM_SCHEDULER_TIMEOUT"
 CONNECT_TIMEOUT_S = 30.0
-_ADDRESS = re.compile(
-    r"^(?:(tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$"
-)
+_ADDRESS = re.compile(r"^(?:(tcp|tls)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]*)?$|^\.[0-9]+$")
 
 T = TypeVar("T")
 
@@ -74,18 +76,26 @@ def scheduler_address(flag: str | None) -> str | None:
     """
     source = "--scheduler"
     text = flag
+    connect_timeout()  # a bad COSIM_SCHEDULER_TIMEOUT is refused at once, scheduler or not
     if text is None:
         text = os.environ.get(SCHEDULER_ENV, "").strip() or None
         source = SCHEDULER_ENV
         if text is None:
             return None
     m = _ADDRESS.match(text.strip())
-    if m is None or not 1 <= int(m.group(3)) <= 65535:
+    host = m.group(2) if m is not None else ""
+    if (
+        m is None
+        or not 1 <= int(m.group(3)) <= 65535
+        or not (
+            host.startswith("[")
+            or (len(host) <= 253 and all(_LABEL.match(label) for label in host.split(".")))
+        )
+    ):
         raise CosimError(
             f"{source} {text!r} is not a Dask scheduler address; give tcp://HOST:PORT "
             "(the address `dask scheduler` prints, port 8786 by default)"
         )
-    connect_timeout()  # a bad COSIM_SCHEDULER_TIMEOUT is refused now, not after loading
     scheme = m.group(1) or "tcp"
     return f"{scheme}://{m.group(2)}:{m.group(3)}"
 
@@ -111,6 +121,16 @@ def maybe_connect(
         return
     with connect(address, log or _stderr) as cluster:
         yield cluster
+
+
+def unused_with_scheduler(command: str, flags: list[str]) -> None:
+    """Say on stderr that ``flags`` (given with ``--scheduler``) do not apply: the cluster's
+    workers set the parallelism."""
+    if flags:
+        _stderr(
+            f"cosim {command}: note: {', '.join(flags)} not used with --scheduler (the "
+            "cluster's workers run the tasks: start them with `dask worker --nthreads N`)"
+        )
 
 
 def _stderr(msg: str) -> None:
@@ -197,18 +217,39 @@ class Cluster:
         futures = list(futures)
         if not futures:
             return
+        rerun = "finished work is kept in the caches: rerun the command to resume"
         try:
             own_bar = Bar(total=len(futures), desc=desc) if desc is not None else nullcontext()
             with own_bar as bar:
                 for fut in as_completed(futures, loop=self.client.loop):
-                    if fut.status == "error" and on_error is not None:
-                        on_error(fut, fut.exception())
+                    if fut.status == "cancelled":
+                        raise CosimError(
+                            f"a task was cancelled on the Dask scheduler at {self.address} "
+                            f"(restarted, or the connection was lost); {rerun}"
+                        )
+                    if fut.status == "error":
+                        exc = fut.exception()
+                        lost = failure(exc, self.address)
+                        if on_error is not None:
+                            on_error(fut, exc)
+                        elif lost is not None:
+                            raise lost
+                        else:
+                            fut.result()  # the task's own exception, raised here
                     else:
-                        on_result(fut, fut.result())
+                        try:
+                            value = fut.result()
+                        except Exception as exc:  # the connection went while fetching it
+                            lost = failure(exc, self.address)
+                            if lost is None:
+                                raise
+                            raise lost from None
+                        on_result(fut, value)
                     if bar is not None:
                         bar.update()
         except BaseException:
-            self.client.cancel([f for f in futures if not f.done()], force=True)
+            # this client's interest only: another run that wants the same tasks keeps them
+            self.client.cancel([f for f in futures if not f.done()])
             raise
 
     def run_on_workers(self, fn: Callable[[], T]) -> dict[str, T]:
@@ -232,10 +273,7 @@ def connect_timeout() -> float:
     text = os.environ.get(TIMEOUT_ENV, "").strip()
     if not text:
         return CONNECT_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = float(text) if _DECIMAL.match(text) else float("nan")  # no 1_0, no "２"
     if not 0.0 < value <= 3600.0:  # also NaN
         raise CosimError(f"{TIMEOUT_ENV}={text!r}: give seconds, more than 0 and at most 3600")
     return value
@@ -267,13 +305,14 @@ def connect(
             "--scheduler needs Dask's distributed package; run the README's set-up "
             "(pip install 'distributed>=2024.8')"
         ) from None
+    _quiet_distributed()
+    _probe(address, timeout_s)
     try:
         client = Client(address, timeout=timeout_s, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:  # it answered the probe a moment ago: name what broke
         raise CosimError(
-            f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s "
-            f"({type(exc).__name__}); start one with `dask scheduler`, check the address, "
-            f"or run locally without --scheduler (and with {SCHEDULER_ENV} unset)"
+            f"cannot connect to the Dask scheduler at {address}: {_what(exc)}; "
+            f"check it is running, or run locally without --scheduler ({SCHEDULER_ENV} unset)"
         ) from None
     cluster = Cluster(client, address)
     try:
@@ -291,32 +330,108 @@ def connect(
         cluster.close()
 
 
-def _cosim_version() -> str:
-    """On a worker: the cosim version it imports."""
+def _what(exc: BaseException) -> str:
+    """An exception in a few words, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _quiet_distributed() -> None:
+    """distributed logs its own errors (a lost connection, a retried task) on stderr; cosim
+    says what happened in one line of its own, so only critical records pass."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Ask ``address`` who it is, within ``timeout_s`` seconds in all: a port where nothing
+    listens, something that is not Dask (a web server, the dashboard's port), a Dask worker
+    instead of the scheduler, or a listener that never answers is one clear error, where
+    ``Client`` would wait for its handshake for ever."""
+    import asyncio
+
+    from distributed.core import rpc
+
+    async def identity() -> Any:
+        r = rpc(address, timeout=timeout_s)
+        try:
+            return await r.identity()
+        finally:
+            await r.close_rpc()
+
+    hint = (
+        "check the address (the scheduler's, port 8786 by default, not its dashboard's), "
+        "start one with `dask scheduler`, or run locally without --scheduler "
+        f"({SCHEDULER_ENV} unset)"
+    )
+    try:
+        who = asyncio.run(asyncio.wait_for(identity(), timeout_s))
+    except TimeoutError:
+        raise CosimError(
+            f"no Dask scheduler answered at {address} within {timeout_s:g} s; {hint}"
+        ) from None
+    except Exception as exc:  # refused, unresolvable, not Dask's protocol, TLS not set up
+        raise CosimError(
+            f"cannot reach a Dask scheduler at {address} ({_what(exc)}); {hint}"
+        ) from None
+    kind = who.get("type") if isinstance(who, dict) else None
+    if kind != "Scheduler":
+        raise CosimError(
+            f"{address} is a Dask {kind or 'server'}, not the scheduler; give the address "
+            "`dask scheduler` prints"
+        )
+
+
+def _versions() -> dict[str, str]:
+    """On a worker (and here): the versions that decide cosim's numbers."""
+    import numpy
+    import scipy
+
     import cosim
 
-    return cosim.__version__
+    return {"cosim": cosim.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
 
 
 def _check_workers(cluster: Cluster) -> None:
-    """Every worker imports the client's cosim version (a worker without cosim, or with
-    another version, would fail or compute something else task by task)."""
-    import cosim
-
+    """Every worker imports the client's cosim, NumPy and SciPy (a worker without cosim
+    would fail task by task; another version could compute other numbers)."""
     try:
-        versions = cluster.run_on_workers(_cosim_version)
+        found = cluster.run_on_workers(_versions)
     except Exception as exc:  # a worker that cannot unpickle a cosim function
         raise CosimError(
             f"a worker of the Dask scheduler at {cluster.address} cannot run cosim "
-            f"({type(exc).__name__}: {exc}); install cosim on every worker (scripts/setup.sh)"
+            f"({_what(exc)}); install cosim on every worker (scripts/setup.sh)"
         ) from None
-    wrong = {w: v for w, v in versions.items() if v != cosim.__version__}
-    if wrong:
-        w, v = next(iter(sorted(wrong.items())))
-        raise CosimError(
-            f"{len(wrong)} worker(s) of the Dask scheduler at {cluster.address} run cosim "
-            f"{v} (e.g. {w}), this client {cosim.__version__}; install the same cosim everywhere"
+    ours = _versions()
+    for w, theirs in sorted(found.items()):
+        for name, v in ours.items():
+            if theirs.get(name) != v:
+                raise CosimError(
+                    f"worker {w} of the Dask scheduler at {cluster.address} runs {name} "
+                    f"{theirs.get(name)}, this client {v}; install the same versions "
+                    "everywhere (results must not depend on where a task ran)"
+                )
+
+
+def failure(exc: BaseException, address: str) -> CosimError | None:
+    """The one-line error for a failure of the cluster itself (a task's workers lost too
+    often, the scheduler gone, a task cancelled), or ``None`` for the task's own error."""
+    import asyncio
+
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+    from distributed.comm import CommClosedError
+
+    rerun = "finished work is kept in the caches: rerun the command to resume"
+    if isinstance(exc, KilledWorker):
+        return CosimError(
+            f"a task's workers died more often than the Dask scheduler at {address} allows "
+            f"({_what(exc)}); check the workers' memory and logs; {rerun}"
         )
+    if isinstance(exc, FutureCancelledError | CommClosedError | asyncio.CancelledError):
+        return CosimError(f"lost the Dask scheduler at {address} ({_what(exc)}); {rerun}")
+    return None
 
 
 # ------------------------------------------------------------------------ worker side
@@ -328,6 +443,25 @@ def _identity(value: T) -> T:
 _MEMO: dict[Hashable, Any] = {}
 _MEMO_LOCK = threading.RLock()  # a build may ask for another key (an engine, its library)
 _MEMO_LIMIT = 16
+
+
+_SCRATCH: dict[str, Path] = {}
+
+
+def worker_scratch(name: str) -> Path:
+    """This process's own scratch directory ``$TMPDIR/cosim-NAME-PID``, removed when the
+    process exits normally (a killed worker leaves it to the system's temporary-file
+    cleaning)."""
+    with _MEMO_LOCK:
+        path = _SCRATCH.get(name)
+        if path is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            path = _SCRATCH[name] = Path(tempfile.gettempdir()) / f"cosim-{name}-{os.getpid()}"
+            atexit.register(shutil.rmtree, path, ignore_errors=True)
+        return path
 
 
 def worker_memo(key: Hashable, build: Callable[[], T]) -> T:

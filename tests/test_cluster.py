@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -216,6 +217,19 @@ def test_evaluate_on_the_cluster_matches_local(dask_cluster, committed_library, 
 
 
 @pytest.mark.slow
+def test_a_worker_address_is_not_a_scheduler(dask_cluster, capsys):
+    from distributed import Client
+
+    from cosim.cli import main
+
+    with Client(dask_cluster.address, timeout=30) as c:
+        worker = next(iter(c.scheduler_info()["workers"]))
+    assert main(["evaluate", "--model", "m.npz", "--library", "lib", "--scheduler", worker]) == 2
+    err = capsys.readouterr().err
+    assert "is a Dask Worker, not the scheduler" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
 def test_hung_ngspice_on_a_worker_is_killed_retried_and_recorded(dask_cluster, tmp_path):
     from cosim.cluster import connect
     from cosim.spice.runner import SpiceJob, SpiceRunner
@@ -257,7 +271,23 @@ def test_scheduler_address_forms(text, want, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "nonsense", "tcp://host", "http://h:80", "h:0", "h:65536", "h:8786/x", "a b:1"]
+    "text",
+    [
+        "",
+        "nonsense",
+        "tcp://host",
+        "http://h:80",
+        "h:0",
+        "h:65536",
+        "h:8786/x",
+        "a b:1",
+        "ucx://h:1",
+        "a..b:1",
+        ".:1",
+        "x" * 64 + ":1",
+        "-h:1",
+        "inproc://x",
+    ],
 )
 def test_a_bad_scheduler_address_is_one_line(text):
     from cosim.cluster import scheduler_address
@@ -283,12 +313,15 @@ def test_the_environment_names_the_scheduler_and_its_timeout(monkeypatch):
     monkeypatch.setenv("COSIM_SCHEDULER", "h")
     with pytest.raises(CosimError, match="COSIM_SCHEDULER 'h'"):
         scheduler_address(None)
-    for bad in ("0", "-1", "nan", "inf", "1e9", "soon"):
+    for bad in ("0", "-1", "nan", "inf", "1e9", "soon", "1_0", "\uff12", "0x10"):
         monkeypatch.setenv("COSIM_SCHEDULER_TIMEOUT", bad)
         with pytest.raises(CosimError, match="COSIM_SCHEDULER_TIMEOUT"):
             scheduler_address("h:8786")
     monkeypatch.setenv("COSIM_SCHEDULER_TIMEOUT", "2.5")
     assert connect_timeout() == 2.5
+    monkeypatch.setenv("COSIM_SCHEDULER_TIMEOUT", "soon")  # refused even without a scheduler
+    with pytest.raises(CosimError, match="COSIM_SCHEDULER_TIMEOUT"):
+        scheduler_address(None)
 
 
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
@@ -305,12 +338,41 @@ def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path, monke
     rc = main(["characterize", "--quick", "--out", str(out), "--scheduler", f"127.0.0.1:{port}"])
     err = capsys.readouterr().err
     assert rc == 2 and time.monotonic() - t0 < 30
-    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in err
+    assert re.search(
+        r"(no Dask scheduler answered|cannot reach a Dask scheduler) at tcp://127", err
+    )
     assert len(err.strip().splitlines()) == 1 and not out.exists()
     rep = tmp_path / "rep"
     rc = main(["report", "--quick", "--out", str(rep), "--scheduler", f"127.0.0.1:{port}"])
-    assert rc == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert rc == 2 and "Dask scheduler" in capsys.readouterr().err
     assert not rep.exists()  # the report directory it had begun is gone again
+
+
+def test_something_that_is_not_a_scheduler_is_one_line_within_the_timeout(
+    tmp_path, monkeypatch, capsys
+):
+    """A listener that accepts and never speaks (a dashboard port, a stuck server) would
+    hold distributed's Client in its handshake for ever; TLS without its configuration
+    fails inside distributed."""
+    import socket
+
+    from cosim.cli import main
+
+    monkeypatch.setenv("COSIM_SCHEDULER_TIMEOUT", "2")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        for address, needle in (
+            (f"127.0.0.1:{port}", "no Dask scheduler answered at tcp://127.0.0.1:"),
+            (f"tls://127.0.0.1:{port}", "cannot reach a Dask scheduler at tls://127.0.0.1:"),
+        ):
+            t0 = time.monotonic()
+            rc = main(["report", "--quick", "--out", str(tmp_path / "r"), "--scheduler", address])
+            err = capsys.readouterr().err
+            assert rc == 2 and time.monotonic() - t0 < 20, err
+            assert needle in err and len(err.strip().splitlines()) == 1, err
+            assert not (tmp_path / "r").exists()
 
 
 def test_a_shipped_library_loads_with_the_same_checks(committed_library, tmp_path):
@@ -325,6 +387,12 @@ def test_a_shipped_library_loads_with_the_same_checks(committed_library, tmp_pat
     assert again.path == lib.path and len(list(tmp_path.iterdir())) == 1
     with pytest.raises(LibraryError, match="must hold exactly"):
         library_from_files({"library.json": files["library.json"]}, root=tmp_path)
+    (lib.path / "arrays.npz").unlink()  # a temporary-file cleaner took part of the copy
+    assert library_from_files(files, root=tmp_path).card == lib.card  # written again
+    (lib.path / "validation.json").write_text("{}")  # damaged: its digest no longer matches
+    assert library_from_files(files, root=tmp_path).card == lib.card
+    assert (lib.path / "validation.json").read_bytes() == files["validation.json"]
+    assert [p.name for p in tmp_path.iterdir()] == [lib.path.name]  # nothing stale left
     broken = {**files, "arrays.npz": b"not a zip"}
     with pytest.raises(LibraryError):
         library_from_files(broken, root=tmp_path)

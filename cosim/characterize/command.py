@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from cosim import argcheck as ac
-from cosim.cluster import add_scheduler_argument, maybe_connect, scheduler_address
+from cosim.cluster import (
+    add_scheduler_argument,
+    maybe_connect,
+    scheduler_address,
+    unused_with_scheduler,
+)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -80,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
                 "written as a whole: write the JSON elsewhere"
             )
     address = scheduler_address(args.scheduler)
+    if address:
+        unused_with_scheduler("characterize", ["--jobs"] if args.jobs is not None else [])
     card = load_card(args.card)
     jobs = args.jobs if args.jobs is not None else max(1, min(8, os.cpu_count() or 1))
     cache: Any = None if args.no_cache else (args.cache_dir if args.cache_dir else ...)

@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cosim import argcheck as ac
-from cosim.cluster import add_scheduler_argument, maybe_connect, scheduler_address
+from cosim.cluster import (
+    add_scheduler_argument,
+    maybe_connect,
+    scheduler_address,
+    unused_with_scheduler,
+)
 from cosim.engine.config import EFFECT_SWITCHES, LIMITS
 
 if TYPE_CHECKING:  # the command module stays import-light
@@ -297,6 +302,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     png = _check_outputs(args)
     address = scheduler_address(args.scheduler)
+    if address:
+        given = [f"--{f}" for f in ("threads", "jobs") if getattr(args, f) is not None]
+        unused_with_scheduler("evaluate", given)
     threads = args.threads if args.threads is not None else max(1, min(8, os.cpu_count() or 1))
     card = None
     if args.card is not None:

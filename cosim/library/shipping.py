@@ -8,6 +8,7 @@ path, and a library that changed on the client gets a new digest, never a stale 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -61,12 +62,22 @@ def files_digest(files: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
+def _copy_digest(path: Path) -> str | None:
+    """The digest of the library files in ``path`` (``None`` when one is missing)."""
+    try:
+        return files_digest({n: (path / n).read_bytes() for n in LIBRARY_FILES})
+    except OSError:
+        return None
+
+
 def library_from_files(files: dict[str, bytes], root: str | Path | None = None) -> SurrogateLibrary:
     """Load a library from :func:`library_files`' bytes.
 
     The files are written once under ``root`` (default: the temporary directory's
     ``cosim-libraries``) in a directory named by their digest, through a temporary name and
     a rename, so two processes writing the same library at once both end with a whole one.
+    A copy there whose files no longer have that digest (damaged, or partly removed by a
+    temporary-file cleaner) is replaced.
 
     Raises
     ------
@@ -79,7 +90,13 @@ def library_from_files(files: dict[str, bytes], root: str | Path | None = None) 
             f"got {', '.join(sorted(files)) or 'nothing'}"
         )
     base = Path(root) if root is not None else Path(tempfile.gettempdir()) / "cosim-libraries"
-    target = base / files_digest(files)
+    digest = files_digest(files)
+    target = base / digest
+    if target.exists() and _copy_digest(target) != digest:  # damaged, or half cleaned away
+        stale = base / f".stale-{digest[:16]}-{os.getpid()}"
+        with contextlib.suppress(OSError):
+            os.rename(target, stale)
+        shutil.rmtree(stale, ignore_errors=True)
     if not (target / "library.json").is_file():
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=base))

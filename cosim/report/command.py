@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from cosim import argcheck as ac
-from cosim.cluster import add_scheduler_argument, scheduler_address
+from cosim.cluster import add_scheduler_argument, scheduler_address, unused_with_scheduler
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_dir(args.out, kind="report", marker=REPORT_MARKER)
     address = scheduler_address(args.scheduler)
+    if address:
+        unused_with_scheduler("report", ["--jobs"] if args.jobs != 1 else [])
     opts = StudyOptions(
         scheduler=address,
         out=args.out,

@@ -215,6 +215,11 @@ def _run_cluster(
         finish(futures[fut], r, seconds)
 
     def on_error(fut: Any, exc: BaseException) -> None:
+        from cosim.cluster import failure
+
+        lost = failure(exc, cluster.address)  # the cluster's fault, not the task's
+        if lost is not None:
+            raise lost
         exc.add_note(f"while running the study task: {futures[fut].label}")
         raise exc
 

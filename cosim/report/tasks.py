@@ -26,6 +26,7 @@ and the models it needs instead of reading the client's paths.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from typing import Any
 import numpy as np
 
 _STATE: dict[str, Any] = {"datasets": {}, "models": {}, "libraries": {}}
+# a cluster task's own datasets: a Dask worker runs tasks of several clients on its threads,
+# and two clients may name different data with the same spec
+_TASK = threading.local()
 
 
 @dataclass
@@ -87,15 +91,15 @@ def execute_shipped(
     of the train task that made it. A train task's result carries its model file's bytes
     under ``_model_npz`` for the client to write into its cache.
     """
-    import tempfile
     import time
 
+    from cosim.cluster import worker_scratch
     from cosim.fileio import write_bytes_atomic
 
     init_worker()
     t0 = time.perf_counter()
     local = {path: _shipped_library(files) for path, files in libraries.items()}
-    scratch = Path(tempfile.gettempdir()) / f"cosim-report-{os.getpid()}"
+    scratch = worker_scratch("report")
     env = {
         **env,
         "cache_dir": str(scratch),
@@ -104,13 +108,16 @@ def execute_shipped(
             n: {**v, "library": local[str(v["library"])]} for n, v in env["adc_libraries"].items()
         },
     }
-    _STATE["datasets"].update(datasets)  # the client's current data, whatever was here before
     for mkey, value in models.items():
         if mkey not in _STATE["models"]:
             data = value[0]["_model_npz"] if isinstance(value, tuple) else value
             write_bytes_atomic(model_path(env, mkey), data)
             _model(mkey, env)
-    out = execute(kind, key, payload, env)
+    _TASK.datasets = datasets  # this task's data, whatever another client calls the same
+    try:
+        out = execute(kind, key, payload, env)
+    finally:
+        _TASK.datasets = {}
     if kind == "train":
         out = {**out, "_model_npz": model_path(env, key).read_bytes()}
     return out, time.perf_counter() - t0
@@ -134,7 +141,9 @@ def _dataset(spec: str, train_limit: int | None = None):
 
     from cosim.datasets import load_dataset
 
-    ds = _STATE["datasets"].get(spec)
+    ds = getattr(_TASK, "datasets", {}).get(spec)
+    if ds is None:
+        ds = _STATE["datasets"].get(spec)
     if ds is None:
         ds = _STATE["datasets"][spec] = load_dataset(spec)
     if train_limit is not None and train_limit < len(ds.x_train):

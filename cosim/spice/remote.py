@@ -18,8 +18,6 @@ result cache and the saved netlists of failed runs.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,7 +37,9 @@ class SpiceTaskFailed(Exception):
 
 
 def _workdir() -> Path:
-    return Path(tempfile.gettempdir()) / f"cosim-spice-{os.getpid()}" / "work"
+    from cosim.cluster import worker_scratch
+
+    return worker_scratch("spice") / "work"
 
 
 def _acquire() -> Worker:

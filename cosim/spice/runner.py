@@ -433,7 +433,15 @@ class SpiceRunner:
 
         def on_error(fut, exc: BaseException) -> None:
             # after its last try: a hang or crash (SpiceTaskFailed), or a worker lost more
-            # often than the scheduler allows (KilledWorker)
+            # often than the scheduler allows (KilledWorker: this netlist's failure too);
+            # a lost scheduler is no netlist's fault
+            from distributed import KilledWorker
+
+            from cosim.cluster import failure
+
+            lost = failure(exc, self.cluster.address)
+            if lost is not None and not isinstance(exc, KilledWorker):
+                raise lost
             i = futures[fut]
             what = (
                 str(exc)
