@@ -363,21 +363,7 @@ class SpiceRunner:
                     w.job = None
                     del busy[i]
                     bar.update()
-                    if msg[0] == "ok":
-                        res = SpiceResult(msg[2], msg[3])
-                        self._cache_put(keys[i], res)
-                        results[i] = res
-                        self.stats["simulated"] += 1
-                        self.stats["sim_seconds"] += now - started[i]
-                    else:
-                        _, _, message, lines, tried = msg
-                        results[i] = SimulationError(
-                            f"{message} in {jobs[i].label or 'a SPICE run'}",
-                            netlist_path=self._failed_netlist_path(jobs[i], keys[i]),
-                            spice_messages=lines,
-                            tried=tried,
-                        )
-                        self.stats["failed"] += 1
+                    results[i] = self._record(jobs[i], keys[i], msg, now - started[i])
                 elif now >= w.deadline:
                     self._replace(w)
                     results[i] = SimulationError(
@@ -415,21 +401,8 @@ class SpiceRunner:
 
         def on_result(fut, msg) -> None:
             i = futures[fut]
-            if msg[0] == "ok":
-                res = SpiceResult(msg[2], msg[3])
-                self._cache_put(keys[i], res)
-                results[i] = res
-                self.stats["simulated"] += 1
-                self.stats["sim_seconds"] += float(msg[3].get("worker_s", 0.0))
-            else:
-                _, _, message, lines, tried = msg
-                results[i] = SimulationError(
-                    f"{message} in {jobs[i].label or 'a SPICE run'}",
-                    netlist_path=self._failed_netlist_path(jobs[i], keys[i]),
-                    spice_messages=lines,
-                    tried=tried,
-                )
-                self.stats["failed"] += 1
+            seconds = float(msg[3].get("worker_s", 0.0)) if msg[0] == "ok" else 0.0
+            results[i] = self._record(jobs[i], keys[i], msg, seconds)
 
         def on_error(fut, exc: BaseException) -> None:
             # after its last try: a hang or crash (SpiceTaskFailed), or a worker lost more
@@ -458,6 +431,25 @@ class SpiceRunner:
             self.stats["failed"] += 1
 
         self.cluster.gather(futures, on_result, desc=desc, on_error=on_error)
+
+    def _record(
+        self, job: SpiceJob, key: str, msg: tuple, seconds: float
+    ) -> SpiceResult | SimulationError:
+        """A worker's reply as the job's result (cached) or its error (netlist saved)."""
+        if msg[0] == "ok":
+            res = SpiceResult(msg[2], msg[3])
+            self._cache_put(key, res)
+            self.stats["simulated"] += 1
+            self.stats["sim_seconds"] += seconds
+            return res
+        _, _, message, lines, tried = msg
+        self.stats["failed"] += 1
+        return SimulationError(
+            f"{message} in {job.label or 'a SPICE run'}",
+            netlist_path=self._failed_netlist_path(job, key),
+            spice_messages=lines,
+            tried=tried,
+        )
 
     def _replace(self, w: Worker) -> None:
         w.kill()
