@@ -146,31 +146,19 @@ class Cluster:
         self._shipped: dict[Hashable, Any] = {}
 
     # -- what the cluster is ------------------------------------------------------------
-    def workers(self) -> int:
-        """Number of workers the scheduler knows now."""
-        return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
-
-    def threads(self) -> int:
-        """Threads over all workers (the tasks that can run at once)."""
-        info = self.client.scheduler_info(n_workers=-1).get("workers", {})
-        return sum(int(w.get("nthreads", 1)) for w in info.values())
-
-    def dashboard(self) -> str | None:
-        """The dashboard's address, when the scheduler serves one (it needs bokeh)."""
-        services = self.client.scheduler_info(n_workers=0).get("services", {})
-        if "dashboard" not in services:
-            return None
-        try:
-            return str(self.client.dashboard_link)
-        except Exception:  # an odd dashboard configuration: no link, not a failed run
-            return None
-
     def describe(self) -> str:
-        """One line: address, workers, threads and the dashboard (if any)."""
-        line = (
-            f"Dask scheduler {self.address}: {self.workers()} worker(s), {self.threads()} thread(s)"
-        )
-        link = self.dashboard()
+        """One line: address, workers, their threads (the tasks that can run at once) and
+        the dashboard, when the scheduler serves one (it needs bokeh)."""
+        info = self.client.scheduler_info(n_workers=-1)
+        workers = info.get("workers", {})
+        threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+        link = None
+        if "dashboard" in info.get("services", {}):
+            try:
+                link = str(self.client.dashboard_link)
+            except Exception:  # an odd dashboard configuration: no link, not a failed run
+                link = None
+        line = f"Dask scheduler {self.address}: {len(workers)} worker(s), {threads} thread(s)"
         return line + (f"; dashboard {link}" if link else "; no dashboard (install bokeh)")
 
     # -- data and tasks -----------------------------------------------------------------
@@ -229,12 +217,12 @@ class Cluster:
                         )
                     if fut.status == "error":
                         exc = fut.exception()
-                        lost = failure(exc, self.address)
                         if on_error is not None:
                             on_error(fut, exc)
-                        elif lost is not None:
-                            raise lost
                         else:
+                            lost = failure(exc, self.address)
+                            if lost is not None:
+                                raise lost
                             fut.result()  # the task's own exception, raised here
                     else:
                         try:

@@ -98,9 +98,7 @@ class Worker:
             theirs.close()
         self.conn = Connection(ours.detach())
         self.proc = _Subprocess(popen)
-        self.job = None
-        self.deadline = 0.0
-        self.version = ""
+        self._idle()
         return self
 
     def __init__(self, ctx, workdir: Path, target=None) -> None:
@@ -120,6 +118,10 @@ class Worker:
             raise
         finally:
             child.close()
+        self._idle()
+
+    def _idle(self) -> None:
+        """No job yet, no version until the handshake (both ways of starting a worker)."""
         self.job: int | None = None
         self.deadline = 0.0
         self.version = ""
