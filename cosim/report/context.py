@@ -88,8 +88,13 @@ class StudyContext:
         unipolar: float = 0.0,
         hi: float = DEFAULT_HI,
         train_limit: int | None = None,
+        seed: int | None = None,
+        **train: Any,
     ) -> Task:
-        """The train task of one model (shared by every experiment that asks for it)."""
+        """The train task of one model (shared by every experiment that asks for it).
+
+        ``seed``: the training seed (``None``: the plan's); ``train``: any other
+        :class:`~cosim.train.config.TrainConfig` field (a recipe's optimizer, ranges)."""
         from cosim.train.trainer import TrainConfig
 
         cfg = TrainConfig(
@@ -102,7 +107,8 @@ class StudyContext:
             lr=lr,
             unipolar_fraction=unipolar,
             hi=hi,
-            seed=self.plan.seed,
+            seed=self.plan.seed if seed is None else int(seed),
+            **train,
         )
         payload = {"dataset": dataset, "train_limit": train_limit, "config": cfg.to_dict()}
         key = "m-" + stable_hash(
@@ -113,6 +119,9 @@ class StudyContext:
             what += f" unipolar {unipolar:g}"
         if hi != DEFAULT_HI:
             what += f" hi={hi:g}"
+        what += "".join(f" {k}={v}" for k, v in sorted(train.items()))
+        if cfg.seed != self.plan.seed:
+            what += f" seed {cfg.seed}"
         label = f"train {arch} {what} on {dataset} ({epochs} epochs)"
         return self._add(Task("train", key, payload, (), label))
 
