@@ -5,6 +5,9 @@ spec                   source
 =====================  ========================================================================
 ``digits``             scikit-learn's bundled 8x8 digits (the embedded default); a fixed
                        stratified 80/20 split (seed 0), samples shaped (1, 8, 8), raw 0..16
+``digits28``           an MNIST-like STAND-IN (not MNIST): the digits upsampled bilinearly to
+                       20x20 and centred in a black 28x28 frame (uint8, zero background);
+                       samples shaped (1, 28, 28), so LeNet-5 runs on them
 ``fashion-mnist``      Debian's ``dataset-fashion-mnist`` IDX files in
                        ``/usr/share/datasets/fashion-mnist``; ``fashion-mnist:DIR`` reads DIR
 ``mnist:DIR``          IDX files (``train-images-idx3-ubyte`` ..., gzipped or not)
@@ -49,6 +52,7 @@ from cosim.datasets.specs import (
     FASHION_MNIST_DIR,
     load_dataset,
     load_digits,
+    load_digits28,
     parse_spec,
 )
 
@@ -60,6 +64,7 @@ __all__ = [
     "load_cifar10",
     "load_dataset",
     "load_digits",
+    "load_digits28",
     "load_har",
     "load_idx_dir",
     "parse_spec",

@@ -13,11 +13,11 @@ Public API
 ``save_model(model, path, extra_arrays=None)``
     Write a model file atomically.
 :class:`Model`
-    ``scheme`` (``"float"``, ``"per-layer"``, ``"global"``), ``architecture``, ``layers``
-    (a tuple of :class:`WeightLayer`, :class:`PoolLayer`, :class:`FlattenLayer` in execution
-    order), ``preprocessing`` (:class:`~cosim.quant.Preprocessing`), ``input_hi`` (the real
-    value of full-scale input), ``n_classes``, ``info`` (training metadata), and the
-    shortcuts ``weight_layers``, ``hidden_layers``, ``head``.
+    ``scheme`` (``"float"``, ``"per-layer"``, ``"global"``, ``"fixed"``), ``architecture``,
+    ``layers`` (a tuple of :class:`WeightLayer`, :class:`PoolLayer`, :class:`FlattenLayer`
+    in execution order), ``preprocessing`` (:class:`~cosim.quant.Preprocessing`),
+    ``input_hi`` (the real value of full-scale input), ``n_classes``, ``info`` (training
+    metadata), and the shortcuts ``weight_layers``, ``hidden_layers``, ``head``.
 :class:`WeightLayer`
     ``kind`` (``"dense"`` or ``"conv2d"``), ``role`` (``"hidden"``: a crossbar layer followed by
     its ADC; ``"head"``: the digital classifier, logits not activation-quantized), geometry
@@ -77,7 +77,7 @@ from cosim.quant import ActGrid, BiasGrid, Preprocessing, WeightGrid, layer_scal
 
 FORMAT = "cosim-model"
 FORMAT_VERSION = 1
-SCHEMES = ("float", "per-layer", "global")
+SCHEMES = ("float", "per-layer", "global", "fixed")
 LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten")
 
 

@@ -262,6 +262,9 @@ def _run_study(
     lib_path, card, lib_info = resolve_library(opts, log, lambda c: check_card(plan, c), cluster)
     if plan.mlp_dataset not in datasets:
         datasets[plan.mlp_dataset] = load_dataset(plan.mlp_dataset)
+    for spec_x in (s for exp in EXPERIMENTS for s in exp.datasets):
+        if spec_x not in datasets:
+            datasets[spec_x] = load_dataset(spec_x)
     digests = {
         s: array_digest(d.x_train, d.y_train, d.x_test, d.y_test) for s, d in datasets.items()
     }

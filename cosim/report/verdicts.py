@@ -302,6 +302,42 @@ def mac_efficiency(d: Section) -> Verdict:
     )
 
 
+def sparser_activations(d: Section) -> Verdict:
+    """Issue 10 item 4: the sparsest candidate's fraction of codes in fewer bits against the
+    published lower bound (the rule of :func:`activation_cdf`), and its ADC energy and MAC
+    efficiency at 128 rows against the published values (the rules of experiment 5)."""
+    cdf_ref = REFERENCES["activation_cdf"]
+    adc_ref = REFERENCES["adc_energy_vs_rows"]["normalized_adc_energy_at_128"]
+    mac_ref = REFERENCES["mac_efficiency"]["improvement_at_128"]
+    parts, notes = [], []
+    for p in ("W4A3", "W8A8"):
+        if p not in d:
+            continue
+        best = d[p]["sparsest"]
+        m = d[p]["models"][best]
+        frac, pub = m["fraction_fewer_bits"], cdf_ref[p]["fraction"]
+        parts.append(REPRODUCED if frac >= pub * (1 - VALUE_TOL) else NOT)
+        note = f"{p} sparsest {best}: {frac * 100:.1f} % in fewer bits (published > {pub:.0%})"
+        if "normalized_adc_energy" in m:
+            e, g = m["normalized_adc_energy"], m["mac_improvement"]
+            ve = value_verdict(e, adc_ref[p])
+            parts.append(ve if ve != NOT else trend_verdict(1.0 - e, 1.0 - adc_ref[p]))
+            vg = value_verdict(g, mac_ref[p])
+            parts.append(vg if vg != NOT else trend_verdict(g - 1.0, mac_ref[p] - 1.0))
+            note += (
+                f", ADC energy {e * 100:.1f} % (published {adc_ref[p]:.0%}), MAC "
+                f"{g:.3f}x (published {mac_ref[p]:g}x)"
+            )
+        notes.append(note)
+    return _v(
+        combine(parts) if parts else NOT,
+        "the sparsest candidate: fewer-bit fraction at least "
+        f"{(1 - VALUE_TOL) * 100:.0f} % of the published bound; ADC energy and MAC efficiency "
+        "at 128 rows as experiments 5a/5b",
+        "; ".join(notes),
+    )
+
+
 def periphery_model(v: Section) -> Verdict:
     ref = REFERENCES["periphery_savings"]
     a, e = v["area_fraction_saved"], v["energy_fraction_saved"]
@@ -380,6 +416,8 @@ def judge(rep: Section) -> dict[str, Verdict]:
         out["adc_energy_vs_rows"] = adc_energy_vs_rows(rep["adc_energy_vs_rows"])
     if "mac_efficiency" in rep:
         out["mac_efficiency"] = mac_efficiency(rep["mac_efficiency"])
+    if "sparser_activations" in rep:
+        out["sparser_activations"] = sparser_activations(rep["sparser_activations"])
     if "periphery_savings" in rep:
         out["periphery_savings"] = periphery_savings(rep["periphery_savings"])
     if "unipolar_tradeoff" in rep:

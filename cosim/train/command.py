@@ -16,6 +16,10 @@ from pathlib import Path
 
 from cosim import argcheck as ac
 
+#: The names of :data:`cosim.train.config.RECIPES` (kept here so ``configure`` imports no
+#: NumPy; a test checks they agree).
+RECIPE_NAMES = ("bao",)
+
 #: Per-architecture defaults: epochs, batch size, learning rate.
 DEFAULTS = {
     "mlp": (30, 64, 2e-3),
@@ -29,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default="digits",
-        help="digits (default, bundled), fashion-mnist[:DIR], mnist:DIR, har:DIR, cifar10:DIR",
+        help="digits (default, bundled), digits28 (a 28x28 stand-in for MNIST), "
+        "fashion-mnist[:DIR], mnist:DIR, har:DIR, cifar10:DIR",
     )
     parser.add_argument(
         "--model",
@@ -37,9 +42,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="mlp (default), lenet5 or cnn6",
     )
     parser.add_argument(
+        "--recipe",
+        default=None,
+        choices=sorted(RECIPE_NAMES),
+        help="a paper's training conditions: bao (Bao et al. 2022: --scheme fixed, --optimizer "
+        "sgd, --lr 0.01, --batch-size 200, weights clipped at +-0.25); explicit options "
+        "override it",
+    )
+    parser.add_argument(
         "--scheme",
-        default="global",
-        help="float, per-layer (standard STE) or global (default: shared X/Y/W/B grids)",
+        default=None,
+        help="float, per-layer (standard STE), global (default: shared X/Y/W/B grids) or fixed "
+        "(Bao et al.: inputs in [0, 1], activations clipped at --hi, weights at +-0.25)",
+    )
+    parser.add_argument(
+        "--hi",
+        type=ac.real(0.0, 1e3, lo_open=True),
+        default=None,
+        help="activation clip level in (0, 1000] (default 2; with --scheme fixed the hidden "
+        "activations' range, with global the target of the shared range)",
+    )
+    parser.add_argument(
+        "--act-l1",
+        type=ac.real(0.0, 10.0),
+        default=0.0,
+        help="activation L1 strength in [0, 10] (default 0: off): adds act-l1 x the hidden "
+        "activations per sample in units of their range; useful 1e-5 .. 1e-2",
     )
     bits = ac.integer(1, 8)
     parser.add_argument("--w-bits", type=bits, default=4, help="weight bits 1..8 (default 4)")
@@ -71,7 +99,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--optimizer",
-        default="adam",
+        default=None,
         help="adam (default) or sgd (momentum 0.9)",
     )
     parser.add_argument(
@@ -111,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from cosim.errors import CosimError
     from cosim.fileio import check_output_file, write_output_json
     from cosim.model import save_model
+    from cosim.train.config import recipe
     from cosim.train.network import check_architecture
     from cosim.train.trainer import TrainConfig, train
 
@@ -129,19 +158,25 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.json).absolute() in (out.absolute(), ckpt.absolute()):
             raise CosimError(f"--json {args.json} would overwrite the model; use another path")
     epochs, batch, lr = DEFAULTS[args.model]
+    base: dict = {"scheme": "global", "optimizer": "adam", "lr": lr, "batch_size": batch}
+    if args.recipe is not None:
+        base.update(recipe(args.recipe))
+    chosen = {
+        k: getattr(args, k)
+        for k in ("scheme", "optimizer", "lr", "batch_size", "hi")
+        if getattr(args, k) is not None
+    }
     cfg = TrainConfig(
         model=args.model,
-        scheme=args.scheme,
         w_bits=args.w_bits,
         a_bits=args.a_bits,
         in_bits=args.in_bits,
         b_bits=args.b_bits,
         epochs=args.epochs if args.epochs is not None else epochs,
-        batch_size=args.batch_size if args.batch_size is not None else batch,
-        optimizer=args.optimizer,
-        lr=args.lr if args.lr is not None else lr,
         unipolar_fraction=args.unipolar_fraction,
         seed=args.seed,
+        act_l1=args.act_l1,
+        **{**base, **chosen},
     )
     dataset = load_dataset(args.dataset)
 
@@ -184,6 +219,8 @@ def _command_line(args: argparse.Namespace) -> str:
     parts = ["cosim train"]
     for key, value in vars(args).items():
         if key in ("command", "resume") or value is None or value is False:
+            continue
+        if key == "act_l1" and value == 0.0:  # off: the default, as before the option
             continue
         flag = "--" + key.replace("_", "-")
         parts.append(flag if value is True else f"{flag} {value}")

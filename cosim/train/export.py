@@ -127,7 +127,7 @@ def export_model(
         net.arch,
         tuple(layers),
         dataset.preprocessing,
-        scheme.hi_target,
+        float(scheme.hi_x[0]) if scheme.quantized else scheme.hi_target,
         dataset.n_classes,
         info or {},
     )

@@ -1,4 +1,4 @@
-"""Quantization schemes: float, per-layer STE, and global quantization.
+"""Quantization schemes: float, per-layer STE, global quantization, and fixed ranges.
 
 Every weight layer l of a quantized network has a weight grid ``W_l = (w_max_l, b)``, an input
 grid ``X_l = (hi_x_l, a)`` (``in_bits`` for the first layer), an output grid
@@ -21,7 +21,17 @@ grid ``X_l = (hi_x_l, a)`` (``in_bits`` for the first layer), an output grid
     Custom loss terms with an epoch-dependent strength pull every layer into the shared
     ranges.
 
-Control (``w_max`` for both quantized schemes, ``hi_y`` for per-layer)
+``fixed`` (Bao et al. 2022's recipe)
+    Fixed ranges, no control and no range loss: the input grid covers ``x01`` in ``[0, 1]``
+    (``hi_x_0 = 1``), every hidden layer's Y (and so the next layer's X) is clipped at the
+    configured ``hi``, every layer's W at ``+-w_max`` (the shadow weights themselves are
+    clipped there after every step, :meth:`Scheme.clip_weights`), B follows. Unlike
+    ``global``, the first layer's requantization scale ``u * (1 / 2**in_bits) / (hi / 2**a)``
+    depends on ``hi``, so ``hi`` is a real clipping level (the clip-bound experiment of Bao
+    et al., Fig. 2A, tests it). The model file records the scheme as ``fixed`` (general
+    per-layer grids, dedicated periphery, like ``per-layer``).
+
+Control (``w_max`` for the ``per-layer`` and ``global`` schemes, ``hi_y`` for per-layer)
     Every ``control_every`` steps while ``epoch < control_epochs``, per group (global: all
     hidden layers pooled; per-layer: each layer)::
 
@@ -64,7 +74,9 @@ from cosim.quant import (
 from cosim.train.layers import AvgPool2D, LayerQuant
 from cosim.train.network import Network
 
-SCHEMES = ("float", "per-layer", "global")
+SCHEMES = ("float", "per-layer", "global", "fixed")
+#: The input range of the ``fixed`` scheme's first layer: ``x01`` in ``[0, 1]``.
+FIXED_INPUT_HI = 1.0
 _CANDIDATES = np.geomspace(0.01, 1.0, 48)
 _MU = 0.2
 
@@ -128,7 +140,7 @@ class Scheme:
     Parameters
     ----------
     name
-        ``"float"``, ``"per-layer"`` or ``"global"``.
+        ``"float"``, ``"per-layer"``, ``"global"`` or ``"fixed"``.
     net
         The network; its layers' :class:`LayerQuant` are set by :meth:`apply`.
     w_bits, a_bits, in_bits, b_bits
@@ -159,6 +171,8 @@ class Scheme:
         self.w_max = np.full(n_w, w_max, dtype=np.float64)  # W range of weight layer l
         self.hi_x = np.full(n_w, hi, dtype=np.float64)  # input (X) range of weight layer l
         self.hi_y = np.full(n_w, hi, dtype=np.float64)  # output (Y) range of hidden layer l
+        if name == "fixed":
+            self.hi_x[0] = FIXED_INPUT_HI
         for pool in net.layers:
             if isinstance(pool, AvgPool2D):
                 pool.quantized = self.quantized
@@ -207,7 +221,7 @@ class Scheme:
 
         ``unipolar`` (a mask per hidden layer) marks filters measured on the unipolar grid.
         """
-        if not self.quantized:
+        if not self.quantized or self.name == "fixed":
             return
         net = self.net
         lo_w, hi_w = self.w_max_target / 8, self.w_max_target * 8
@@ -246,6 +260,23 @@ class Scheme:
                 self.w_max[head] = np.clip(
                     self.w_max[head] + _MU * (s_w - self.w_max[head]), lo_w, hi_w
                 )
+
+    def clip_weights(self) -> None:
+        """``fixed`` scheme: clip every layer's shadow weights to ``+-w_max`` (Bao et al.'s
+        weight clipping); no-op for the other schemes."""
+        if self.name != "fixed":
+            return
+        for li, lay in enumerate(self.net.weight_layers):
+            lim = np.float32(self.w_max[li])
+            np.clip(lay.params["W"], -lim, lim, out=lay.params["W"])
+
+    def set_act_l1(self, lam: float) -> None:
+        """Set the activation L1 strength of every hidden activation (see
+        :class:`~cosim.train.layers.activation.ActQuant`); its scale is each layer's Y range
+        (the target ``hi`` for the float scheme)."""
+        for li, act in enumerate(self.net.acts):
+            act.l1 = float(lam)
+            act.l1_hi = float(self.hi_y[li] if self.quantized else self.hi_target)
 
     # -- range losses ----------------------------------------------------------------------
     def set_act_penalty(self, lam: float) -> None:

@@ -175,6 +175,7 @@ def _train(
             dataset, preprocessing=replace(dataset.preprocessing, in_bits=cfg.in_bits)
         )
     opt = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum)
+    scheme.set_act_l1(cfg.act_l1)
     masks = [np.zeros(lay.n_out, dtype=bool) for lay in net.hidden]
     history: list[dict[str, Any]] = []
     start_epoch, searched = 0, False
@@ -236,6 +237,8 @@ def _train(
                     raise _diverged(cfg, epoch, what, ckpt, good_epoch)
                 net.backward(g)
                 pen = scheme.range_penalty(lam_r)
+                if cfg.act_l1 > 0:
+                    pen += sum(a.last_l1 for a in net.acts)
                 if cfg.unipolar_fraction > 0:
                     pen += add_unipolar_penalty(net, masks, lam_u, w_norm)
                 if not math.isfinite(pen):
@@ -247,6 +250,7 @@ def _train(
                     for k, v in lay.grads.items()
                 }
                 opt.step(params, grads, lr)
+                scheme.clip_weights()
                 if uni_final:
                     project_unipolar(net, masks)
                 mix = transition(epoch, s + 1, steps, e_search, e_switch)

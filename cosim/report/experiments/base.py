@@ -19,6 +19,9 @@ class Experiment:
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    #: Dataset specs beyond the plan's that the experiment trains or evaluates on (the study
+    #: loads and hashes them before declaring).
+    datasets: ClassVar[tuple[str, ...]] = ()
 
     def declare(self, ctx: StudyContext) -> dict[str, Task]:
         """Named tasks this experiment needs."""
