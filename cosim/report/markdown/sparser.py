@@ -38,7 +38,9 @@ def sparser(rep: Report) -> str:
         f"act_l1 = {s['l1_strength']:g}), `bao` (Bao et al.'s recipe: fixed ranges, inputs in "
         "[0, 1], hidden clip 2, weights +-0.25, SGD 0.01, batch 200; momentum 0.9 and a cosine "
         "schedule, which the paper does not state), and `digits28` / `digits28-bao`: "
-        f"{s['stand_in']}, {s['stand_in_epochs']} epochs. {_reach(d)} Engine: {s['engine']}.",
+        f"{s['stand_in']}, {s['stand_in_epochs']} epochs ({s['stand_in_bao_epochs']} with Bao "
+        "et al.'s batch of 200). Accuracies are in the table: a sparser but less accurate "
+        f"model is not the paper's. {_reach(d)} Engine: {s['engine']}.",
         "",
     ]
     head = ["model", "precision", "dataset", "accuracy", "zeros", "mean code", "fewer bits"]
