@@ -88,7 +88,17 @@ class StudyPlan:
     adc_bits
         Activation (and conversion) precisions of experiment 8, at W4.
     seed
-        Seed of every training run and chip instance.
+        Seed of every training run and chip instance of the experiments run once.
+    seeds
+        Training seeds of the experiments whose effects are small (headline, clip bound,
+        the nvw and nva trends at the design point's precisions, global versus per-layer,
+        unipolar fractions): each is repeated per seed and reported with a 95 % interval
+        over the seeds (:mod:`cosim.report.stats`).
+    headline_epochs
+        Epochs of the headline's float, W4A3 and W8A8 models (``cosim train``'s default:
+        trained to convergence, unlike the grid's short training).
+    headline_limit
+        Test samples of the headline's evaluations on the chip.
     """
 
     quick: bool
@@ -123,6 +133,9 @@ class StudyPlan:
     adc_architectures: tuple[str, ...] = ()
     adc_bits: tuple[int, ...] = (2, 3)
     seed: int = 0
+    seeds: tuple[int, ...] = (0,)
+    headline_epochs: int = 1
+    headline_limit: int = 360
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,6 +238,9 @@ def make_plan(quick: bool, dataset: str | None, input_shape: tuple[int, ...] | N
             energy_limit=360,
             cdf_limit=1000,
             unipolar_fractions=(0.0, 0.25, 0.5, 0.75, 1.0),
+            seeds=(0, 1),
+            headline_epochs=mlp_epochs if arch == "mlp" else 1,
+            headline_limit=360,
             **common,
         )
     if arch == "mlp":
@@ -250,6 +266,9 @@ def make_plan(quick: bool, dataset: str | None, input_shape: tuple[int, ...] | N
         unipolar_fractions=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
         adc_architectures=adc_architecture_names(),
         adc_bits=(1, 2, 3, 4),
+        seeds=(0, 1, 2),
+        headline_epochs=DEFAULTS[arch][0],
+        headline_limit=10000,
         **common,
     )
 
@@ -303,5 +322,7 @@ def check_plan(plan: StudyPlan) -> None:
             )
     if plan.nvw_w_bits not in plan.w_bits:
         raise CosimError(f"the bit grid lacks W{plan.nvw_w_bits} for the nvw sweep over A")
+    if plan.seed not in plan.seeds:
+        raise CosimError(f"the plan's seed {plan.seed} must be one of its seeds {plan.seeds}")
     if plan.nvw_a_bits not in plan.a_bits:
         raise CosimError(f"the bit grid lacks A{plan.nvw_a_bits} for the nvw robustness sweep")

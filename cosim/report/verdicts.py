@@ -40,6 +40,7 @@ __all__ = [
     "VALUE_TOL",
     "combine",
     "half_change",
+    "headline",
     "judge",
     "robustness_nvw_by_a",
     "trend_verdict",
@@ -148,9 +149,76 @@ def accuracy_grid(grid: Section, details: Section) -> Verdict:
     )
 
 
+def headline(d: Section) -> Verdict:
+    """The converged W4A3 − float gap (paired by seed) against the published -0.26 points:
+    reproduced when the published gap lies inside our 95 % interval or our mean passes the
+    change rule; partly when our gap has the published sign with an interval that excludes
+    zero but another size; else not."""
+    from cosim.report.stats import fmt, supported
+
+    ref = REFERENCES["accuracy_grid"]
+    pub = ref["W4A3"] - ref["float"]
+    iv = d["W4A3"]["minus_float"]
+    inside = iv.get("low") is not None and iv["low"] <= pub <= iv["high"]
+    narrow = iv.get("half_width") is not None and iv["half_width"] <= SEED_FLOOR
+    if inside or trend_verdict(iv["mean"], pub) == REPRODUCED:
+        verdict = REPRODUCED if narrow else PARTLY  # a wide interval contains anything
+    elif supported(iv) == (1 if pub > 0 else -1):
+        verdict = PARTLY
+    else:
+        verdict = NOT
+    return _v(
+        verdict,
+        f"the W4A3 − float gap of models trained to convergence over {iv['n']} seeds: "
+        "reproduced when the published gap lies inside our 95 % interval (paired by seed) or "
+        f"our mean passes the {_TREND_RULE}, with an interval no wider than +-"
+        f"{SEED_FLOOR * 100:g} point; partly when it is wider, or when the sign is established "
+        "but not the size; absolute accuracies are on another dataset and are not compared",
+        f"W4A3 − float is {fmt(iv)} points (published {_points(pub)}); float "
+        f"{fmt(d['float'], unit=' %')} after {d['epochs']} epochs",
+    )
+
+
 def clip_bound(d: Section) -> Verdict:
+    """Fig. 2A: best at hi = 2, both smaller and larger bounds lose. With seeds, each
+    comparison is the interval of the per-seed differences (:func:`cosim.report.stats.paired`);
+    a single-seed report falls back to :data:`SEED_FLOOR`."""
+    from cosim.report.stats import fmt, supported
+
     best_pub = REFERENCES["clip_bound"]["best_hi"]
     his, acc = list(d["hi"]), list(d["accuracy"])
+    seeded = "best_minus" in d and len(d.get("seeds", [])) > 1
+    if not seeded:
+        return _clip_bound_one_seed(d, best_pub, his, acc)
+    rule = (
+        f"reproduced when the best hi (mean over {len(d['seeds'])} seeds) is the published "
+        f"{best_pub:g} and hi = {his[0]:g} and {his[-1]:g} both lose to it with 95 % intervals "
+        f"of the per-seed differences above zero; partly when hi = {best_pub:g} cannot be told "
+        "from the best (interval contains zero) and both extremes lose to the best; else not"
+    )
+    if best_pub not in his:
+        return _v(NOT, rule, f"hi = {best_pub:g} was not run")
+    ib, ip = his.index(d["best_hi"]), his.index(best_pub)
+    diff = d["best_minus"]  # best - each hi, paired by seed
+    lose = [supported(diff[0]) > 0, supported(diff[-1]) > 0]
+    extremes = (
+        f"hi = {his[0]:g} and {his[-1]:g} lose {fmt(diff[0])} and {fmt(diff[-1])} points "
+        "against the best"
+    )
+    if ib == ip:
+        verdict = REPRODUCED if all(lose) else PARTLY
+        return _v(verdict, rule, f"best hi = {best_pub:g}; " + extremes)
+    tie = supported(diff[ip]) == 0
+    verdict = PARTLY if tie and all(lose) else NOT
+    return _v(
+        verdict,
+        rule,
+        f"best hi = {d['best_hi']:g}, ahead of hi = {best_pub:g} by {fmt(diff[ip])} points "
+        f"({'not established' if tie else 'established'}); " + extremes,
+    )
+
+
+def _clip_bound_one_seed(d: Section, best_pub: float, his: list, acc: list) -> Verdict:
     best = max(acc)
     rule = (
         f"reproduced when the best hi is the published {best_pub:g} by at least "
@@ -190,8 +258,41 @@ _DIRECTION_RULE = (
 )
 
 
+_SEEDED_DIRECTION_RULE = (
+    "published direction (no size given): per seed, the largest tolerated variation's "
+    "change between the upper and the lower half of the precisions; reproduced when its "
+    f"mean over the seeds falls by at least {DIRECTION_MIN * 100:.0f} % and the 95 % interval "
+    "lies below zero; partly when the mean falls that much but the interval contains zero "
+    "(not established); else not"
+)
+
+
+def _seeded_direction(seeded: Section | None) -> tuple[str, str] | None:
+    """(verdict, note) of a published fall from a series repeated over seeds, or None
+    when the series was run on one seed only."""
+    from cosim.report.stats import fmt, supported
+
+    if not seeded or seeded["trend_interval"]["n"] < 2:
+        return None
+    iv = seeded["trend_interval"]
+    if iv["mean"] <= -DIRECTION_MIN:
+        verdict = REPRODUCED if supported(iv) < 0 else PARTLY
+    else:
+        verdict = NOT
+    word = {-1: "falls", 1: "rises", 0: "no trend established"}[supported(iv)]
+    return verdict, f"{fmt(iv, digits=0)} % over {iv['n']} seeds ({word})"
+
+
 def robustness_nvw(d: Section) -> Verdict:
     n = d["nvw"]
+    seeded = _seeded_direction(n.get("seeded"))
+    if seeded is not None:
+        return _v(
+            seeded[0],
+            _SEEDED_DIRECTION_RULE,
+            f"largest nvw at A{n['a_bits']}, upper half of the weight precisions against the "
+            f"lower half: {seeded[1]}",
+        )
     change = half_change(n["w_bits"], n["largest"])
     what = "n/a" if change is None else f"{change * 100:+.0f} %"
     return _v(
@@ -203,9 +304,27 @@ def robustness_nvw(d: Section) -> Verdict:
 
 
 def robustness_nvw_by_a(d: Section) -> Verdict:
-    """Fig. 3B: no distinct tendency with activation precision, published with no size:
-    reproduced when ours moves less than DIRECTION_MIN between the halves."""
+    """Fig. 3B: no distinct tendency with activation precision, published with no size.
+    With seeds: reproduced when no trend is supported (the interval of the per-seed change
+    contains zero) and its mean is within DIRECTION_MIN; partly when no trend is supported
+    but the mean is larger; not when a trend is supported. One seed: within DIRECTION_MIN."""
+    from cosim.report.stats import fmt, supported
+
     n = d["nvw_by_a"]
+    sd = n.get("seeded")
+    if sd and sd["trend_interval"]["n"] >= 2:
+        iv = sd["trend_interval"]
+        small = abs(iv["mean"]) < DIRECTION_MIN
+        verdict = NOT if supported(iv) != 0 else (REPRODUCED if small else PARTLY)
+        return _v(
+            verdict,
+            "published: no distinct tendency; reproduced when the 95 % interval of the "
+            "per-seed change (upper against lower half of the activation precisions) "
+            f"contains zero and its mean is within {DIRECTION_MIN * 100:.0f} %; partly when "
+            "it contains zero but the mean is larger; not when a trend is established",
+            f"largest nvw at W{n['w_bits']}, upper half of the activation precisions against "
+            f"the lower half: {fmt(iv, digits=0)} % over {iv['n']} seeds",
+        )
     change = half_change(n["a_bits"], n["largest"])
     what = "n/a" if change is None else f"{change * 100:+.0f} %"
     ok = change is not None and abs(change) < DIRECTION_MIN
@@ -220,11 +339,22 @@ def robustness_nvw_by_a(d: Section) -> Verdict:
 
 def robustness_nva(d: Section) -> Verdict:
     n = d["nva"]
-    parts, notes = [], []
+    notes = []
     for w in n["w_bits"]:
         change = half_change(n["a_bits"], n["largest"][f"W{w}"])
-        parts.append(_direction(change))
         notes.append(f"W{w} " + ("n/a" if change is None else f"{change * 100:+.0f} %"))
+    seeded = _seeded_direction(n.get("seeded"))
+    if seeded is not None:
+        return _v(
+            seeded[0],
+            _SEEDED_DIRECTION_RULE + f"; judged at W{n['seeded_w_bits']}, the weight precision "
+            "repeated over seeds (the others, one seed each, are shown but not judged)",
+            f"largest nva, upper half of the activation precisions against the lower half: "
+            f"W{n['seeded_w_bits']} {seeded[1]}; one seed: "
+            + ", ".join(notes)
+            + " (published: falls)",
+        )
+    parts = [_direction(half_change(n["a_bits"], n["largest"][f"W{w}"])) for w in n["w_bits"]]
     return _v(
         combine(parts),
         _DIRECTION_RULE + "; one verdict per weight precision, combined",
@@ -401,6 +531,8 @@ def adc_architectures(d: Section) -> Verdict:
 def judge(rep: Section) -> dict[str, Verdict]:
     """Every verdict the report's sections allow, keyed like :data:`REFERENCES`."""
     out: dict[str, Verdict] = {}
+    if "headline" in rep:
+        out["headline"] = headline(rep["headline"])
     if "accuracy_grid" in rep and "accuracy_grid_details" in rep:
         out["accuracy_grid"] = accuracy_grid(rep["accuracy_grid"], rep["accuracy_grid_details"])
     if "clip_bound" in rep:

@@ -15,7 +15,7 @@ contract), :mod:`~cosim.report.experiments.accuracy` (1-3),
 
 from __future__ import annotations
 
-from cosim.report.experiments.accuracy import AccuracyGrid, ClipBound, Robustness
+from cosim.report.experiments.accuracy import AccuracyGrid, ClipBound, Headline, Robustness
 from cosim.report.experiments.adc import AdcArchitectures
 from cosim.report.experiments.base import Experiment, Results
 from cosim.report.experiments.periphery import (
@@ -24,6 +24,7 @@ from cosim.report.experiments.periphery import (
     PeripherySavings,
     UnipolarTradeoff,
 )
+from cosim.report.experiments.sparser import SparserActivations
 from cosim.report.experiments.sparsity import MAC_COMPONENTS, ActivationCdf, SparsityAdc
 
 __all__ = [
@@ -36,20 +37,24 @@ __all__ = [
     "AdcArchitectures",
     "ClipBound",
     "Experiment",
+    "Headline",
     "PeripherySavings",
     "Results",
     "Robustness",
+    "SparserActivations",
     "SparsityAdc",
     "UnipolarTradeoff",
 ]
 
 
 EXPERIMENTS: tuple[Experiment, ...] = (
+    Headline(),
     AccuracyGrid(),
     ClipBound(),
     Robustness(),
     ActivationCdf(),
     SparsityAdc(),
+    SparserActivations(),
     PeripherySavings(),
     UnipolarTradeoff(),
     AdcArchitectures(),
