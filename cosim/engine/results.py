@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -349,7 +349,7 @@ class EvalResult:
     config: Mapping[str, Any]  # the engine configuration (EngineConfig.describe())
     periphery: PeripheryReport
     # per energy component: (source, the figures it uses), ENERGY_SOURCES for the card used
-    sources: Mapping[str, tuple[str, str]] = ENERGY_SOURCES
+    sources: Mapping[str, tuple[str, str]] = field(default_factory=lambda: dict(ENERGY_SOURCES))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
