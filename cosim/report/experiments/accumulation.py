@@ -55,8 +55,8 @@ PUBLISHED = {
 #: sweep.
 E_CONV_SWEEP_J = tuple(float(x) for x in np.geomspace(1e-14, 1e-9, 16))
 #: The example card whose ADC energy follows the survey curve (examples/cards).
-ADC_DOMINATED_CARD = Path(__file__).resolve().parents[3] / "examples" / "cards" / (
-    "adc-dominated.toml"
+ADC_DOMINATED_CARD = (
+    Path(__file__).resolve().parents[3] / "examples" / "cards" / ("adc-dominated.toml")
 )
 
 
@@ -115,7 +115,8 @@ def accumulation_point(
     card
         The card in use (a what-if variant of the library's: energies, margins).
     r_t_ohm
-        Transimpedance of the output (ohm): the model's (:func:`cosim.engine.mapping.transimpedance`).
+        Transimpedance of the output (ohm): the model's
+        (:func:`cosim.engine.mapping.transimpedance`).
     in_bits, bits
         DAC resolution of the inputs and ADC resolution of the conversion.
     levels
@@ -279,9 +280,7 @@ def run_accumulation(model, library, card, x: np.ndarray, p: dict[str, Any]) -> 
 
     ns = list(ACCUMULATION_N)
     model_curve = [point(card, pmf, n) for n in ns]
-    sweep = {
-        str(z): [point(card, sparse_pmf(pmf, z), n) for n in ns] for z in ZERO_FRACTIONS
-    }
+    sweep = {str(z): [point(card, sparse_pmf(pmf, z), n) for n in ns] for z in ZERO_FRACTIONS}
     i128 = ns.index(128)
     zs = list(ZERO_FRACTIONS)
     at128 = [sweep[str(z)][i128]["normalized_adc_energy"] for z in zs]
@@ -300,9 +299,7 @@ def run_accumulation(model, library, card, x: np.ndarray, p: dict[str, Any]) -> 
         sources["required"] = sparse_pmf(pmf, z_req)
     pub_eff = float(p["published"]["mac_efficiency"])
     for name, q in sources.items():
-        pts = [
-            point(card.with_updates({"adc": {"e_conv_j": e}}), q, 128) for e in E_CONV_SWEEP_J
-        ]
+        pts = [point(card.with_updates({"adc": {"e_conv_j": e}}), q, 128) for e in E_CONV_SWEEP_J]
         shares = [pt["adc_share"] for pt in pts]
         effs = [pt["mac_efficiency"] for pt in pts]
         share[name] = {
