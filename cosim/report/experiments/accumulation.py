@@ -294,21 +294,24 @@ def run_accumulation(model, library, card, x: np.ndarray, p: dict[str, Any]) -> 
     # MAC efficiency against the ADC's share: adc.e_conv_j swept at n = 128, on the model's
     # codes and at the required sparsity; the ADC-dominated card; the card as it is
     share: dict[str, Any] = {"e_conv_j": list(E_CONV_SWEEP_J)}
-    sources = {"model": pmf}
+    # (inputs, n): the model's codes and the required sparsity at n = 128, and the most
+    # skipping case (all-zero inputs at n = 32) for the shape of the curve
+    sources = {"model": (pmf, 128), "all_zero_n32": (sparse_pmf(pmf, 1.0), 32)}
     if z_req is not None:
-        sources["required"] = sparse_pmf(pmf, z_req)
+        sources["required"] = (sparse_pmf(pmf, z_req), 128)
     pub_eff = float(p["published"]["mac_efficiency"])
-    for name, q in sources.items():
-        pts = [point(card.with_updates({"adc": {"e_conv_j": e}}), q, 128) for e in E_CONV_SWEEP_J]
+    for name, (q, n_at) in sources.items():
+        pts = [point(card.with_updates({"adc": {"e_conv_j": e}}), q, n_at) for e in E_CONV_SWEEP_J]
         shares = [pt["adc_share"] for pt in pts]
         effs = [pt["mac_efficiency"] for pt in pts]
         share[name] = {
+            "n": n_at,
             "adc_share": shares,
             "mac_efficiency": effs,
             "share_for_published": _interp_crossing(shares, effs, pub_eff),
             "largest_efficiency": max(effs),
-            "card": point(card, q, 128),
-            "adc_dominated_card": point(card.with_updates(p["adc_card_updates"]), q, 128),
+            "card": point(card, q, n_at),
+            "adc_dominated_card": point(card.with_updates(p["adc_card_updates"]), q, n_at),
         }
     return {
         "layer": f"{lm.index}:{lm.layer.kind}",

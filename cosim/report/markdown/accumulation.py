@@ -70,6 +70,19 @@ def accumulation(rep: Report) -> str:
             else f"no ADC share reaches the published {pub['mac_efficiency']:.2f}x (largest "
             f"{_f(sh['largest_efficiency'])}x)"
         )
+        z32 = r["adc_share"]["all_zero_n32"]
+        eff += (
+            f"; where the sense row does skip (all-zero inputs, n = 32: ADC energy "
+            f"{_f(z32['card']['normalized_adc_energy'])}) "
+            + (
+                f"the published {pub['mac_efficiency']:.2f}x needs an ADC share of "
+                f"{pct(z32['share_for_published'])}"
+                if z32["share_for_published"] is not None
+                else f"the efficiency tops out at {_f(z32['largest_efficiency'])}x"
+            )
+            + f" (the ADC-dominated card: {pct(z32['adc_dominated_card']['adc_share'])}, "
+            f"{_f(z32['adc_dominated_card']['mac_efficiency'])}x)"
+        )
         if "required" in r["adc_share"]:
             rq = r["adc_share"]["required"]
             eff += "; at the required sparsity " + (
