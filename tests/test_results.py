@@ -146,6 +146,7 @@ def test_eval_result_to_dict_is_the_evaluate_json():
         "energy_per_inference_j",
         "energy_total_per_inference_j",
         "energy_sources",
+        "energy_provenance",
         "area_m2",
         "periphery",
         "wall_s",
@@ -154,6 +155,11 @@ def test_eval_result_to_dict_is_the_evaluate_json():
     # every component says where its figure comes from; only the ADC's is simulated
     assert list(d["energy_sources"]) == list(d["energy_per_inference_j"])
     assert d["energy_sources"]["adc"] == "spice" and d["energy_sources"]["tia"] == "card"
+    # per entry: the source and the figures it uses, read back by from_dict
+    assert list(d["energy_provenance"]) == list(d["energy_per_inference_j"])
+    assert d["energy_provenance"]["tia"]["source"] == "card"
+    assert "i_quiescent_a" in d["energy_provenance"]["tia"]["figures"]
+    assert EvalResult.from_dict(d).to_dict()["energy_provenance"] == d["energy_provenance"]
     assert d["accuracy_mean"] == pytest.approx(0.875) and d["accuracy_std"] == pytest.approx(0.025)
     assert d["accuracy_per_chip"] == [0.9, 0.85]
     assert d["layers"] == [lay.to_dict() for lay in r.layers]

@@ -53,6 +53,8 @@ ADDED_KEYS: dict[tuple[str, str], Any] = {
     # the flash ADC's ladder (read only by adc.architecture = "flash")
     ("adc", "ladder_r_total_ohm"): 200e3,
     ("adc", "ladder_mismatch_sigma_rel"): 0.01,
+    # an energy-only override of the characterized ADC energy (0: not set)
+    ("adc", "e_conv_j"): 0.0,
 }
 
 #: Keys earlier cards had that nothing read (``array.c_wire_f``: documented "for read

@@ -178,6 +178,16 @@ class AdcCard(Section):
         "flash: relative sigma of one unit ladder resistor",
         default=ADDED_KEYS[("adc", "ladder_mismatch_sigma_rel")],
     )
+    e_conv_j: float = ranged(
+        0.0,
+        1e-9,
+        "energy of one full conversion at adc.bits, replacing the SPICE-characterized "
+        "energy (0 = not set: the library's simulated energy); a b-bit conversion costs "
+        "e_conv_j * 2**(b - adc.bits) (constant energy per conversion step, the Walden "
+        "figure of merit) and each of its b SAR cycles an equal share, so k skipped cycles "
+        "save k/b of it (J)",
+        default=ADDED_KEYS[("adc", "e_conv_j")],
+    )
 
     def __post_init__(self) -> None:
         limit = adc_max_bits(self.architecture)

@@ -132,6 +132,35 @@ def window_sums(layer: WeightLayer, m: np.ndarray) -> np.ndarray:
     return out.reshape(-1)
 
 
+def adc_override_energy_j(card: Card, bits: int, skip: np.ndarray | int = 0) -> np.ndarray:
+    """Energy (J) of a ``bits``-bit conversion with ``skip`` skipped MSB cycles from the
+    card's ``adc.e_conv_j`` (set, > 0): ``e_conv_j·2**(bits − adc.bits)·(bits − skip)/bits``.
+
+    ``adc.e_conv_j`` is a full conversion at the card's ``adc.bits``; a conversion at fewer
+    bits costs the same energy per conversion step (the Walden figure of merit
+    ``E = FOM_W·2**bits``) and each of its ``bits`` cycles an equal share."""
+    e = card.adc.e_conv_j * 2.0 ** (bits - card.adc.bits)
+    k = np.asarray(skip, dtype=np.float64)
+    return e * (bits - k) / bits
+
+
+def event_energies(card: Card) -> dict[str, float]:
+    """The energies (J) of the card's per-event figures the engine tallies: ``dac`` per
+    driven data row and vector, ``tia`` per column read, ``subtractor`` per differential
+    pair read, ``sense_row`` per tile and vector (its TIA and ``max_skip_bits``
+    comparisons), ``opamp`` per op-amp over one read window."""
+    p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
+    e_op = p_op * card.tia.t_read_s
+    e_cmp = card.sense_row.c_comparator_f * card.adc.v_dd_v**2
+    return {
+        "dac": card.dac.e_conv_j,
+        "tia": e_op,
+        "subtractor": e_op,
+        "sense_row": e_op + card.sense_row.max_skip_bits * e_cmp,
+        "opamp": e_op,
+    }
+
+
 class EnergyTally:
     """The engine's energy bookkeeping (a part of :class:`cosim.engine.core.Engine`)."""
 
@@ -178,6 +207,9 @@ class EnergyTally:
         nz = np.nonzero(counts)[0]
         if nz.size == 0:
             return 0.0
+        if self.card.adc.e_conv_j > 0:  # the card's figure replaces the simulated energy
+            e = adc_override_energy_j(self.card, bits, nz >> bits)
+            return float(np.sum(e * counts[nz]))
         e = self._adc_by_bits[bits].energy_per_conversion_j(nz >> bits, nz & ((1 << bits) - 1))
         return float(np.sum(np.asarray(e) * counts[nz]))
 
@@ -205,13 +237,12 @@ class EnergyTally:
             stats.count(
                 "crossbar_read", v * drive * float(np.sum(ts.row_g_sum[t.bias_rows])) * t_read, n
             )
-        stats.count("dac", card.dac.e_conv_j, n * t.data_rows.size)
-        p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
+        ev = event_energies(card)
+        stats.count("dac", ev["dac"], n * t.data_rows.size)
         n_cols = sum(1 if o.neg is None else 2 for o in t.outputs)
         n_pairs = sum(o.neg is not None for o in t.outputs)
         if periphery:
-            stats.count("tia", p_op * t_read, n * n_cols)
-            stats.count("subtractor", p_op * t_read, n * n_pairs)
+            stats.count("tia", ev["tia"], n * n_cols)
+            stats.count("subtractor", ev["subtractor"], n * n_pairs)
         if self.card.sense_row.enabled and sense:
-            e_cmp = card.sense_row.c_comparator_f * card.adc.v_dd_v**2
-            stats.count("sense_row", p_op * t_read + card.sense_row.max_skip_bits * e_cmp, n)
+            stats.count("sense_row", ev["sense_row"], n)

@@ -39,6 +39,7 @@ from cosim.engine.results import (
     EnergyBreakdown,
     EvalResult,
     PeripheryReport,
+    energy_sources_for,
 )
 from cosim.library import SurrogateLibrary
 from cosim.model import Model
@@ -298,4 +299,5 @@ def _result(
         wall_s=time.perf_counter() - t0,
         config=config.describe(),
         periphery=periphery,
+        sources=energy_sources_for(eng.card),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -43,6 +43,29 @@ ENERGY_SOURCES: Mapping[str, tuple[str, str]] = MappingProxyType(
 assert tuple(ENERGY_SOURCES) == COMPONENTS
 
 
+def energy_sources_for(card: Any = None) -> dict[str, tuple[str, str]]:
+    """:data:`ENERGY_SOURCES` for an evaluation on ``card`` (a :class:`~cosim.card.Card`):
+    where the card sets ``adc.e_conv_j`` the ADC energy is the card's figure, not SPICE's.
+
+    Examples
+    --------
+    >>> from cosim.card import load_card
+    >>> card = load_card()
+    >>> energy_sources_for(card)["adc"][0]
+    'spice'
+    >>> energy_sources_for(card.with_updates({"adc": {"e_conv_j": 1e-12}}))["adc"][0]
+    'card'
+    """
+    out = dict(ENERGY_SOURCES)
+    if card is not None and card.adc.e_conv_j > 0:
+        out["adc"] = (
+            "card",
+            f"adc.e_conv_j = {card.adc.e_conv_j:.4g} J per full {card.adc.bits}-bit "
+            "conversion, times 2**(bits - adc.bits), less the skipped cycles' share",
+        )
+    return out
+
+
 def energy_sources_by_kind() -> dict[str, list[str]]:
     """The energy components grouped by where their figures come from (``spice``,
     ``engine``, ``card``; :data:`ENERGY_SOURCES`), in component order."""
@@ -61,6 +84,7 @@ __all__ = [
     "LayerResult",
     "PeripheryReport",
     "energy_sources_by_kind",
+    "energy_sources_for",
 ]
 
 
@@ -324,9 +348,12 @@ class EvalResult:
     wall_s: float  # wall-clock time of the evaluation (s)
     config: Mapping[str, Any]  # the engine configuration (EngineConfig.describe())
     periphery: PeripheryReport
+    # per energy component: (source, the figures it uses), ENERGY_SOURCES for the card used
+    sources: Mapping[str, tuple[str, str]] = field(default_factory=lambda: dict(ENERGY_SOURCES))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
         for p in self.predictions:
             p.setflags(write=False)
 
@@ -350,8 +377,12 @@ class EvalResult:
             "layers": [lay.to_dict() for lay in self.layers],
             "energy_per_inference_j": self.energy_per_inference_j.to_dict(),
             "energy_total_per_inference_j": self.energy_per_inference_j.total_j,
-            # where each component's figure comes from (ENERGY_SOURCES): not read back
-            "energy_sources": {k: v[0] for k, v in ENERGY_SOURCES.items()},
+            # where each component's figure comes from (spice, engine or card), and the
+            # figures it uses (energy_sources_for the card of the evaluation)
+            "energy_sources": {k: self.sources[k][0] for k in COMPONENTS},
+            "energy_provenance": {
+                k: {"source": self.sources[k][0], "figures": self.sources[k][1]} for k in COMPONENTS
+            },
             "area_m2": self.area_m2.to_dict(),
             "periphery": self.periphery.to_dict(),
             "wall_s": self.wall_s,
@@ -388,4 +419,28 @@ class EvalResult:
             wall_s=_number(_take(d, "wall_s", what), "wall_s"),
             config=config,
             periphery=PeripheryReport.from_dict(_take(d, "periphery", what)),
+            sources=_sources(d.get("energy_provenance")),
         )
+
+
+def _sources(prov: Any) -> Mapping[str, tuple[str, str]]:
+    """The ``energy_provenance`` of an evaluation's JSON as :attr:`EvalResult.sources`
+    (:data:`ENERGY_SOURCES` where a result written before it has none).
+
+    Raises
+    ------
+    ValueError
+        An entry lacks its source or figures, or names an unknown source.
+    """
+    if prov is None:
+        return ENERGY_SOURCES
+    if not isinstance(prov, Mapping):
+        raise ValueError("energy_provenance must be an object")
+    out = {}
+    for k in COMPONENTS:
+        e = _take(prov, k, "energy_provenance")
+        src, fig = _take(e, "source", f"energy_provenance.{k}"), _take(e, "figures", k)
+        if src not in ("spice", "engine", "card") or not isinstance(fig, str):
+            raise ValueError(f"energy_provenance.{k} must name spice, engine or card")
+        out[k] = (src, fig)
+    return out

@@ -22,9 +22,14 @@ WHAT_IF_FIELDS = {
     },
     "array": {"rows", "cols", "bias_rows"},
     "dac": {"e_conv_j", "area_m2", "bits"},
-    "tia": {"area_m2"},
+    # energy only: the op-amp netlist draws i_quiescent_a between its (ideal) rails, which
+    # changes no signal; the rails themselves set the characterized output swing
+    "opamp": {"i_quiescent_a"},
+    # the read window sets the read energy, the op-amps' energy and the read-noise
+    # bandwidth of the device model (none of them characterized)
+    "tia": {"area_m2", "t_read_s"},
     "subtractor": {"area_m2"},
-    "adc": {"area_m2", "columns_per_adc"},
+    "adc": {"area_m2", "columns_per_adc", "e_conv_j"},
     "sense_row": {"area_m2", "max_skip_bits", "margin_rel", "enabled", "offset_n_sigma"},
     "digital": {"e_add_j", "e_activation_j", "area_per_column_m2"},
     "area": {"device_cell_m2"},

@@ -70,6 +70,7 @@ def execute(kind: str, key: str, payload: dict[str, Any], env: dict[str, Any]) -
         "evaluate": _evaluate,
         "sweep": _sweep,
         "activations": _activations,
+        "accumulation": _accumulation,
     }[kind]
     return fn(key, payload, env)
 
@@ -316,3 +317,13 @@ def _activations(key: str, p: dict[str, Any], env: dict[str, Any]) -> dict[str, 
         ],
         "samples": len(x),
     }
+
+
+def _accumulation(key: str, p: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """The accumulation experiment's Monte-Carlo (:mod:`cosim.report.experiments.accumulation`)."""
+    from cosim.report.experiments.accumulation import run_accumulation
+
+    x, _ = _test_split(p["dataset"], p["limit"])
+    return run_accumulation(
+        _model(p["model"], env), _library(env), _card(env, p["card_updates"]), x, p
+    )

@@ -38,6 +38,7 @@ __all__ = [
     "SEED_FLOOR",
     "TREND_FACTOR",
     "VALUE_TOL",
+    "accumulation",
     "combine",
     "half_change",
     "headline",
@@ -528,6 +529,28 @@ def adc_architectures(d: Section) -> Verdict:
     )
 
 
+def accumulation(d: Section) -> Verdict:
+    """Bao et al.'s n = 128 points (normalized ADC energy, MAC efficiency) on the model's
+    codes: value rule on both, per precision; the reason names the sparsity and ADC share
+    they need (:mod:`cosim.report.experiments.accumulation`)."""
+    if "skipped" in d:
+        return _v(NO_NUMBER, _VALUE_RULE, d["skipped"])
+    verdicts, why = [], []
+    for prec in ("W4A3", "W8A8"):
+        r = d[prec]
+        at = r["model_at_128"]
+        pub = r["published"]
+        verdicts.append(value_verdict(at["normalized_adc_energy"], pub["normalized_adc_energy"]))
+        verdicts.append(value_verdict(at["mac_efficiency"], pub["mac_efficiency"]))
+        z = r["required"]["zero_fraction"]
+        need = "unreachable at any sparsity" if z is None else f"needs {z * 100:.1f} % zeros"
+        why.append(
+            f"{prec}: {at['normalized_adc_energy']:.2f} / {at['mac_efficiency']:.2f}x against "
+            f"{pub['normalized_adc_energy']:.2f} / {pub['mac_efficiency']:.2f}x ({need})"
+        )
+    return _v(combine(verdicts), _VALUE_RULE, "; ".join(why))
+
+
 def judge(rep: Section) -> dict[str, Verdict]:
     """Every verdict the report's sections allow, keyed like :data:`REFERENCES`."""
     out: dict[str, Verdict] = {}
@@ -556,4 +579,6 @@ def judge(rep: Section) -> dict[str, Verdict]:
         out["unipolar_tradeoff"] = unipolar_tradeoff(rep["unipolar_tradeoff"])
     if "adc_architectures" in rep:
         out["adc_architectures"] = adc_architectures(rep["adc_architectures"])
+    if "accumulation" in rep:
+        out["accumulation"] = accumulation(rep["accumulation"])
     return out
