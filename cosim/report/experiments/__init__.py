@@ -15,6 +15,7 @@ contract), :mod:`~cosim.report.experiments.accuracy` (1-3),
 
 from __future__ import annotations
 
+from cosim.report.experiments.accumulation import Accumulation
 from cosim.report.experiments.accuracy import AccuracyGrid, ClipBound, Headline, Robustness
 from cosim.report.experiments.adc import AdcArchitectures
 from cosim.report.experiments.base import Experiment, Results
@@ -32,6 +33,7 @@ __all__ = [
     "ENERGY_CONFIG",
     "EXPERIMENTS",
     "MAC_COMPONENTS",
+    "Accumulation",
     "AccuracyGrid",
     "ActivationCdf",
     "AdcArchitectures",
@@ -54,6 +56,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Robustness(),
     ActivationCdf(),
     SparsityAdc(),
+    Accumulation(),
     SparserActivations(),
     PeripherySavings(),
     UnipolarTradeoff(),

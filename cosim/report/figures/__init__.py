@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from cosim.report.figures.accumulation import accumulation
 from cosim.report.figures.accuracy import (
     accuracy_grid,
     clip_bound,
+    headline,
     robustness_nva,
     robustness_nvw,
     robustness_nvw_by_a,
@@ -39,6 +41,7 @@ __all__ = [
     "adc_energy_rows",
     "clip_bound",
     "draw_all",
+    "headline",
     "mac_efficiency",
     "periphery_savings",
     "robustness_nva",
@@ -50,6 +53,7 @@ __all__ = [
 
 #: (file name, experiment section it needs, drawing function), in report order.
 FIGURES: tuple[tuple[str, str, Callable[[Report, Path], Path]], ...] = (
+    ("fig0_headline.png", "headline", headline),
     ("fig1_accuracy_grid.png", "accuracy_grid_details", accuracy_grid),
     ("fig2_clip_bound.png", "clip_bound", clip_bound),
     ("fig3a_robustness_nvw.png", "robustness", robustness_nvw),
@@ -61,6 +65,7 @@ FIGURES: tuple[tuple[str, str, Callable[[Report, Path], Path]], ...] = (
     ("fig6_periphery_savings.png", "periphery_savings", periphery_savings),
     ("fig7_unipolar_tradeoff.png", "unipolar_tradeoff", unipolar_tradeoff),
     ("fig8_adc_architectures.png", "adc_architectures", adc_architectures),
+    ("fig9_accumulation.png", "accumulation", accumulation),
 )
 
 

@@ -12,6 +12,48 @@ from cosim.report.figures.common import Report, pyplot, save_png, subtitle
 from cosim.report.references import REFERENCES
 
 
+# ------------------------------------------------------------------------------ 0
+def _errorbar(ax, x, iv: list[dict[str, Any]], scale: float, **kw: Any) -> None:
+    """Means with their 95 % intervals over seeds (no bar where one seed)."""
+    mean = np.array([v["mean"] for v in iv]) * scale
+    err = np.array([v["half_width"] or 0.0 for v in iv]) * scale
+    ax.errorbar(x, mean, yerr=err, capsize=3, **kw)
+
+
+def headline(rep: Report, path: Path) -> Path:
+    """Float test accuracy per epoch (convergence) and the converged accuracies with their
+    95 % intervals over seeds, in software and on the chip."""
+    plt = pyplot()
+    h = rep["headline"]
+    ref = REFERENCES["accuracy_grid"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
+    for s, curve in zip(h["seeds"], h["float_epoch_accuracy"], strict=True):
+        a1.plot(range(1, len(curve) + 1), np.asarray(curve) * 100, "o-", ms=3, label=f"seed {s}")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("float test accuracy (%)")
+    a1.set_title("convergence of the float model", fontsize=8)
+    a1.grid(alpha=0.3)
+    a1.legend(fontsize=7)
+    names = ["float", *[k for k in ("W4A3", "W8A8") if k in h]]
+    soft = [h["float"], *[h[k]["software"] for k in names[1:]]]
+    _errorbar(a2, np.arange(len(names)) - 0.1, soft, 100, fmt="o", label="software (integer)")
+    _errorbar(
+        a2, np.arange(1, len(names)) + 0.1, [h[k]["chip"] for k in names[1:]], 100, fmt="s",
+        label=f"on the chip ({h['chips']} chips)",
+    )  # fmt: skip
+    a2.set_xticks(range(len(names)), names)
+    a2.set_ylabel("test accuracy (%)")
+    a2.set_title(
+        f"mean ± 95 % interval over {len(h['seeds'])} seeds\npublished (MNIST): float "
+        f"{ref['float'] * 100:.2f} %, W4A3 {ref['W4A3'] * 100:.2f} %",
+        fontsize=8,
+    )
+    a2.grid(alpha=0.3)
+    a2.legend(fontsize=7)
+    fig.suptitle(subtitle(rep), fontsize=8)
+    return save_png(fig, path)
+
+
 # ------------------------------------------------------------------------------ 1
 def accuracy_grid(rep: Report, path: Path) -> Path:
     plt = pyplot()
@@ -61,7 +103,13 @@ def clip_bound(rep: Report, path: Path) -> Path:
     plt = pyplot()
     d = rep["clip_bound"]
     fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
-    ax.plot(d["hi"], np.asarray(d["accuracy"]) * 100, "o-", label=f"ours, {d['precision']}")
+    if "accuracy_interval" in d:
+        _errorbar(
+            ax, d["hi"], d["accuracy_interval"], 100, fmt="o-",
+            label=f"ours, {d['precision']}, Bao et al.'s recipe ({len(d['seeds'])} seeds, 95 %)",
+        )  # fmt: skip
+    else:
+        ax.plot(d["hi"], np.asarray(d["accuracy"]) * 100, "o-", label=f"ours, {d['precision']}")
     ax.axvline(
         REFERENCES["clip_bound"]["best_hi"],
         color="k",
@@ -116,6 +164,13 @@ def _nvw_figure(rep: Report, path: Path, d: dict, word: str, fixed: str, publish
     _curves(a1, d["curves"], "nvw = σ / (G_max − G_min)")
     a1.set_title(f"accuracy vs weight variation ({fixed}; dotted: threshold)", fontsize=8)
     _largest(a2, xs, d["largest"], d["censored"], fixed, "C0")
+    sd = d.get("seeded")
+    if sd and sd["trend_interval"]["n"] > 1:
+        _errorbar(
+            a2, np.asarray(xs) + 0.1, sd["largest_interval"], 1.0, fmt="s", color="C3",
+            label=f"mean of {len(sd['seeds'])} seeds ± 95 %",
+        )  # fmt: skip
+        a2.legend(fontsize=7)
     a2.set_xlabel(f"{word} bits")
     a2.set_ylabel("largest tolerated nvw")
     a2.set_title(f"{published}\n(triangles: never fell below the threshold)", fontsize=8)
@@ -160,6 +215,12 @@ def robustness_nva(rep: Report, path: Path) -> Path:
         a1.set_title(f"accuracy vs comparison-level variation (W{w0})", fontsize=8)
     for i, w in enumerate(d["w_bits"]):
         _largest(a2, d["a_bits"], d["largest"][f"W{w}"], d["censored"][f"W{w}"], f"W{w}", f"C{i}")
+    sd = d.get("seeded")
+    if sd and sd["trend_interval"]["n"] > 1:
+        _errorbar(
+            a2, np.asarray(d["a_bits"]) + 0.1, sd["largest_interval"], 1.0, fmt="s",
+            color="C7", label=f"W{d['seeded_w_bits']}, mean of {len(sd['seeds'])} seeds ± 95 %",
+        )  # fmt: skip
     a2.set_yscale("log")
     a2.set_xlabel("activation bits")
     a2.set_ylabel("largest tolerated nva")

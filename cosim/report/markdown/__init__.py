@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cosim.report.markdown.accumulation import accumulation
 from cosim.report.markdown.accuracy import clip, grid, headline, nva, nvw, nvw_by_a
 from cosim.report.markdown.adc import adc_architectures
 from cosim.report.markdown.common import Report, at, net, pct
@@ -60,7 +61,13 @@ SECTIONS = (
         mac,
         "mac_efficiency",
     ),
-    ("5c. Sparser activations", "sparser_activations", sparser, "sparser_activations"),
+    (
+        "5c. Sparsity-aware ADC on the accumulation axis",
+        "accumulation",
+        accumulation,
+        "accumulation",
+    ),
+    ("5d. Sparser activations", "sparser_activations", sparser, "sparser_activations"),
     (
         "6. Shared periphery and unipolar weights",
         "periphery_savings",
