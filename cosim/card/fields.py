@@ -53,6 +53,10 @@ ADDED_KEYS: dict[tuple[str, str], Any] = {
     # the flash ADC's ladder (read only by adc.architecture = "flash")
     ("adc", "ladder_r_total_ohm"): 200e3,
     ("adc", "ladder_mismatch_sigma_rel"): 0.01,
+    # per-layer tuned periphery of a dedicated (traditional) design: read only when an
+    # evaluation sets EngineConfig.layer_tuning (cosim.engine.costs.layer_tuning)
+    ("tia", "tuning_buffers_per_layer"): 2,
+    ("tia", "tuning_dacs_per_layer"): 2,
 }
 
 #: Keys earlier cards had that nothing read (``array.c_wire_f``: documented "for read

@@ -22,7 +22,7 @@ WHAT_IF_FIELDS = {
     },
     "array": {"rows", "cols", "bias_rows"},
     "dac": {"e_conv_j", "area_m2", "bits"},
-    "tia": {"area_m2"},
+    "tia": {"area_m2", "tuning_buffers_per_layer", "tuning_dacs_per_layer"},
     "subtractor": {"area_m2"},
     "adc": {"area_m2", "columns_per_adc"},
     "sense_row": {"area_m2", "max_skip_bits", "margin_rel", "enabled", "offset_n_sigma"},
