@@ -569,7 +569,7 @@ def test_energy_per_inference_has_every_component(library):
     res = evaluate(model, library, ds.x_test, ds.y_test, EngineConfig())
     e, card = res.energy_per_inference_j, library.card
     assert set(e) == set(COMPONENTS)
-    used = [k for k in COMPONENTS if k != "sense_row"]
+    used = [k for k in COMPONENTS if k not in ("sense_row", "layer_tuning")]
     assert all(e[k] > 0 for k in used), e
     assert e["sense_row"] == 0.0
     assert res.to_dict()["energy_total_per_inference_j"] == pytest.approx(sum(e.values()))
@@ -832,3 +832,44 @@ def test_card_asking_for_a_block_the_library_lacks(lib_copy, library):
     res = evaluate(trained("digits-global"), lib, ds.x_test[:20], ds.y_test[:20],
                    EngineConfig(), card=off)  # fmt: skip
     assert 0 <= res.accuracy_mean <= 1 and res.energy_per_inference_j["sense_row"] == 0
+
+
+def test_layer_tuning_costs_the_per_layer_design_what_the_card_states(library):
+    """A per-layer model with ``layer_tuning``: the breakdown gains ``layer_tuning`` (a card
+    figure) equal to (hidden layers - 1) · tia.tuning_buffers_per_layer op-amps over the
+    inference's read time, and the total energy and dedicated area grow by exactly it;
+    nothing else changes. A global model refuses it."""
+    from cosim.engine.costs import layer_tuning
+    from cosim.engine.results import ENERGY_SOURCES
+    from cosim.errors import CosimError
+
+    model, ds = trained("digits-per-layer"), dataset("digits")
+    x, y = ds.x_test[:50], ds.y_test[:50]
+    base = evaluate(model, library, x, y, EngineConfig())
+    tuned = evaluate(model, library, x, y, EngineConfig(layer_tuning=True))
+    card = library.card
+    n_layers = len(tuned.layers)
+    assert n_layers == 2  # the digits MLP: two hidden layers of one MAC vector each
+    t = layer_tuning(n_layers, card)
+    assert t["buffers"] == card.tia.tuning_buffers_per_layer * (n_layers - 1) == 2
+    # one MAC vector per layer per inference: the inference reads for 2 · t_read
+    expected = t["buffers"] * _p_op_read_j(card) * 2
+    e0, e1 = base.energy_per_inference_j, tuned.energy_per_inference_j
+    assert e0["layer_tuning"] == 0.0
+    assert e1["layer_tuning"] == pytest.approx(expected, rel=1e-9)
+    assert e1.total_j - e0.total_j == pytest.approx(expected, rel=1e-9)
+    assert all(e1[k] == e0[k] for k in COMPONENTS if k != "layer_tuning")
+    assert ENERGY_SOURCES["layer_tuning"][0] == "card"
+    a0, a1 = base.area_m2, tuned.area_m2
+    tuning_area = 2 * card.tia.area_m2 + 2 * card.dac.area_m2
+    assert "layer_tuning" not in a0.breakdown_m2
+    assert a1.breakdown_m2["layer_tuning"] == pytest.approx(tuning_area, rel=1e-12)
+    assert a1.total_dedicated_m2 - a0.total_dedicated_m2 == pytest.approx(tuning_area)
+    assert a1.total_shared_m2 == a0.total_shared_m2
+    assert tuned.config["layer_tuning"] is True and "layer_tuning" not in base.config
+    # the card's figures are what-if fields: no tuning buffers, no tuning energy
+    none = card.with_updates({"tia": {"tuning_buffers_per_layer": 0}})
+    off = evaluate(model, library, x, y, EngineConfig(layer_tuning=True), card=none)
+    assert off.energy_per_inference_j["layer_tuning"] == 0.0
+    with pytest.raises(CosimError, match="layer_tuning"):
+        evaluate(trained("digits-global"), library, x, y, EngineConfig(layer_tuning=True))

@@ -371,3 +371,74 @@ def test_nvw_by_activation_verdict():
     assert robustness_nvw_by_a(section([0.10, 0.11, 0.105, 0.10]))["verdict"] == "reproduced"
     assert robustness_nvw_by_a(section([0.18, 0.17, 0.14, 0.13]))["verdict"] == "not reproduced"
     assert robustness_nvw_by_a(section([0.10, None, None, None]))["verdict"] == "not reproduced"
+
+
+def test_periphery_experiments_declare_the_papers_conditions():
+    """Experiment 6 on the full (LeNet-5) plan: the CNN's proposed design counts 0.4 over
+    the convolution filters, the traditional design's energy/area evaluation costs its
+    per-layer tuning (its accuracy evaluation is the plain one), the HAR stand-in is the
+    W2A2 all-unipolar MLP with a float reference; experiment 7 counts the CNN's fractions
+    over convolution filters (the all-bipolar point keeps the default scope, one model)."""
+    from cosim.card import load_card
+    from cosim.report.context import StudyContext
+    from cosim.report.experiments.periphery import PeripherySavings, UnipolarTradeoff
+    from cosim.report.plan import make_plan
+
+    plan = make_plan(False, None, (1, 28, 28))
+    ctx = StudyContext(plan, load_card(), "lib0", {"fashion-mnist": "f0", "digits": "d0"})
+    t = PeripherySavings().declare(ctx)
+    cnn = t["lenet5 proposed model"].payload["config"]
+    assert (cnn["unipolar_scope"], cnn["unipolar_fraction"], cnn["model"]) == (
+        "conv",
+        0.4,
+        "lenet5",
+    )
+    hidden = t["lenet5 proposed_hidden_scope model"].payload["config"]
+    assert "unipolar_scope" not in hidden and hidden["unipolar_fraction"] == 0.4
+    assert t["lenet5 traditional"].payload["config"]["layer_tuning"] is True
+    assert "layer_tuning" not in t["lenet5 traditional accuracy"].payload["config"]
+    assert "layer_tuning" not in t["lenet5 proposed"].payload["config"]
+    har = t["mlp W2A2 proposed model"].payload["config"]
+    assert (har["w_bits"], har["a_bits"], har["unipolar_fraction"]) == (2, 2, 1.0)
+    assert t["mlp W2A2 float model"].payload["config"]["scheme"] == "float"
+    u = UnipolarTradeoff().declare(ctx)
+    scopes = [
+        u[f"{f:g} model"].payload["config"].get("unipolar_scope") for f in plan.unipolar_fractions
+    ]
+    assert scopes == [None] + ["conv"] * (len(plan.unipolar_fractions) - 1)
+    assert u["0.4 model"].key == t["lenet5 proposed model"].key  # one training for both
+    # the quick (MLP) study: every hidden filter, as before
+    q = UnipolarTradeoff().declare(_ctx())
+    assert all("unipolar_scope" not in x.payload["config"] for n, x in q.items() if "model" in n)
+
+
+def test_periphery_verdict_under_the_papers_conditions():
+    """Experiment 6's rule: area and energy saved within 10 % (relative) of 80 % / 45 %,
+    and for the HAR stand-in its accuracy gap to float against -2.09 points (same sign,
+    within a factor 2)."""
+    from cosim.report import verdicts as V
+
+    cnn = {
+        "area_fraction_saved": 0.75,
+        "energy_fraction_saved": 0.43,
+        "energy_fraction_saved_untuned": 0.30,
+        "layer_tuning": {},
+        "unipolar_scope": "conv",
+        "unipolar_conv_filters": 9,
+        "conv_filters": 22,
+    }
+    v = V.periphery_model(cnn)
+    assert v["verdict"] == V.REPRODUCED and "9 of 22 convolution filters" in v["reason"]
+    assert "30.0 % energy saved without it" in v["reason"]
+    assert V.periphery_model({**cnn, "energy_fraction_saved": 0.34})["verdict"] == V.PARTLY
+    har = {
+        "area_fraction_saved": 0.76,
+        "energy_fraction_saved": 0.45,
+        "precision": "W2A2",
+        "accuracy": {"proposed": 0.93},
+        "float_accuracy": 0.96,
+    }
+    v = V.periphery_model(har)  # 76 % of 80, 45 % of 45, -3 points against -2.09
+    assert v["verdict"] == V.REPRODUCED and "-3.00 points" in v["reason"]
+    far = {**har, "accuracy": {"proposed": 0.89}}
+    assert V.periphery_model(far)["verdict"] == V.PARTLY  # -7 points: beyond a factor 2

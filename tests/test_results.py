@@ -191,3 +191,13 @@ def test_tile_output_is_an_immutable_typed_triple():
     assert TileOutput(4, 8, None).neg is None
     with pytest.raises(AttributeError):
         out.pos = 1  # type: ignore[misc]
+
+
+def test_energy_stored_before_layer_tuning_reads_as_zero():
+    """A result stored before the ``layer_tuning`` component existed reads back with 0 J
+    for it; any other missing component is still an error."""
+    old = {k: v for k, v in _ENERGY.items() if k != "layer_tuning"}
+    e = EnergyBreakdown.from_dict(old)
+    assert e["layer_tuning"] == 0.0 and e.total_j == pytest.approx(sum(old.values()))
+    with pytest.raises(ValueError, match="adc"):
+        EnergyBreakdown.from_dict({k: v for k, v in old.items() if k != "adc"})

@@ -335,3 +335,42 @@ def test_a_corrupt_checkpoint_is_a_model_file_error(digits, tmp_path):
         train(cfg, digits, np.random.default_rng(0), ckpt, resume=True)
     with pytest.raises(ModelFileError, match="not a regular file"):
         train(cfg, digits, np.random.default_rng(0), ckpt)
+
+
+def test_conv_scope_makes_only_convolution_filters_unipolar(tmp_path):
+    """``unipolar_scope="conv"``: the fraction counts LeNet-5's 22 convolution filters
+    (round(0.4 · 22) = 9 chosen among them), the fully connected hidden layers stay bipolar,
+    and every weight of a chosen filter is >= 0 in the exported model; the default scope
+    leaves TrainConfig.to_dict() as it was (cache keys of earlier runs)."""
+    from cosim.train.command import configure
+    from cosim.train.network import UNIPOLAR_SCOPES
+
+    ds = load_dataset(f"mnist:{write_mnist_dir(tmp_path / 'm', n_train=96, n_test=48)}")
+    cfg = TrainConfig(
+        model="lenet5",
+        scheme="global",
+        w_bits=4,
+        a_bits=3,
+        epochs=2,
+        batch_size=32,
+        unipolar_fraction=0.4,
+        unipolar_scope="conv",
+    )
+    out = train(cfg, ds, np.random.default_rng(3))
+    hidden = [lay for lay in out.model.weight_layers if lay.role == "hidden"]
+    conv = [lay for lay in hidden if lay.kind == "conv2d"]
+    dense = [lay for lay in hidden if lay.kind != "conv2d"]
+    assert [lay.unipolar.size for lay in conv] == [6, 16]
+    assert sum(int(lay.unipolar.sum()) for lay in conv) == 9
+    assert all(not lay.unipolar.any() for lay in dense) and len(dense) == 2
+    for lay in conv:
+        assert np.all(lay.weights()[lay.unipolar] >= 0)
+    m = out.metrics
+    assert (m["unipolar_filters"], m["unipolar_conv_filters"], m["conv_filters"]) == (9, 9, 22)
+    assert m["config"]["unipolar_scope"] == "conv"
+    assert "unipolar_scope" not in replace(cfg, unipolar_scope="hidden").to_dict()
+    # the command line offers the same scopes (it names them without importing NumPy)
+    parser = __import__("argparse").ArgumentParser()
+    configure(parser)
+    action = next(a for a in parser._actions if a.dest == "unipolar_scope")
+    assert tuple(action.choices) == UNIPOLAR_SCOPES

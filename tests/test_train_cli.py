@@ -130,6 +130,15 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
         (["--unipolar-fraction", "1.5"], "argument --unipolar-fraction: 1.5 is outside [0, 1]"),
         (["--dataset", "mnist"], "use --dataset mnist:DIR"),
         (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["--unipolar-scope", "dense"], "argument --unipolar-scope: invalid choice: 'dense'"),
+        (
+            ["--unipolar-scope", "conv", "--unipolar-fraction", "0.4"],
+            "--unipolar-scope conv needs a model with convolution layers; mlp has none",
+        ),
+        (
+            ["--model", "lenet5", "--unipolar-scope", "conv"],
+            "--unipolar-scope conv has nothing to choose with --unipolar-fraction 0",
+        ),
         (["--dataset", "digits", "--model", "lenet5"], "does not fit samples of shape (1, 8, 8)"),
     ],
 )

@@ -55,6 +55,10 @@ ADDED_KEYS: dict[tuple[str, str], Any] = {
     ("adc", "ladder_mismatch_sigma_rel"): 0.01,
     # an energy-only override of the characterized ADC energy (0: not set)
     ("adc", "e_conv_j"): 0.0,
+    # per-layer tuned periphery of a dedicated (traditional) design: read only when an
+    # evaluation sets EngineConfig.layer_tuning (cosim.engine.costs.layer_tuning)
+    ("tia", "tuning_buffers_per_layer"): 2,
+    ("tia", "tuning_dacs_per_layer"): 2,
 }
 
 #: Keys earlier cards had that nothing read (``array.c_wire_f``: documented "for read

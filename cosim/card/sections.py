@@ -109,7 +109,17 @@ class OpampCard(Section):
 
 @dataclass(frozen=True)
 class TiaCard(Section):
-    """Transimpedance amplifier at the bottom of each bitline."""
+    """Transimpedance amplifier at the bottom of each bitline, and the per-layer tuning
+    periphery of a design whose layers each have their own ranges.
+
+    ``tuning_*``: a per-layer tuned (traditional) design gives every layer its own ADC
+    reference and DAC full scale (García-Redondo et al., Fig. 5, top). Each is a reference
+    level set by a trim DAC and driven by an op-amp buffer; one set serves a shared-periphery
+    design too, so a design of ``L`` hidden layers adds ``L - 1`` sets. The figures are the
+    card's own: a buffer is the op-amp of :class:`OpampCard` (its quiescent power, biased for
+    the whole inference: a reference buffer is not powered up and settled within one read
+    window) with the area of one TIA, a trim DAC has the area of one input DAC. Read only
+    when an evaluation asks for it (``EngineConfig.layer_tuning``)."""
 
     SECTION: ClassVar[str] = "tia"
     r_feedback_ohm: float = ranged(
@@ -119,6 +129,21 @@ class TiaCard(Section):
         0.0, 1e-3, "read (settle + sample) window of one MAC (s)", lo_open=True
     )
     area_m2: float = ranged(0.0, 1e-6, "area of one TIA (m^2)")
+    tuning_buffers_per_layer: int = ranged(
+        0,
+        16,
+        "per-layer tuned periphery: reference buffers each layer adds beyond the one global "
+        "set (its ADC reference and its DAC full scale), each an op-amp (opamp quiescent "
+        "power, biased for the whole inference; area tia.area_m2)",
+        default=ADDED_KEYS[("tia", "tuning_buffers_per_layer")],
+    )
+    tuning_dacs_per_layer: int = ranged(
+        0,
+        16,
+        "per-layer tuned periphery: trim DACs that set those references (area dac.area_m2 "
+        "each; static, no conversion energy)",
+        default=ADDED_KEYS[("tia", "tuning_dacs_per_layer")],
+    )
 
 
 @dataclass(frozen=True)

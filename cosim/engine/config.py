@@ -145,6 +145,12 @@ class EngineConfig:
         Monte-Carlo chip instances (each with its own variation draws).
     seed
         Seed of every random draw.
+    layer_tuning
+        Count the per-layer tuned periphery of a dedicated-periphery (per-layer quantized)
+        model: the reference buffers and trim DACs of the card's ``tia.tuning_*`` for every
+        hidden layer beyond the first (:func:`cosim.engine.costs.layer_tuning`), in the area
+        (``layer_tuning`` of the breakdown, and ``total_dedicated_m2``) and in the energy
+        (the ``layer_tuning`` component). Refused for global models (one shared bank).
     batch
         Samples per engine batch: memory against speed only, never the result (read noise
         and products are keyed to fixed blocks of samples; the batch is rounded to whole
@@ -170,6 +176,7 @@ class EngineConfig:
     chips: int = 1
     seed: int = 0
     batch: int = 1000
+    layer_tuning: bool = False
 
     def __post_init__(self) -> None:
         if self.partial_sums not in PARTIAL_SUMS:
@@ -213,4 +220,9 @@ class EngineConfig:
         return replace(self, **kw)
 
     def describe(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every setting by name; ``layer_tuning`` only when on (it came later: the settings,
+        and the cache keys made from them, of evaluations without it stay as they were)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.layer_tuning:
+            del d["layer_tuning"]
+        return d

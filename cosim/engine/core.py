@@ -74,7 +74,7 @@ from cosim.engine.streams import ChipStreams, RngFor
 from cosim.engine.trace import GroupTrace, Trace, TraceRecorder
 from cosim.engine.whatif import WHAT_IF_FIELDS as WHAT_IF_FIELDS
 from cosim.engine.whatif import what_if_card
-from cosim.errors import DataError
+from cosim.errors import CosimError, DataError
 from cosim.library import SurrogateLibrary
 from cosim.model import FlattenLayer, Model, PoolLayer, WeightLayer
 from cosim.model.forward import exact_matmul, im2col, pool
@@ -101,6 +101,12 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         config: EngineConfig,
         card: Card | None = None,
     ) -> None:
+        if config.layer_tuning and model.scheme == "global":
+            raise CosimError(
+                "layer_tuning counts the per-layer tuned periphery of a per-layer quantized "
+                "model; this model is global (one shared periphery bank): leave layer_tuning "
+                "off"
+            )
         self.model = model
         self.lib = library
         self.card: Card = library.card if card is None else what_if_card(library, card)

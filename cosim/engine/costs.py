@@ -17,6 +17,14 @@ per tile in both. Areas come from the card (``area.device_cell_m2``, ``dac.area_
 ``digital.area_per_column_m2``). The reference line's current mirrors have no card figure and
 are not counted, neither their area nor the energy of the copies they deliver (about the
 reference current per unipolar column, ``g_min/g_max`` of a column's full scale).
+
+Per-layer tuning (:func:`layer_tuning`, only when an evaluation sets
+``EngineConfig.layer_tuning``): a dedicated design whose layers each have their own ranges
+also needs, for every hidden layer beyond the first, its own reference levels (ADC
+reference, DAC full scale): ``tia.tuning_buffers_per_layer`` op-amp buffers (area
+``tia.area_m2``, quiescent power biased for the whole inference) and
+``tia.tuning_dacs_per_layer`` trim DACs (area ``dac.area_m2``). The first layer's set is the
+one global set a shared design has too, counted in neither.
 """
 
 from __future__ import annotations
@@ -42,13 +50,52 @@ def _periphery_counts(lm: LayerMap, card: Card, partial_sums: str) -> dict[str, 
     return {"dac": dac, "tia": tia, "subtractor": sub, "adc": adc, "sense_row": sense}
 
 
+def layer_tuning(n_layers: int, card: Card) -> dict[str, Any]:
+    """The per-layer tuned periphery of a dedicated design of ``n_layers`` hidden layers.
+
+    Every layer beyond the first adds ``tia.tuning_buffers_per_layer`` reference buffers and
+    ``tia.tuning_dacs_per_layer`` trim DACs (card figures, not simulated; see
+    :class:`cosim.card.sections.TiaCard`).
+
+    Returns
+    -------
+    dict
+        ``sets`` (layers with their own set), ``buffers``, ``dacs``, ``area_m2`` (m²) and
+        ``power_w`` (W: the buffers' op-amp quiescent power, drawn for the whole inference).
+
+    Examples
+    --------
+    >>> from cosim.card import load_card
+    >>> t = layer_tuning(4, load_card())
+    >>> t["sets"], t["buffers"], t["dacs"]
+    (3, 6, 6)
+    """
+    sets = max(n_layers - 1, 0)
+    buffers = sets * card.tia.tuning_buffers_per_layer
+    dacs = sets * card.tia.tuning_dacs_per_layer
+    p_op = (card.opamp.v_supply_pos_v - card.opamp.v_supply_neg_v) * card.opamp.i_quiescent_a
+    return {
+        "sets": sets,
+        "buffers": buffers,
+        "dacs": dacs,
+        "area_m2": buffers * card.tia.area_m2 + dacs * card.dac.area_m2,
+        "power_w": buffers * p_op,
+    }
+
+
 def area_breakdown(
-    maps: list[LayerMap], card: Card, scheme: str, partial_sums: str = "digital"
+    maps: list[LayerMap],
+    card: Card,
+    scheme: str,
+    partial_sums: str = "digital",
+    tuning: bool = False,
 ) -> dict[str, Any]:
     """Area per component (m²) for the model's periphery organisation, and both totals.
 
     With analog partial sums the row tiles of a column share its TIAs, subtractors, ADCs and
-    sense row; with digital partial sums every tile has its own."""
+    sense row; with digital partial sums every tile has its own. ``tuning``: the dedicated
+    organisation also has the per-layer tuned periphery of :func:`layer_tuning` (entry
+    ``layer_tuning`` of the breakdown, and in ``total_dedicated_m2``)."""
     unit = {
         "dac": card.dac.area_m2,
         "tia": card.tia.area_m2,
@@ -77,6 +124,14 @@ def area_breakdown(
     mode = "shared" if scheme == "global" else "dedicated"
     counts = shared if mode == "shared" else dedicated
     breakdown = {**common, **{k: counts[k] * unit[k] for k in unit}}
+    extra_counts: dict[str, int] = {}
+    tuned = 0.0
+    if tuning:
+        t = layer_tuning(len(maps), card)
+        tuned = t["area_m2"]
+        if mode == "dedicated":
+            breakdown["layer_tuning"] = tuned
+        extra_counts = {"tuning_buffers": t["buffers"], "tuning_dacs": t["dacs"]}
     return {
         "periphery": mode,
         "breakdown_m2": breakdown,
@@ -86,7 +141,8 @@ def area_breakdown(
             "crossbar_cells": cells,
             "reference_lines": ref_lines,
             "tiles": sum(len(m.tiles) for m in maps),
+            **extra_counts,
         },
-        "total_dedicated_m2": total(dedicated),
+        "total_dedicated_m2": total(dedicated) + tuned,
         "total_shared_m2": total(shared),
     }

@@ -30,7 +30,7 @@ import numpy as np
 from cosim.blas import single_thread
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine
-from cosim.engine.costs import area_breakdown
+from cosim.engine.costs import area_breakdown, layer_tuning
 from cosim.engine.energy import LayerStats
 from cosim.engine.readnoise import ReadNoise
 from cosim.engine.results import (
@@ -252,6 +252,20 @@ def _chip_task(
         return run_chip(eng, x, k)
 
 
+def _tuning_energy(eng: Engine, total: dict[int, LayerStats]) -> None:
+    """Add the per-layer tuned periphery's energy (:func:`cosim.engine.costs.layer_tuning`)
+    to ``total``'s layers: every hidden layer beyond the first keeps its reference buffers
+    biased for the whole inference, ``tia.t_read_s`` per MAC vector of every layer (layers
+    run one after the other, the tiles of a layer at once)."""
+    t = layer_tuning(len(eng.maps), eng.card)
+    if not t["sets"]:
+        return
+    t_run = eng.card.tia.t_read_s * sum(s.vectors for s in total.values())
+    per_set = t["power_w"] / t["sets"] * t_run
+    for i in sorted(total)[1:]:
+        total[i].energy_j["layer_tuning"] += per_set
+
+
 def _result(
     eng: Engine,
     model: Model,
@@ -272,6 +286,8 @@ def _result(
         accs.append(float(np.mean(pred == y)))
         preds.append(pred)
     per_inf = n * chips
+    if config.layer_tuning:
+        _tuning_energy(eng, total)
     layers = tuple(s.summary(per_inf) for _, s in sorted(total.items()))
     energy = dict.fromkeys(COMPONENTS, 0.0)
     for lay in layers:  # layer by layer, in network order: the same sums as before
@@ -288,7 +304,9 @@ def _result(
         tiles=tuple(len(m.tiles) for m in eng.maps),
         row_tiles=tuple(m.n_row_tiles for m in eng.maps),
     )
-    area = area_breakdown(eng.maps, eng.card, model.scheme, config.partial_sums)
+    area = area_breakdown(
+        eng.maps, eng.card, model.scheme, config.partial_sums, tuning=config.layer_tuning
+    )
     return EvalResult(
         accuracy_per_chip=tuple(accs),
         predictions=tuple(preds),

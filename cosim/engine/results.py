@@ -20,7 +20,18 @@ from typing import Any
 import numpy as np
 
 #: The energy components of the engine, in the order they are reported.
-COMPONENTS = ("crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital")
+COMPONENTS = (
+    "crossbar_read",
+    "dac",
+    "tia",
+    "subtractor",
+    "adc",
+    "sense_row",
+    "digital",
+    "layer_tuning",
+)
+#: components added after results were first stored: a stored result without one read 0 J
+ADDED_COMPONENTS = frozenset({"layer_tuning"})
 
 #: Where each energy component's figure comes from: ``spice`` (the characterized circuit's
 #: simulated supply current, through its fitted surrogate), ``engine`` (computed by the
@@ -38,6 +49,12 @@ ENERGY_SOURCES: Mapping[str, tuple[str, str]] = MappingProxyType(
             "its TIA's op-amp power × tia.t_read_s and the comparators' C·V²",
         ),
         "digital": ("card", "digital.e_add_j and digital.e_activation_j per operation"),
+        "layer_tuning": (
+            "card",
+            "per-layer tuned periphery (EngineConfig.layer_tuning): tia.tuning_buffers_per_layer"
+            " op-amp buffers per layer beyond the first × opamp supply span × "
+            "opamp.i_quiescent_a × the inference's read time",
+        ),
     }
 )
 assert tuple(ENERGY_SOURCES) == COMPONENTS
@@ -128,6 +145,7 @@ class EnergyBreakdown(Mapping[str, float]):
     adc: float = 0.0  # ADC conversions (skipped MSB cycles saved)
     sense_row: float = 0.0  # sense TIA and comparators
     digital: float = 0.0  # digital periphery
+    layer_tuning: float = 0.0  # per-layer tuned periphery's reference buffers (card figure)
 
     def __getitem__(self, key: str) -> float:
         if key not in COMPONENTS:
@@ -151,7 +169,8 @@ class EnergyBreakdown(Mapping[str, float]):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EnergyBreakdown:
-        """The breakdown of ``{component: joules}``: every component, nothing else.
+        """The breakdown of ``{component: joules}``: every component, nothing else (one of
+        :data:`ADDED_COMPONENTS` may be missing: a result stored before it existed, 0 J).
 
         Raises
         ------
@@ -161,7 +180,13 @@ class EnergyBreakdown(Mapping[str, float]):
         unknown = sorted(set(d) - set(COMPONENTS)) if isinstance(d, Mapping) else []
         if unknown:
             raise ValueError(f"energy has an unknown component {unknown[0]!r}")
-        return cls(**{k: _number(_take(d, k, "energy"), k) for k in COMPONENTS})
+        return cls(
+            **{
+                k: _number(_take(d, k, "energy"), k)
+                for k in COMPONENTS
+                if k not in ADDED_COMPONENTS or (isinstance(d, Mapping) and k in d)
+            }
+        )
 
 
 assert tuple(f.name for f in fields(EnergyBreakdown)) == COMPONENTS  # one list of parts

@@ -27,7 +27,7 @@ WHAT_IF_FIELDS = {
     "opamp": {"i_quiescent_a"},
     # the read window sets the read energy, the op-amps' energy and the read-noise
     # bandwidth of the device model (none of them characterized)
-    "tia": {"area_m2", "t_read_s"},
+    "tia": {"area_m2", "t_read_s", "tuning_buffers_per_layer", "tuning_dacs_per_layer"},
     "subtractor": {"area_m2"},
     "adc": {"area_m2", "columns_per_adc", "e_conv_j"},
     "sense_row": {"area_m2", "max_skip_bits", "margin_rel", "enabled", "offset_n_sigma"},

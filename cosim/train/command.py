@@ -83,7 +83,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--unipolar-fraction",
         type=ac.fraction,
         default=0.0,
-        help="fraction of hidden filters made unipolar, 0..1 (default 0)",
+        help="fraction of the --unipolar-scope filters made unipolar, 0..1 (default 0)",
+    )
+    parser.add_argument(
+        "--unipolar-scope",
+        choices=("hidden", "conv"),  # cosim.train.network.UNIPOLAR_SCOPES (no NumPy here)
+        default="hidden",
+        help="filters the unipolar search chooses among and the fraction counts: hidden (every"
+        " hidden filter, default) or conv (convolution filters only, as García-Redondo et al.)",
     )
     parser.add_argument(
         "--epochs",
@@ -174,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         b_bits=args.b_bits,
         epochs=args.epochs if args.epochs is not None else epochs,
         unipolar_fraction=args.unipolar_fraction,
+        unipolar_scope=args.unipolar_scope,
         seed=args.seed,
         act_l1=args.act_l1,
         **{**base, **chosen},
@@ -240,7 +248,13 @@ def summary_table(m: dict) -> str:
         (
             "unipolar filters",
             f"{m['unipolar_filters']} of {m['hidden_filters']} "
-            f"(fraction {m['unipolar_fraction']:g})",
+            f"(fraction {m['unipolar_fraction']:g}"
+            + (
+                f" of the {m['conv_filters']} convolution filters: "
+                f"{m['unipolar_conv_filters']} chosen)"
+                if m.get("unipolar_scope") == "conv"
+                else ")"
+            ),
         ),
         ("epochs", str(len(m["history"]))),
         ("test accuracy", f"{100 * m['test_accuracy']:.2f}%  ({m['test_accuracy_source']})"),

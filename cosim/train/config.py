@@ -8,7 +8,7 @@ from typing import Any
 
 from cosim.errors import CosimError
 from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX, GridError, check_bits
-from cosim.train.network import check_architecture
+from cosim.train.network import UNIPOLAR_SCOPES, check_architecture, has_convolutions
 from cosim.train.optim import OPTIMIZERS
 from cosim.train.scheme import SCHEMES
 
@@ -36,7 +36,11 @@ class TrainConfig:
         ``adam`` or ``sgd`` (momentum); peak learning rate (cosine schedule, one epoch of
         warm-up capped at 200 steps).
     unipolar_fraction
-        Fraction of hidden filters made unipolar, 0..1.
+        Fraction of the candidate filters (``unipolar_scope``) made unipolar, 0..1.
+    unipolar_scope
+        Which filters the unipolar search chooses among and the fraction counts:
+        ``hidden`` (every hidden filter) or ``conv`` (the convolution filters only, as
+        García-Redondo et al. count them; a model with convolutions only).
     hi, w_max
         Target (initial) activation and weight ranges.
     range_penalty, unipolar_penalty
@@ -73,9 +77,25 @@ class TrainConfig:
     control_fraction: float = 0.6
     seed: int = 0
     act_l1: float = 0.0
+    unipolar_scope: str = "hidden"
 
     def __post_init__(self) -> None:
         check_architecture(self.model)
+        if self.unipolar_scope not in UNIPOLAR_SCOPES:
+            raise CosimError(
+                f"unknown --unipolar-scope {self.unipolar_scope!r}: choose one of "
+                f"{', '.join(UNIPOLAR_SCOPES)}"
+            )
+        if self.unipolar_scope == "conv" and not has_convolutions(self.model):
+            raise CosimError(
+                f"--unipolar-scope conv needs a model with convolution layers; {self.model} "
+                "has none: use --unipolar-scope hidden or a convolutional model"
+            )
+        if self.unipolar_scope != "hidden" and self.unipolar_fraction == 0:
+            raise CosimError(
+                f"--unipolar-scope {self.unipolar_scope} has nothing to choose with "
+                "--unipolar-fraction 0: set a fraction above 0 or leave the scope at hidden"
+            )
         if self.scheme not in SCHEMES:
             raise CosimError(f"unknown scheme {self.scheme!r}: choose one of {', '.join(SCHEMES)}")
         if self.optimizer not in OPTIMIZERS:
@@ -110,6 +130,8 @@ class TrainConfig:
         d = asdict(self)
         if d["act_l1"] == 0.0:
             del d["act_l1"]
+        if self.unipolar_scope == "hidden":
+            del d["unipolar_scope"]
         return d
 
 

@@ -168,6 +168,9 @@ def finish(
     pred = predict(model, dataset.x_test)
     acc = float(np.mean(pred == dataset.y_test))
     n_filters = sum(len(m) for m in masks)
+    conv = [isinstance(lay, Conv2D) for lay in net.hidden]
+    n_conv = sum(len(m) for m, c in zip(masks, conv, strict=True) if c)
+    uni_conv = sum(int(m.sum()) for m, c in zip(masks, conv, strict=True) if c) if uni_on else 0
     metrics = {
         "dataset": dataset.name,
         "model": cfg.model,
@@ -181,6 +184,9 @@ def finish(
         "prediction_agreement": float(np.mean(pred == fwd_pred)),
         "unipolar_filters": int(sum(m.sum() for m in masks)) if uni_on else 0,
         "hidden_filters": n_filters,
+        "unipolar_scope": cfg.unipolar_scope,
+        "unipolar_conv_filters": uni_conv,
+        "conv_filters": n_conv,
         "grids": grids_summary(model),
         "n_train": len(dataset.x_train),
         "n_test": len(dataset.x_test),

@@ -68,6 +68,15 @@ ARCHITECTURES: dict[str, list[tuple[Any, ...]]] = {
 }
 
 
+#: Which filters a unipolar fraction counts (:attr:`~cosim.train.config.TrainConfig.unipolar_scope`)
+UNIPOLAR_SCOPES = ("hidden", "conv")
+
+
+def has_convolutions(name: str) -> bool:
+    """Whether architecture ``name`` has convolution layers."""
+    return any(s[0] == "conv" for s in ARCHITECTURES[check_architecture(name)])
+
+
 def check_architecture(name: str) -> str:
     """Return ``name`` if it is a known architecture, else raise a clear error."""
     if name not in ARCHITECTURES:
@@ -141,9 +150,17 @@ class Network:
                 break
             d = d_in
 
-    def filters(self) -> list[tuple[int, int]]:
-        """``(weight layer index, filter)`` of every hidden filter, in order."""
-        return [(li, f) for li, lay in enumerate(self.hidden) for f in range(lay.n_out)]
+    def filters(self, scope: str = "hidden") -> list[tuple[int, int]]:
+        """``(hidden layer index, filter)`` of every hidden filter in ``scope``, in order:
+        ``hidden``: all of them; ``conv``: those of convolution layers."""
+        if scope not in UNIPOLAR_SCOPES:
+            raise ValueError(f"unknown unipolar scope {scope!r}")
+        return [
+            (li, f)
+            for li, lay in enumerate(self.hidden)
+            if scope == "hidden" or isinstance(lay, Conv2D)
+            for f in range(lay.n_out)
+        ]
 
 
 def build_network(

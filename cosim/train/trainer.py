@@ -214,6 +214,7 @@ def _train(
                 cfg.unipolar_fraction,
                 batch_inputs(dataset, dataset.x_train[idx], scheme),
                 dataset.y_train[idx],
+                scope=cfg.unipolar_scope,
             )
             searched = True
         uni_on = cfg.unipolar_fraction > 0 and epoch >= e_search

@@ -23,13 +23,20 @@ Schedule over ``E`` epochs (see :func:`phases`)
       every deployed weight is ``>= 0`` exactly.
 
 Search (:func:`search_unipolar`): greedy sensitivity search in rounds
-    ``K = round(fraction * number of hidden filters)`` filters are chosen network-wide in
+    ``K = round(fraction * number of candidate filters)`` filters are chosen network-wide in
     ``rounds`` rounds. In each round every remaining filter is scored by the *measured*
     increase of the calibration loss when that filter alone is made unipolar (weights
     projected onto ``W >= 0`` and, in quantized schemes, quantized on the unipolar grid) on
     top of the filters already chosen; the ``ceil(remaining / rounds_left)`` cheapest join
     the set. Re-scoring after each round accounts for interactions between filters. Only the
-    layers from the modified one onward are re-run (their inputs are cached).
+    layers from the modified one onward are re-run (their inputs are cached). The candidates
+    are every hidden filter (scope ``hidden``) or the convolution filters only (scope
+    ``conv``, as García-Redondo et al. count their unipolar fraction; the fully connected
+    hidden layers then stay bipolar).
+
+    García-Redondo et al. choose their unipolar filters "using NAS methods" (abstract; the
+    text we have does not say which); this search measures each candidate's loss increase
+    instead, and makes filters all-positive only (the paper allows all-negative ones too).
 """
 
 from __future__ import annotations
@@ -121,23 +128,27 @@ def search_unipolar(
     y_cal: np.ndarray,
     rounds: int = 4,
     apply_grid: bool = True,
+    scope: str = "hidden",
 ) -> list[np.ndarray]:
-    """Choose ``round(fraction * hidden filters)`` unipolar filters (greedy, measured loss).
+    """Choose ``round(fraction * candidates)`` unipolar filters (greedy, measured loss).
 
-    The network's layers must have their quantizers set (``Scheme.apply`` with all-False
-    unipolar grids, or float). Weights are left unchanged.
+    The candidates are the hidden filters in ``scope`` (:meth:`Network.filters`: ``hidden``
+    or ``conv``). The network's layers must have their quantizers set (``Scheme.apply`` with
+    all-False unipolar grids, or float). Weights are left unchanged.
 
     Returns
     -------
     list of bool arrays, one per hidden layer, True for unipolar filters.
     """
     masks = [np.zeros(lay.n_out, dtype=bool) for lay in net.hidden]
-    cands = net.filters()
+    cands = net.filters(scope)
     k_total = round(fraction * len(cands))
     if k_total <= 0:
         return masks
     if k_total >= len(cands):
-        return [np.ones_like(m) for m in masks]
+        for li, f in cands:
+            masks[li][f] = True
+        return masks
     grids = [lay.q.unipolar_grid for lay in net.hidden]
     for lay in net.hidden:
         if lay.q.quantized and apply_grid:

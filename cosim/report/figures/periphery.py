@@ -11,13 +11,25 @@ from cosim.report.references import REFERENCES
 
 
 # ------------------------------------------------------------------------------ 6
+def _tick(f: str, v: dict) -> str:
+    """x label of one network: name, dataset, precision and what its fraction counts."""
+    scope = "conv" if v.get("unipolar_scope") == "conv" else "hidden"
+    name = f.split(" ")[0]
+    stand = "\nHAR stand-in" if v.get("stand_in") else ""
+    return (
+        f"{name} ({v['dataset']}) {v.get('precision', 'W4A3')}\n"
+        f"unipolar {v['unipolar_fraction']:g} of {scope}{stand}"
+    )
+
+
 def periphery_savings(rep: Report, path: Path) -> Path:
     plt = pyplot()
     d = rep["periphery_savings"]
     ref = REFERENCES["periphery_savings"]
-    designs = ("traditional", "shared", "unipolar_only", "proposed")
+    designs = ("traditional_untuned", "traditional", "shared", "unipolar_only", "proposed")
+    labels = {"traditional_untuned": "traditional, tuning not costed"}
     fams = list(d)
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=110)
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), dpi=110)
     for ax, what, key, pub in (
         (axes[0], "area", "area_m2", 1 - ref["area_fraction_saved"]),
         (
@@ -29,8 +41,15 @@ def periphery_savings(rep: Report, path: Path) -> Path:
     ):
         x = np.arange(len(fams))
         for j, des in enumerate(designs):
-            v = [d[f][key][des] / d[f][key]["traditional"] * 100 for f in fams]
-            bars = ax.bar(x + (j - 1.5) * 0.2, v, 0.2, color=f"C{j}", label=des.replace("_", " "))
+            v = [d[f][key].get(des, np.nan) / d[f][key]["traditional"] * 100 for f in fams]
+            bars = ax.bar(
+                x + (j - 2) * 0.16,
+                v,
+                0.16,
+                color=f"C{j}",
+                hatch="//" if des == "traditional_untuned" else None,
+                label=labels.get(des, des.replace("_", " ")),
+            )
             if des == "proposed":  # the headline: what the proposed design saves
                 for b, val in zip(bars, v, strict=True):
                     ax.annotate(
@@ -43,13 +62,9 @@ def periphery_savings(rep: Report, path: Path) -> Path:
         ax.axhline(
             pub * 100, color="k", ls="--", lw=1, label=f"published: {(1 - pub) * 100:.0f} % saved"
         )
-        ax.set_xticks(x, [f"{f} ({d[f]['dataset']})" for f in fams], fontsize=8)
-        ax.set_ylabel(f"{what}, % of traditional")
-        ax.set_title(
-            f"{what}: W4A3, unipolar fraction "
-            + ", ".join(f"{f} {d[f]['unipolar_fraction']:g}" for f in fams),
-            fontsize=8,
-        )
+        ax.set_xticks(x, [_tick(f, d[f]) for f in fams], fontsize=7)
+        ax.set_ylabel(f"{what}, % of traditional (tuning costed)")
+        ax.set_title(f"{what}: shared + unipolar vs per-layer tuned", fontsize=8)
         ax.grid(alpha=0.3, axis="y")
         ax.set_ylim(0, 140)  # room for the legend above the bars
         ax.legend(fontsize=7, ncol=3, loc="upper center")
@@ -79,7 +94,8 @@ def unipolar_tradeoff(rep: Report, path: Path) -> Path:
         ls=":",
         label="published: ~40 % stays competitive",
     )
-    ax.set_xlabel("unipolar filters (% of hidden filters)")
+    counted = "convolution" if d.get("unipolar_scope") == "conv" else "hidden"
+    ax.set_xlabel(f"unipolar filters (% of {counted} filters)")
     ax.set_ylabel("test accuracy (%)", color="C0")
     ax2 = ax.twinx()
     ax2.plot(f, np.asarray(d["area_relative"]) * 100, "^-", color="C3", label="area")
