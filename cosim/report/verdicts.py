@@ -494,6 +494,16 @@ def periphery_model(v: Section) -> Verdict:
             f", {v.get('unipolar_conv_filters', 0)} of {v.get('conv_filters', 0)} convolution "
             "filters unipolar"
         )
+    sd = v.get("seeded")
+    if sd and len(sd["seeds"]) > 1:
+        from cosim.report.stats import fmt, supported
+
+        g = sd["shared_minus_traditional"]
+        word = {1: "global better", -1: "per-layer better", 0: "no difference established"}
+        reason += (
+            f"; accuracy global − per-layer {fmt(g)} points over {len(sd['seeds'])} seeds "
+            f"({word[supported(g)]}), proposed − shared {fmt(sd['proposed_minus_shared'])} points"
+        )
     if v.get("float_accuracy") is not None:
         har = ref["har"]
         gap = v["accuracy"]["proposed"] - v["float_accuracy"]
@@ -529,6 +539,9 @@ def unipolar_tradeoff(d: Section) -> Verdict:
     )
     if 0.0 not in fr or len(fr) < 2:
         return _v(NOT, rule, "no all-bipolar point")
+    sd = d.get("seeded")
+    if sd and len(sd["seeds"]) > 1 and 0.0 in sd["fractions"] and 1.0 in sd["fractions"]:
+        return _unipolar_seeded(d, sd, target)
     base = acc[fr.index(0.0)]
     i = min(range(len(fr)), key=lambda k: (abs(fr[k] - target), fr[k]))
     loss, loss_all = base - acc[i], base - acc[-1]
@@ -545,6 +558,33 @@ def unipolar_tradeoff(d: Section) -> Verdict:
             else "fraction counted over all hidden filters (the paper: convolution filters "
             "of a CIFAR-10 CNN)"
         ),
+    )
+
+
+def _unipolar_seeded(d: Section, sd: Section, target: float) -> Verdict:
+    """Fig. 8 over seeds: competitive at the fraction nearest ``target`` (mean loss against
+    all-bipolar within 1 point, paired by seed) and all unipolar losing accuracy (interval
+    of the loss above zero)."""
+    from cosim.report.stats import fmt, supported
+
+    fr = sd["fractions"]
+    i = min(range(len(fr)), key=lambda k: (abs(fr[k] - target), fr[k]))
+    at, full = sd["minus_bipolar"][i], sd["minus_bipolar"][fr.index(1.0)]
+    parts = [REPRODUCED if -at["mean"] <= 0.01 else NOT]
+    parts.append(REPRODUCED if supported(full) < 0 else NOT)
+    scope = (
+        "fraction counted over the convolution filters, as the paper's (a CIFAR-10 CNN)"
+        if d.get("unipolar_scope") == "conv"
+        else "fraction counted over all hidden filters (the paper: convolution filters of a "
+        "CIFAR-10 CNN)"
+    )
+    return _v(
+        combine(parts),
+        f"over {len(sd['seeds'])} seeds, paired by seed: at the unipolar fraction nearest "
+        f"{target:g} the mean accuracy within 1 point of all-bipolar (competitive), and all "
+        "unipolar losing accuracy with a 95 % interval below zero",
+        f"at {fr[i]:g} unipolar {fmt(at)} points against all-bipolar, all unipolar "
+        f"{fmt(full)} points; {scope}",
     )
 
 

@@ -125,20 +125,28 @@ class PeripherySavings(Experiment):
             )
         return fams
 
+    #: Designs repeated over the plan's other seeds (their accuracy: global versus per-layer,
+    #: unipolar versus bipolar); area and energy come from the counts of one seed.
+    SEEDED = ("traditional", "shared", "proposed")
+
     @staticmethod
-    def _designs(ctx: StudyContext, fam: Family) -> dict[str, Task]:
+    def _designs(ctx: StudyContext, fam: Family, seed: int | None = None) -> dict[str, Task]:
         spec = fam.spec
         ds, arch = spec["dataset"], spec["arch"]
         kw = {k: v for k, v in spec.items() if k not in ("dataset", "arch")}
         w, a = fam.bits
         scope: dict[str, Any] = {"unipolar_scope": fam.scope} if fam.scope != "hidden" else {}
         designs = {
-            "traditional": ctx.model(ds, arch, scheme="per-layer", w_bits=w, a_bits=a, **kw),
-            "shared": ctx.model(ds, arch, w_bits=w, a_bits=a, **kw),
+            "traditional": ctx.model(
+                ds, arch, scheme="per-layer", w_bits=w, a_bits=a, seed=seed, **kw
+            ),
+            "shared": ctx.model(ds, arch, w_bits=w, a_bits=a, seed=seed, **kw),
             "proposed": ctx.model(
-                ds, arch, w_bits=w, a_bits=a, unipolar=fam.fraction, **scope, **kw
+                ds, arch, w_bits=w, a_bits=a, unipolar=fam.fraction, seed=seed, **scope, **kw
             ),
         }
+        if seed is not None:
+            return designs
         if fam.scope != "hidden":  # the same fraction over every hidden filter, for contrast
             designs["proposed_hidden_scope"] = ctx.model(
                 ds, arch, w_bits=w, a_bits=a, unipolar=fam.fraction, **kw
@@ -161,7 +169,41 @@ class PeripherySavings(Experiment):
                 out[f"{fam.key} {d} accuracy"] = ctx.evaluation(
                     m, ACCURACY_CONFIG, limit=ctx.plan.energy_limit, label=f"{fam.key} {d} accuracy"
                 )
+            for seed in _other_seeds(ctx):
+                for d, m in self._designs(ctx, fam, seed).items():
+                    out[f"{fam.key} {d} s{seed} model"] = m
+                    out[f"{fam.key} {d} s{seed} accuracy"] = ctx.evaluation(
+                        m,
+                        ACCURACY_CONFIG,
+                        limit=ctx.plan.energy_limit,
+                        label=f"{fam.key} {d} seed {seed} accuracy",
+                    )
         return out
+
+    def _seeded(self, ctx: StudyContext, r: Results, k: str) -> dict[str, Any]:
+        """Accuracy of the seeded designs over seeds, and the paired differences that the
+        paper's claims rest on: global versus per-layer, proposed versus shared."""
+        from cosim.report.stats import interval, paired
+
+        seeds = [ctx.plan.seed, *_other_seeds(ctx)]
+
+        def sfx(s: int) -> str:
+            return "" if s == ctx.plan.seed else f" s{s}"
+
+        soft = {
+            d: [r[f"{k} {d}{sfx(s)} model"]["test_accuracy"] for s in seeds] for d in self.SEEDED
+        }
+        chip = {
+            d: [r[f"{k} {d}{sfx(s)} accuracy"]["accuracy_mean"] for s in seeds] for d in self.SEEDED
+        }
+        return {
+            "seeds": seeds,
+            "accuracy": {d: interval(v) for d, v in soft.items()},
+            "engine_accuracy": {d: interval(v) for d, v in chip.items()},
+            "shared_minus_traditional": paired(soft["shared"], soft["traditional"]),
+            "proposed_minus_shared": paired(soft["proposed"], soft["shared"]),
+            "engine_shared_minus_traditional": paired(chip["shared"], chip["traditional"]),
+        }
 
     def assemble(self, ctx: StudyContext, r: Results) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -242,6 +284,8 @@ class PeripherySavings(Experiment):
                 }
             if fam.stand_in:
                 sec["float_accuracy"] = r[f"{k} float model"]["test_accuracy"]
+            if _other_seeds(ctx):
+                sec["seeded"] = self._seeded(ctx, r, k)
             out[k] = sec
         return {"periphery_savings": out}
 
@@ -273,7 +317,46 @@ class UnipolarTradeoff(Experiment):
             out[f"{f:g} accuracy"] = ctx.evaluation(
                 m, ACCURACY_CONFIG, limit=p.energy_limit, label=f"unipolar {f:g} accuracy"
             )
+            if f not in self._seeded_fractions(ctx):
+                continue
+            for seed in _other_seeds(ctx):
+                m = ctx.main_model(w, a, unipolar=f, epochs=p.unipolar_epochs, seed=seed, **kw)
+                out[f"{f:g} s{seed} model"] = m
+                out[f"{f:g} s{seed} accuracy"] = ctx.evaluation(
+                    m, ACCURACY_CONFIG, limit=p.energy_limit, label=f"unipolar {f:g} seed {seed}"
+                )
         return out
+
+    @staticmethod
+    def _seeded_fractions(ctx: StudyContext) -> list[float]:
+        """The fractions repeated over seeds: all bipolar, the one nearest the paper's
+        competitive 0.4 (experiment 6's proposed design) and all unipolar."""
+        fr = list(ctx.plan.unipolar_fractions)
+        target = ctx.plan.proposed_unipolar_cnn
+        near = min(fr, key=lambda f: (abs(f - target), f))
+        return [f for f in fr if f in (0.0, near, 1.0)]
+
+    def _seeded(self, ctx: StudyContext, r: Results) -> dict[str, Any]:
+        from cosim.report.stats import interval, paired
+
+        seeds = [ctx.plan.seed, *_other_seeds(ctx)]
+        fr = self._seeded_fractions(ctx)
+
+        def acc(f: float, key: str, field: str) -> list[float]:
+            return [r[f"{f:g}{'' if s == ctx.plan.seed else f' s{s}'}{key}"][field] for s in seeds]
+
+        soft = {f: acc(f, " model", "test_accuracy") for f in fr}
+        chip = {f: acc(f, " accuracy", "accuracy_mean") for f in fr}
+        return {
+            "seeds": seeds,
+            "fractions": fr,
+            "accuracy": [interval(soft[f]) for f in fr],
+            "engine_accuracy": [interval(chip[f]) for f in fr],
+            "minus_bipolar": [paired(soft[f], soft[0.0]) if 0.0 in soft else None for f in fr],
+            "engine_minus_bipolar": [
+                paired(chip[f], chip[0.0]) if 0.0 in chip else None for f in fr
+            ],
+        }
 
     def assemble(self, ctx: StudyContext, r: Results) -> dict[str, Any]:
         fr = list(ctx.plan.unipolar_fractions)
@@ -300,4 +383,10 @@ class UnipolarTradeoff(Experiment):
             counts = [conv_filter_counts(r[f"{f:g} model"], arch) for f in fr]
             sec["unipolar_conv_filters"] = [c[0] for c in counts]
             sec["conv_filters"] = counts[0][1]
+        if _other_seeds(ctx):
+            sec["seeded"] = self._seeded(ctx, r)
         return {"unipolar_tradeoff": sec}
+
+
+def _other_seeds(ctx: StudyContext) -> list[int]:
+    return [s for s in ctx.plan.seeds if s != ctx.plan.seed]

@@ -128,6 +128,35 @@ def periphery(rep: Report) -> str:
                 _published(v),
             ]
         )
+    seeded = [(f, v["seeded"]) for f, v in d.items() if v.get("seeded")]
+    if seeded:
+        from cosim.report.stats import fmt
+
+        n = len(seeded[0][1]["seeds"])
+        ours += (
+            f" Accuracy over {n} seeds (mean ± 95 % interval, paired by seed): "
+            + "; ".join(
+                f"{f}: global − per-layer {fmt(sd['shared_minus_traditional'])} points, "
+                f"proposed − shared {fmt(sd['proposed_minus_shared'])} points"
+                for f, sd in seeded
+            )
+            + "."
+        )
+        rows.append(["**over seeds**", "", "", "", "", "", "", ""])
+        for f, sd in seeded:
+            a, e = sd["accuracy"], sd["engine_accuracy"]
+            rows.append(
+                [
+                    f"{f}, {n} seeds",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{fmt(a['traditional'], unit=' %')} / {fmt(a['proposed'], unit=' %')}",
+                    f"{fmt(e['traditional'], unit=' %')} / {fmt(e['proposed'], unit=' %')}",
+                    "",
+                ]
+            )
     return block("fig6_periphery_savings.png", pub("periphery_savings"), ours, why, rows)
 
 
@@ -162,4 +191,25 @@ def unipolar(rep: Report) -> str:
     rows.append(["engine accuracy", *[pct(a, 2) for a in d["engine_accuracy"]]])
     rows.append(["area (rel.)", *[pct(a) for a in d["area_relative"]]])
     rows.append(["energy (rel.)", *[pct(a) for a in d["energy_relative"]]])
+    sd = d.get("seeded")
+    if sd:
+        from cosim.report.stats import fmt
+
+        n = len(sd["seeds"])
+        acc = dict(zip(sd["fractions"], sd["accuracy"], strict=True))
+        dif = dict(zip(sd["fractions"], sd["minus_bipolar"], strict=True))
+        rows.append(
+            [f"accuracy, {n} seeds", *[fmt(acc[f], unit=" %") if f in acc else "" for f in fr]]
+        )
+        rows.append(
+            [
+                "− all-bipolar (points)",
+                *[fmt(dif[f]) if f in dif and dif[f] and f != 0.0 else "" for f in fr],
+            ]
+        )
+        ours += (
+            f" Over {n} seeds (paired): "
+            + ", ".join(f"{f:g} unipolar {fmt(dif[f])} points" for f in sd["fractions"] if f != 0.0)
+            + " against all-bipolar."
+        )
     return block("fig7_unipolar_tradeoff.png", pub("unipolar_tradeoff"), ours, why, rows)
