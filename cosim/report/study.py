@@ -365,6 +365,13 @@ def _run_study(
     }
     for exp in EXPERIMENTS:
         report.update(sections[exp.name])
+    from cosim.engine.results import energy_sources_for
+
+    # where every energy component of the study card's evaluations comes from: simulated in
+    # SPICE, computed by the engine, or the card's design figure (the evaluations carry it too)
+    report["energy_provenance"] = {
+        k: {"source": src, "figures": fig} for k, (src, fig) in energy_sources_for(card).items()
+    }
     report["references"] = REFERENCES
     report["verdicts"] = judge(report)
     report["timing"] = {
