@@ -104,6 +104,14 @@ def test_act_l1_is_left_out_of_the_key_at_its_default():
             TrainConfig(act_l1=bad)
 
 
+def test_a_vanishing_activation_range_is_refused():
+    """hi = 1e-300 raised a ZeroDivisionError from the range loss (1 / hi**2) mid-training."""
+    for bad in (1e-300, 1e-30, 1e9):
+        with pytest.raises(CosimError, match=r"hi \(--hi\) must lie in \[0.001, 1000\]"):
+            TrainConfig(hi=bad)
+    assert TrainConfig(hi=1e-3).hi == 1e-3
+
+
 def _density(cfg: TrainConfig, ds) -> float:
     """Mean hidden code / top code over the test split (the activations' density)."""
     codes = _codes(cfg, ds, n=len(ds.x_test))

@@ -57,9 +57,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hi",
-        type=ac.real(0.0, 1e3, lo_open=True),
+        type=ac.real(1e-3, 1e3),
         default=None,
-        help="activation clip level in (0, 1000] (default 2; with --scheme fixed the hidden "
+        help="activation clip level in [0.001, 1000] (default 2; with --scheme fixed the hidden "
         "activations' range, with global the target of the shared range)",
     )
     parser.add_argument(
