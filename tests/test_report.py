@@ -68,7 +68,11 @@ def test_report_json_holds_every_experiment(quick_report):
     by_a = r["robustness"]["nvw_by_a"]
     assert by_a["w_bits"] == 4 and by_a["a_bits"] == r["plan"]["a_bits"]
     assert len(by_a["largest"]) == len(by_a["a_bits"]) and all(v >= 0 for v in by_a["largest"])
-    assert r["verdicts"]["robustness_nvw_by_a"]["verdict"] in ("reproduced", "not reproduced")
+    assert r["verdicts"]["robustness_nvw_by_a"]["verdict"] in (
+        "reproduced",
+        "partly reproduced",
+        "not reproduced",
+    )
     cdf = r["activation_cdf"]
     assert 0.0 <= cdf["headline"]["W4A3"]["fraction"] <= 1.0
     assert cdf["W8A8"]["total"]["cdf"][-1] == pytest.approx(1.0)
