@@ -105,3 +105,13 @@ def test_seeded_clip_bound_verdict():
     d2 = {**d, "best_hi": 4.0, "best_minus": [paired(per_seed[2], v) for v in swapped]}
     d2["accuracy"] = [float(np.mean(v)) for v in swapped]
     assert V.clip_bound(d2)["verdict"] == V.PARTLY
+
+
+def test_fmt_says_when_seeds_were_left_out():
+    """An all-NaN quantity printed a bare 'nan', and one left out of three seeds printed an
+    interval over two as if over all three."""
+    nan = float("nan")
+    assert fmt(interval([nan, nan])) == "n/a (undefined on all 2 seeds)"
+    assert fmt(interval([0.8, nan, 0.9]), unit=" %").endswith(" % (2 of 3 seeds)")
+    assert fmt(interval([0.8, nan])) == "80.00 (1 seed of 2)"
+    assert fmt(interval([0.80, 0.82, 0.84]), unit=" %") == "82.00 ± 4.97 %"
