@@ -46,7 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         choices=sorted(RECIPE_NAMES),
         help="a paper's training conditions: bao (Bao et al. 2022: --scheme fixed, --optimizer "
-        "sgd, --lr 0.01, --batch-size 200, weights clipped at +-0.25); explicit options "
+        "sgd, --lr 0.01, --batch-size 200, weights clipped at +-0.25; unlike the paper, which "
+        "states neither, SGD keeps momentum 0.9 and the cosine schedule); explicit options "
         "override it",
     )
     parser.add_argument(
