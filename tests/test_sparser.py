@@ -153,7 +153,7 @@ def test_lenet5_trains_on_digits28(digits28):
     [
         (["--act-l1", "-1"], "argument --act-l1: -1 is outside [0, 10]"),
         (["--recipe", "smith"], "argument --recipe: invalid choice: 'smith'"),
-        (["--hi", "0"], "argument --hi: 0 is outside (0, 1000]"),
+        (["--hi", "0"], "argument --hi: 0 is outside [0.001, 1000]"),
         (["--scheme", "fix"], "unknown scheme 'fix'"),
     ],
 )
