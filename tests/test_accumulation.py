@@ -96,3 +96,13 @@ def test_a_larger_adc_energy_raises_its_share(committed_library):
     hi = _point(lib, q, 32, lib.card.with_updates({"adc": {"e_conv_j": 1e-10}}))
     assert lo["adc_share"] < hi["adc_share"]
     assert hi["mac_efficiency"] > lo["mac_efficiency"]
+
+
+def test_the_printed_energy_sources_follow_the_card():
+    """`cosim evaluate --card` with adc.e_conv_j printed "simulated in SPICE: adc" although
+    the JSON (rightly) said the ADC energy was the card's figure."""
+    from cosim.engine.tables import energy_provenance
+
+    line = energy_provenance(energy_sources_for(load_card(CARD)))
+    assert "simulated in SPICE" not in line and "adc" in line.split("card figures:")[1]
+    assert "simulated in SPICE: adc" in energy_provenance(energy_sources_for(load_card()))

@@ -728,7 +728,7 @@ def test_model_and_card_that_do_not_fit(library):
     with pytest.raises(MappingError) as exc:
         check_model(trained("digits-float"), card)
     assert "trained with scheme 'float'" in str(exc.value)
-    assert "train with --scheme global or per-layer" in str(exc.value)
+    assert "train with --scheme global, per-layer or fixed" in str(exc.value)
     with pytest.raises(MappingError, match="scheme 'float'"):
         Engine(trained("digits-float"), library, EngineConfig())
 

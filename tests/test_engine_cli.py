@@ -363,3 +363,26 @@ def test_partial_sum_note_on_a_low_resolution_card():
     assert note is not None and "converts at 3 bits" in note and "--partial-sums analog" in note
     assert partial_sum_note(model, sar, EngineConfig()) is None
     assert partial_sum_note(model, flash, EngineConfig(partial_sums="analog")) is None
+
+
+def test_layer_tuning_from_the_command_line(committed_library, model_files, tmp_path):
+    """The card's tia.tuning_* fields had no way to take effect from `cosim evaluate`: the
+    per-layer tuned periphery (EngineConfig.layer_tuning) was reachable only from Python."""
+    lib = str(committed_library.path)
+    per_layer = tmp_path / "per-layer.npz"
+    save_model(trained("digits-per-layer"), per_layer)
+    out = tmp_path / "tuned.json"
+    rc, _, stderr = _run(
+        ["evaluate", "--model", str(per_layer), "--library", lib, "--limit", "20",
+         "--layer-tuning", "--json", str(out)]
+    )  # fmt: skip
+    assert rc == 0, stderr
+    ev = json.loads(out.read_text())["evaluation"]
+    assert ev["config"]["layer_tuning"] is True
+    assert ev["energy_per_inference_j"]["layer_tuning"] > 0
+    for args, msg in (
+        (["--model", str(model_files["digits-global"])], "leave layer_tuning (--layer-tuning)"),
+        (["--model", str(per_layer), "--ideal"], "--layer-tuning would be ignored"),
+    ):
+        rc, _, stderr = _run(["evaluate", *args, "--library", lib, "--layer-tuning"])
+        assert rc == 2 and stderr.count("\n") == 1 and msg in stderr, stderr

@@ -104,6 +104,14 @@ def test_act_l1_is_left_out_of_the_key_at_its_default():
             TrainConfig(act_l1=bad)
 
 
+def test_a_vanishing_activation_range_is_refused():
+    """hi = 1e-300 raised a ZeroDivisionError from the range loss (1 / hi**2) mid-training."""
+    for bad in (1e-300, 1e-30, 1e9):
+        with pytest.raises(CosimError, match=r"hi \(--hi\) must lie in \[0.001, 1000\]"):
+            TrainConfig(hi=bad)
+    assert TrainConfig(hi=1e-3).hi == 1e-3
+
+
 def _density(cfg: TrainConfig, ds) -> float:
     """Mean hidden code / top code over the test split (the activations' density)."""
     codes = _codes(cfg, ds, n=len(ds.x_test))
@@ -145,7 +153,7 @@ def test_lenet5_trains_on_digits28(digits28):
     [
         (["--act-l1", "-1"], "argument --act-l1: -1 is outside [0, 10]"),
         (["--recipe", "smith"], "argument --recipe: invalid choice: 'smith'"),
-        (["--hi", "0"], "argument --hi: 0 is outside (0, 1000]"),
+        (["--hi", "0"], "argument --hi: 0 is outside [0.001, 1000]"),
         (["--scheme", "fix"], "unknown scheme 'fix'"),
     ],
 )

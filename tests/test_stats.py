@@ -70,8 +70,12 @@ def test_seeded_direction_claims_a_trend_only_where_the_interval_supports_it():
     rises = V.robustness_nvw({"nvw": {**nvw, "seeded": _seeded([0.4, 0.5, 0.45])}})
     assert rises["verdict"] == V.NOT
     by_a = {"a_bits": [1, 2, 3, 4], "largest": [0.1] * 4, "w_bits": 4}
-    flat = V.robustness_nvw_by_a({"nvw_by_a": {**by_a, "seeded": _seeded([0.05, -0.04, 0.0])}})
+    flat = V.robustness_nvw_by_a({"nvw_by_a": {**by_a, "seeded": _seeded([0.02, -0.01, 0.0])}})
     assert flat["verdict"] == V.REPRODUCED
+    # an interval this wide shows no tendency but excludes none: not "reproduced" (the quick
+    # report called -9 +- 189 % over 2 seeds reproduced)
+    wide = V.robustness_nvw_by_a({"nvw_by_a": {**by_a, "seeded": _seeded([-0.2, 0.02])}})
+    assert wide["verdict"] == V.PARTLY and "too wide" in wide["reason"]
     trend = V.robustness_nvw_by_a({"nvw_by_a": {**by_a, "seeded": _seeded([0.3, 0.35, 0.32])}})
     assert trend["verdict"] == V.NOT
 
@@ -101,3 +105,13 @@ def test_seeded_clip_bound_verdict():
     d2 = {**d, "best_hi": 4.0, "best_minus": [paired(per_seed[2], v) for v in swapped]}
     d2["accuracy"] = [float(np.mean(v)) for v in swapped]
     assert V.clip_bound(d2)["verdict"] == V.PARTLY
+
+
+def test_fmt_says_when_seeds_were_left_out():
+    """An all-NaN quantity printed a bare 'nan', and one left out of three seeds printed an
+    interval over two as if over all three."""
+    nan = float("nan")
+    assert fmt(interval([nan, nan])) == "n/a (undefined on all 2 seeds)"
+    assert fmt(interval([0.8, nan, 0.9]), unit=" %").endswith(" % (2 of 3 seeds)")
+    assert fmt(interval([0.8, nan])) == "80.00 (1 seed of 2)"
+    assert fmt(interval([0.80, 0.82, 0.84]), unit=" %") == "82.00 ± 4.97 %"

@@ -130,6 +130,9 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
         (["--unipolar-fraction", "1.5"], "argument --unipolar-fraction: 1.5 is outside [0, 1]"),
         (["--dataset", "mnist"], "use --dataset mnist:DIR"),
         (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        # was a ZeroDivisionError traceback (1e-300) and a divergence blamed on --lr (1e-30)
+        (["--hi", "1e-300"], "argument --hi: 1e-300 is outside [0.001, 1000]"),
+        (["--hi", "1e-30"], "argument --hi: 1e-30 is outside [0.001, 1000]"),
         (["--unipolar-scope", "dense"], "argument --unipolar-scope: invalid choice: 'dense'"),
         (
             ["--unipolar-scope", "conv", "--unipolar-fraction", "0.4"],

@@ -100,6 +100,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         "(default) or joined on the bitlines and converted once",
     )
     p.add_argument(
+        "--layer-tuning",
+        action="store_true",
+        help="count a per-layer model's tuned periphery: the card's tia.tuning_buffers_per_layer"
+        " reference buffers and tia.tuning_dacs_per_layer trim DACs for every hidden layer "
+        "beyond the first, in energy and area (per-layer and fixed models only)",
+    )
+    p.add_argument(
         "--chips", type=ac.integer(1, 10_000), default=1, help="Monte-Carlo chip instances"
     )
     p.add_argument("--seed", type=ac.seed, default=0, help="random seed, 0..2^32-1 (default 0)")
@@ -176,6 +183,7 @@ def config_from_args(args: argparse.Namespace):
         "chips": args.chips,
         "seed": args.seed,
         "batch": args.batch,
+        "layer_tuning": args.layer_tuning,
     }
     for flag, field, _ in EFFECT_SWITCHES:
         kw[field] = not getattr(args, "no_" + flag.replace("-", "_"))
@@ -201,6 +209,7 @@ def config_from_args(args: argparse.Namespace):
                 ("adc-bits", args.adc_bits),
                 ("sweep", args.sweep),
                 ("drift-compensation", args.drift_compensation != "none"),
+                ("layer-tuning", args.layer_tuning),
             )
             if value
         ]

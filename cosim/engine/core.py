@@ -105,7 +105,7 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
             raise CosimError(
                 "layer_tuning counts the per-layer tuned periphery of a per-layer quantized "
                 "model; this model is global (one shared periphery bank): leave layer_tuning "
-                "off"
+                "(--layer-tuning) off"
             )
         self.model = model
         self.lib = library

@@ -133,7 +133,8 @@ def check_model(model: Model, card: Card) -> None:
     if not model.quantized:
         raise MappingError(
             f"the model was trained with scheme '{model.scheme}': it has no quantization grid "
-            "to map onto device levels and ADC codes; train with --scheme global or per-layer"
+            "to map onto device levels and ADC codes; train with --scheme global, per-layer "
+            "or fixed"
         )
     for i, lay in enumerate(model.hidden_layers):
         # load_model gives every layer of a quantized model its grids, hidden ones out_grid

@@ -83,11 +83,15 @@ def energy_sources_for(card: Any = None) -> dict[str, tuple[str, str]]:
     return out
 
 
-def energy_sources_by_kind() -> dict[str, list[str]]:
+def energy_sources_by_kind(
+    sources: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, list[str]]:
     """The energy components grouped by where their figures come from (``spice``,
-    ``engine``, ``card``; :data:`ENERGY_SOURCES`), in component order."""
+    ``engine``, ``card``), in component order: of ``sources`` (an evaluation's
+    :attr:`EvalResult.sources`, e.g. :func:`energy_sources_for` its card), by default
+    :data:`ENERGY_SOURCES`."""
     by: dict[str, list[str]] = {}
-    for k, (kind, _) in ENERGY_SOURCES.items():
+    for k, (kind, _) in (ENERGY_SOURCES if sources is None else sources).items():
         by.setdefault(kind, []).append(k)
     return by
 

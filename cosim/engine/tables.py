@@ -37,15 +37,17 @@ def describe_tiles(card, cfg) -> str:
     return line
 
 
-def energy_provenance() -> str:
+def energy_provenance(sources=None) -> str:
     """One line: which energy components are simulated in SPICE, computed by the engine, or
-    the card's design figures (:data:`cosim.engine.results.ENERGY_SOURCES`)."""
+    the card's design figures: of ``sources`` (the evaluation's own, which follow its card:
+    ``adc.e_conv_j`` makes the ADC a card figure), by default
+    :data:`cosim.engine.results.ENERGY_SOURCES`."""
     names = {
         "spice": "simulated in SPICE",
         "engine": "computed from the devices",
         "card": "card figures",
     }
-    parts = [f"{names[s]}: {', '.join(ks)}" for s, ks in energy_sources_by_kind().items()]
+    parts = [f"{names[s]}: {', '.join(ks)}" for s, ks in energy_sources_by_kind(sources).items()]
     return "  energy sources: " + "; ".join(parts)
 
 
@@ -94,7 +96,7 @@ def format_report(r: EvalResult, model: Model, card: Card) -> str:
         else f"energy per inference: {et * 1e9:.3f} nJ  ("
         + ", ".join(f"{k} {v / et * 100:.1f}%" for k, v in e.items() if et > 0)
         + ")\n"
-        + energy_provenance()
+        + energy_provenance(r.sources)
     )
     lines += [
         "",

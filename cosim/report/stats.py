@@ -89,7 +89,14 @@ def fmt(iv: dict[str, Any], scale: float = 100.0, digits: int = 2, unit: str = "
     >>> fmt(interval([0.80, 0.82, 0.84]), unit=" %")
     '82.00 ± 4.97 %'
     """
+    n, dropped = iv.get("n", 0), iv.get("nan", 0)
+    if n == 0 and dropped:  # every seed's value undefined: no number to show
+        return f"n/a (undefined on all {dropped} seeds)"
     m = iv["mean"] * scale
+    # seeds whose value was undefined are left out of the interval: say so beside it
+    left_out = f" ({n} of {n + dropped} seeds)" if dropped else ""
     if iv.get("half_width") is None:
-        return f"{m:.{digits}f}{unit} (1 seed)" if iv.get("n", 0) == 1 else f"{m:.{digits}f}{unit}"
-    return f"{m:.{digits}f} ± {iv['half_width'] * scale:.{digits}f}{unit}"
+        if n == 1:
+            return f"{m:.{digits}f}{unit} (1 seed" + (f" of {1 + dropped})" if dropped else ")")
+        return f"{m:.{digits}f}{unit}"
+    return f"{m:.{digits}f} ± {iv['half_width'] * scale:.{digits}f}{unit}{left_out}"

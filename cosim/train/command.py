@@ -46,7 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         choices=sorted(RECIPE_NAMES),
         help="a paper's training conditions: bao (Bao et al. 2022: --scheme fixed, --optimizer "
-        "sgd, --lr 0.01, --batch-size 200, weights clipped at +-0.25); explicit options "
+        "sgd, --lr 0.01, --batch-size 200, weights clipped at +-0.25; unlike the paper, which "
+        "states neither, SGD keeps momentum 0.9 and the cosine schedule); explicit options "
         "override it",
     )
     parser.add_argument(
@@ -57,9 +58,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hi",
-        type=ac.real(0.0, 1e3, lo_open=True),
+        type=ac.real(1e-3, 1e3),
         default=None,
-        help="activation clip level in (0, 1000] (default 2; with --scheme fixed the hidden "
+        help="activation clip level in [0.001, 1000] (default 2; with --scheme fixed the hidden "
         "activations' range, with global the target of the shared range)",
     )
     parser.add_argument(

@@ -117,6 +117,13 @@ class TrainConfig:
             if not (math.isfinite(v) and v > 0):
                 raise CosimError(f"{name} must be a positive number, got {v}")
 
+        if not 1e-3 <= float(self.hi) <= 1e3:
+            # far below, the range losses' 1 / hi**2 overflows (a ZeroDivisionError at 1e-300,
+            # a "diverged" blamed on --lr at 1e-30)
+            raise CosimError(
+                f"hi (--hi) must lie in [0.001, 1000], got {self.hi}: it is the activation "
+                "range (default 2)"
+            )
         a = float(self.act_l1)
         if not (math.isfinite(a) and a >= 0):
             raise CosimError(
