@@ -566,3 +566,14 @@ def test_a_name_that_is_not_one_line_of_text_is_refused(name, pattern):
         text = default_card_text().replace('"default-pcm-64x64"', f'"{escaped}"')
         with pytest.raises(CardError, match=pattern):
             parse_card(text)
+
+
+def test_read_window_shorter_than_the_op_amp_can_settle_is_refused():
+    from cosim.card import load_card
+
+    card = load_card()
+    with pytest.raises(CardError, match=r"tia\.t_read_s = 1e-12 s is shorter than one period"):
+        card.with_updates({"tia": {"t_read_s": 1e-12}})
+    # a faster op-amp makes the same window possible
+    fast = card.with_updates({"opamp": {"gbw_hz": 1e12}, "tia": {"t_read_s": 2e-12}})
+    assert fast.tia.t_read_s == 2e-12

@@ -115,3 +115,26 @@ def test_fmt_says_when_seeds_were_left_out():
     assert fmt(interval([0.8, nan, 0.9]), unit=" %").endswith(" % (2 of 3 seeds)")
     assert fmt(interval([0.8, nan])) == "80.00 (1 seed of 2)"
     assert fmt(interval([0.80, 0.82, 0.84]), unit=" %") == "82.00 ± 4.97 %"
+
+
+def test_clip_bound_not_reproduced_only_on_evidence_against():
+    his = [0.5, 1.0, 2.0, 4.0, 8.0]
+    # hi = 4 beats hi = 2 on every seed by a point: established, not reproduced
+    per_seed = [[0.80] * 3, [0.84] * 3, [0.85, 0.86, 0.855], [0.86, 0.871, 0.866], [0.83] * 3]
+    per_seed = [[v + 0.001 * k for k, v in enumerate(s)] for s in per_seed]
+    d = {
+        "hi": his,
+        "seeds": [0, 1, 2],
+        "accuracy": [float(np.mean(v)) for v in per_seed],
+        "best_hi": 4.0,
+        "best_minus": [paired(per_seed[3], v) for v in per_seed],
+    }
+    assert V.clip_bound(d)["verdict"] == V.NOT
+
+
+def test_bounded_display_of_wide_intervals():
+    assert fmt(interval([0.90, 0.99]), unit=" %") == "94.50 (37.32 to 100.00) %"
+    # a fall of more than 100 % is impossible: the display stops at -100 %
+    from cosim.report.stats import FALL
+
+    assert fmt(interval([-0.9, -0.1]), digits=0, bounds=FALL).startswith("-50 (-100 to")

@@ -51,6 +51,16 @@ class Card:
                 f"(opamp.v_supply_pos_v - opamp.swing_margin_v = {self.opamp.v_out_max_v:g} V);"
                 " the ADC full scale could never be reached"
             )
+        if self.tia.t_read_s * self.opamp.gbw_hz < 1.0:
+            # the engine does not simulate settling, so a shorter window would only lower the
+            # op-amps' energy (i_quiescent * supply * t_read) and no accuracy: refuse it
+            raise CardError(
+                f"tia.t_read_s = {self.tia.t_read_s:g} s is shorter than one period of the "
+                f"op-amp's gain-bandwidth (1 / opamp.gbw_hz = {1.0 / self.opamp.gbw_hz:g} s): "
+                "no TIA settles that fast, and cosim does not simulate settling, so the read "
+                "energy would be silently optimistic; use a longer read window or a faster "
+                "op-amp"
+            )
         if self.sense_row.max_skip_bits >= self.adc.bits:
             raise CardError(
                 f"sense_row.max_skip_bits = {self.sense_row.max_skip_bits} must be below "

@@ -16,6 +16,8 @@ from typing import Any
 
 #: Confidence level of every interval in the report.
 CONFIDENCE = 0.95
+#: Display bounds of a relative change (:func:`fmt`): nothing falls by more than 100 %.
+FALL: tuple[float | None, float | None] = (-1.0, None)
 
 
 def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, Any]:
@@ -81,13 +83,26 @@ def supported(iv: dict[str, Any]) -> int:
     return 0
 
 
-def fmt(iv: dict[str, Any], scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
+def fmt(
+    iv: dict[str, Any],
+    scale: float = 100.0,
+    digits: int = 2,
+    unit: str = "",
+    bounds: tuple[float | None, float | None] | None = None,
+) -> str:
     """``"84.63 ± 0.41"`` (mean ± half-width, times ``scale``), or the mean and "(1 seed)".
+
+    ``bounds`` (in the values' own units): where the t-interval reaches past what the
+    quantity can be (an accuracy above 100 %, a fall of more than 100 %), the interval is
+    shown clipped, as ``"mean (low to high)"``; a fraction shown in percent (``unit``
+    " %") is bounded to [0, 1] unless told otherwise.
 
     Examples
     --------
     >>> fmt(interval([0.80, 0.82, 0.84]), unit=" %")
     '82.00 ± 4.97 %'
+    >>> fmt(interval([0.90, 0.99]), unit=" %")
+    '94.50 (37.32 to 100.00) %'
     """
     n, dropped = iv.get("n", 0), iv.get("nan", 0)
     if n == 0 and dropped:  # every seed's value undefined: no number to show
@@ -99,4 +114,15 @@ def fmt(iv: dict[str, Any], scale: float = 100.0, digits: int = 2, unit: str = "
         if n == 1:
             return f"{m:.{digits}f}{unit} (1 seed" + (f" of {1 + dropped})" if dropped else ")")
         return f"{m:.{digits}f}{unit}"
+    if bounds is None and unit.strip() == "%":
+        bounds = (0.0, 1.0)
+    lo_b, hi_b = bounds if bounds is not None else (None, None)
+    low, high = iv["low"], iv["high"]
+    if (lo_b is not None and low < lo_b) or (hi_b is not None and high > hi_b):
+        low = low if lo_b is None else max(low, lo_b)
+        high = high if hi_b is None else min(high, hi_b)
+        return (
+            f"{m:.{digits}f} ({low * scale:.{digits}f} to {high * scale:.{digits}f}){unit}"
+            f"{left_out}"
+        )
     return f"{m:.{digits}f} ± {iv['half_width'] * scale:.{digits}f}{unit}{left_out}"

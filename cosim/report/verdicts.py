@@ -194,8 +194,8 @@ def clip_bound(d: Section) -> Verdict:
     rule = (
         f"reproduced when the best hi (mean over {len(d['seeds'])} seeds) is the published "
         f"{best_pub:g} and hi = {his[0]:g} and {his[-1]:g} both lose to it with 95 % intervals "
-        f"of the per-seed differences above zero; partly when hi = {best_pub:g} cannot be told "
-        "from the best (interval contains zero) and both extremes lose to the best; else not"
+        f"of the per-seed differences above zero; not reproduced when another hi beats hi = "
+        f"{best_pub:g} with an interval above zero; else partly (not established either way)"
     )
     if best_pub not in his:
         return _v(NOT, rule, f"hi = {best_pub:g} was not run")
@@ -210,7 +210,7 @@ def clip_bound(d: Section) -> Verdict:
         verdict = REPRODUCED if all(lose) else PARTLY
         return _v(verdict, rule, f"best hi = {best_pub:g}; " + extremes)
     tie = supported(diff[ip]) == 0
-    verdict = PARTLY if tie and all(lose) else NOT
+    verdict = PARTLY if tie else NOT
     return _v(
         verdict,
         rule,
@@ -271,7 +271,7 @@ _SEEDED_DIRECTION_RULE = (
 def _seeded_direction(seeded: Section | None) -> tuple[str, str] | None:
     """(verdict, note) of a published fall from a series repeated over seeds, or None
     when the series was run on one seed only."""
-    from cosim.report.stats import fmt, supported
+    from cosim.report.stats import FALL, fmt, supported
 
     if not seeded or seeded["trend_interval"]["n"] < 2:
         return None
@@ -281,7 +281,7 @@ def _seeded_direction(seeded: Section | None) -> tuple[str, str] | None:
     else:
         verdict = NOT
     word = {-1: "falls", 1: "rises", 0: "no trend established"}[supported(iv)]
-    return verdict, f"{fmt(iv, digits=0)} % over {iv['n']} seeds ({word})"
+    return verdict, f"{fmt(iv, digits=0, bounds=FALL)} % over {iv['n']} seeds ({word})"
 
 
 def robustness_nvw(d: Section) -> Verdict:
@@ -311,7 +311,7 @@ def robustness_nvw_by_a(d: Section) -> Verdict:
     -9 +- 189 % over 2 seeds was called reproduced); partly when no trend is supported but
     the interval reaches beyond +-DIRECTION_MIN; not when a trend is supported. One seed:
     within DIRECTION_MIN."""
-    from cosim.report.stats import fmt, supported
+    from cosim.report.stats import FALL, fmt, supported
 
     n = d["nvw_by_a"]
     sd = n.get("seeded")
@@ -326,7 +326,7 @@ def robustness_nvw_by_a(d: Section) -> Verdict:
             f"within ±{DIRECTION_MIN * 100:.0f} %; partly when it contains zero but reaches "
             "beyond (no tendency shown, none excluded); not when a trend is established",
             f"largest nvw at W{n['w_bits']}, upper half of the activation precisions against "
-            f"the lower half: {fmt(iv, digits=0)} % over {iv['n']} seeds"
+            f"the lower half: {fmt(iv, digits=0, bounds=FALL)} % over {iv['n']} seeds"
             + ("" if small or verdict == NOT else " (too wide to exclude a tendency)"),
         )
     change = half_change(n["a_bits"], n["largest"])
@@ -573,8 +573,13 @@ def _unipolar_seeded(d: Section, sd: Section, target: float) -> Verdict:
     fr = sd["fractions"]
     i = min(range(len(fr)), key=lambda k: (abs(fr[k] - target), fr[k]))
     at, full = sd["minus_bipolar"][i], sd["minus_bipolar"][fr.index(1.0)]
-    parts = [REPRODUCED if -at["mean"] <= 0.01 else NOT]
-    parts.append(REPRODUCED if supported(full) < 0 else NOT)
+    # competitive: mean loss within 1 point; not: a loss beyond 1 point established
+    if -at["mean"] <= 0.01:
+        parts = [REPRODUCED]
+    else:
+        parts = [NOT if at["high"] is not None and at["high"] < -0.01 else PARTLY]
+    # all unipolar loses: established; not: established gain; else not established
+    parts.append({-1: REPRODUCED, 1: NOT, 0: PARTLY}[supported(full)])
     scope = (
         "fraction counted over the convolution filters, as the paper's (a CIFAR-10 CNN)"
         if d.get("unipolar_scope") == "conv"
@@ -584,8 +589,9 @@ def _unipolar_seeded(d: Section, sd: Section, target: float) -> Verdict:
     return _v(
         combine(parts),
         f"over {len(sd['seeds'])} seeds, paired by seed: at the unipolar fraction nearest "
-        f"{target:g} the mean accuracy within 1 point of all-bipolar (competitive), and all "
-        "unipolar losing accuracy with a 95 % interval below zero",
+        f"{target:g} the mean accuracy within 1 point of all-bipolar (competitive; not "
+        "reproduced when a larger loss is established, partly when not established), and all "
+        "unipolar losing accuracy with a 95 % interval below zero (partly when not established)",
         f"at {fr[i]:g} unipolar {fmt(at)} points against all-bipolar, all unipolar "
         f"{fmt(full)} points; {scope}",
     )

@@ -32,7 +32,7 @@ __all__ = ["SECTIONS", "Report", "headlines", "render"]
 
 # (title, report.json section, writer, verdict key)
 SECTIONS = (
-    ("0. Headline accuracy, trained to convergence", "headline", headline, "headline"),
+    ("0. Headline accuracy over seeds", "headline", headline, "headline"),
     (
         "1. Accuracy over weight and activation precision (short training)",
         "accuracy_grid",
@@ -109,7 +109,7 @@ def with_verdict(text: str, v: dict[str, Any] | None) -> str:
 
 
 def headlines(rep: Report) -> list[list[str]]:
-    from cosim.report.stats import fmt
+    from cosim.report.stats import FALL, fmt
 
     rows = [["quantity", "ours", "published", "verdict"]]
     ver = _verdicts(rep)
@@ -211,7 +211,8 @@ def headlines(rep: Report) -> list[list[str]]:
             rows.append(
                 [
                     label,
-                    f"{fmt(sd['trend_interval'], digits=0)} % ({len(sd['seeds'])} seeds)",
+                    f"{fmt(sd['trend_interval'], digits=0, bounds=FALL)} % "
+                    f"({len(sd['seeds'])} seeds)",
                     pubw,
                     _word(ver.get(key)),
                 ]

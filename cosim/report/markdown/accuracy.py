@@ -220,12 +220,12 @@ def _seeded_row(sd: dict) -> list[str]:
 
 
 def _seeded_trend(sd: dict) -> str:
-    from cosim.report.stats import fmt, supported
+    from cosim.report.stats import FALL, fmt, supported
 
     iv = sd["trend_interval"]
     word = {-1: "falls", 1: "rises", 0: "no trend established"}[supported(iv)]
     return (
-        f"upper half of the precisions {fmt(iv, digits=0)} % against the lower half "
+        f"upper half of the precisions {fmt(iv, digits=0, bounds=FALL)} % against the lower half "
         f"(95 % interval of the per-seed change: {word})"
     )
 
