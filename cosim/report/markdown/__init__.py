@@ -189,16 +189,47 @@ def headlines(rep: Report) -> list[list[str]]:
     )
     cb = rep["clip_bound"]
     if "best_minus" in cb:
+        from cosim.report.stats import supported
+
         ib = cb["hi"].index(cb["best_hi"])
         runner = max((j for j in range(len(cb["hi"])) if j != ib), key=lambda j: cb["accuracy"][j])
+        gap = cb["best_minus"][runner]
+        told = "established" if supported(gap) else "not established"
         best = (
-            f"{cb['best_hi']:g} (ahead of hi = {cb['hi'][runner]:g} by "
-            f"{fmt(cb['best_minus'][runner])} points, {len(cb['seeds'])} seeds)"
+            f"{cb['best_hi']:g} by the mean over {len(cb['seeds'])} seeds; hi = "
+            f"{cb['hi'][runner]:g} {fmt(gap)} points below it ({told})"
         )
     else:
         best = f"{cb['best_hi']:g}"
     rows.append(["best activation clip bound (Bao et al.'s recipe)", best, "2",
                  _word(ver.get("clip_bound"))])  # fmt: skip
+    acc = rep.get("accumulation", {})
+    if "W4A3" in acc and "W8A8" in acc:
+        m4, m8 = acc["W4A3"]["model_at_128"], acc["W8A8"]["model_at_128"]
+        rows.append(
+            [
+                "ADC energy with the skip, n = 128 inputs per conversion, W4A3 / W8A8 "
+                "(the model's own codes)",
+                f"{pct(m4['normalized_adc_energy'])} / {pct(m8['normalized_adc_energy'])}",
+                "47 % / 21 %",
+                _word(ver.get("accumulation")),
+            ]
+        )
+    ut = rep.get("unipolar_tradeoff", {})
+    sd = ut.get("seeded")
+    if sd and 1.0 in sd["fractions"]:
+        i = min(range(len(sd["fractions"])), key=lambda k: abs(sd["fractions"][k] - 0.4))
+        what = "convolution filters" if ut.get("unipolar_scope") == "conv" else "hidden filters"
+        rows.append(
+            [
+                f"accuracy against all-bipolar, {sd['fractions'][i]:g} / all of the {what} "
+                f"unipolar ({ut['arch']}, {len(sd['seeds'])} seeds)",
+                f"{fmt(sd['minus_bipolar'][i])} / "
+                f"{fmt(sd['minus_bipolar'][sd['fractions'].index(1.0)])} points",
+                "competitive at 0.4 (CIFAR-10 CNN)",
+                _word(ver.get("unipolar_tradeoff")),
+            ]
+        )
     rob = rep.get("robustness", {})
     for key, label, sec, pubw in (
         ("robustness_nvw", "largest nvw, high vs low weight precision", "nvw", "falls"),
