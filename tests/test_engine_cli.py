@@ -81,7 +81,10 @@ def test_evaluate_prints_the_table_and_writes_json(verified_run, committed_libra
                     "psum_clipping_rate", "conversions_per_inference"):  # fmt: skip
             assert key in lay
     e = ev["energy_per_inference_j"]
-    assert set(e) == {"crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital"}
+    assert set(e) == {
+        "crossbar_read", "dac", "tia", "subtractor", "adc", "sense_row", "digital", "layer_tuning"
+    }  # fmt: skip
+    assert e["layer_tuning"] == 0.0  # only a per-layer model with --layer-tuning pays it
     # every component costs energy but the sense row: this MLP's digital partial sums never
     # skip, so its sense TIA and comparators stay idle
     assert all(v > 0 for k, v in e.items() if k != "sense_row") and e["sense_row"] == 0

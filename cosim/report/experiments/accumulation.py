@@ -384,6 +384,10 @@ class Accumulation(Experiment):
             )
         return out
 
+    def settings(self, ctx: StudyContext) -> dict[str, Any]:
+        # the section's layout (sections assembled before it carried the tasks' seconds)
+        return {"layout": "no timing"}
+
     def assemble(self, ctx: StudyContext, r: Results) -> dict[str, Any]:
         if not ctx.has_sense_row:
             why = "the library has no sense_row block (the card disables the sense row)"
@@ -396,7 +400,8 @@ class Accumulation(Experiment):
             req = res["required"]
             at512 = req["curve"][ns.index(512)] if "curve" in req else None
             out[prec] = {
-                **res,
+                # the task's own seconds are the study's timing (timing.task_graph), not a result
+                **{k: v for k, v in res.items() if k != "task_seconds"},
                 "published": PUBLISHED[prec],
                 "model_at_128": res["model"][ns.index(128)],
                 "required_at_512": at512,
