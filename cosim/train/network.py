@@ -68,6 +68,10 @@ ARCHITECTURES: dict[str, list[tuple[Any, ...]]] = {
 }
 
 
+#: The ``TrainConfig.model`` of a network imported from ONNX (``cosim import``): its layers
+#: come from the graph, not from :data:`ARCHITECTURES`, and training starts from its weights.
+IMPORTED = "imported"
+
 #: Which filters a unipolar fraction counts (:attr:`~cosim.train.config.TrainConfig.unipolar_scope`)
 UNIPOLAR_SCOPES = ("hidden", "conv")
 

@@ -1,0 +1,220 @@
+"""``cosim import``'s work: an ONNX graph to a deployed cosim model, with its accuracies.
+
+:func:`import_onnx` reads and converts the graph (:mod:`cosim.train.onnx_graph`), measures
+the float accuracy of the graph itself (the NumPy evaluator on the test set), builds the
+trainer's network with the input normalization folded in, quantizes it after training
+(:mod:`cosim.train.ptq`) and measures the quantized model with
+:func:`cosim.model.forward.integer_forward` (the definition of its predictions); with
+``finetune`` epochs it then runs cosim's quantization-aware training
+(:func:`cosim.train.trainer.train`) from those weights and ranges and measures again.
+
+Input scaling: cosim's datasets give ``x01`` in ``[0, 1]`` (:class:`cosim.quant.Preprocessing`,
+pixels / 255 or / 16 for digits). The graph is assumed to take ``(x01 - mean) / std`` per
+channel, with ``--input-mean``/``--input-std`` (default 0 and 1: the graph takes ``x01``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim import model as mf
+from cosim.datasets import Dataset
+from cosim.errors import OnnxImportError
+from cosim.model import predict
+from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX
+from cosim.train.export import batch_inputs, export_model, grids_summary
+from cosim.train.network import IMPORTED, Network
+from cosim.train.onnx_graph import (
+    Converted,
+    Graph,
+    build_imported,
+    convert,
+    input_affine,
+    read_graph,
+    run_graph,
+)
+from cosim.train.ptq import calibrate
+from cosim.train.scheme import Scheme
+from cosim.train.unipolar import search_unipolar
+
+IMPORT_SCHEMES = ("global", "per-layer")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """The settings of one import (the ``cosim import`` flags)."""
+
+    scheme: str = "global"
+    w_bits: int = 4
+    a_bits: int = 3
+    in_bits: int = 8
+    b_bits: int | None = None
+    calibrate: int = 512
+    method: str = "mse"
+    finetune: int = 0
+    lr: float = 5e-4
+    batch_size: int = 64
+    unipolar_fraction: float = 0.0
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scheme not in IMPORT_SCHEMES:
+            raise OnnxImportError(
+                f"--scheme {self.scheme!r}: choose one of {', '.join(IMPORT_SCHEMES)}"
+            )
+        if self.calibrate < 1:
+            raise OnnxImportError(f"--calibrate {self.calibrate} must be at least 1")
+        if self.finetune < 0:
+            raise OnnxImportError(f"--finetune {self.finetune} must be 0 or more epochs")
+
+
+@dataclass
+class ImportOutcome:
+    """The deployed model, the (rescaled, possibly fine-tuned) network and the report."""
+
+    model: mf.Model
+    net: Network
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def graph_accuracy(g: Graph, conv: Converted, dataset: Dataset, alpha: np.ndarray,
+                   beta: np.ndarray, batch: int = 500) -> float:  # fmt: skip
+    """Test accuracy of the graph itself (float64 NumPy) on ``alpha * x01 + beta``,
+    undoing the graph's own leading normalization (it runs inside the graph)."""
+    a0 = np.ones(conv.input_shape) if conv.alpha is None else conv.alpha
+    b0 = np.zeros(conv.input_shape) if conv.beta is None else conv.beta
+    a_in, b_in = alpha / a0, (beta - b0) / a0  # what the caller's --input-mean/std give
+    prep = dataset.preprocessing
+    correct = 0
+    for i in range(0, len(dataset.x_test), batch):
+        x01 = prep.unit(dataset.x_test[i : i + batch])
+        out = run_graph(g, a_in * x01 + b_in)
+        correct += int(np.sum(out.argmax(axis=1) == dataset.y_test[i : i + batch]))
+    return correct / len(dataset.x_test)
+
+
+def _accuracy(model: mf.Model, dataset: Dataset) -> float:
+    return float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
+
+
+def import_onnx(
+    path: str | Path | Graph,
+    dataset: Dataset,
+    opts: ImportOptions,
+    log: Any = None,
+) -> ImportOutcome:
+    """Import an ONNX graph (file or :class:`Graph`) for ``dataset``; see the module docstring."""
+    t0 = time.perf_counter()
+    g = path if isinstance(path, Graph) else read_graph(path)
+    conv = convert(g, dataset.preprocessing.input_shape)
+    alpha, beta = input_affine(
+        conv,
+        None if opts.input_mean is None else list(opts.input_mean),
+        None if opts.input_std is None else list(opts.input_std),
+    )
+    hi = DEFAULT_HI
+    net, caps = build_imported(conv, alpha, beta, hi, g.name)
+    t_convert = time.perf_counter() - t0
+    float_acc = graph_accuracy(g, conv, dataset, alpha, beta)
+    if dataset.preprocessing.in_bits != opts.in_bits:
+        from dataclasses import replace
+
+        dataset = replace(
+            dataset, preprocessing=replace(dataset.preprocessing, in_bits=opts.in_bits)
+        )
+    rng = np.random.default_rng(opts.seed)
+    n = len(dataset.x_train)
+    idx = np.sort(rng.choice(n, size=min(n, opts.calibrate), replace=False))
+    fscheme = Scheme("float", net, opts.w_bits, opts.a_bits, opts.in_bits, opts.b_bits, hi)
+    fscheme.apply(None)
+    x_cal = batch_inputs(dataset, dataset.x_train[idx], fscheme)
+    t1 = time.perf_counter()
+    scheme = Scheme(
+        opts.scheme, net, opts.w_bits, opts.a_bits, opts.in_bits, opts.b_bits, hi, DEFAULT_W_MAX
+    )
+    cal = calibrate(net, scheme, x_cal, caps, opts.method)
+    masks = [np.zeros(lay.n_out, dtype=bool) for lay in net.hidden]
+    if opts.unipolar_fraction > 0:
+        masks = search_unipolar(
+            net,
+            opts.unipolar_fraction,
+            batch_inputs(dataset, dataset.x_train[idx], scheme),
+            dataset.y_train[idx],
+        )
+        scheme.apply(masks)
+    t_calibrate = time.perf_counter() - t1
+    info = {
+        "dataset": dataset.name,
+        "imported_from": g.name,
+        "import": {k: v for k, v in asdict(opts).items() if v is not None},
+    }
+    model = export_model(net, scheme, masks, dataset, dict(info))
+    ptq_acc = _accuracy(model, dataset)
+    report: dict[str, Any] = {
+        "graph": g.name,
+        "dataset": dataset.name,
+        "scheme": opts.scheme,
+        "w_bits": opts.w_bits,
+        "a_bits": opts.a_bits,
+        "calibration_samples": int(len(idx)),
+        "calibration": cal,
+        "layers": [s.kind for s in conv.specs],
+        "notes": list(conv.notes),
+        "input_assumed": "x01 in [0, 1] per the dataset's preprocessing, then "
+        "(x01 - input_mean) / input_std",
+        "float_accuracy": float_acc,
+        "ptq_accuracy": ptq_acc,
+        "unipolar_filters": int(sum(int(m.sum()) for m in masks)),
+        "convert_time_s": t_convert,
+        "calibrate_time_s": t_calibrate,
+        "n_test": len(dataset.x_test),
+    }
+    if log is not None:
+        log(f"float {100 * float_acc:.2f}%  post-training quantized {100 * ptq_acc:.2f}%")
+    if opts.finetune > 0:
+        from cosim.train.config import TrainConfig
+        from cosim.train.trainer import train
+
+        w_ref = float(np.exp(np.mean(np.log(scheme.w_max))))
+        state = scheme.state()
+        cfg = TrainConfig(
+            model=IMPORTED,
+            scheme=opts.scheme,
+            w_bits=opts.w_bits,
+            a_bits=opts.a_bits,
+            in_bits=opts.in_bits,
+            b_bits=opts.b_bits,
+            epochs=opts.finetune,
+            batch_size=opts.batch_size,
+            lr=opts.lr,
+            hi=hi,
+            w_max=w_ref,
+            unipolar_fraction=opts.unipolar_fraction,
+            seed=opts.seed,
+        )
+        t2 = time.perf_counter()
+        out = train(cfg, dataset, rng, init=(net, state))
+        model = out.model
+        model.info.update(info)
+        report["finetune_epochs"] = opts.finetune
+        report["finetune_accuracy"] = out.metrics["test_accuracy"]
+        report["finetune_time_s"] = time.perf_counter() - t2
+        report["unipolar_filters"] = out.metrics["unipolar_filters"]
+        report["finetune_history"] = [
+            {k: r[k] for k in ("epoch", "train_loss", "test_accuracy")} for r in out.history
+        ]
+        if log is not None:
+            log(f"after {opts.finetune} fine-tuning epochs {100 * report['finetune_accuracy']:.2f}%")
+    report["test_accuracy"] = _accuracy(model, dataset)
+    report["grids"] = grids_summary(model)
+    report["wall_time_s"] = time.perf_counter() - t0
+    model.info["test_accuracy"] = report["test_accuracy"]
+    model.info["float_accuracy"] = float_acc
+    return ImportOutcome(model, net, report)
