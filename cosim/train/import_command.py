@@ -189,4 +189,3 @@ def summary(r: dict) -> str:
     lines = ["", "cosim import summary", "-" * (width + 40)]
     lines += [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
-

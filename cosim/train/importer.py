@@ -163,7 +163,7 @@ def import_onnx(
         "scheme": opts.scheme,
         "w_bits": opts.w_bits,
         "a_bits": opts.a_bits,
-        "calibration_samples": int(len(idx)),
+        "calibration_samples": len(idx),
         "calibration": cal,
         "layers": [s.kind for s in conv.specs],
         "notes": list(conv.notes),
@@ -194,7 +194,7 @@ def import_onnx(
             epochs=opts.finetune,
             batch_size=opts.batch_size,
             lr=opts.lr,
-            hi=hi,
+            hi=float(scheme.hi_target),
             w_max=w_ref,
             unipolar_fraction=opts.unipolar_fraction,
             seed=opts.seed,
@@ -211,7 +211,9 @@ def import_onnx(
             {k: r[k] for k in ("epoch", "train_loss", "test_accuracy")} for r in out.history
         ]
         if log is not None:
-            log(f"after {opts.finetune} fine-tuning epochs {100 * report['finetune_accuracy']:.2f}%")
+            log(
+                f"after {opts.finetune} fine-tuning epochs {100 * report['finetune_accuracy']:.2f}%"
+            )
     report["test_accuracy"] = _accuracy(model, dataset)
     report["grids"] = grids_summary(model)
     report["wall_time_s"] = time.perf_counter() - t0

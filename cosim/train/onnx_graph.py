@@ -232,7 +232,7 @@ def _clip_bounds(node: Node, args: list[Any]) -> tuple[float | None, float | Non
 def eval_node(node: Node, args: list[Any]) -> np.ndarray:
     """Evaluate one node on NumPy inputs (``None`` for an absent optional input)."""
     op, a = node.op, node.attrs
-    x = args[0] if args else None
+    x: Any = args[0] if args else None
     if op == "Constant":
         if "value" in a:
             return np.asarray(a["value"])
@@ -417,8 +417,7 @@ def _per_sample(c: np.ndarray, shape: tuple[int, ...], node: Node) -> np.ndarray
         return np.broadcast_to(c, shape).astype(np.float64)
     except ValueError:
         raise OnnxImportError(
-            f"{node.label()}: constant of shape {c.shape} does not broadcast to one sample "
-            f"{shape}"
+            f"{node.label()}: constant of shape {c.shape} does not broadcast to one sample {shape}"
         ) from None
 
 
@@ -470,7 +469,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             consts[node.outputs[0]] = full[lo:hi]
             continue
         if not ins:  # constant arithmetic (shape chains): fold it
-            if node.op not in _SHAPE_OPS + ("Add", "Sub", "Mul", "Div"):
+            if node.op not in (*_SHAPE_OPS, "Add", "Sub", "Mul", "Div"):
                 raise _unsupported(node)
             args = [consts.get(i) if i else None for i in node.inputs]
             consts[node.outputs[0]] = eval_node(node, args)
@@ -492,7 +491,10 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             pass
         elif op in ("Sub", "Div", "Mul", "Add") and not specs:
             # the leading normalization: fold into the first weight layer
-            c = _per_sample(const_args[1] if node.inputs[0] == x else const_args[0], shape, node)
+            operand = const_args[1] if node.inputs[0] == x else const_args[0]
+            if operand is None:
+                raise OnnxImportError(f"{node.label()}: its other operand must be a constant")
+            c = _per_sample(operand, shape, node)
             first = node.inputs[0] == x
             if op == "Sub":
                 if first:
@@ -544,7 +546,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             b = const_args[2] if len(node.inputs) > 2 and node.inputs[2] else None
             bb = np.zeros(w.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
             specs.append(Spec("conv", node.name, w, bb, stride=s, padding=p))
-            c, h, ww = shape
+            _, h, ww = shape
             new_shape = (w.shape[0], (h + 2 * p - k) // s + 1, (ww + 2 * p - k) // s + 1)
         elif op in ("Gemm", "MatMul"):
             if len(shape) != 1:
@@ -580,9 +582,9 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
                 )
             assert lw.w is not None and lw.b is not None
             scale, bias, mean, var = (np.asarray(v, np.float64) for v in const_args[1:5])
-            s = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
-            lw.w = lw.w * s.reshape((-1,) + (1,) * (lw.w.ndim - 1))
-            lw.b = (lw.b - mean) * s + bias
+            fac = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+            lw.w = lw.w * fac.reshape((-1,) + (1,) * (lw.w.ndim - 1))
+            lw.b = (lw.b - mean) * fac + bias
         elif op in ("Relu", "Clip"):
             cap = None
             if op == "Clip":
@@ -613,7 +615,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
         elif op in ("MaxPool", "AveragePool", "GlobalAveragePool"):
             if len(shape) != 3:
                 raise OnnxImportError(f"{node.label()}: pooling of a feature vector")
-            c, h, ww = shape
+            n_ch, h, ww = shape
             if op == "GlobalAveragePool":
                 if h != ww:
                     raise OnnxImportError(
@@ -640,7 +642,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             kind = "maxpool" if op == "MaxPool" else "avgpool"
             if k > 1:
                 specs.append(Spec(kind, node.name, size=k))
-            new_shape = (c, h // k, ww // k)
+            new_shape = (n_ch, h // k, ww // k)
         elif op in ("Flatten", "Reshape", "Squeeze"):
             n_feat = int(np.prod(shape))
             if op == "Flatten":
@@ -697,8 +699,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
                 )
             specs = specs[: i + 1]
     if affine:
-        first = specs[0]
-        if first.kind == "conv" and len(sample_shape) == 3:
+        if specs[0].kind == "conv" and len(sample_shape) == 3:
             for arr, name in ((alpha, "scale"), (beta, "offset")):
                 if not np.allclose(arr, arr[:, :1, :1]):
                     raise OnnxImportError(
@@ -735,9 +736,7 @@ def input_affine(
         if v is None:
             return np.full(shape, default)
         if len(v) not in (1, n_ch):
-            raise OnnxImportError(
-                f"{flag} has {len(v)} values; give 1 or one per channel ({n_ch})"
-            )
+            raise OnnxImportError(f"{flag} has {len(v)} values; give 1 or one per channel ({n_ch})")
         arr = np.asarray(v, dtype=np.float64).reshape((-1,) + (1,) * (len(shape) - 1))
         return np.broadcast_to(arr, shape).astype(np.float64)
 
