@@ -623,3 +623,34 @@ def test_cli_errors_are_one_line(tmp_path):
     assert rc == 2
     assert err.getvalue().startswith("cosim import: error:")
     assert len(err.getvalue().strip().splitlines()) == 1
+
+
+def test_relu6_caps_the_activation_range_and_unipolar_filters_are_non_negative(digits):
+    """Clip(0, m) caps the calibrated range at m (top code = m); --unipolar-fraction makes
+    that fraction of hidden filters unipolar, their deployed weights all >= 0."""
+    from cosim.train.importer import ImportOptions, import_onnx
+
+    rng = np.random.default_rng(11)
+    nodes = [
+        oh.make_node("Flatten", ["x"], ["f"]),
+        oh.make_node("Gemm", ["f", "W1", "b1"], ["d1"], transB=1),
+        oh.make_node("Clip", ["d1", "lo", "hi"], ["r1"]),
+        oh.make_node("Gemm", ["r1", "W2", "b2"], ["y"], transB=1),
+    ]
+    inits = [
+        _t("W1", rng.standard_normal((16, 64)) * 0.5),
+        _t("b1", rng.standard_normal(16) * 0.1),
+        _t("lo", 0.0),
+        _t("hi", 0.5),
+        _t("W2", rng.standard_normal((10, 16))),
+        _t("b2", np.zeros(10)),
+    ]
+    g = graph_from_proto(make_model(nodes, inits, (1, 8, 8), 10))
+    opts = ImportOptions(scheme="per-layer", a_bits=3, unipolar_fraction=0.25, calibrate=128)
+    out = import_onnx(g, digits, opts)
+    r = out.report
+    assert r["calibration"]["act_ranges"][0] <= 0.5 * 8 / 7 + 1e-12
+    assert r["unipolar_filters"] == 4
+    hidden = out.model.hidden_layers[0]
+    assert int(hidden.unipolar.sum()) == 4
+    assert np.all(hidden.n_w[hidden.unipolar] >= 0)

@@ -170,6 +170,7 @@ def summary(r: dict) -> str:
             f"{r['calibration']['clipped_biases']} biases clipped",
         ),
         ("float accuracy (graph)", f"{100 * r['float_accuracy']:.2f}%"),
+        ("float accuracy (folded)", f"{100 * r['float_accuracy_folded']:.2f}%"),
         ("post-training quantized", f"{100 * r['ptq_accuracy']:.2f}%  (integer_forward)"),
     ]
     if "finetune_accuracy" in r:

@@ -2,7 +2,9 @@
 
 :func:`import_onnx` reads and converts the graph (:mod:`cosim.train.onnx_graph`), measures
 the float accuracy of the graph itself (the NumPy evaluator on the test set), builds the
-trainer's network with the input normalization folded in, quantizes it after training
+trainer's network with the input normalization folded in (and measures it in float: it
+differs from the graph only where an input offset meets a padded first convolution, or a
+Clip's bound is exceeded), quantizes it after training
 (:mod:`cosim.train.ptq`) and measures the quantized model with
 :func:`cosim.model.forward.integer_forward` (the definition of its predictions); with
 ``finetune`` epochs it then runs cosim's quantization-aware training
@@ -27,7 +29,7 @@ from cosim.datasets import Dataset
 from cosim.errors import OnnxImportError
 from cosim.model import predict
 from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX
-from cosim.train.export import batch_inputs, export_model, grids_summary
+from cosim.train.export import batch_inputs, evaluate, export_model, grids_summary
 from cosim.train.network import IMPORTED, Network
 from cosim.train.onnx_graph import (
     Converted,
@@ -129,11 +131,12 @@ def import_onnx(
         dataset = replace(
             dataset, preprocessing=replace(dataset.preprocessing, in_bits=opts.in_bits)
         )
+    fscheme = Scheme("float", net, opts.w_bits, opts.a_bits, opts.in_bits, opts.b_bits, hi)
+    fscheme.apply(None)
+    folded_acc, _ = evaluate(net, dataset, fscheme, dataset.x_test, dataset.y_test)
     rng = np.random.default_rng(opts.seed)
     n = len(dataset.x_train)
     idx = np.sort(rng.choice(n, size=min(n, opts.calibrate), replace=False))
-    fscheme = Scheme("float", net, opts.w_bits, opts.a_bits, opts.in_bits, opts.b_bits, hi)
-    fscheme.apply(None)
     x_cal = batch_inputs(dataset, dataset.x_train[idx], fscheme)
     t1 = time.perf_counter()
     scheme = Scheme(
@@ -170,6 +173,7 @@ def import_onnx(
         "input_assumed": "x01 in [0, 1] per the dataset's preprocessing, then "
         "(x01 - input_mean) / input_std",
         "float_accuracy": float_acc,
+        "float_accuracy_folded": folded_acc,
         "ptq_accuracy": ptq_acc,
         "unipolar_filters": int(sum(int(m.sum()) for m in masks)),
         "convert_time_s": t_convert,
