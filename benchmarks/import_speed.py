@@ -11,7 +11,8 @@
    float (``cosim train --model mlp --scheme float``, ``--epochs`` epochs, seed 0) is
    written as an ONNX graph and imported with both range methods, both schemes, at W4A3,
    W3A3 and W2A2: post-training quantized accuracies (integer reference, 359 test
-   samples) beside the graph's float accuracy.
+   samples) beside the graph's float accuracy; then global W4A3 and W2A2 with 3 epochs of
+   cosim's fine-tuning (``--finetune 3``).
 
 Usage::
 
@@ -174,7 +175,24 @@ def ranges(epochs: int) -> dict[str, Any]:
                 row[method] = rep["ptq_accuracy"]
                 row["float"] = rep["float_accuracy"]
             rows.append(row)
+    tuned = []
+    for w_bits, a_bits in ((4, 3), (2, 2)):
+        opts = ImportOptions(scheme="global", w_bits=w_bits, a_bits=a_bits, finetune=3)
+        rep = import_onnx(g, ds, opts).report
+        tuned.append(
+            {
+                "w_bits": w_bits,
+                "a_bits": a_bits,
+                "scheme": "global",
+                "float": rep["float_accuracy"],
+                "ptq": rep["ptq_accuracy"],
+                "finetune_epochs": 3,
+                "finetuned": rep["finetune_accuracy"],
+                "finetune_s": rep["finetune_time_s"],
+            }
+        )
     return {
+        "finetune": tuned,
         "network": f"cosim mlp (64-128-64-10) trained float on digits, {epochs} epochs, seed 0",
         "calibration_samples": 512,
         "n_test": len(ds.x_test),
@@ -205,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"W{r['w_bits']}A{r['a_bits']}   {r['scheme']:10} {100 * r['float']:6.2f}% "
             f"{100 * r['mse']:6.2f}% {100 * r['minmax']:6.2f}%"
+        )
+    for r in rg["finetune"]:
+        print(
+            f"W{r['w_bits']}A{r['a_bits']}   global: post-training {100 * r['ptq']:.2f}%, after "
+            f"{r['finetune_epochs']} fine-tuning epochs {100 * r['finetuned']:.2f}% "
+            f"({r['finetune_s']:.1f} s)"
         )
     result = {
         "command": "python benchmarks/import_speed.py " + " ".join(argv or sys.argv[1:]),
