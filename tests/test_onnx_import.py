@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import numpy as np
 import onnx  # the dev extra installs it (pip install -e '.[dev]')
@@ -609,20 +610,63 @@ def test_cli_import_writes_a_model_that_evaluate_runs(digits, mlp_onnx, committe
     assert ev["accuracy_mean"] == rep["test_accuracy"]
 
 
-def test_cli_errors_are_one_line(tmp_path):
-    from cosim.cli import main
-
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"not a protobuf at all")
+@pytest.mark.parametrize(
+    ("case", "extra", "match"),
+    [
+        ("garbage", [], "is not a readable ONNX model"),
+        ("missing", [], "does not exist"),
+        ("residual", [], "Residual graphs are not supported yet"),
+        ("nan", [], "hold NaN or inf"),
+        ("mlp", ["--input-mean", "nan"], "not finite"),
+        ("mlp", ["--input-mean", "0.1,0.2,0.3"], "--input-mean has 3 values"),
+        ("mlp", ["--input-std", "0"], "--input-std must not be 0"),
+        ("mlp", ["--dataset", "digits28"], r"takes samples of shape \(1, 8, 8\)"),
+        ("mlp", ["--w-bits", "9"], "w-bits"),
+        ("mlp", ["--out", "."], "names a directory"),
+        ("mlp", ["--out", "@foreign"], "is not a model file that cosim wrote"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, case, extra, match):
+    """Bad files, graphs and flags: exit 2, one line naming the problem, nothing written."""
     import contextlib
     import io
 
+    from cosim.cli import main
+
+    rng = np.random.default_rng(12)
+    src = tmp_path / "net.onnx"
+    if case == "garbage":
+        src.write_bytes(b"not a protobuf at all")
+    elif case == "residual":
+        nodes = [
+            oh.make_node("Flatten", ["x"], ["f"]),
+            oh.make_node("Gemm", ["f", "W1"], ["d1"], transB=1),
+            oh.make_node("Relu", ["d1"], ["r1"]),
+            oh.make_node("Add", ["r1", "f"], ["s"]),
+            oh.make_node("Gemm", ["s", "W2"], ["y"], transB=1),
+        ]
+        inits = [_t("W1", rng.standard_normal((64, 64))), _t("W2", rng.standard_normal((10, 64)))]
+        onnx.save(make_model(nodes, inits, (1, 8, 8), 10), str(src))
+    elif case in ("mlp", "nan"):
+        model, _ = graph_mlp_chain(rng)
+        if case == "nan":
+            for t in model.graph.initializer:
+                if t.name == "W1":
+                    t.CopyFrom(_t("W1", np.full((64, 20), np.nan)))
+        onnx.save(model, str(src))
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine")
+    argv = ["import", str(src), "--dataset", "digits", "--out", str(tmp_path / "m.npz")]
+    argv += [str(foreign) if e == "@foreign" else e for e in extra]
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        rc = main(["import", str(bad), "--dataset", "digits", "--out", str(tmp_path / "m.npz")])
-    assert rc == 2
-    assert err.getvalue().startswith("cosim import: error:")
-    assert len(err.getvalue().strip().splitlines()) == 1
+        rc = main(argv)
+    text = err.getvalue()
+    assert rc == 2, text
+    assert len(text.strip().splitlines()) == 1, text
+    assert re.search(match, text), text
+    assert not (tmp_path / "m.npz").exists()
+    assert foreign.read_text() == "mine"
 
 
 def test_relu6_caps_the_activation_range_and_unipolar_filters_are_non_negative(digits):

@@ -776,6 +776,8 @@ def build_imported(
         if sp.kind in ("dense", "conv"):
             assert sp.w is not None and sp.b is not None
             w, b = sp.w.astype(np.float64), sp.b.astype(np.float64)
+            if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+                raise OnnxImportError(f"node {sp.node!r}: its weights or bias hold NaN or inf")
             if first:
                 if sp.kind == "conv":
                     a_c, b_c = alpha[:, 0, 0], beta[:, 0, 0]
