@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cosim.train.import_command",
         "import an ONNX network: quantize it onto the chip's grids and write a model file",
     ),
+    "export": (
+        "cosim.train.export_command",
+        "write a model file as ONNX (float, or quantized with QuantizeLinear/DequantizeLinear)",
+    ),
     "evaluate": (
         "cosim.engine.command",
         "run a trained network through the analog engine: accuracy, energy, area",

@@ -108,6 +108,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=ac.seed, default=0, help="random seed, 0..2^32-1 (default 0)"
     )
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="for a graph written by cosim export: calibrate anew instead of keeping the "
+        "exported grids and levels",
+    )
     parser.add_argument("--json", default=None, help="also write the import report as JSON")
 
 
@@ -142,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         input_mean=args.input_mean,
         input_std=args.input_std,
         seed=args.seed,
+        grids="calibrate" if args.recalibrate else "graph",
     )
     dataset = load_dataset(args.dataset)
     outcome = import_onnx(

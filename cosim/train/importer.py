@@ -31,6 +31,7 @@ from cosim.model import predict
 from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX
 from cosim.train.export import batch_inputs, evaluate, export_model, grids_summary
 from cosim.train.network import IMPORTED, Network
+from cosim.train.onnx_export import META_KEY, ExportError, model_from_export
 from cosim.train.onnx_graph import (
     Converted,
     Graph,
@@ -65,8 +66,11 @@ class ImportOptions:
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
     seed: int = 0
+    grids: str = "graph"
 
     def __post_init__(self) -> None:
+        if self.grids not in ("graph", "calibrate"):
+            raise OnnxImportError(f"grids {self.grids!r}: choose graph or calibrate")
         if self.scheme not in IMPORT_SCHEMES:
             raise OnnxImportError(
                 f"--scheme {self.scheme!r}: choose one of {', '.join(IMPORT_SCHEMES)}"
@@ -106,6 +110,66 @@ def _accuracy(model: mf.Model, dataset: Dataset) -> float:
     return float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
 
 
+def _adopt_export(
+    g: Graph,
+    conv: Converted,
+    dataset: Dataset,
+    opts: ImportOptions,
+    net: Network,
+    float_acc: float,
+    t0: float,
+) -> ImportOutcome | None:
+    """A ``cosim export`` graph with its own grids (no calibration), or None (with a note in
+    ``conv.notes``) where the options or the graph rule that out."""
+    why = []
+    if opts.input_mean is not None or opts.input_std is not None or conv.alpha is not None:
+        why.append("an input normalization")
+    if opts.finetune or opts.unipolar_fraction:
+        why.append("--finetune/--unipolar-fraction")
+    model = None
+    if not why:
+        try:
+            model = model_from_export(g.meta, conv.specs, dataset.preprocessing, g.name)
+        except ExportError as exc:
+            why.append(str(exc))
+    if model is None:
+        conv.notes.append(f"a cosim export, calibrated anew ({'; '.join(why)})")
+        return None
+    model.info.update(
+        dataset=dataset.name, imported_from=g.name, import_grids="graph (cosim export)"
+    )
+    acc = _accuracy(model, dataset)
+    wl = model.weight_layers
+    notes = [*conv.notes, "a cosim export: its grids and levels kept (no calibration; "
+             "--scheme and the bit widths come from the export)"]  # fmt: skip
+    report: dict[str, Any] = {
+        "graph": g.name,
+        "dataset": dataset.name,
+        "scheme": model.scheme,
+        "w_bits": wl[0].w_grid.bits if wl[0].w_grid else None,
+        "a_bits": wl[0].out_grid.bits if wl[0].out_grid else None,
+        "calibration_samples": 0,
+        "calibration": {
+            "method": "graph",
+            "w_max": sorted({lay.w_grid.w_max for lay in wl if lay.w_grid}),
+            "clipped_biases": 0,
+        },
+        "layers": [s.kind for s in conv.specs],
+        "notes": notes,
+        "float_accuracy": float_acc,
+        "float_accuracy_folded": float_acc,
+        "ptq_accuracy": acc,
+        "test_accuracy": acc,
+        "unipolar_filters": int(sum(int(lay.unipolar.sum()) for lay in wl)),
+        "grids": grids_summary(model),
+        "n_test": len(dataset.x_test),
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    model.info["test_accuracy"] = acc
+    model.info["float_accuracy"] = float_acc
+    return ImportOutcome(model, net, report)
+
+
 def import_onnx(
     path: str | Path | Graph,
     dataset: Dataset,
@@ -125,6 +189,10 @@ def import_onnx(
     net, caps = build_imported(conv, alpha, beta, hi, g.name)
     t_convert = time.perf_counter() - t0
     float_acc = graph_accuracy(g, conv, dataset, alpha, beta)
+    if META_KEY in g.meta and opts.grids == "graph":
+        kept = _adopt_export(g, conv, dataset, opts, net, float_acc, t0)
+        if kept is not None:
+            return kept
     if dataset.preprocessing.in_bits != opts.in_bits:
         from dataclasses import replace
 

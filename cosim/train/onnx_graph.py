@@ -75,8 +75,11 @@ SUPPORTED = (
     "Concat",
     "Constant",
     "Cast",
+    "QuantizeLinear",
+    "DequantizeLinear",
 )
 _SHAPE_OPS = ("Shape", "Gather", "Unsqueeze", "Concat", "Constant", "Cast", "Squeeze", "Reshape")
+_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 _SUPPORTED_TEXT = ", ".join(SUPPORTED)
 #: The batch size the constant folding of Shape chains assumes (any value works: a flatten
 #: target ``(batch, -1)`` is recognized by its second entry).
@@ -111,6 +114,7 @@ class Graph:
     input_shape: tuple[int | None, ...]
     output_name: str
     name: str = "onnx"
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 def _need_onnx() -> Any:
@@ -159,7 +163,8 @@ def graph_from_proto(model: Any, name: str = "onnx") -> Graph:
         nodes.append(
             Node(n.op_type, n.name or f"#{i} {n.op_type}", list(n.input), list(n.output), attrs)
         )
-    return Graph(nodes, consts, inputs[0].name, shape[1:], g.output[0].name, g.name or name)
+    meta = {p.key: p.value for p in model.metadata_props}
+    return Graph(nodes, consts, inputs[0].name, shape[1:], g.output[0].name, g.name or name, meta)
 
 
 def read_graph(path: str | Path) -> Graph:
@@ -274,6 +279,8 @@ def eval_node(node: Node, args: list[Any]) -> np.ndarray:
         return fn(x, args[1])
     if op == "Relu":
         return np.maximum(x, 0)
+    if op in ("QuantizeLinear", "DequantizeLinear"):
+        return _qdq(node, x, args)
     if op == "Clip":
         lo, hi = _clip_bounds(node, args)
         return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
@@ -302,6 +309,24 @@ def eval_node(node: Node, args: list[Any]) -> np.ndarray:
         lse = np.log(np.exp(z).sum(axis=int(a.get("axis", -1)), keepdims=True))
         return z - lse if op == "LogSoftmax" else np.exp(z - lse)
     raise _unsupported(node)
+
+
+def _qdq(node: Node, x: np.ndarray, args: list[Any]) -> np.ndarray:
+    """QuantizeLinear (round half to even, saturated to the zero point's integer type) or
+    DequantizeLinear, per tensor or along ``axis``."""
+    scale = np.asarray(args[1], dtype=np.float64)
+    zp = np.asarray(args[2]) if len(args) > 2 and args[2] is not None else np.uint8(0)
+    if scale.ndim == 1 and scale.size > 1:
+        ax = int(node.attrs.get("axis", 1)) % np.ndim(x)
+        shape = [1] * np.ndim(x)
+        shape[ax] = -1
+        scale = scale.reshape(shape)
+        zp = np.asarray(zp).reshape(shape)
+    if node.op == "DequantizeLinear":
+        return (np.asarray(x, np.float64) - zp.astype(np.float64)) * scale
+    info = np.iinfo(zp.dtype)
+    q = np.rint(np.asarray(x, np.float64) / scale) + zp.astype(np.float64)
+    return np.clip(q, info.min, info.max).astype(zp.dtype)
 
 
 def _unsupported(node: Node) -> OnnxImportError:
@@ -454,6 +479,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
     affine = False
     cur = g.input_name
     ended: Node | None = None  # a trailing Softmax
+    coded = False  # between a QuantizeLinear and its DequantizeLinear (integer codes)
 
     def last_weight() -> Spec | None:
         return specs[-1] if specs and specs[-1].kind in ("dense", "conv") else None
@@ -469,7 +495,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             consts[node.outputs[0]] = full[lo:hi]
             continue
         if not ins:  # constant arithmetic (shape chains): fold it
-            if node.op not in (*_SHAPE_OPS, "Add", "Sub", "Mul", "Div"):
+            if node.op not in (*_SHAPE_OPS, "Add", "Sub", "Mul", "Div", *_QDQ_OPS):
                 raise _unsupported(node)
             args = [consts.get(i) if i else None for i in node.inputs]
             consts[node.outputs[0]] = eval_node(node, args)
@@ -489,6 +515,13 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
         new_shape = shape
         if op in ("Identity", "Dropout"):
             pass
+        elif op in _QDQ_OPS or (op == "Clip" and coded):
+            # fake quantization of an activation: the import sets its own grids (or takes a
+            # cosim export's from its metadata), so the float network passes through it
+            coded = op == "QuantizeLinear" or (coded and op == "Clip")
+            note = "QuantizeLinear/DequantizeLinear on activations read as identity"
+            if note not in notes:
+                notes.append(note)
         elif op in ("Sub", "Div", "Mul", "Add") and not specs:
             # the leading normalization: fold into the first weight layer
             operand = const_args[1] if node.inputs[0] == x else const_args[0]
