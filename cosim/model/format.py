@@ -78,7 +78,7 @@ from cosim.quant import ActGrid, BiasGrid, Preprocessing, WeightGrid, layer_scal
 FORMAT = "cosim-model"
 FORMAT_VERSION = 1
 SCHEMES = ("float", "per-layer", "global", "fixed")
-LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten")
+LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten", "add")
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +196,41 @@ class FlattenLayer:
         }
 
 
-Layer = WeightLayer | PoolLayer | FlattenLayer
+@dataclass(frozen=True)
+class AddLayer:
+    """A residual Add: digital, between tiles, of the current activation and the output of
+    an earlier layer ``source`` (an index into ``Model.layers``), ReLU'd (clipped at 0).
+
+    ``pair``: the current activation holds a signed operand as two halves of channels
+    (features), ``(positive, negative)``: a hidden layer whose weights and biases are
+    ``[W; -W]``, ``[b; -b]`` gives ``relu(z)`` and ``relu(-z)`` on two ADC columns each,
+    and the operand is their difference (``in_shape`` has ``2 C`` channels, ``out_shape``
+    ``C``). Quantized models give ``out_grid``, the grid of the sum; each operand is
+    rescaled onto it by :func:`cosim.quant.residual_add` (on one shared grid: the sum of
+    the codes, clipped to the grid).
+    """
+
+    source: int
+    pair: bool = False
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    out_grid: ActGrid | None = None
+    kind: str = "add"
+
+    def geometry(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "kind": "add",
+            "source": self.source,
+            "pair": self.pair,
+            "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape),
+        }
+        if self.out_grid is not None:
+            d["out_grid"] = self.out_grid.to_dict()
+        return d
+
+
+Layer = WeightLayer | PoolLayer | FlattenLayer | AddLayer
 
 
 @dataclass(frozen=True)
@@ -230,3 +264,22 @@ class Model:
     @property
     def input_grid(self) -> ActGrid | None:
         return self.weight_layers[0].in_grid
+
+    @property
+    def residual(self) -> bool:
+        """Whether the network has residual Adds (a graph, not a list of layers)."""
+        return any(isinstance(lay, AddLayer) for lay in self.layers)
+
+    def code_grid(self, i: int) -> ActGrid | None:
+        """The grid of the codes ``layers[i]`` outputs (``i = -1``: the input codes): the
+        output grid of the nearest hidden weight layer or Add at or before ``i``."""
+        for lay in reversed(self.layers[: i + 1]):
+            if isinstance(lay, AddLayer):
+                return lay.out_grid
+            if isinstance(lay, WeightLayer):
+                return lay.out_grid
+        return self.input_grid
+
+    def add_sources(self) -> frozenset[int]:
+        """Indices of the layers whose outputs a later Add reads."""
+        return frozenset(lay.source for lay in self.layers if isinstance(lay, AddLayer))
