@@ -18,6 +18,7 @@ from cosim.engine.evaluate import evaluate
 from cosim.errors import ModelFileError, OnnxImportError
 from cosim.library import load_library
 from cosim.model import AddLayer, integer_forward, load_model, save_model
+from cosim.model.forward import add_ratios
 from cosim.quant import ActGrid, residual_add
 from cosim.train.importer import ImportOptions, import_onnx
 from cosim.train.onnx_graph import graph_from_proto
@@ -170,8 +171,15 @@ def test_model_file_round_trip_and_bad_add_is_refused(imported, tmp_path):
         load_model(bad)
 
 
-def test_engine_ideal_mode_is_bit_exact_with_the_integer_reference(imported, digits, library):
-    model = imported.model
+@pytest.mark.parametrize("scheme", ["global", "per-layer"])
+def test_engine_ideal_mode_is_bit_exact_with_the_integer_reference(
+    block, imported, digits, library, scheme
+):
+    """Per-layer: every tensor its own grid, so the Add rescales its operands (ratios != 1)."""
+    model = imported.model if scheme == "global" else _import(block, digits, scheme=scheme).model
+    add = next(i for i, lay in enumerate(model.layers) if isinstance(lay, AddLayer))
+    ratios = add_ratios(model, add)
+    assert (ratios == (1.0, 1.0)) == (scheme == "global")
     x = digits.x_test[:N_TEST]
     ref = integer_forward(model, x, keep_codes=True)
     eng = Engine(model, library, EngineConfig.ideal_mode())

@@ -28,7 +28,10 @@ input, so the leakage is removed before the conversion, in every row tile's part
 
 Pooling, flattening, residual Adds and the classifier head run digitally, exactly as in
 :func:`cosim.model.forward.integer_forward`. In ideal mode the same mapping is evaluated in
-exact integers and reproduces that function bit for bit.
+exact integers and reproduces that function bit for bit. A residual Add
+(:class:`cosim.model.AddLayer`, :func:`cosim.model.forward.add_codes`) costs
+``digital.e_add_j`` per add (two per output where its operand is a signed pair), tallied
+in its own layer row ``"{index}:add"``.
 
 Where it lives: this module holds :class:`Engine` (chip instances, batches, the layer pass,
 :meth:`Engine.trace`); its parts are mixed in from one module each: the folded affine path

@@ -14,8 +14,8 @@ Public API
     Write a model file atomically.
 :class:`Model`
     ``scheme`` (``"float"``, ``"per-layer"``, ``"global"``, ``"fixed"``), ``architecture``,
-    ``layers`` (a tuple of :class:`WeightLayer`, :class:`PoolLayer`, :class:`FlattenLayer`
-    in execution order), ``preprocessing`` (:class:`~cosim.quant.Preprocessing`),
+    ``layers`` (a tuple of :class:`WeightLayer`, :class:`PoolLayer`, :class:`FlattenLayer`,
+    :class:`AddLayer` in execution order), ``preprocessing`` (:class:`~cosim.quant.Preprocessing`),
     ``input_hi`` (the real value of full-scale input), ``n_classes``, ``info`` (training
     metadata), and the shortcuts ``weight_layers``, ``hidden_layers``, ``head``.
 :class:`WeightLayer`
@@ -29,6 +29,13 @@ Public API
     head), ``b_grid`` and ``scale`` (:func:`cosim.quant.layer_scale`); for the float scheme,
     float weights ``w`` and biases ``b``. ``weights()``/``biases()`` give real values for any
     scheme.
+:class:`AddLayer`
+    A residual Add (``kind = "add"``): the current activation plus the output of the earlier
+    layer ``source``, clipped at 0 (ReLU) and, for quantized schemes, to its ``out_grid``
+    (:func:`cosim.quant.residual_add`); ``pair`` when the current activation is a signed
+    operand held as ``(positive, negative)`` halves of the channels. Digital, between tiles;
+    ``Model.residual`` says whether a model has one, ``Model.code_grid(i)`` the grid of
+    layer ``i``'s codes.
 
 The engine runs hidden layers on the crossbar (``n_w`` onto device levels, ``n_b`` onto the
 bias row driven at full scale), re-quantizes with :func:`cosim.quant.requantize` and computes
@@ -43,7 +50,10 @@ An uncompressed ``.npz`` (``np.load(path, allow_pickle=False)``; nothing is pick
     0-d unicode array holding JSON: ``format = "cosim-model"``, ``format_version = 1``,
     ``scheme``, ``architecture``, ``n_classes``, ``preprocessing``, ``input_hi``, ``layers``
     (one dict per layer: ``kind`` and geometry; weight layers add ``role`` and, when
-    quantized, ``w_grid``/``in_grid``/``out_grid``/``b_grid`` dicts), ``info``.
+    quantized, ``w_grid``/``in_grid``/``out_grid``/``b_grid`` dicts; an ``add`` layer
+    ``source`` (an earlier layer's index), ``pair`` and, when quantized, ``out_grid``),
+    ``info``. A sequential model's file has no ``add`` entry and is what it always was;
+    a cosim older than residual Adds refuses ``kind = "add"`` as an unknown layer kind.
 ``L{i}.n_w`` (int16), ``L{i}.n_b`` (int32), ``L{i}.unipolar`` (bool)
     Integer levels of weight layer ``i`` (index in ``layers``) for quantized schemes.
 ``L{i}.w``, ``L{i}.b`` (float32)

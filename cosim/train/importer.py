@@ -291,6 +291,7 @@ def _import_residual(
         "input_assumed": "x01 in [0, 1] per the dataset's preprocessing, then "
         "(x01 - input_mean) / input_std",
         "float_accuracy": float_acc,
+        "float_accuracy_folded": cal.pop("float_accuracy_folded"),
         "ptq_accuracy": ptq_acc,
         "residual_adds": sum(sp.kind == "add" for sp in conv.specs),
         "unipolar_filters": 0,

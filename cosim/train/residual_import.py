@@ -20,16 +20,20 @@ Method (the same as :mod:`cosim.train.ptq` where the graph allows it):
    every activation tensor's values; each one's MSE-optimal (or min/max) range on the
    ``a``-bit grid (:func:`cosim.train.ptq.act_range`; a pair: over ``relu(z)`` and
    ``relu(-z)`` together). A residual Add ties its operands and its output to one gauge
-   (``relu(c a + c b) = c relu(a + b)``), so the tensors of a residual stage form one group;
-   every group is rescaled by ``c = hi / R``, ``R`` the largest range of its tensors, which
-   puts all of them on the shared grid ``[0, hi]`` without clipping the largest. A weight
-   layer's weights are then scaled by ``c_out / c_in`` and its bias by ``c_out``.
+   (``relu(c a + c b) = c relu(a + b)``), so the tensors of a residual stage form one group.
+   **Global**: every group is rescaled by ``c = hi / R``, ``R`` the largest range of its
+   tensors, which puts all of them on the shared grid ``[0, hi]`` without clipping the
+   largest (a tensor whose own range is smaller uses part of the grid: the price of one
+   shared grid); a weight layer's weights are scaled by ``c_out / c_in``, its bias by
+   ``c_out``. **Per-layer**: nothing is rescaled; every tensor has its own grid
+   ``ActGrid(R_t, a)`` and each Add rescales its operands onto its own grid
+   (:func:`cosim.quant.residual_add` with ``r = step_operand / step_add``).
 4. **Weight ranges.** As :func:`cosim.train.ptq.calibrate`: one shared ``w_max`` for the
    global scheme (the head's weights and bias scaled by a positive factor to fit it: the
    arg-max is unchanged), one per layer for ``per-layer``; biases on ``u * hi_in``.
 
-Every activation grid, the Adds' included, is ``ActGrid(hi, a_bits)``, so every Add is the
-plain sum of two codes clipped to the grid (:func:`cosim.quant.residual_add` with ratios 1).
+In the global scheme every activation grid, the Adds' included, is ``ActGrid(hi, a_bits)``,
+so every Add is the plain sum of two codes clipped to the grid (ratios 1).
 """
 
 from __future__ import annotations
@@ -144,11 +148,18 @@ def build_residual_model(
             w, b = fold_input(sp, w, b, alpha, beta, hi, conv.notes)
         params[i] = (w, b)
     _, outs = run_specs(specs, params, x01_cal * hi)
+    correct = 0  # the folded float network on the test set (the graph's accuracy but for folds)
+    for j in range(0, len(dataset.x_test), 500):
+        x01 = dataset.preprocessing.unit(dataset.x_test[j : j + 500])
+        logits, _ = run_specs(specs, params, x01 * hi)
+        correct += int(np.sum(logits.argmax(axis=1) == dataset.y_test[j : j + 500]))
+    folded_acc = correct / max(len(dataset.x_test), 1)
     # the tensor of each spec: a weight layer's output is its activation (the act after it)
     # or its pair; pools and flatten keep their input's tensor (and gauge)
     groups = _Groups()
     tensor: dict[int, int] = {}  # spec index -> the spec index naming its activation tensor
     ranges: dict[int, float] = {}
+    vals: dict[int, np.ndarray] = {}
     cur = -1  # the input
     for i, sp in enumerate(specs):
         if sp.kind in ("conv", "dense"):
@@ -157,16 +168,19 @@ def build_residual_model(
             nxt = specs[i + 1]
             z = outs[i]
             if nxt.kind == "add":  # a pair: relu(z) and relu(-z) on one grid
-                r = act_range(np.concatenate([z.ravel(), -z.ravel()]), a_bits, method)
+                vals[i] = np.concatenate([z.ravel(), -z.ravel()])
             else:
-                r = act_range(z, a_bits, method)
+                vals[i] = z.ravel()
+            r = act_range(vals[i], a_bits, method)
+            if nxt.kind != "add":
                 if nxt.cap is not None:
                     r = min(r, nxt.cap * (1 << a_bits) / ((1 << a_bits) - 1))
             ranges[i] = r if r > 0 else 1.0
             cur = i
         elif sp.kind == "add":
             assert sp.source is not None
-            r = act_range(outs[i], a_bits, method)
+            vals[i] = outs[i].ravel()
+            r = act_range(vals[i], a_bits, method)
             ranges[i] = r if r > 0 else 1.0
             groups.union(i, cur)
             groups.union(i, tensor[index[id(sp.source)]])
@@ -176,9 +190,16 @@ def build_residual_model(
     for i, r in ranges.items():
         root = groups.find(i)
         big[root] = max(big.get(root, 0.0), r)
+    tied = scheme == "global"  # per-layer: every tensor its own grid, no gauge
 
     def gauge(t: int) -> float:
-        return 1.0 if t < 0 else hi / big[groups.find(t)]
+        return 1.0 if t < 0 or not tied else hi / big[groups.find(t)]
+
+    def grid(t: int) -> ActGrid:
+        """The activation grid of tensor ``t`` (-1: the input)."""
+        if t < 0:
+            return ActGrid(hi, in_bits)
+        return ActGrid(hi if tied else ranges[t], a_bits)
 
     scaled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for i in weights:
@@ -199,7 +220,6 @@ def build_residual_model(
         w_maxes = {i: w_max for i in weights}
     else:
         w_maxes = {i: weight_range(scaled[i][0], w_bits, method) or 1.0 for i in weights}
-    y_grid = ActGrid(hi, a_bits)
     layers: list[mf.Layer] = []
     model_index: dict[int, int] = {}  # spec index -> index in the model's layers
     shape: tuple[int, ...] = tuple(conv.input_shape)
@@ -208,7 +228,7 @@ def build_residual_model(
         if sp.kind in ("conv", "dense"):
             w, b = scaled[i]
             is_head = i == head
-            in_grid = ActGrid(hi, in_bits if i == weights[0] else a_bits)
+            in_grid = grid(tensor.get(i - 1, -1))
             w_grid = WeightGrid(w_maxes[i], w_bits)
             b_grid = BiasGrid.for_layer(w_grid, in_grid, b_bits_)
             clipped += int(np.sum(np.abs(b) > b_grid.b_max))
@@ -240,7 +260,7 @@ def build_residual_model(
                     n_b=n_b.astype(np.int64),
                     w_grid=w_grid,
                     in_grid=in_grid,
-                    out_grid=None if is_head else y_grid,
+                    out_grid=None if is_head else grid(i),
                     b_grid=b_grid,
                 )
             )
@@ -262,7 +282,7 @@ def build_residual_model(
             assert sp.source is not None
             out = (shape[0] // 2, *shape[1:]) if sp.pair else shape
             src = model_index[index[id(sp.source)]]
-            layers.append(mf.AddLayer(src, sp.pair, shape, out, y_grid))
+            layers.append(mf.AddLayer(src, sp.pair, shape, out, grid(i)))
             shape = out
         model_index[i] = len(layers) - 1
     model = mf.Model(
@@ -275,6 +295,7 @@ def build_residual_model(
         info,
     )
     report = {
+        "float_accuracy_folded": folded_acc,
         "method": method,
         "act_ranges": [ranges[i] for i in sorted(ranges)],
         "residual_groups": len(big),
