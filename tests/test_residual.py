@@ -30,9 +30,10 @@ def _t(name, a):
     return nh.from_array(np.asarray(a, dtype=np.float32), name)
 
 
-def residual_block(rng, relu_after=True, projection=False):
+def residual_block(rng, relu_after=True, projection=False, conv_after=False):
     """conv-relu, then a residual block (conv-relu-conv + identity skip, relu after the add),
-    a max pool and a Gemm head, for 8x8 digits."""
+    (with ``conv_after`` a conv-relu reading the Add's codes), a max pool and a Gemm head,
+    for 8x8 digits."""
     nodes = [
         oh.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
         oh.make_node("Relu", ["c1"], ["r1"]),
@@ -49,6 +50,10 @@ def residual_block(rng, relu_after=True, projection=False):
     if relu_after:
         nodes.append(oh.make_node("Relu", ["s"], ["r3"]))
         last = "r3"
+    if conv_after:
+        nodes.append(oh.make_node("Conv", [last, "W5"], ["c5"], pads=[1, 1, 1, 1]))
+        nodes.append(oh.make_node("Relu", ["c5"], ["r5"]))
+        last = "r5"
     nodes += [
         oh.make_node("MaxPool", [last], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
         oh.make_node("Flatten", ["m"], ["f"]),
@@ -67,6 +72,8 @@ def residual_block(rng, relu_after=True, projection=False):
     ]
     if projection:
         inits.append(_t("Wp", rng.standard_normal((c, c, 1, 1))))
+    if conv_after:
+        inits.append(_t("W5", rng.standard_normal((c, c, 3, 3)) * 0.3))
     g = oh.make_graph(
         nodes,
         "resblock",
@@ -171,12 +178,19 @@ def test_model_file_round_trip_and_bad_add_is_refused(imported, tmp_path):
         load_model(bad)
 
 
-@pytest.mark.parametrize("scheme", ["global", "per-layer"])
+@pytest.mark.parametrize(("scheme", "conv_after"), [("global", False), ("per-layer", False),
+                                                    ("global", True)])  # fmt: skip
 def test_engine_ideal_mode_is_bit_exact_with_the_integer_reference(
-    block, imported, digits, library, scheme
+    block, imported, digits, library, scheme, conv_after
 ):
-    """Per-layer: every tensor its own grid, so the Add rescales its operands (ratios != 1)."""
-    model = imported.model if scheme == "global" else _import(block, digits, scheme=scheme).model
+    """Per-layer: every tensor its own grid, so the Add rescales its operands (ratios != 1);
+    ``conv_after``: a crossbar layer reads the Add's codes."""
+    if conv_after:
+        block = residual_block(np.random.default_rng(3), conv_after=True)
+    if scheme == "global" and not conv_after:
+        model = imported.model
+    else:
+        model = _import(block, digits, scheme=scheme).model
     add = next(i for i, lay in enumerate(model.layers) if isinstance(lay, AddLayer))
     ratios = add_ratios(model, add)
     assert (ratios == (1.0, 1.0)) == (scheme == "global")
