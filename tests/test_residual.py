@@ -239,3 +239,61 @@ def test_residual_graphs_cosim_cannot_run_are_refused(digits, kw, match):
 def test_finetune_of_a_residual_graph_is_refused(block, digits):
     with pytest.raises(OnnxImportError, match="--finetune"):
         _import(block, digits, finetune=1)
+
+
+def test_layer_tuning_energy_goes_to_the_crossbar_layers_only(block, digits, library):
+    """Per-layer tuning charges every hidden layer beyond the first, never the Add's row."""
+    model = _import(block, digits, scheme="per-layer").model
+    x, y = digits.x_test[:30], digits.y_test[:30]
+    res = evaluate(model, library, x, y, EngineConfig(chips=1, batch=30, layer_tuning=True))
+    tuning = {lay.layer: lay.energy_per_inference_j.layer_tuning for lay in res.layers}
+    assert tuning["3:add"] == 0.0
+    assert tuning["0:conv2d"] == 0.0
+    assert tuning["1:conv2d"] > 0 and tuning["1:conv2d"] == tuning["2:conv2d"]
+
+
+def test_a_sequential_model_keeps_its_file_and_its_evaluation_rows(digits, library, tmp_path):
+    """A model without Adds: the file holds no new key, the evaluation no new row, and the
+    reference, the engine's ideal mode and a reload agree (the byte-level comparison with
+    the code before residual Adds is in docs/architecture.md)."""
+    import json
+
+    from cosim.model import read_npz
+
+    rng = np.random.default_rng(5)
+    nodes = [
+        oh.make_node("Conv", ["x", "W1"], ["c1"], pads=[1, 1, 1, 1]),
+        oh.make_node("Relu", ["c1"], ["r1"]),
+        oh.make_node("MaxPool", ["r1"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        oh.make_node("Flatten", ["m"], ["f"]),
+        oh.make_node("Gemm", ["f", "W2"], ["y"], transB=1),
+    ]
+    inits = [_t("W1", rng.standard_normal((4, 1, 3, 3))), _t("W2", rng.standard_normal((10, 64)))]
+    g = oh.make_graph(
+        nodes,
+        "seq",
+        [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    proto = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    out = import_onnx(graph_from_proto(proto, "seq"), digits, ImportOptions(calibrate=100))
+    assert out.net is not None and not out.model.residual
+    p = tmp_path / "seq.npz"
+    save_model(out.model, p)
+    meta = json.loads(str(read_npz(p)["meta"]))
+    keys = {
+        "conv2d": {"kind", "role", "in_shape", "out_shape", "kernel", "stride", "padding",
+                   "w_grid", "in_grid", "out_grid", "b_grid"},
+        "maxpool2d": {"kind", "size", "in_shape", "out_shape"},
+        "flatten": {"kind", "in_shape", "out_shape"},
+        "dense": {"kind", "role", "in_shape", "out_shape", "w_grid", "in_grid", "out_grid",
+                  "b_grid"},
+    }  # fmt: skip
+    assert [set(d) for d in meta["layers"]] == [keys[d["kind"]] for d in meta["layers"]]
+    x, y = digits.x_test[:40], digits.y_test[:40]
+    ref = integer_forward(load_model(p), x)
+    ideal = evaluate(out.model, library, x, y, EngineConfig.ideal_mode())
+    assert ideal.predictions[0].tolist() == ref.predictions.tolist()
+    res = evaluate(out.model, library, x, y, EngineConfig(chips=1, batch=40))
+    assert [lay.layer for lay in res.layers] == ["0:conv2d"]
