@@ -187,6 +187,8 @@ def summary(r: dict) -> str:
                 f"{100 * r['finetune_accuracy']:.2f}%  (integer_forward)",
             )
         )
+    if r.get("residual_adds"):
+        rows.append(("residual adds", f"{r['residual_adds']} (post-training quantization only)"))
     rows += [
         ("unipolar filters", str(r["unipolar_filters"])),
         ("wall time", f"{r['wall_time_s']:.1f} s"),

@@ -86,7 +86,7 @@ class ImportOutcome:
     """The deployed model, the (rescaled, possibly fine-tuned) network and the report."""
 
     model: mf.Model
-    net: Network
+    net: Network | None  # None for a residual graph (not the trainer's network)
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -185,6 +185,8 @@ def import_onnx(
         None if opts.input_mean is None else list(opts.input_mean),
         None if opts.input_std is None else list(opts.input_std),
     )
+    if any(sp.kind == "add" for sp in conv.specs):
+        return _import_residual(g, conv, alpha, beta, dataset, opts, t0, log)
     hi = DEFAULT_HI
     net, caps = build_imported(conv, alpha, beta, hi, g.name)
     t_convert = time.perf_counter() - t0
@@ -292,3 +294,82 @@ def import_onnx(
     model.info["test_accuracy"] = report["test_accuracy"]
     model.info["float_accuracy"] = float_acc
     return ImportOutcome(model, net, report)
+
+
+def _import_residual(
+    g: Graph,
+    conv: Converted,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    dataset: Dataset,
+    opts: ImportOptions,
+    t0: float,
+    log: Any = None,
+) -> ImportOutcome:
+    """The import of a graph with residual Adds (:mod:`cosim.train.residual_import`):
+    post-training quantization only; the outcome's ``net`` is None."""
+    from dataclasses import replace
+
+    from cosim.train.residual_import import build_residual_model
+
+    if opts.finetune > 0:
+        raise OnnxImportError(
+            "--finetune: cosim's trainer runs sequential networks only; a graph with residual "
+            "Adds is imported by post-training quantization (leave --finetune out)"
+        )
+    if opts.unipolar_fraction > 0:
+        raise OnnxImportError(
+            "--unipolar-fraction: the unipolar filter search needs the trainer, which runs "
+            "sequential networks only; leave it out for a graph with residual Adds"
+        )
+    t_convert = time.perf_counter() - t0
+    float_acc = graph_accuracy(g, conv, dataset, alpha, beta)
+    if dataset.preprocessing.in_bits != opts.in_bits:
+        dataset = replace(
+            dataset, preprocessing=replace(dataset.preprocessing, in_bits=opts.in_bits)
+        )
+    rng = np.random.default_rng(opts.seed)
+    n = len(dataset.x_train)
+    idx = np.sort(rng.choice(n, size=min(n, opts.calibrate), replace=False))
+    x_cal = dataset.preprocessing.unit(dataset.x_train[idx])
+    t1 = time.perf_counter()
+    info = {
+        "dataset": dataset.name,
+        "imported_from": g.name,
+        "import": {k: v for k, v in asdict(opts).items() if v is not None},
+    }
+    model, cal = build_residual_model(
+        conv, alpha, beta, dataset, x_cal, opts.scheme, opts.w_bits, opts.a_bits,
+        opts.in_bits, opts.b_bits, opts.method, f"onnx:{g.name}", dict(info),
+    )  # fmt: skip
+    t_calibrate = time.perf_counter() - t1
+    ptq_acc = _accuracy(model, dataset)
+    if log is not None:
+        log(f"float {100 * float_acc:.2f}%  post-training quantized {100 * ptq_acc:.2f}%")
+    report: dict[str, Any] = {
+        "graph": g.name,
+        "dataset": dataset.name,
+        "scheme": opts.scheme,
+        "w_bits": opts.w_bits,
+        "a_bits": opts.a_bits,
+        "calibration_samples": len(idx),
+        "calibration": cal,
+        "layers": [s.kind for s in conv.specs],
+        "notes": list(conv.notes),
+        "input_assumed": "x01 in [0, 1] per the dataset's preprocessing, then "
+        "(x01 - input_mean) / input_std",
+        "float_accuracy": float_acc,
+        "float_accuracy_folded": cal.pop("float_accuracy_folded"),
+        "ptq_accuracy": ptq_acc,
+        "residual_adds": sum(sp.kind == "add" for sp in conv.specs),
+        "unipolar_filters": 0,
+        "convert_time_s": t_convert,
+        "calibrate_time_s": t_calibrate,
+        "n_test": len(dataset.x_test),
+        "test_accuracy": ptq_acc,
+        "grids": grids_summary(model),
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    model.info["test_accuracy"] = ptq_acc
+    model.info["float_accuracy"] = float_acc
+    return ImportOutcome(model, None, report)

@@ -351,9 +351,11 @@ def run_graph(g: Graph, x: np.ndarray) -> np.ndarray:
 class Spec:
     """One cosim layer of a converted graph.
 
-    ``kind``: ``dense``, ``conv``, ``act``, ``avgpool``, ``maxpool`` or ``flatten``;
-    ``w`` ``(out, in)`` or ``(out, C, k, k)`` and ``b`` for weight layers; ``cap`` the
-    clip bound of an activation (Clip(0, m): ``m``; ReLU: None); ``node`` the ONNX node.
+    ``kind``: ``dense``, ``conv``, ``act``, ``avgpool``, ``maxpool``, ``flatten`` or ``add``
+    (a residual Add: ``source`` the spec whose output it adds, ``pair`` when the other
+    operand is a weight layer's signed output, ``relu`` when a ReLU follows); ``w``
+    ``(out, in)`` or ``(out, C, k, k)`` and ``b`` for weight layers; ``cap`` the clip bound
+    of an activation (Clip(0, m): ``m``; ReLU: None); ``node`` the ONNX node.
     """
 
     kind: str
@@ -364,6 +366,9 @@ class Spec:
     padding: int = 0
     size: int = 0
     cap: float | None = None
+    source: Spec | None = None  # an ``add``: the spec whose output is the skip operand
+    pair: bool = False  # an ``add``: its other operand is the signed output of a weight layer
+    relu: bool = False  # an ``add``: a ReLU follows it
 
 
 @dataclass
@@ -389,15 +394,22 @@ def _data_tensors(g: Graph) -> set[str]:
     return data
 
 
+def _residual(n: Node, data: set[str]) -> bool:
+    """Whether ``n`` is a residual Add: an Add of exactly two data tensors."""
+    return n.op == "Add" and len([i for i in n.inputs if i in data]) == 2
+
+
 def _check_sequential(g: Graph, data: set[str]) -> None:
+    """Refuse branching other than residual Adds (checked further by :func:`convert`)."""
     for n in g.nodes:
         ins = [i for i in n.inputs if i in data]
+        if _residual(n, data):
+            continue
         if n.op in ("Add", "Sum", "Sub", "Mul", "Concat") and len(ins) > 1:
             kind = "a residual connection" if n.op in ("Add", "Sum") else "a merge of branches"
             raise OnnxImportError(
-                f"{n.label()} adds two data tensors ({', '.join(ins)}): {kind}. Residual graphs "
-                "are not supported yet: cosim imports sequential networks only (one path from "
-                "input to logits)"
+                f"{n.label()} combines {len(ins)} data tensors ({', '.join(ins)}): {kind}. "
+                "cosim imports sequential networks and residual Adds of two tensors only"
             )
     users: dict[str, list[Node]] = {}
     for n in g.nodes:
@@ -407,10 +419,14 @@ def _check_sequential(g: Graph, data: set[str]) -> None:
             if i in data:
                 users.setdefault(i, []).append(n)
     for t, us in users.items():
+        if len(us) == 2 and any(_residual(u, data) for u in us):
+            continue  # a skip connection's tensor: convert checks it lies on the path
         if len(us) > 1:
             raise OnnxImportError(
                 f"tensor {t!r} feeds {len(us)} nodes ({', '.join(u.label() for u in us)}): "
-                "branching graphs are not supported yet: cosim imports sequential networks only"
+                "branching graphs are not supported: cosim imports sequential networks and "
+                "residual Adds with identity skips only (a projection shortcut, a Conv on the "
+                "skip path, is not supported)"
             )
 
 
@@ -420,6 +436,8 @@ def _nonnegative(specs: list[Spec], cap: float | None) -> bool:
     for sp in reversed(specs):
         if sp.kind in ("maxpool", "avgpool", "flatten"):
             continue
+        if sp.kind == "add":
+            return sp.relu and cap is None
         return sp.kind == "act" and (cap is None or (sp.cap is not None and sp.cap <= cap))
     return False
 
@@ -480,6 +498,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
     cur = g.input_name
     ended: Node | None = None  # a trailing Softmax
     coded = False  # between a QuantizeLinear and its DequantizeLinear (integer codes)
+    made_by: dict[str, Spec | None] = {g.input_name: None}  # path tensor: the spec ending it
 
     def last_weight() -> Spec | None:
         return specs[-1] if specs and specs[-1].kind in ("dense", "conv") else None
@@ -505,6 +524,12 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
                 f"{node.label()} follows {ended.label()}; only the logits' Softmax may end "
                 "the graph"
             )
+        if _residual(node, data):
+            _residual_add(node, ins, cur, specs, made_by, shapes)
+            shapes[node.outputs[0]] = shapes[cur]
+            cur = node.outputs[0]
+            made_by[cur] = specs[-1]
+            continue
         x = ins[0]
         if x != cur:  # cannot happen after _check_sequential, but say so if it does
             raise OnnxImportError(f"{node.label()} does not continue the network's single path")
@@ -629,7 +654,14 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
                     )
                 cap = hi
             act = Spec("act", node.name, cap=cap)
-            if last_weight() is not None:
+            if specs and specs[-1].kind == "add" and not specs[-1].relu:
+                if op != "Relu":
+                    raise OnnxImportError(
+                        f"{node.label()}: a Clip after a residual Add is not supported; the Add's"
+                        " output is clipped to the shared activation grid (use a Relu)"
+                    )
+                specs[-1].relu = True
+            elif last_weight() is not None:
                 specs.append(act)
             elif (
                 len(specs) >= 2 and specs[-1].kind == "maxpool" and specs[-2].kind in ("dense",
@@ -710,13 +742,22 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             raise _unsupported(node)
         shapes[out] = new_shape
         cur = out
+        made_by[cur] = specs[-1] if specs else None
     if cur != g.output_name:
         raise OnnxImportError("the graph's output is not the end of its data path")
     weights = [i for i, s in enumerate(specs) if s.kind in ("dense", "conv")]
     if not weights:
         raise OnnxImportError("the graph has no Conv, Gemm or MatMul layer")
+    for sp in specs:
+        if sp.kind == "add" and not sp.relu:
+            raise OnnxImportError(
+                f"the residual Add node {sp.node!r} is not followed by a ReLU: on the chip the "
+                "Add's output is an activation code on the shared grid (clipped at 0)"
+            )
     for j, i in enumerate(weights):
         nxt = specs[i + 1] if i + 1 < len(specs) else None
+        if nxt is not None and nxt.kind == "add" and nxt.pair and j < len(weights) - 1:
+            continue  # a signed operand of a residual Add: two ADC columns (see AddLayer)
         if j < len(weights) - 1 and (nxt is None or nxt.kind != "act"):
             raise OnnxImportError(
                 f"hidden layer node {specs[i].node!r} is not followed by a ReLU: cosim's hidden "
@@ -754,6 +795,68 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
     )
 
 
+def _activation(sp: Spec | None, specs: list[Spec]) -> bool:
+    """Whether the output of ``sp`` is an activation code (a ReLU, a relu'd Add, a pool or
+    flatten of one): what a residual Add can read as its skip operand."""
+    if sp is None:
+        return False
+    i = next(j for j, s in enumerate(specs) if s is sp)
+    for s in reversed(specs[: i + 1]):
+        if s.kind in ("maxpool", "avgpool", "flatten"):
+            continue
+        return s.kind == "act" or (s.kind == "add" and s.relu)
+    return False
+
+
+def _residual_add(
+    node: Node,
+    ins: list[str],
+    cur: str,
+    specs: list[Spec],
+    made_by: dict[str, Spec | None],
+    shapes: dict[str, tuple[int, ...]],
+) -> None:
+    """Append the spec of the residual Add ``node`` (inputs ``ins``, one of them ``cur``)."""
+    if cur not in ins:
+        raise OnnxImportError(f"{node.label()} does not continue the network's single path")
+    skip = ins[1] if ins[0] == cur else ins[0]
+    if skip == cur:
+        raise OnnxImportError(f"{node.label()} adds a tensor to itself; not supported")
+    if skip not in made_by:
+        raise OnnxImportError(
+            f"{node.label()}: its operand {skip!r} is computed on a separate branch (a "
+            "projection shortcut?); cosim supports identity skips only: the Add's other "
+            "operand must be an earlier activation of the main path"
+        )
+    src = made_by[skip]
+    if src is None:
+        raise OnnxImportError(
+            f"{node.label()}: the skip operand is the network's input; cosim adds activations "
+            "of the shared grid only (put a Conv before the first residual block)"
+        )
+    if not _activation(src, specs):
+        raise OnnxImportError(
+            f"{node.label()}: the skip operand {skip!r} is not an activation (a ReLU's "
+            "output, or a residual block's): cosim adds codes of the activation grid"
+        )
+    if shapes[skip] != shapes[cur]:
+        raise OnnxImportError(
+            f"{node.label()}: adds {shapes[skip]} to {shapes[cur]}; the shapes must agree "
+            "(broadcasting is not supported)"
+        )
+    last = specs[-1] if specs else None
+    if last is not None and last.kind in ("conv", "dense"):
+        pair = True
+    elif _activation(last, specs):
+        pair = False
+    else:
+        raise OnnxImportError(
+            f"{node.label()}: its main operand must be a Conv/Gemm output (with batch norm) "
+            "or an activation"
+        )
+    specs.append(Spec("add", node.name, source=src, pair=pair))
+
+
 def input_affine(
     conv: Converted,
     mean: list[float] | None,
@@ -780,6 +883,32 @@ def input_affine(
     a = np.ones(shape) if conv.alpha is None else conv.alpha
     b = np.zeros(shape) if conv.beta is None else conv.beta
     return a / s, b - a * m / s
+
+
+def fold_input(
+    sp: Spec,
+    w: np.ndarray,
+    b: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    input_hi: float,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first weight layer's ``(w, b)`` with the input map ``x_net = alpha * x01 + beta``
+    folded in, for inputs ``x01 * input_hi`` (see :func:`build_imported`)."""
+    if sp.kind == "conv":
+        a_c, b_c = alpha[:, 0, 0], beta[:, 0, 0]
+        b = b + np.einsum("ocij,c->o", w, b_c)
+        w = w * a_c[None, :, None, None] / input_hi
+        if sp.padding and np.any(b_c != 0):
+            notes.append(
+                f"the input offset folded into the padded first convolution "
+                f"{sp.node!r} is exact only away from the image border"
+            )
+    else:
+        b = b + w @ beta.reshape(-1)
+        w = w * alpha.reshape(-1)[None, :] / input_hi
+    return w, b
 
 
 def build_imported(
@@ -812,18 +941,7 @@ def build_imported(
             if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
                 raise OnnxImportError(f"node {sp.node!r}: its weights or bias hold NaN or inf")
             if first:
-                if sp.kind == "conv":
-                    a_c, b_c = alpha[:, 0, 0], beta[:, 0, 0]
-                    b = b + np.einsum("ocij,c->o", w, b_c)
-                    w = w * a_c[None, :, None, None] / input_hi
-                    if sp.padding and np.any(b_c != 0):
-                        conv.notes.append(
-                            f"the input offset folded into the padded first convolution "
-                            f"{sp.node!r} is exact only away from the image border"
-                        )
-                else:
-                    b = b + w @ beta.reshape(-1)
-                    w = w * alpha.reshape(-1)[None, :] / input_hi
+                w, b = fold_input(sp, w, b, alpha, beta, input_hi, conv.notes)
                 first = False
             if sp.kind == "conv":
                 lay = Conv2D(w.shape[1], w.shape[0], w.shape[2], rng, sp.stride, sp.padding)
