@@ -253,47 +253,70 @@ def import_onnx(
     if log is not None:
         log(f"float {100 * float_acc:.2f}%  post-training quantized {100 * ptq_acc:.2f}%")
     if opts.finetune > 0:
-        from cosim.train.config import TrainConfig
-        from cosim.train.trainer import train
-
-        w_ref = float(np.exp(np.mean(np.log(scheme.w_max))))
-        state = scheme.state()
-        cfg = TrainConfig(
-            model=IMPORTED,
-            scheme=opts.scheme,
-            w_bits=opts.w_bits,
-            a_bits=opts.a_bits,
-            in_bits=opts.in_bits,
-            b_bits=opts.b_bits,
-            epochs=opts.finetune,
-            batch_size=opts.batch_size,
-            lr=opts.lr,
-            hi=float(scheme.hi_target),
-            w_max=w_ref,
-            unipolar_fraction=opts.unipolar_fraction,
-            seed=opts.seed,
+        model = _finetune(
+            net, scheme.state(), scheme.hi_target, model, dataset, opts, rng, info, report, log
         )
-        t2 = time.perf_counter()
-        out = train(cfg, dataset, rng, init=(net, state))
-        model = out.model
-        model.info.update(info)
-        report["finetune_epochs"] = opts.finetune
-        report["finetune_accuracy"] = out.metrics["test_accuracy"]
-        report["finetune_time_s"] = time.perf_counter() - t2
-        report["unipolar_filters"] = out.metrics["unipolar_filters"]
-        report["finetune_history"] = [
-            {k: r[k] for k in ("epoch", "train_loss", "test_accuracy")} for r in out.history
-        ]
-        if log is not None:
-            log(
-                f"after {opts.finetune} fine-tuning epochs {100 * report['finetune_accuracy']:.2f}%"
-            )
     report["test_accuracy"] = _accuracy(model, dataset)
     report["grids"] = grids_summary(model)
     report["wall_time_s"] = time.perf_counter() - t0
     model.info["test_accuracy"] = report["test_accuracy"]
     model.info["float_accuracy"] = float_acc
     return ImportOutcome(model, net, report)
+
+
+def _finetune(
+    net: Network,
+    state: dict[str, Any],
+    hi: float,
+    model: mf.Model,
+    dataset: Dataset,
+    opts: ImportOptions,
+    rng: np.random.Generator,
+    info: dict[str, Any],
+    report: dict[str, Any],
+    log: Any = None,
+) -> mf.Model:
+    """``--finetune``: cosim's quantization-aware training from ``net`` and the calibrated
+    ranges ``state`` (sequential or residual; ``hi`` the scheme's target range); fills the
+    report's fine-tuning entries and returns the fine-tuned model (the architecture name of
+    ``model`` kept)."""
+    from dataclasses import replace
+
+    from cosim.train.config import TrainConfig
+    from cosim.train.trainer import train
+
+    w_ref = float(np.exp(np.mean(np.log(state["w_max"]))))
+    cfg = TrainConfig(
+        model=IMPORTED,
+        scheme=opts.scheme,
+        w_bits=opts.w_bits,
+        a_bits=opts.a_bits,
+        in_bits=opts.in_bits,
+        b_bits=opts.b_bits,
+        epochs=opts.finetune,
+        batch_size=opts.batch_size,
+        lr=opts.lr,
+        hi=float(hi),
+        w_max=w_ref,
+        unipolar_fraction=opts.unipolar_fraction,
+        seed=opts.seed,
+    )
+    t2 = time.perf_counter()
+    out = train(cfg, dataset, rng, init=(net, state))
+    tuned = out.model
+    if tuned.architecture != model.architecture:
+        tuned = replace(tuned, architecture=model.architecture)
+    tuned.info.update(info)
+    report["finetune_epochs"] = opts.finetune
+    report["finetune_accuracy"] = out.metrics["test_accuracy"]
+    report["finetune_time_s"] = time.perf_counter() - t2
+    report["unipolar_filters"] = out.metrics["unipolar_filters"]
+    report["finetune_history"] = [
+        {k: r[k] for k in ("epoch", "train_loss", "test_accuracy")} for r in out.history
+    ]
+    if log is not None:
+        log(f"after {opts.finetune} fine-tuning epochs {100 * report['finetune_accuracy']:.2f}%")
+    return tuned
 
 
 def _import_residual(
@@ -307,21 +330,12 @@ def _import_residual(
     log: Any = None,
 ) -> ImportOutcome:
     """The import of a graph with residual Adds (:mod:`cosim.train.residual_import`):
-    post-training quantization only; the outcome's ``net`` is None."""
+    post-training quantization, then (``--unipolar-fraction``, ``--finetune``) the trainer's
+    residual network from it; the outcome's ``net`` is None without either."""
     from dataclasses import replace
 
-    from cosim.train.residual_import import build_residual_model
+    from cosim.train.residual_import import build_residual_model, network_from_model
 
-    if opts.finetune > 0:
-        raise OnnxImportError(
-            "--finetune: cosim's trainer runs sequential networks only; a graph with residual "
-            "Adds is imported by post-training quantization (leave --finetune out)"
-        )
-    if opts.unipolar_fraction > 0:
-        raise OnnxImportError(
-            "--unipolar-fraction: the unipolar filter search needs the trainer, which runs "
-            "sequential networks only; leave it out for a graph with residual Adds"
-        )
     t_convert = time.perf_counter() - t0
     float_acc = graph_accuracy(g, conv, dataset, alpha, beta)
     if dataset.preprocessing.in_bits != opts.in_bits:
@@ -338,12 +352,35 @@ def _import_residual(
         "imported_from": g.name,
         "import": {k: v for k, v in asdict(opts).items() if v is not None},
     }
+    shadow: list[tuple[np.ndarray, np.ndarray]] = []
     model, cal = build_residual_model(
         conv, alpha, beta, dataset, x_cal, opts.scheme, opts.w_bits, opts.a_bits,
-        opts.in_bits, opts.b_bits, opts.method, f"onnx:{g.name}", dict(info),
+        opts.in_bits, opts.b_bits, opts.method, f"onnx:{g.name}", dict(info), shadow,
     )  # fmt: skip
-    t_calibrate = time.perf_counter() - t1
     ptq_acc = _accuracy(model, dataset)
+    net = None
+    masks: list[np.ndarray] = []
+    if opts.unipolar_fraction > 0 or opts.finetune > 0:
+        net, state = network_from_model(model, shadow, f"onnx:{g.name}")
+        masks = [np.zeros(lay.n_out, dtype=bool) for lay in net.hidden]
+    if net is not None and opts.unipolar_fraction > 0 and opts.finetune == 0:
+        # the search on the calibration samples, as for sequential graphs (the trainer's own
+        # unipolar schedule does it with --finetune); a pair's filters are never candidates
+        scheme = Scheme(opts.scheme, net, opts.w_bits, opts.a_bits, opts.in_bits,
+                        opts.b_bits, model.input_hi)  # fmt: skip
+        scheme.load_state(state)
+        scheme.apply(None)
+        masks = search_unipolar(
+            net,
+            opts.unipolar_fraction,
+            batch_inputs(dataset, dataset.x_train[idx], scheme),
+            dataset.y_train[idx],
+        )
+        model = export_model(net, scheme, masks, dataset, dict(info))
+        model = replace(model, architecture=f"onnx:{g.name}")
+    t_calibrate = time.perf_counter() - t1
+    if net is not None and opts.unipolar_fraction > 0 and opts.finetune == 0:
+        ptq_acc = _accuracy(model, dataset)
     if log is not None:
         log(f"float {100 * float_acc:.2f}%  post-training quantized {100 * ptq_acc:.2f}%")
     report: dict[str, Any] = {
@@ -362,14 +399,16 @@ def _import_residual(
         "float_accuracy_folded": cal.pop("float_accuracy_folded"),
         "ptq_accuracy": ptq_acc,
         "residual_adds": sum(sp.kind == "add" for sp in conv.specs),
-        "unipolar_filters": 0,
+        "unipolar_filters": int(sum(int(m.sum()) for m in masks)),
         "convert_time_s": t_convert,
         "calibrate_time_s": t_calibrate,
         "n_test": len(dataset.x_test),
-        "test_accuracy": ptq_acc,
-        "grids": grids_summary(model),
-        "wall_time_s": time.perf_counter() - t0,
     }
-    model.info["test_accuracy"] = ptq_acc
+    if net is not None and opts.finetune > 0:
+        model = _finetune(net, state, model.input_hi, model, dataset, opts, rng, info, report, log)
+    report["test_accuracy"] = _accuracy(model, dataset)
+    report["grids"] = grids_summary(model)
+    report["wall_time_s"] = time.perf_counter() - t0
+    model.info["test_accuracy"] = report["test_accuracy"]
     model.info["float_accuracy"] = float_acc
-    return ImportOutcome(model, None, report)
+    return ImportOutcome(model, net, report)

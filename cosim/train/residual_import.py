@@ -1,10 +1,10 @@
 """Post-training quantization of an imported *residual* graph straight to a deployed model.
 
-The trainer's :class:`~cosim.train.network.Network` is a list of layers, so graphs with
-residual Adds (:class:`~cosim.model.format.AddLayer`) do not go through it: this module runs
-the converted specs (:func:`cosim.train.onnx_graph.convert`) in float64, calibrates them and
-builds the :class:`~cosim.model.Model` directly. Fine-tuning and unipolar filters need the
-trainer and are refused for residual graphs.
+This module runs the converted specs (:func:`cosim.train.onnx_graph.convert`) in float64,
+calibrates them and builds the :class:`~cosim.model.Model` directly.
+:func:`network_from_model` then gives the trainer's :class:`~cosim.train.network.Network`
+(with its :class:`~cosim.train.layers.Add` layers) and scheme ranges of such a model, from
+which ``cosim import --finetune`` trains and the unipolar search chooses filters.
 
 Method (the same as :mod:`cosim.train.ptq` where the graph allows it):
 
@@ -47,6 +47,7 @@ from cosim.datasets import Dataset
 from cosim.errors import OnnxImportError
 from cosim.model.forward import im2col
 from cosim.quant import DEFAULT_HI, ActGrid, BiasGrid, WeightGrid, default_bias_bits
+from cosim.train.network import Network
 from cosim.train.onnx_graph import Converted, Spec, fold_input
 from cosim.train.ptq import METHODS, _shared, act_range, weight_range
 
@@ -125,11 +126,14 @@ def build_residual_model(
     method: str,
     architecture: str,
     info: dict[str, Any],
+    shadow: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[mf.Model, dict[str, Any]]:
     """The deployed model of a converted residual graph (see the module docstring).
 
     ``x01_cal``: calibration samples in ``[0, 1]`` (the dataset's preprocessing applied), in
-    the dataset's layout. Returns the model and the calibration's report."""
+    the dataset's layout. Returns the model and the calibration's report. ``shadow``, when
+    given, receives the rescaled float ``(W, b)`` of every weight layer in order (a pair's
+    ``W`` once), the starting point of fine-tuning (:func:`network_from_model`)."""
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}: choose one of {METHODS}")
     specs = conv.specs
@@ -228,6 +232,8 @@ def build_residual_model(
         if sp.kind in ("conv", "dense"):
             w, b = scaled[i]
             is_head = i == head
+            if shadow is not None:
+                shadow.append((w, b))
             in_grid = grid(tensor.get(i - 1, -1))
             w_grid = WeightGrid(w_maxes[i], w_bits)
             b_grid = BiasGrid.for_layer(w_grid, in_grid, b_bits_)
@@ -305,3 +311,83 @@ def build_residual_model(
         "head_scale": head_scale,
     }
     return model, report
+
+
+def network_from_model(
+    model: mf.Model,
+    shadow: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    arch: str = "imported",
+) -> tuple[Network, dict[str, Any]]:
+    """The trainer's network and scheme ranges (:meth:`~cosim.train.scheme.Scheme.state`)
+    of a quantized deployed model, residual Adds included.
+
+    Weight layers take ``shadow``'s float ``(W, b)`` (as :func:`build_residual_model` gives
+    them) or, without it, the model's real weights ``n_w * u`` and biases ``n_b * step_b``; a
+    pair (a hidden layer whose next layer is a ``pair`` Add) becomes one layer of ``C``
+    outputs (the first half) followed by a :class:`~cosim.train.layers.SignedAct`. The
+    ranges are the model's grids: ``w_max`` per weight layer, ``hi_x`` (input grids),
+    ``hi_y`` (output grids; the head's entry unused), ``hi_add`` (the Adds' grids), so
+    :func:`cosim.train.export.export_model` of the network under those ranges gives the
+    model's grids back.
+    """
+    from cosim.train.layers import (
+        ActQuant,
+        Add,
+        AvgPool2D,
+        Conv2D,
+        Dense,
+        Flatten,
+        Layer,
+        MaxPool2D,
+        SignedAct,
+    )
+
+    if not model.quantized:
+        raise ValueError("network_from_model needs a quantized model")
+    rng = np.random.default_rng(0)  # the initial weights are replaced
+    layers: list[Layer] = []
+    net_index: dict[int, int] = {}  # model layer -> the net layer giving its output
+    w_max: list[float] = []
+    hi_x: list[float] = []
+    hi_y: list[float] = []
+    hi_add: list[float] = []
+    wi = 0
+    for i, lay in enumerate(model.layers):
+        if isinstance(lay, mf.WeightLayer):
+            assert lay.w_grid is not None and lay.in_grid is not None
+            nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
+            pair = isinstance(nxt, mf.AddLayer) and nxt.pair
+            n_out = lay.out_shape[0] // 2 if pair else lay.out_shape[0]
+            wl: Dense | Conv2D
+            if lay.kind == "conv2d":
+                assert lay.kernel is not None
+                wl = Conv2D(lay.in_shape[0], n_out, lay.kernel, rng, lay.stride, lay.padding)
+            else:
+                wl = Dense(lay.in_shape[0], n_out, rng)
+            if shadow is not None:
+                w, b = shadow[wi]
+            else:
+                w, b = lay.weights(), lay.biases()
+            wl.params["W"] = np.asarray(w, dtype=np.float32)[:n_out].reshape(n_out, -1).copy()
+            wl.params["b"] = np.asarray(b, dtype=np.float32)[:n_out].copy()
+            layers.append(wl)
+            w_max.append(lay.w_grid.w_max)
+            hi_x.append(lay.in_grid.hi)
+            hi_y.append(lay.out_grid.hi if lay.out_grid is not None else model.input_hi)
+            if lay.is_hidden:
+                layers.append(SignedAct(wl) if pair else ActQuant(wl))
+            wi += 1
+        elif isinstance(lay, mf.PoolLayer):
+            layers.append(AvgPool2D(lay.size) if lay.kind == "avgpool2d" else MaxPool2D(lay.size))
+        elif isinstance(lay, mf.FlattenLayer):
+            layers.append(Flatten())
+        else:
+            assert isinstance(lay, mf.AddLayer) and lay.out_grid is not None
+            layers.append(Add(net_index[lay.source], lay.pair))
+            hi_add.append(lay.out_grid.hi)
+        net_index[i] = len(layers) - 1
+    net = Network(layers, model.preprocessing.input_shape, arch)
+    state: dict[str, Any] = {"w_max": w_max, "hi_x": hi_x, "hi_y": hi_y}
+    if hi_add:
+        state["hi_add"] = hi_add
+    return net, state
