@@ -236,11 +236,6 @@ def test_residual_graphs_cosim_cannot_run_are_refused(digits, kw, match):
         _import(m, digits)
 
 
-def test_finetune_of_a_residual_graph_is_refused(block, digits):
-    with pytest.raises(OnnxImportError, match="--finetune"):
-        _import(block, digits, finetune=1)
-
-
 def test_layer_tuning_energy_goes_to_the_crossbar_layers_only(block, digits, library):
     """Per-layer tuning charges every hidden layer beyond the first, never the Add's row."""
     model = _import(block, digits, scheme="per-layer").model
