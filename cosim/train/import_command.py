@@ -87,6 +87,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="peak learning rate of the fine-tuning (default 5e-4)",
     )
     parser.add_argument(
+        "--batch-size",
+        type=ac.integer(1, 100_000),
+        default=64,
+        help="mini-batch size of the fine-tuning (default 64; small datasets gain from "
+        "smaller batches: more steps per epoch)",
+    )
+    parser.add_argument(
         "--unipolar-fraction",
         type=ac.fraction,
         default=0.0,
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.range_method,
         finetune=args.finetune,
         lr=args.lr,
+        batch_size=args.batch_size,
         unipolar_fraction=args.unipolar_fraction,
         input_mean=args.input_mean,
         input_std=args.input_std,

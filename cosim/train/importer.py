@@ -79,6 +79,8 @@ class ImportOptions:
             raise OnnxImportError(f"--calibrate {self.calibrate} must be at least 1")
         if self.finetune < 0:
             raise OnnxImportError(f"--finetune {self.finetune} must be 0 or more epochs")
+        if self.batch_size < 1:
+            raise OnnxImportError(f"--batch-size {self.batch_size} must be at least 1")
 
 
 @dataclass
