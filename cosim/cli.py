@@ -1,4 +1,5 @@
-"""The ``cosim`` command line: ``characterize``, ``train``, ``evaluate``, ``report``.
+"""The ``cosim`` command line: ``characterize``, ``train``, ``import``, ``evaluate``,
+``report``.
 
 Each sub-command lives in its own module exposing ``configure(parser)`` (adds arguments;
 must stay import-light) and ``run(args) -> int``. Deliberate errors (:class:`CosimError`)
@@ -30,6 +31,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sweep the circuits in ngspice and fit validated surrogate models",
     ),
     "train": ("cosim.train.command", "train a network for NVM crossbars (global quantization)"),
+    "import": (
+        "cosim.train.import_command",
+        "import an ONNX network: quantize it onto the chip's grids and write a model file",
+    ),
+    "export": (
+        "cosim.train.export_command",
+        "write a model file as ONNX (float, or quantized with QuantizeLinear/DequantizeLinear)",
+    ),
     "evaluate": (
         "cosim.engine.command",
         "run a trained network through the analog engine: accuracy, energy, area",

@@ -25,6 +25,10 @@ class ModelFileError(CosimError, ValueError):
     """A model file is corrupt, of another format version, or inconsistent."""
 
 
+class OnnxImportError(CosimError, ValueError):
+    """An ONNX graph cannot be imported: an unsupported operator or structure, or bad input."""
+
+
 class TrainingDivergedError(CosimError, ArithmeticError):
     """Training diverged: the loss or a parameter became NaN/inf (usually too large a --lr)."""
 

@@ -3,7 +3,8 @@
 #   system: ngspice + libngspice0-dev (PySpice loads libngspice.so), python3-venv,
 #           dataset-fashion-mnist (Fashion-MNIST IDX files, used by tests and benchmarks)
 #   python: a virtual environment in .venv with cosim and its pinned lower bounds.
-# Usage: scripts/setup.sh [EXTRA]   (EXTRA = pip extra to install: dev, plots, notebooks)
+# Usage: scripts/setup.sh [EXTRA]   (EXTRA = pip extra to install: dev (default: every tool,
+#        onnx included), plots, notebooks, onnx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-dev}"

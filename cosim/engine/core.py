@@ -26,9 +26,12 @@ Unipolar columns carry the ``g_min`` leakage of every device on them; the tile's
 reference line (:mod:`cosim.engine.chip`) sinks ``g_min·Σ s(V_i)`` at each unipolar column's TIA
 input, so the leakage is removed before the conversion, in every row tile's partial sum.
 
-Pooling, flattening and the classifier head run digitally, exactly as in
+Pooling, flattening, residual Adds and the classifier head run digitally, exactly as in
 :func:`cosim.model.forward.integer_forward`. In ideal mode the same mapping is evaluated in
-exact integers and reproduces that function bit for bit.
+exact integers and reproduces that function bit for bit. A residual Add
+(:class:`cosim.model.AddLayer`, :func:`cosim.model.forward.add_codes`) costs
+``digital.e_add_j`` per add (two per output where its operand is a signed pair), tallied
+in its own layer row ``"{index}:add"``.
 
 Where it lives: this module holds :class:`Engine` (chip instances, batches, the layer pass,
 :meth:`Engine.trace`); its parts are mixed in from one module each: the folded affine path
@@ -76,8 +79,8 @@ from cosim.engine.whatif import WHAT_IF_FIELDS as WHAT_IF_FIELDS
 from cosim.engine.whatif import what_if_card
 from cosim.errors import CosimError, DataError
 from cosim.library import SurrogateLibrary
-from cosim.model import FlattenLayer, Model, PoolLayer, WeightLayer
-from cosim.model.forward import exact_matmul, im2col, pool
+from cosim.model import AddLayer, FlattenLayer, Model, PoolLayer, WeightLayer
+from cosim.model.forward import add_codes, exact_matmul, im2col, pool
 from cosim.surrogates.periphery import TiaModel
 
 
@@ -220,6 +223,8 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         k = self.model.preprocessing.codes(x)
         states = {s.lmap.index: s for s in chip} if chip is not None else {}
         logits = None
+        sources = self.model.add_sources()
+        saved: dict[int, np.ndarray] = {}
         for i, lay in enumerate(self.model.layers):
             if isinstance(lay, WeightLayer):
                 if lay.is_hidden:
@@ -237,6 +242,12 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
                 k = pool(lay, k, integer=True)
             elif isinstance(lay, FlattenLayer):
                 k = k.reshape(k.shape[0], -1)
+            elif isinstance(lay, AddLayer):  # digital, between tiles: the reference's adds
+                k = add_codes(self.model, i, k, saved[lay.source])
+                st = stats.setdefault(i, LayerStats(f"{i}:add"))
+                st.count("digital", self.card.digital.e_add_j, k.size * (2 if lay.pair else 1))
+            if i in sources:
+                saved[i] = k
         assert logits is not None
         return logits
 

@@ -18,6 +18,13 @@ per tile in both. Areas come from the card (``area.device_cell_m2``, ``dac.area_
 are not counted, neither their area nor the energy of the copies they deliver (about the
 reference current per unipolar column, ``g_min/g_max`` of a column's full scale).
 
+Residual Adds (:class:`cosim.model.AddLayer`) add no area of their own: their adders are
+counted in the digital periphery of the output columns (``digital.area_per_column_m2`` per
+column; a signed operand's layer has two columns per output, more than the Add's outputs).
+The buffer that holds the skip operand's activations until the Add has no card figure and
+is not counted (nor are the buffers between sequential layers); the Adds' energy is
+``digital.e_add_j`` per add (:meth:`cosim.engine.core.Engine.forward`).
+
 Per-layer tuning (:func:`layer_tuning`, only when an evaluation sets
 ``EngineConfig.layer_tuning``): a dedicated design whose layers each have their own ranges
 also needs, for every hidden layer beyond the first, its own reference levels (ADC

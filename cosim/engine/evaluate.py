@@ -262,7 +262,8 @@ def _tuning_energy(eng: Engine, total: dict[int, LayerStats]) -> None:
         return
     t_run = eng.card.tia.t_read_s * sum(s.vectors for s in total.values())
     per_set = t["power_w"] / t["sets"] * t_run
-    for i in sorted(total)[1:]:
+    hidden = {m.index for m in eng.maps}  # not a residual Add's entry
+    for i in sorted(i for i in total if i in hidden)[1:]:
         total[i].energy_j["layer_tuning"] += per_set
 
 

@@ -52,7 +52,10 @@ FILE_KINDS = {
     "png": "plot",
     "model": "model file",
     "checkpoint": "training checkpoint",
+    "onnx": "model export (ONNX)",
 }
+#: ``producer_name`` of the ONNX files ``cosim export`` writes.
+ONNX_PRODUCER = b"cosim"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -173,6 +176,30 @@ def _png_text(ctype: bytes, data: bytes) -> str | None:
     return parts[2].decode("utf-8", errors="replace")
 
 
+def onnx_producer(path: str | os.PathLike[str]) -> bytes | None:
+    """The ``producer_name`` of an ONNX file, read from its first bytes without onnx.
+
+    An ``onnx.ModelProto`` serializes ``ir_version`` (field 1, a varint) then
+    ``producer_name`` (field 2, length-delimited) first; None for anything else.
+    """
+    try:
+        with open_regular(Path(path), max_bytes=2**40) as fh:
+            head = fh.read(64)
+    except (CosimError, OSError):
+        return None
+    if len(head) < 3 or head[0] != 0x08:
+        return None
+    i = 1
+    while i < len(head) and head[i] & 0x80:  # the varint's continuation bytes
+        i += 1
+    i += 1
+    if i + 2 > len(head) or head[i] != 0x12 or head[i + 1] & 0x80:
+        return None
+    n = head[i + 1]
+    name = head[i + 2 : i + 2 + n]
+    return name if len(name) == n else None
+
+
 def is_cosim_file(path: str | os.PathLike[str], kind: str) -> bool:
     """Whether ``path`` is a regular file cosim wrote as ``kind`` (:func:`check_output_file`)."""
     if kind not in FILE_KINDS:
@@ -180,6 +207,8 @@ def is_cosim_file(path: str | os.PathLike[str], kind: str) -> bool:
     if kind == "json":
         doc = try_json(Path(path))
         return isinstance(doc, dict) and str(doc.get("written_by", "")).startswith("cosim")
+    if kind == "onnx":
+        return onnx_producer(path) == ONNX_PRODUCER
     if kind == "png":
         sw = png_software(path)
         return sw is not None and sw.startswith("cosim")

@@ -4,7 +4,8 @@
 neither imports the other.
 
 * :mod:`cosim.model.format`: :class:`Model` and its layers (:class:`WeightLayer`,
-  :class:`PoolLayer`, :class:`FlattenLayer`), the file format's description and constants;
+  :class:`PoolLayer`, :class:`FlattenLayer`, :class:`AddLayer`: a residual Add), the file
+  format's description and constants;
 * :mod:`cosim.model.io`: :func:`save_model`, :func:`load_model`, :func:`read_npz`;
 * :mod:`cosim.model.validate`: the field-by-field checks of loading;
 * :mod:`cosim.model.forward`: the integer reference forward (:func:`integer_forward`), the
@@ -18,6 +19,7 @@ from cosim.model.format import (
     FORMAT_VERSION,
     LAYER_KINDS,
     SCHEMES,
+    AddLayer,
     FlattenLayer,
     Layer,
     Model,
@@ -41,6 +43,7 @@ __all__ = [
     "LAYER_KINDS",
     "MAX_MODEL_BYTES",
     "SCHEMES",
+    "AddLayer",
     "FlattenLayer",
     "ForwardResult",
     "Layer",

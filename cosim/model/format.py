@@ -14,8 +14,8 @@ Public API
     Write a model file atomically.
 :class:`Model`
     ``scheme`` (``"float"``, ``"per-layer"``, ``"global"``, ``"fixed"``), ``architecture``,
-    ``layers`` (a tuple of :class:`WeightLayer`, :class:`PoolLayer`, :class:`FlattenLayer`
-    in execution order), ``preprocessing`` (:class:`~cosim.quant.Preprocessing`),
+    ``layers`` (a tuple of :class:`WeightLayer`, :class:`PoolLayer`, :class:`FlattenLayer`,
+    :class:`AddLayer` in execution order), ``preprocessing`` (:class:`~cosim.quant.Preprocessing`),
     ``input_hi`` (the real value of full-scale input), ``n_classes``, ``info`` (training
     metadata), and the shortcuts ``weight_layers``, ``hidden_layers``, ``head``.
 :class:`WeightLayer`
@@ -29,6 +29,13 @@ Public API
     head), ``b_grid`` and ``scale`` (:func:`cosim.quant.layer_scale`); for the float scheme,
     float weights ``w`` and biases ``b``. ``weights()``/``biases()`` give real values for any
     scheme.
+:class:`AddLayer`
+    A residual Add (``kind = "add"``): the current activation plus the output of the earlier
+    layer ``source``, clipped at 0 (ReLU) and, for quantized schemes, to its ``out_grid``
+    (:func:`cosim.quant.residual_add`); ``pair`` when the current activation is a signed
+    operand held as ``(positive, negative)`` halves of the channels. Digital, between tiles;
+    ``Model.residual`` says whether a model has one, ``Model.code_grid(i)`` the grid of
+    layer ``i``'s codes.
 
 The engine runs hidden layers on the crossbar (``n_w`` onto device levels, ``n_b`` onto the
 bias row driven at full scale), re-quantizes with :func:`cosim.quant.requantize` and computes
@@ -43,7 +50,10 @@ An uncompressed ``.npz`` (``np.load(path, allow_pickle=False)``; nothing is pick
     0-d unicode array holding JSON: ``format = "cosim-model"``, ``format_version = 1``,
     ``scheme``, ``architecture``, ``n_classes``, ``preprocessing``, ``input_hi``, ``layers``
     (one dict per layer: ``kind`` and geometry; weight layers add ``role`` and, when
-    quantized, ``w_grid``/``in_grid``/``out_grid``/``b_grid`` dicts), ``info``.
+    quantized, ``w_grid``/``in_grid``/``out_grid``/``b_grid`` dicts; an ``add`` layer
+    ``source`` (an earlier layer's index), ``pair`` and, when quantized, ``out_grid``),
+    ``info``. A sequential model's file has no ``add`` entry and is what it always was;
+    a cosim older than residual Adds refuses ``kind = "add"`` as an unknown layer kind.
 ``L{i}.n_w`` (int16), ``L{i}.n_b`` (int32), ``L{i}.unipolar`` (bool)
     Integer levels of weight layer ``i`` (index in ``layers``) for quantized schemes.
 ``L{i}.w``, ``L{i}.b`` (float32)
@@ -78,7 +88,7 @@ from cosim.quant import ActGrid, BiasGrid, Preprocessing, WeightGrid, layer_scal
 FORMAT = "cosim-model"
 FORMAT_VERSION = 1
 SCHEMES = ("float", "per-layer", "global", "fixed")
-LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten")
+LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten", "add")
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +206,41 @@ class FlattenLayer:
         }
 
 
-Layer = WeightLayer | PoolLayer | FlattenLayer
+@dataclass(frozen=True)
+class AddLayer:
+    """A residual Add: digital, between tiles, of the current activation and the output of
+    an earlier layer ``source`` (an index into ``Model.layers``), ReLU'd (clipped at 0).
+
+    ``pair``: the current activation holds a signed operand as two halves of channels
+    (features), ``(positive, negative)``: a hidden layer whose weights and biases are
+    ``[W; -W]``, ``[b; -b]`` gives ``relu(z)`` and ``relu(-z)`` on two ADC columns each,
+    and the operand is their difference (``in_shape`` has ``2 C`` channels, ``out_shape``
+    ``C``). Quantized models give ``out_grid``, the grid of the sum; each operand is
+    rescaled onto it by :func:`cosim.quant.residual_add` (on one shared grid: the sum of
+    the codes, clipped to the grid).
+    """
+
+    source: int
+    pair: bool = False
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    out_grid: ActGrid | None = None
+    kind: str = "add"
+
+    def geometry(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "kind": "add",
+            "source": self.source,
+            "pair": self.pair,
+            "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape),
+        }
+        if self.out_grid is not None:
+            d["out_grid"] = self.out_grid.to_dict()
+        return d
+
+
+Layer = WeightLayer | PoolLayer | FlattenLayer | AddLayer
 
 
 @dataclass(frozen=True)
@@ -230,3 +274,22 @@ class Model:
     @property
     def input_grid(self) -> ActGrid | None:
         return self.weight_layers[0].in_grid
+
+    @property
+    def residual(self) -> bool:
+        """Whether the network has residual Adds (a graph, not a list of layers)."""
+        return any(isinstance(lay, AddLayer) for lay in self.layers)
+
+    def code_grid(self, i: int) -> ActGrid | None:
+        """The grid of the codes ``layers[i]`` outputs (``i = -1``: the input codes): the
+        output grid of the nearest hidden weight layer or Add at or before ``i``."""
+        for lay in reversed(self.layers[: i + 1]):
+            if isinstance(lay, AddLayer):
+                return lay.out_grid
+            if isinstance(lay, WeightLayer):
+                return lay.out_grid
+        return self.input_grid
+
+    def add_sources(self) -> frozenset[int]:
+        """Indices of the layers whose outputs a later Add reads."""
+        return frozenset(lay.source for lay in self.layers if isinstance(lay, AddLayer))

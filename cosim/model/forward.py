@@ -6,7 +6,10 @@ For each hidden weight layer, with input codes ``k_x`` on its input grid::
     y_code = requantize(acc, u * step_in / step_out, a)  (cosim.quant.requantize)
 
 average pooling re-quantizes codes with ``(sum + n//2) // n``, max pooling is exact, flatten
-takes (C, H, W) order, and the head (the digital classifier) returns
+takes (C, H, W) order, a residual Add (:class:`~cosim.model.format.AddLayer`) gives
+``residual_add(k_a, step_a / step_y, k_src, step_src / step_y, a)`` (on one shared grid:
+``clip(k_a + k_src, 0, 2**a - 1)``; ``k_a`` the difference of the two halves of a pair),
+and the head (the digital classifier) returns
 ``logits = u * step_in * acc`` in float64. The analog engine replaces the exact ``acc`` by
 what the crossbar, TIA and ADC produce and must give these codes when ideal.
 
@@ -34,8 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cosim.model.format import FlattenLayer, Model, PoolLayer, WeightLayer
-from cosim.quant import avgpool_round, requantize
+from cosim.model.format import AddLayer, FlattenLayer, Model, PoolLayer, WeightLayer
+from cosim.quant import add_ratio, avgpool_round, requantize, residual_add
 
 _F64_EXACT = float(1 << 53)
 
@@ -127,6 +130,34 @@ def pool(lay: PoolLayer, x: np.ndarray, integer: bool) -> np.ndarray:
     return avgpool_round(sums, s * s) if integer else sums / (s * s)
 
 
+def add_operand(lay: AddLayer, x: np.ndarray) -> np.ndarray:
+    """The Add's first operand: ``x`` itself, or for a pair the positive half of the channels
+    (features) less the negative half (signed)."""
+    if not lay.pair:
+        return x
+    c = x.shape[1] // 2
+    return x[:, :c] - x[:, c:]
+
+
+def add_ratios(model: Model, i: int) -> tuple[float, float]:
+    """``(r_a, r_src)``: the rescale factors of the operands of the Add ``model.layers[i]``
+    onto its output grid (:func:`cosim.quant.add_ratio`; 1.0 each on one shared grid)."""
+    lay = model.layers[i]
+    assert isinstance(lay, AddLayer) and lay.out_grid is not None  # a quantized Add
+    g_a, g_s = model.code_grid(i - 1), model.code_grid(lay.source)
+    assert g_a is not None and g_s is not None  # load_model checks every Add's operands
+    return add_ratio(g_a, lay.out_grid), add_ratio(g_s, lay.out_grid)
+
+
+def add_codes(model: Model, i: int, k: np.ndarray, k_src: np.ndarray) -> np.ndarray:
+    """Output codes of the residual Add ``model.layers[i]`` (the integer reference's, which
+    the engine calls too): ``k`` the current codes, ``k_src`` its source layer's."""
+    lay = model.layers[i]
+    assert isinstance(lay, AddLayer) and lay.out_grid is not None
+    r_a, r_s = add_ratios(model, i)
+    return residual_add(add_operand(lay, k), r_a, k_src, r_s, lay.out_grid.bits)
+
+
 def integer_forward(model: Model, x_raw: np.ndarray, keep_codes: bool = False) -> ForwardResult:
     """Run a quantized model on raw samples ``(N,) + input_shape`` with exact integers.
 
@@ -145,7 +176,9 @@ def integer_forward(model: Model, x_raw: np.ndarray, keep_codes: bool = False) -
     k = model.preprocessing.codes(x_raw)
     codes: list[np.ndarray] = []
     logits = None
-    for lay in model.layers:
+    sources = model.add_sources()
+    saved: dict[int, np.ndarray] = {}
+    for i, lay in enumerate(model.layers):
         if isinstance(lay, WeightLayer):
             assert lay.n_w is not None and lay.n_b is not None  # a quantized model
             assert lay.w_grid is not None and lay.in_grid is not None
@@ -161,6 +194,10 @@ def integer_forward(model: Model, x_raw: np.ndarray, keep_codes: bool = False) -
             k = pool(lay, k, integer=True)
         elif isinstance(lay, FlattenLayer):
             k = k.reshape(k.shape[0], -1)
+        elif isinstance(lay, AddLayer):
+            k = add_codes(model, i, k, saved[lay.source])
+        if i in sources:
+            saved[i] = k
         if keep_codes:
             codes.append(k)
     assert logits is not None
@@ -170,15 +207,21 @@ def integer_forward(model: Model, x_raw: np.ndarray, keep_codes: bool = False) -
 def float_forward(model: Model, x_raw: np.ndarray) -> ForwardResult:
     """Run a float-scheme model: ``x = x01 * input_hi``, ReLU after hidden layers (float64)."""
     x = model.preprocessing.unit(x_raw) * model.input_hi
-    for lay in model.layers:
+    sources = model.add_sources()
+    saved: dict[int, np.ndarray] = {}
+    for i, lay in enumerate(model.layers):
         if isinstance(lay, WeightLayer):
             x = _weight_layer(lay, x, lay.weights(), lay.biases())
             if lay.is_hidden:
                 x = np.maximum(x, 0.0)
         elif isinstance(lay, PoolLayer):
             x = pool(lay, x, integer=False)
+        elif isinstance(lay, AddLayer):
+            x = np.maximum(add_operand(lay, x) + saved[lay.source], 0.0)
         else:
             x = x.reshape(x.shape[0], -1)
+        if i in sources:
+            saved[i] = x
     return ForwardResult(x, np.argmax(x, axis=1))
 
 

@@ -34,10 +34,9 @@ from cosim.quant import GridError
 
 
 # ------------------------------------------------------------------------------------ save
-def save_model(
-    model: Model, path: str | Path, extra_arrays: dict[str, np.ndarray] | None = None
-) -> None:
-    """Write ``model`` to ``path`` (``.npz`` + JSON metadata) atomically."""
+def model_arrays(model: Model) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The file's metadata (a JSON-able dict) and its layer arrays (``L{i}.*``) of ``model``:
+    what :func:`save_model` writes and :func:`cosim.model.validate.build_model` reads."""
     arrays: dict[str, np.ndarray] = {}
     layers_meta = []
     for i, lay in enumerate(model.layers):
@@ -69,6 +68,14 @@ def save_model(
         "layers": layers_meta,
         "info": model.info,
     }
+    return meta, arrays
+
+
+def save_model(
+    model: Model, path: str | Path, extra_arrays: dict[str, np.ndarray] | None = None
+) -> None:
+    """Write ``model`` to ``path`` (``.npz`` + JSON metadata) atomically."""
+    meta, arrays = model_arrays(model)
     arrays["meta"] = np.array(dumps_json(meta))
     for k, v in (extra_arrays or {}).items():
         arrays["shadow." + k] = v

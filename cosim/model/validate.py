@@ -20,6 +20,7 @@ from cosim.fileio import error_text, show_path
 from cosim.model.format import (
     LAYER_KINDS,
     SCHEMES,
+    AddLayer,
     FlattenLayer,
     Layer,
     Model,
@@ -220,6 +221,22 @@ def _geometry(f: Fields, g: dict[str, Any], i: int, kind: str) -> tuple[tuple, t
         if outs != (math.prod(ins),):
             raise f.fail(f"{w}.out_shape", f"{list(outs)} is not the flattened {list(ins)}")
         return ins, outs, {}
+    if kind == "add":
+        ins = f.shape(f.get(g, "in_shape", f"{w}.in_shape"), f"{w}.in_shape")
+        outs = f.shape(f.get(g, "out_shape", f"{w}.out_shape"), f"{w}.out_shape")
+        source = f.integer(f.get(g, "source", f"{w}.source"), f"{w}.source", 0, max(i - 1, 0))
+        if source >= i:
+            raise f.fail(f"{w}.source", f"{source} is not an earlier layer")
+        pair = f.get(g, "pair", f"{w}.pair")
+        if type(pair) is not bool:
+            raise f.fail(f"{w}.pair", f"must be true or false, got {short(pair)}")
+        want = (2 * outs[0], *outs[1:]) if pair else outs
+        if ins != want:
+            raise f.fail(
+                f"{w}.out_shape",
+                f"{list(outs)} does not follow from input {list(ins)} (pair: {pair})",
+            )
+        return ins, outs, {"source": source, "pair": pair}
     if kind == "dense":
         ins = f.shape(f.get(g, "in_shape", f"{w}.in_shape"), f"{w}.in_shape", (1,))
         outs = f.shape(f.get(g, "out_shape", f"{w}.out_shape"), f"{w}.out_shape", (1,))
@@ -277,6 +294,14 @@ def _build(f: Fields, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Mo
             continue
         if kind == "flatten":
             layers.append(FlattenLayer(ins, outs))
+            continue
+        if kind == "add":
+            grid = None
+            if quantized:
+                grid = f.act_grid(g, "out_grid", f"{w}.out_grid")
+            elif "out_grid" in g:
+                raise f.fail(f"{w}.out_grid", "a float-scheme model has no grids")
+            layers.append(AddLayer(kw["source"], kw["pair"], ins, outs, grid))
             continue
         role = f.text(f.get(g, "role", f"{w}.role"), f"{w}.role", ("hidden", "head"))
         uni = arrays.get(f"L{i}.unipolar")
@@ -368,6 +393,34 @@ def _check_array_shapes(
         )
 
 
+def _check_adds(path: Path, model: Model) -> None:
+    """Every residual Add reads an earlier activation (the output of a hidden weight layer,
+    a pool, a flatten or an Add after the first hidden layer) of the shape it adds to."""
+    first_hidden = next(
+        (j for j, lay in enumerate(model.layers) if isinstance(lay, WeightLayer)), 0
+    )
+    head = model.layers.index(model.head)
+    for i, lay in enumerate(model.layers):
+        if not isinstance(lay, AddLayer):
+            continue
+        if i > head:
+            raise model_error(path, f"layer {i}: a residual Add after the head")
+        src = model.layers[lay.source]
+        if lay.source < first_hidden or (isinstance(src, WeightLayer) and not src.is_hidden):
+            raise model_error(
+                path, f"layer {i}: its source {lay.source} is not an activation of the network"
+            )
+        if src.out_shape != lay.out_shape:
+            raise model_error(
+                path,
+                f"layer {i}: adds layer {lay.source}'s output {list(src.out_shape)} to "
+                f"{list(lay.out_shape)}",
+            )
+        prev = model.layers[i - 1]
+        if lay.pair and not (isinstance(prev, WeightLayer) and prev.is_hidden):
+            raise model_error(path, f"layer {i}: a pair Add must follow a hidden weight layer")
+
+
 def _check_chain(path: Path, model: Model) -> None:
     wl = model.weight_layers
     if not wl or wl[-1].role != "head" or any(lay.role != "hidden" for lay in wl[:-1]):
@@ -379,6 +432,7 @@ def _check_chain(path: Path, model: Model) -> None:
             raise model_error(path, f"layer shapes do not chain: {a.out_shape} -> {b.in_shape}")
     if model.head.out_shape != (model.n_classes,):
         raise model_error(path, "the head's output size differs from n_classes")
+    _check_adds(path, model)
     if not model.quantized:
         return
     # every layer of a quantized model has passed _quantized_layer: grids present, out_grid
@@ -393,6 +447,14 @@ def _check_chain(path: Path, model: Model) -> None:
             raise model_error(
                 path, "a layer's input bits differ from the previous layer's output bits"
             )
+    for i, lay in enumerate(model.layers):
+        if isinstance(lay, AddLayer):
+            assert lay.out_grid is not None  # _build reads it for quantized models
+            nxt = next(w for w in model.layers[i:] if isinstance(w, WeightLayer))
+            if nxt.in_grid != lay.out_grid:
+                raise model_error(
+                    path, f"layer {i}: the Add's output grid is not the next weight layer's input"
+                )
     if model.scheme == "global":
         # one W grid for every layer, one Y and one B grid for every hidden layer, one X
         # range for every layer (the first layer's input has in_bits instead of a_bits)
@@ -400,5 +462,9 @@ def _check_chain(path: Path, model: Model) -> None:
         w_grids = {lay.w_grid for lay in wl}
         x_grids = {lay.in_grid for lay in wl[1:]}
         x_his = {g.hi for g in in_grids}
+        y_grids = {lay.out_grid for lay in model.layers if isinstance(lay, AddLayer)}
+        y_grids |= {lay.out_grid for lay in model.hidden_layers}
         if len(shared) > 1 or len(w_grids) > 1 or len(x_grids) > 1 or len(x_his) > 1:
             raise model_error(path, "scheme 'global' but its layers' grids differ")
+        if len(y_grids) > 1:
+            raise model_error(path, "scheme 'global' but a residual Add's grid is not the Y grid")

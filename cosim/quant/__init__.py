@@ -62,7 +62,14 @@ Examples
 [-3, -1, 1, 3]
 """
 
-from cosim.quant.arithmetic import avgpool_round, input_codes, layer_scale, requantize
+from cosim.quant.arithmetic import (
+    add_ratio,
+    avgpool_round,
+    input_codes,
+    layer_scale,
+    requantize,
+    residual_add,
+)
 from cosim.quant.grids import (
     DEFAULT_HI,
     DEFAULT_IN_BITS,
@@ -94,6 +101,7 @@ __all__ = [
     "GridError",
     "Preprocessing",
     "WeightGrid",
+    "add_ratio",
     "avgpool_round",
     "check_bits",
     "check_range",
@@ -101,4 +109,5 @@ __all__ = [
     "input_codes",
     "layer_scale",
     "requantize",
+    "residual_add",
 ]

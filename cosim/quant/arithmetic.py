@@ -52,6 +52,46 @@ def requantize(acc: Any, scale: float, bits: int, dtype: Any = np.int64) -> np.n
     return t.astype(dtype)
 
 
+def add_ratio(in_grid: ActGrid, out_grid: ActGrid) -> float:
+    """Rescale factor of a residual Add's operand: ``step_in / step_out`` (1.0 on one grid).
+
+    Examples
+    --------
+    >>> add_ratio(ActGrid(2.0, 3), ActGrid(4.0, 3))
+    0.5
+    """
+    return in_grid.step / out_grid.step
+
+
+def residual_add(
+    k_a: Any, r_a: float, k_b: Any, r_b: float, bits: int, dtype: Any = np.int64
+) -> np.ndarray:
+    """Output codes of a residual Add (digital, between tiles) of two code arrays.
+
+    ``clip(floor(k_a * r_a + k_b * r_b + 1/2), 0, 2**bits - 1)``, computed in float64 as
+    four rounded operations in this order (multiply ``a``, multiply-add ``b``, add 1/2;
+    ``r = step_in / step_out`` from :func:`add_ratio`): the style of :func:`requantize`.
+    Where both operands lie on the output grid (``r_a = r_b = 1``, the global scheme) every
+    operation is exact and the result is the integer ``clip(k_a + k_b, 0, 2**bits - 1)``:
+    the sum of the codes, clipped to the grid (the ReLU after the Add is the clip at 0).
+    ``k_a`` may be signed (a signed operand given as the difference of two ADC codes).
+
+    Examples
+    --------
+    >>> residual_add(np.array([0, 3, 5, -4]), 1.0, np.array([1, 2, 4, 1]), 1.0, 3).tolist()
+    [1, 5, 7, 0]
+    >>> residual_add(np.array([3]), 0.5, np.array([3]), 1.0, 3).tolist()
+    [5]
+    """
+    bits = check_bits(bits, "activation bits")
+    t = np.multiply(np.asarray(k_a, dtype=np.float64), np.float64(r_a))
+    t += np.multiply(np.asarray(k_b, dtype=np.float64), np.float64(r_b))
+    t += 0.5
+    np.floor(t, out=t)
+    np.clip(t, 0, (1 << bits) - 1, out=t)
+    return t.astype(dtype)
+
+
 def avgpool_round(sums: Any, n: int) -> np.ndarray:
     """Average-pool re-quantization of code sums: ``(sum + n // 2) // n`` (round half up).
 

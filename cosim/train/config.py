@@ -8,7 +8,12 @@ from typing import Any
 
 from cosim.errors import CosimError
 from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX, GridError, check_bits
-from cosim.train.network import UNIPOLAR_SCOPES, check_architecture, has_convolutions
+from cosim.train.network import (
+    IMPORTED,
+    UNIPOLAR_SCOPES,
+    check_architecture,
+    has_convolutions,
+)
 from cosim.train.optim import OPTIMIZERS
 from cosim.train.scheme import SCHEMES
 
@@ -20,7 +25,8 @@ class TrainConfig:
     Parameters
     ----------
     model
-        Architecture: ``mlp``, ``lenet5`` or ``cnn6``.
+        Architecture: ``mlp``, ``lenet5`` or ``cnn6`` (``imported``: a network imported from
+        ONNX, passed to :func:`~cosim.train.trainer.train` as ``init``).
     scheme
         ``float``, ``per-layer``, ``global`` or ``fixed`` (Bao et al.'s fixed ranges: inputs
         in ``[0, 1]``, hidden activations clipped at ``hi``, weights at ``+-w_max``).
@@ -80,13 +86,18 @@ class TrainConfig:
     unipolar_scope: str = "hidden"
 
     def __post_init__(self) -> None:
-        check_architecture(self.model)
+        if self.model != IMPORTED:  # an imported network (cosim import) brings its layers
+            check_architecture(self.model)
         if self.unipolar_scope not in UNIPOLAR_SCOPES:
             raise CosimError(
                 f"unknown --unipolar-scope {self.unipolar_scope!r}: choose one of "
                 f"{', '.join(UNIPOLAR_SCOPES)}"
             )
-        if self.unipolar_scope == "conv" and not has_convolutions(self.model):
+        if (
+            self.unipolar_scope == "conv"
+            and self.model != IMPORTED
+            and not has_convolutions(self.model)
+        ):
             raise CosimError(
                 f"--unipolar-scope conv needs a model with convolution layers; {self.model} "
                 "has none: use --unipolar-scope hidden or a convolutional model"

@@ -17,7 +17,16 @@ from cosim import model as mf
 from cosim.datasets import Dataset
 from cosim.model import predict
 from cosim.train.config import TrainConfig
-from cosim.train.layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, WeightLayer, softmax_xent
+from cosim.train.layers import (
+    Add,
+    AvgPool2D,
+    Conv2D,
+    Flatten,
+    MaxPool2D,
+    SignedAct,
+    WeightLayer,
+    softmax_xent,
+)
 from cosim.train.network import Network
 from cosim.train.scheme import Scheme
 
@@ -65,27 +74,43 @@ def export_model(
     dataset: Dataset,
     info: dict[str, Any] | None = None,
 ) -> mf.Model:
-    """The deployed :class:`~cosim.model.Model` of a trained network."""
+    """The deployed :class:`~cosim.model.Model` of a trained network.
+
+    A residual network's Adds become :class:`~cosim.model.AddLayer` (their sources mapped
+    to the model's layer indices); a hidden layer followed by a
+    :class:`~cosim.train.layers.SignedAct` is written as the pair ``[W; -W]``, ``[b; -b]``
+    (``2 C`` outputs, the Add after it ``pair``), whose ADC codes' difference is exactly the
+    signed activation's codes.
+    """
     scheme.apply(masks)
     shape = dataset.preprocessing.input_shape
     layers: list[mf.Layer] = []
     wi = 0
     n_weight = len(net.weight_layers)
-    for lay, s_in, s_out in zip(net.layers, net.shapes, net.shapes[1:], strict=False):
+    model_index: dict[int, int] = {}  # net.layers index -> the model layer giving its output
+    for i, (lay, s_in, s_out) in enumerate(
+        zip(net.layers, net.shapes, net.shapes[1:], strict=False)
+    ):
         ins = _external(s_in)
         outs = _external(s_out)
         if isinstance(lay, WeightLayer):
             role = "hidden" if wi < n_weight - 1 else "head"
             uni = masks[wi] if wi < len(masks) else np.zeros(lay.n_out, dtype=bool)
+            pair = i + 1 < len(net.layers) and isinstance(net.layers[i + 1], SignedAct)
             kw: dict[str, Any] = {}
             wshape: tuple[int, ...] = (lay.n_out, lay.fan_in)
             if isinstance(lay, Conv2D):
                 kw = {"kernel": lay.kernel, "stride": lay.stride, "padding": lay.padding}
                 wshape = (lay.n_out, lay.in_ch, lay.kernel, lay.kernel)
+            if pair:  # never unipolar (Network.filters leaves pairs out)
+                uni = np.zeros(2 * lay.n_out, dtype=bool)
+                outs = (2 * outs[0], *outs[1:])
             if scheme.quantized:
                 w_g, x_g, y_g, b_g = scheme.grids(wi)
-                n_w = w_g.levels(lay.params["W"], uni).reshape(wshape)
+                n_w = w_g.levels(lay.params["W"], uni[: lay.n_out]).reshape(wshape)
                 n_b = b_g.levels(lay.params["b"])
+                if pair:
+                    n_w, n_b = np.concatenate([n_w, -n_w]), np.concatenate([n_b, -n_b])
                 layers.append(
                     mf.WeightLayer(
                         lay.kind,
@@ -103,24 +128,23 @@ def export_model(
                     )
                 )
             else:
-                layers.append(
-                    mf.WeightLayer(
-                        lay.kind,
-                        role,
-                        ins,
-                        outs,
-                        uni.copy(),
-                        **kw,
-                        w=lay.params["W"].reshape(wshape).copy(),
-                        b=lay.params["b"].copy(),
-                    )
-                )
+                w = lay.params["W"].reshape(wshape).copy()
+                b = lay.params["b"].copy()
+                if pair:
+                    w, b = np.concatenate([w, -w]), np.concatenate([b, -b])
+                layers.append(mf.WeightLayer(lay.kind, role, ins, outs, uni.copy(), **kw, w=w, b=b))
             wi += 1
         elif isinstance(lay, Flatten):
             layers.append(mf.FlattenLayer(ins, outs))
         elif isinstance(lay, AvgPool2D | MaxPool2D):  # kinds avgpool2d, maxpool2d
             layers.append(mf.PoolLayer(lay.kind, lay.size, ins, outs))
+        elif isinstance(lay, Add):
+            g = None if lay.grids is None else lay.grids[2]
+            ins = (2 * outs[0], *outs[1:]) if lay.pair else outs
+            layers.append(mf.AddLayer(model_index[lay.source], lay.pair, ins, outs, g))
         # activation quantizers are part of their hidden weight layer (its out_grid)
+        if layers:
+            model_index[i] = len(layers) - 1
     del shape
     return mf.Model(
         scheme.name,

@@ -31,12 +31,14 @@ import numpy as np
 from cosim.errors import DataError
 from cosim.train.layers import (
     ActQuant,
+    Add,
     AvgPool2D,
     Conv2D,
     Dense,
     Flatten,
     Layer,
     MaxPool2D,
+    SignedAct,
     WeightLayer,
 )
 
@@ -68,6 +70,10 @@ ARCHITECTURES: dict[str, list[tuple[Any, ...]]] = {
 }
 
 
+#: The ``TrainConfig.model`` of a network imported from ONNX (``cosim import``): its layers
+#: come from the graph, not from :data:`ARCHITECTURES`, and training starts from its weights.
+IMPORTED = "imported"
+
 #: Which filters a unipolar fraction counts (:attr:`~cosim.train.config.TrainConfig.unipolar_scope`)
 UNIPOLAR_SCOPES = ("hidden", "conv")
 
@@ -93,6 +99,14 @@ class Network:
         The layers, the last weight layer being the classifier head.
     input_shape
         One sample as the dataset gives it: ``(features,)`` or ``(C, H, W)``.
+
+    Residual graphs: an :class:`~cosim.train.layers.Add` reads the current tensor and the
+    output of the earlier layer ``add.source``; the forward keeps the outputs of those
+    sources, the backward adds the skip operand's gradient to its source's output gradient.
+    ``tensor_of[i]`` names the producer of layer ``i``'s output codes (``("in",)``, the
+    input; ``("w", li)``, hidden weight layer ``li``'s activation; ``("add", m)``, the
+    ``m``-th Add; None for a weight layer's accumulator), which the scheme uses to give the
+    Adds and the layers after them their grids.
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple[int, ...], arch: str = "") -> None:
@@ -110,6 +124,30 @@ class Network:
         self.hidden = self.weight_layers[:-1]
         for i, lay in enumerate(self.weight_layers):
             lay.need_dx = i > 0  # nothing trainable precedes the first weight layer
+        self.adds = [lay for lay in layers if isinstance(lay, Add)]
+        self._sources = frozenset(add.source for add in self.adds)
+        hidden_index = {id(lay): li for li, lay in enumerate(self.hidden)}
+        self.tensor_of: list[tuple[Any, ...] | None] = []
+        cur: tuple[Any, ...] | None = ("in",)
+        for i, lay in enumerate(layers):
+            if isinstance(lay, WeightLayer):
+                cur = None
+            elif isinstance(lay, ActQuant):
+                cur = ("w", hidden_index[id(lay.source)])
+            elif isinstance(lay, Add):
+                if not 0 <= lay.source < i or self.tensor_of[lay.source] is None:
+                    raise ValueError(
+                        f"the Add at layer {i} reads layer {lay.source}: not an earlier activation"
+                    )
+                if self.shapes[lay.source + 1] != self.shapes[i]:
+                    raise ValueError(
+                        f"the Add at layer {i} adds shapes {self.shapes[i]} and "
+                        f"{self.shapes[lay.source + 1]}"
+                    )
+                if lay.pair != isinstance(layers[i - 1], SignedAct):
+                    raise ValueError(f"the Add at layer {i}: pair must follow a signed activation")
+                cur = ("add", self.adds.index(lay))
+            self.tensor_of.append(cur)
 
     @staticmethod
     def _internal(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -120,16 +158,36 @@ class Network:
         return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
 
     def forward(
-        self, x: np.ndarray, train: bool = False, start: int = 0, internal: bool = False
+        self,
+        x: np.ndarray,
+        train: bool = False,
+        start: int = 0,
+        internal: bool = False,
+        collected: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Logits (real units) of a batch.
 
         ``start`` skips the first layers (``x`` is then the input of ``layers[start]``, as
-        :meth:`forward_collect` returns it); ``internal`` says ``x`` is already NHWC.
+        :meth:`forward_collect` returns it; a residual network also needs that list,
+        ``collected``, for the skips from before ``start``); ``internal`` says ``x`` is
+        already NHWC.
         """
         a = x if (internal or start > 0) else self.to_internal(x)
-        for lay in self.layers[start:]:
-            a = lay.forward(a, train)
+        saved: dict[int, np.ndarray] = {}
+        if start > 0 and self.adds:
+            if collected is None:
+                raise ValueError(
+                    "a residual network's forward from a later layer needs the "
+                    "collected inputs (forward_collect) for its skips"
+                )
+            saved = {j: collected[j + 1] for j in self._sources if j < start}
+        for i, lay in enumerate(self.layers[start:], start):
+            if isinstance(lay, Add):
+                a = lay.forward_add(a, saved[lay.source], train)
+            else:
+                a = lay.forward(a, train)
+            if i in self._sources:
+                saved[i] = a
         return a * np.float32(self.head.q.acc_unit)
 
     def forward_collect(self, x: np.ndarray) -> list[np.ndarray]:
@@ -137,14 +195,31 @@ class Network:
         a = self.to_internal(x)
         out = [a]
         for lay in self.layers:
-            a = lay.forward(a, False)
+            if isinstance(lay, Add):
+                a = lay.forward_add(a, out[lay.source + 1], False)
+            else:
+                a = lay.forward(a, False)
             out.append(a)
         return out
 
     def backward(self, dlogits: np.ndarray) -> None:
-        """Backpropagate d(loss)/d(logits); fills every weight layer's ``grads``."""
+        """Backpropagate d(loss)/d(logits); fills every weight layer's ``grads``.
+
+        An Add passes its output's gradient to both operands: the current one flows on, the
+        skip operand's is added to its source layer's output gradient.
+        """
         d = dlogits  # the logits are the head's real pre-activation z
-        for lay in reversed(self.layers):
+        pending: dict[int, np.ndarray] = {}
+        for i in range(len(self.layers) - 1, -1, -1):
+            lay = self.layers[i]
+            if i in pending:
+                d = d + pending.pop(i)
+            if isinstance(lay, Add):
+                d, d_skip = lay.backward_add(d)
+                pending[lay.source] = (
+                    d_skip if lay.source not in pending else pending[lay.source] + d_skip
+                )
+                continue
             d_in = lay.backward(d)
             if d_in is None:
                 break
@@ -152,15 +227,22 @@ class Network:
 
     def filters(self, scope: str = "hidden") -> list[tuple[int, int]]:
         """``(hidden layer index, filter)`` of every hidden filter in ``scope``, in order:
-        ``hidden``: all of them; ``conv``: those of convolution layers."""
+        ``hidden``: all of them; ``conv``: those of convolution layers (a pair's filters,
+        :attr:`pairs`, never)."""
         if scope not in UNIPOLAR_SCOPES:
             raise ValueError(f"unknown unipolar scope {scope!r}")
         return [
             (li, f)
             for li, lay in enumerate(self.hidden)
-            if scope == "hidden" or isinstance(lay, Conv2D)
+            if (scope == "hidden" or isinstance(lay, Conv2D)) and li not in self.pairs
             for f in range(lay.n_out)
         ]
+
+    @property
+    def pairs(self) -> frozenset[int]:
+        """Hidden layers followed by a :class:`SignedAct` (deployed as a ``[W; -W]`` pair;
+        never unipolar: the pair's negative half is the filter negated)."""
+        return frozenset(li for li, act in enumerate(self.acts) if isinstance(act, SignedAct))
 
 
 def build_network(

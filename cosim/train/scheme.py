@@ -71,7 +71,7 @@ from cosim.quant import (
     WeightGrid,
     default_bias_bits,
 )
-from cosim.train.layers import AvgPool2D, LayerQuant
+from cosim.train.layers import Add, AvgPool2D, LayerQuant
 from cosim.train.network import Network
 
 SCHEMES = ("float", "per-layer", "global", "fixed")
@@ -173,6 +173,8 @@ class Scheme:
         self.hi_y = np.full(n_w, hi, dtype=np.float64)  # output (Y) range of hidden layer l
         if name == "fixed":
             self.hi_x[0] = FIXED_INPUT_HI
+        # residual Adds: the range of each Add's output grid (global: the shared hi)
+        self.hi_add = np.full(len(net.adds), hi, dtype=np.float64)
         for pool in net.layers:
             if isinstance(pool, AvgPool2D):
                 pool.quantized = self.quantized
@@ -210,6 +212,36 @@ class Scheme:
             lay.q = LayerQuant(
                 w_grid=w, in_grid=x, out_grid=y, b_grid=b, unipolar_grid=uni, unipolar_mix=mix
             )
+        for i, add in enumerate(self.net.layers):
+            if isinstance(add, Add):
+                add.grids = (
+                    None
+                    if not self.quantized
+                    else (
+                        self.tensor_grid(self.net.tensor_of[i - 1]),
+                        self.tensor_grid(self.net.tensor_of[add.source]),
+                        self.tensor_grid(self.net.tensor_of[i]),
+                    )
+                )
+
+    def tensor_grid(self, t: tuple[Any, ...] | None) -> ActGrid:
+        """The grid of the codes of tensor ``t`` (:attr:`Network.tensor_of`): the input's,
+        a hidden layer's output grid or an Add's."""
+        assert t is not None  # an activation, not an accumulator
+        if t[0] == "w":
+            return ActGrid(self.hi_y[t[1]], self.a_bits)
+        if t[0] == "add":
+            return ActGrid(self.hi_add[t[1]], self.a_bits)
+        return ActGrid(self.hi_x[0], self.in_bits)
+
+    def _link_inputs(self) -> None:
+        """Per-layer grids of a residual network: every weight layer's X range is the range
+        of the tensor it reads (an Add's output or a hidden layer's)."""
+        pos = {id(lay): i for i, lay in enumerate(self.net.layers)}
+        for li, lay in enumerate(self.net.weight_layers[1:], 1):
+            t = self.net.tensor_of[pos[id(lay)] - 1]
+            assert t is not None and t[0] != "in"  # the input feeds the first layer only
+            self.hi_x[li] = self.hi_y[t[1]] if t[0] == "w" else self.hi_add[t[1]]
 
     # -- global control --------------------------------------------------------------------
     def _groups(self) -> list[list[int]]:
@@ -254,7 +286,17 @@ class Scheme:
         if self.name == "global":
             self.w_max[head] = self.w_max[0]  # the head shares W
         else:  # per-layer: X of a layer is Y of the previous; the head calibrates its W
-            self.hi_x[1:] = self.hi_y[:-1]
+            if net.adds:  # each Add's own range; a layer reads the tensor before it
+                for m, add in enumerate(net.adds):
+                    if add.sample is not None:
+                        s_a = best_act_range(add.sample, self.a_bits)
+                        if s_a > 0:
+                            self.hi_add[m] = np.clip(
+                                self.hi_add[m] + _MU * (s_a - self.hi_add[m]), lo_y, hi_y
+                            )
+                self._link_inputs()
+            else:
+                self.hi_x[1:] = self.hi_y[:-1]
             s_w = best_weight_range(net.head.params["W"], self.w_bits)
             if s_w > 0:
                 self.w_max[head] = np.clip(
@@ -301,13 +343,19 @@ class Scheme:
 
     # -- state -----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {
+        """The ranges (``hi_add`` only for a network with residual Adds)."""
+        d = {
             "w_max": self.w_max.tolist(),
             "hi_x": self.hi_x.tolist(),
             "hi_y": self.hi_y.tolist(),
         }
+        if len(self.hi_add):
+            d["hi_add"] = self.hi_add.tolist()
+        return d
 
     def load_state(self, d: dict[str, Any]) -> None:
         self.w_max = np.asarray(d["w_max"], dtype=np.float64)
         self.hi_x = np.asarray(d["hi_x"], dtype=np.float64)
         self.hi_y = np.asarray(d["hi_y"], dtype=np.float64)
+        if "hi_add" in d:
+            self.hi_add = np.asarray(d["hi_add"], dtype=np.float64)

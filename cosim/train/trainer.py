@@ -111,6 +111,7 @@ def train(
     resume: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     blas_threads: int = 1,
+    init: tuple[Network, dict[str, Any]] | None = None,
 ) -> TrainOutcome:
     """Train ``cfg`` on ``dataset``; see the module docstring.
 
@@ -131,6 +132,10 @@ def train(
     blas_threads
         BLAS threads while training (default 1: the small GEMMs of these networks are
         fastest single-threaded, and a fixed count keeps float sums reproducible).
+    init
+        Start from a given network and scheme ranges (:meth:`Scheme.state`) instead of a
+        fresh ``cfg.model``: fine-tuning an imported network (``cosim import --finetune``;
+        ``cfg.model`` is then ``"imported"``). The network is trained in place.
 
     Raises
     ------
@@ -148,7 +153,7 @@ def train(
         threadpool_limits(limits=max(1, blas_threads), user_api="blas"),
         np.errstate(over="ignore", invalid="ignore"),
     ):
-        return _train(cfg, dataset, rng, checkpoint, resume, on_epoch)
+        return _train(cfg, dataset, rng, checkpoint, resume, on_epoch, init)
 
 
 def _train(
@@ -158,13 +163,19 @@ def _train(
     checkpoint: str | Path | None,
     resume: bool,
     on_epoch: Callable[[dict[str, Any]], None] | None,
+    init: tuple[Network, dict[str, Any]] | None = None,
 ) -> TrainOutcome:
     t_start = time.perf_counter()
-    net = build_network(cfg.model, dataset.preprocessing.input_shape, dataset.n_classes, rng)
+    if init is not None:
+        net = init[0]
+    else:
+        net = build_network(cfg.model, dataset.preprocessing.input_shape, dataset.n_classes, rng)
     scheme = Scheme(
         cfg.scheme, net, cfg.w_bits, cfg.a_bits, cfg.in_bits, cfg.b_bits, cfg.hi, cfg.w_max
     )
-    if scheme.quantized:  # start inside the weight range: He std capped at w_max / 2
+    if init is not None:
+        scheme.load_state(init[1])
+    elif scheme.quantized:  # start inside the weight range: He std capped at w_max / 2
         for lay in net.weight_layers:
             std = float(np.sqrt(2.0 / lay.fan_in))
             lay.params["W"] *= np.float32(min(1.0, 0.5 * cfg.w_max / std))

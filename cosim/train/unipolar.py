@@ -171,7 +171,7 @@ def search_unipolar(
                 lay = net.hidden[li]
                 pos = layer_pos[id(lay)]
                 old = _set_filter(lay, f, True, None)
-                logits = net.forward(inputs[pos], start=pos, internal=True)
+                logits = net.forward(inputs[pos], start=pos, internal=True, collected=inputs)
                 _set_filter(lay, f, False, old)
                 loss, _ = softmax_xent(logits, y_cal)
                 scores.append((loss - base_loss, li, f))

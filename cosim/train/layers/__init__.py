@@ -22,7 +22,8 @@ of the exact accumulator, identical to the integer reference.
 
 One module per idea: :mod:`~cosim.train.layers.base`, :mod:`~cosim.train.layers.weighted`
 (dense and convolution), :mod:`~cosim.train.layers.activation`,
-:mod:`~cosim.train.layers.pooling` (pools, flatten) and :mod:`~cosim.train.layers.loss`.
+:mod:`~cosim.train.layers.pooling` (pools, flatten), :mod:`~cosim.train.layers.residual`
+(the residual Add and the signed activation of its pair) and :mod:`~cosim.train.layers.loss`.
 Every name is importable from ``cosim.train.layers``.
 """
 
@@ -32,10 +33,12 @@ from cosim.train.layers.activation import ActQuant
 from cosim.train.layers.base import Layer, LayerQuant
 from cosim.train.layers.loss import softmax_xent
 from cosim.train.layers.pooling import AvgPool2D, Flatten, MaxPool2D
+from cosim.train.layers.residual import Add, SignedAct
 from cosim.train.layers.weighted import Conv2D, Dense, WeightLayer
 
 __all__ = [
     "ActQuant",
+    "Add",
     "AvgPool2D",
     "Conv2D",
     "Dense",
@@ -43,6 +46,7 @@ __all__ = [
     "Layer",
     "LayerQuant",
     "MaxPool2D",
+    "SignedAct",
     "WeightLayer",
     "softmax_xent",
 ]

@@ -1,0 +1,209 @@
+"""``cosim import``: an ONNX network onto the chip's grids, written as a cosim model file.
+
+Example::
+
+    cosim import net.onnx --dataset digits --scheme global --w-bits 4 --a-bits 3 \\
+        --calibrate 512 --finetune 2 --out net.npz --json net.json
+
+``configure`` only touches argparse; ``run`` imports NumPy, onnx and the importer.
+docs/import.md describes the method, the operators and the limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cosim import argcheck as ac
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    """A comma-separated list of finite numbers (``0.485,0.456,0.406``)."""
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no number")
+    out = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{p!r} is not a number") from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{p!r} is not finite")
+        out.append(v)
+    return tuple(out)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``cosim import``'s arguments to ``parser``."""
+    parser.add_argument("onnx", type=ac.path, help="the ONNX model file (.onnx)")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="the dataset the network was trained on: digits, digits28, fashion-mnist[:DIR], "
+        "mnist:DIR, har:DIR, cifar10:DIR (its samples come as x01 in [0, 1])",
+    )
+    parser.add_argument("--out", required=True, help="model file to write (.npz)")
+    parser.add_argument(
+        "--scheme",
+        default="global",
+        choices=("global", "per-layer"),
+        help="global (default: one shared X/Y/W/B grid set) or per-layer",
+    )
+    bits = ac.integer(1, 8)
+    parser.add_argument("--w-bits", type=bits, default=4, help="weight bits 1..8 (default 4)")
+    parser.add_argument("--a-bits", type=bits, default=3, help="activation bits 1..8 (default 3)")
+    parser.add_argument("--in-bits", type=bits, default=8, help="input DAC bits 1..8 (default 8)")
+    parser.add_argument(
+        "--b-bits",
+        type=ac.integer(2, 16),
+        default=None,
+        help="bias bits 2..16, sign included (default w-bits + 2)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=ac.integer(1, 10**7),
+        default=512,
+        help="training samples used to set the ranges (default 512)",
+    )
+    parser.add_argument(
+        "--range-method",
+        choices=("mse", "minmax"),
+        default="mse",
+        help="mse (default: ranges minimizing the quantization error) or minmax (naive)",
+    )
+    parser.add_argument(
+        "--finetune",
+        type=ac.integer(0, 100_000),
+        default=0,
+        help="epochs of cosim's quantization-aware training from the imported weights "
+        "(default 0: post-training quantization only)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=ac.real(0.0, 10.0, lo_open=True),
+        default=5e-4,
+        help="peak learning rate of the fine-tuning (default 5e-4)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=ac.integer(1, 100_000),
+        default=64,
+        help="mini-batch size of the fine-tuning (default 64; small datasets gain from "
+        "smaller batches: more steps per epoch)",
+    )
+    parser.add_argument(
+        "--unipolar-fraction",
+        type=ac.fraction,
+        default=0.0,
+        help="fraction of the hidden filters made unipolar, 0..1 (default 0)",
+    )
+    parser.add_argument(
+        "--input-mean",
+        type=_floats,
+        default=None,
+        help="per-channel mean the network's inputs were normalized with, on x01 in [0, 1] "
+        "(comma-separated, one value or one per channel; default 0)",
+    )
+    parser.add_argument(
+        "--input-std",
+        type=_floats,
+        default=None,
+        help="per-channel standard deviation of that normalization (default 1)",
+    )
+    parser.add_argument(
+        "--seed", type=ac.seed, default=0, help="random seed, 0..2^32-1 (default 0)"
+    )
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="for a graph written by cosim export: calibrate anew instead of keeping the "
+        "exported grids and levels",
+    )
+    parser.add_argument("--json", default=None, help="also write the import report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cosim import``; returns the exit status."""
+    from cosim.datasets import load_dataset, parse_spec
+    from cosim.errors import CosimError
+    from cosim.fileio import check_output_file, write_output_json
+    from cosim.model import save_model
+    from cosim.train.importer import ImportOptions, import_onnx
+
+    parse_spec(args.dataset)
+    out = Path(args.out)
+    if not out.name or out.name in (".", ".."):
+        raise CosimError(f"--out {args.out!r} names a directory; give a model file, e.g. m.npz")
+    check_output_file(out, kind="model")
+    if args.json:
+        check_output_file(args.json, kind="json")
+        if Path(args.json).absolute() == out.absolute():
+            raise CosimError(f"--json {args.json} would overwrite the model; use another path")
+    opts = ImportOptions(
+        scheme=args.scheme,
+        w_bits=args.w_bits,
+        a_bits=args.a_bits,
+        in_bits=args.in_bits,
+        b_bits=args.b_bits,
+        calibrate=args.calibrate,
+        method=args.range_method,
+        finetune=args.finetune,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        unipolar_fraction=args.unipolar_fraction,
+        input_mean=args.input_mean,
+        input_std=args.input_std,
+        seed=args.seed,
+        grids="calibrate" if args.recalibrate else "graph",
+    )
+    dataset = load_dataset(args.dataset)
+    outcome = import_onnx(
+        args.onnx, dataset, opts, log=lambda s: print(s, file=sys.stderr, flush=True)
+    )
+    save_model(outcome.model, out)
+    rep = dict(outcome.report)
+    rep["model_file"] = str(out)
+    if args.json:
+        write_output_json(args.json, rep)
+    print(summary(rep))
+    return 0
+
+
+def summary(r: dict) -> str:
+    """A readable summary of an import report."""
+    rows = [
+        ("graph", r["graph"]),
+        ("dataset", r["dataset"]),
+        ("layers", " ".join(r["layers"])),
+        ("scheme", f"{r['scheme']} W{r['w_bits']}A{r['a_bits']}"),
+        (
+            "calibration",
+            f"{r['calibration_samples']} samples, {r['calibration']['method']} ranges, "
+            f"w_max {', '.join(f'{w:.4g}' for w in r['calibration']['w_max'])}, "
+            f"{r['calibration']['clipped_biases']} biases clipped",
+        ),
+        ("float accuracy (graph)", f"{100 * r['float_accuracy']:.2f}%"),
+        ("float accuracy (folded)", f"{100 * r['float_accuracy_folded']:.2f}%"),
+        ("post-training quantized", f"{100 * r['ptq_accuracy']:.2f}%  (integer_forward)"),
+    ]
+    if "finetune_accuracy" in r:
+        rows.append(
+            (
+                f"after {r['finetune_epochs']} fine-tuning epochs",
+                f"{100 * r['finetune_accuracy']:.2f}%  (integer_forward)",
+            )
+        )
+    if r.get("residual_adds"):
+        rows.append(("residual adds", f"{r['residual_adds']} (post-training quantization only)"))
+    rows += [
+        ("unipolar filters", str(r["unipolar_filters"])),
+        ("wall time", f"{r['wall_time_s']:.1f} s"),
+        ("model file", r.get("model_file", "")),
+    ]
+    rows += [("note", n) for n in r["notes"]]
+    width = max(len(k) for k, _ in rows)
+    lines = ["", "cosim import summary", "-" * (width + 40)]
+    lines += [f"{k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)

@@ -1,0 +1,294 @@
+"""Networks with residual connections: an ONNX residual block imported, the integer reference
+against onnx's ReferenceEvaluator, the engine's ideal mode bit-exact with the reference, a
+nonideal evaluation counting the Adds' energy, and the model file round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto
+from onnx import helper as oh
+from onnx import numpy_helper as nh
+from onnx.reference import ReferenceEvaluator
+
+from cosim.engine.config import EngineConfig
+from cosim.engine.core import Engine
+from cosim.engine.evaluate import evaluate
+from cosim.errors import ModelFileError, OnnxImportError
+from cosim.library import load_library
+from cosim.model import AddLayer, integer_forward, load_model, save_model
+from cosim.model.forward import add_ratios
+from cosim.quant import ActGrid, residual_add
+from cosim.train.importer import ImportOptions, import_onnx
+from cosim.train.onnx_graph import graph_from_proto
+
+N_TEST = 120  # digits test images the engine runs (fast)
+
+
+def _t(name, a):
+    return nh.from_array(np.asarray(a, dtype=np.float32), name)
+
+
+def residual_block(rng, relu_after=True, projection=False, conv_after=False):
+    """conv-relu, then a residual block (conv-relu-conv + identity skip, relu after the add),
+    (with ``conv_after`` a conv-relu reading the Add's codes), a max pool and a Gemm head,
+    for 8x8 digits."""
+    nodes = [
+        oh.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
+        oh.make_node("Relu", ["c1"], ["r1"]),
+        oh.make_node("Conv", ["r1", "W2", "B2"], ["c2"], pads=[1, 1, 1, 1]),
+        oh.make_node("Relu", ["c2"], ["r2"]),
+        oh.make_node("Conv", ["r2", "W3", "B3"], ["c3"], pads=[1, 1, 1, 1]),
+    ]
+    skip = "r1"
+    if projection:
+        nodes.append(oh.make_node("Conv", ["r1", "Wp"], ["p"]))
+        skip = "p"
+    nodes.append(oh.make_node("Add", ["c3", skip], ["s"], name="skip"))
+    last = "s"
+    if relu_after:
+        nodes.append(oh.make_node("Relu", ["s"], ["r3"]))
+        last = "r3"
+    if conv_after:
+        nodes.append(oh.make_node("Conv", [last, "W5"], ["c5"], pads=[1, 1, 1, 1]))
+        nodes.append(oh.make_node("Relu", ["c5"], ["r5"]))
+        last = "r5"
+    nodes += [
+        oh.make_node("MaxPool", [last], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        oh.make_node("Flatten", ["m"], ["f"]),
+        oh.make_node("Gemm", ["f", "W4", "B4"], ["y"], transB=1),
+    ]
+    c = 4
+    inits = [
+        _t("W1", rng.standard_normal((c, 1, 3, 3)) * 0.5),
+        _t("B1", rng.standard_normal(c) * 0.1),
+        _t("W2", rng.standard_normal((c, c, 3, 3)) * 0.3),
+        _t("B2", rng.standard_normal(c) * 0.1),
+        _t("W3", rng.standard_normal((c, c, 3, 3)) * 0.3),
+        _t("B3", rng.standard_normal(c) * 0.1),
+        _t("W4", rng.standard_normal((10, c * 16)) * 0.3),
+        _t("B4", rng.standard_normal(10) * 0.1),
+    ]
+    if projection:
+        inits.append(_t("Wp", rng.standard_normal((c, c, 1, 1))))
+    if conv_after:
+        inits.append(_t("W5", rng.standard_normal((c, c, 3, 3)) * 0.3))
+    g = oh.make_graph(
+        nodes,
+        "resblock",
+        [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    m = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from cosim.datasets import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def block():
+    return residual_block(np.random.default_rng(3))
+
+
+def _import(block, digits, **kw):
+    opts = ImportOptions(calibrate=200, **kw)
+    return import_onnx(graph_from_proto(block, "resblock"), digits, opts)
+
+
+@pytest.fixture(scope="module")
+def imported(block, digits):
+    return _import(block, digits)
+
+
+@pytest.fixture(scope="module")
+def library(committed_library):
+    return load_library(committed_library.path)
+
+
+def test_residual_add_is_the_clipped_sum_of_codes_on_one_grid():
+    a = np.array([-9, -1, 0, 2, 5, 7])
+    b = np.array([3, 3, 0, 2, 5, 7])
+    assert residual_add(a, 1.0, b, 1.0, 3).tolist() == [0, 2, 0, 4, 7, 7]
+    # per-layer grids: each operand rescaled onto the output grid, one rounding
+    g_a, g_b, g_y = ActGrid(2.0, 3), ActGrid(4.0, 3), ActGrid(8.0, 3)
+    got = residual_add(a, g_a.step / g_y.step, b, g_b.step / g_y.step, 3)
+    want = np.clip(np.floor((a * g_a.step + b * g_b.step) / g_y.step + 0.5), 0, 7)
+    assert got.tolist() == want.tolist()
+
+
+def test_imported_block_has_one_pair_add_reading_the_first_activation(imported):
+    m = imported.model
+    adds = [(i, lay) for i, lay in enumerate(m.layers) if isinstance(lay, AddLayer)]
+    assert len(adds) == 1
+    i, add = adds[0]
+    assert add.pair and add.source == 0  # the first conv's ReLU'd codes
+    conv2 = m.layers[i - 1]
+    assert conv2.out_shape[0] == 2 * add.out_shape[0]  # [W; -W]
+    np.testing.assert_array_equal(conv2.n_w[:4], -conv2.n_w[4:])
+    assert m.residual and imported.report["residual_adds"] == 1
+
+
+@pytest.mark.parametrize("scheme", ["global", "per-layer"])
+def test_integer_reference_is_close_to_onnx_reference_evaluator(block, digits, scheme):
+    """At 8-bit weights and activations the quantized graph's logits follow the float ones."""
+    out = _import(block, digits, scheme=scheme, w_bits=8, a_bits=8)
+    x01 = digits.preprocessing.unit(digits.x_test[:300])
+    ref = ReferenceEvaluator(block).run(None, {"x": x01.astype(np.float32)})[0]
+    got = integer_forward(out.model, digits.x_test[:300]).logits
+    got = got / out.report["calibration"]["head_scale"]
+    err = np.abs(got - ref).max() / np.abs(ref).max()
+    assert err < 0.05, err
+    assert np.mean(got.argmax(1) == ref.argmax(1)) > 0.95
+    # a coarse grid is further off: the comparison can fail
+    coarse = _import(block, digits, scheme=scheme, w_bits=2, a_bits=2)
+    got2 = integer_forward(coarse.model, digits.x_test[:300]).logits
+    got2 = got2 / coarse.report["calibration"]["head_scale"]
+    assert np.abs(got2 - ref).max() / np.abs(ref).max() > err
+
+
+def test_model_file_round_trip_and_bad_add_is_refused(imported, tmp_path):
+    p = tmp_path / "res.npz"
+    save_model(imported.model, p)
+    m = load_model(p)
+    x = np.random.default_rng(0).integers(0, 17, (50, 1, 8, 8)).astype(np.float64)
+    a = integer_forward(imported.model, x, keep_codes=True)
+    b = integer_forward(m, x, keep_codes=True)
+    for ca, cb in zip(a.codes, b.codes, strict=True):
+        np.testing.assert_array_equal(ca, cb)
+    import json
+
+    from cosim.model import read_npz
+
+    arrays = read_npz(p)
+    meta = json.loads(str(arrays["meta"]))
+    i = next(j for j, g in enumerate(meta["layers"]) if g["kind"] == "add")
+    meta["layers"][i]["source"] = i  # itself: not an earlier layer
+    arrays["meta"] = np.array(json.dumps(meta))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelFileError, match=r"layers\[\d+\]\.source"):
+        load_model(bad)
+
+
+@pytest.mark.parametrize(("scheme", "conv_after"), [("global", False), ("per-layer", False),
+                                                    ("global", True)])  # fmt: skip
+def test_engine_ideal_mode_is_bit_exact_with_the_integer_reference(
+    block, imported, digits, library, scheme, conv_after
+):
+    """Per-layer: every tensor its own grid, so the Add rescales its operands (ratios != 1);
+    ``conv_after``: a crossbar layer reads the Add's codes."""
+    if conv_after:
+        block = residual_block(np.random.default_rng(3), conv_after=True)
+    if scheme == "global" and not conv_after:
+        model = imported.model
+    else:
+        model = _import(block, digits, scheme=scheme).model
+    add = next(i for i, lay in enumerate(model.layers) if isinstance(lay, AddLayer))
+    ratios = add_ratios(model, add)
+    assert (ratios == (1.0, 1.0)) == (scheme == "global")
+    x = digits.x_test[:N_TEST]
+    ref = integer_forward(model, x, keep_codes=True)
+    eng = Engine(model, library, EngineConfig.ideal_mode())
+    trace = eng.trace(None, x)
+    np.testing.assert_array_equal(trace.logits, ref.logits)
+    hidden = [i for i, lay in enumerate(model.layers) if getattr(lay, "is_hidden", False)]
+    assert set(trace.layers) == set(hidden)
+    for i in hidden:  # every hidden layer's input: the Add's codes feed the layer after it
+        assert trace.layers[i].inputs.shape[0] > 0
+    res = evaluate(model, library, x, digits.y_test[:N_TEST], EngineConfig.ideal_mode())
+    assert res.predictions[0].tolist() == ref.predictions.tolist()
+
+
+def test_nonideal_evaluation_counts_the_adds_energy(imported, digits, library):
+    model = imported.model
+    x, y = digits.x_test[:60], digits.y_test[:60]
+    res = evaluate(model, library, x, y, EngineConfig(chips=1, batch=60))
+    add_rows = [lay for lay in res.layers if lay.layer.endswith(":add")]
+    assert len(add_rows) == 1
+    add = next(lay for lay in model.layers if isinstance(lay, AddLayer))
+    n_adds = 2 * int(np.prod(add.out_shape))  # a pair: a subtraction and an addition
+    e_add = library.card.digital.e_add_j
+    assert e_add > 0
+    got = add_rows[0].energy_per_inference_j.digital
+    assert got == pytest.approx(n_adds * e_add, rel=1e-12)
+    assert res.energy_per_inference_j.digital >= got
+    assert 0.0 <= res.accuracy_per_chip[0] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"relu_after": False}, "not followed by a ReLU"),
+        ({"projection": True}, "identity skips only.*projection shortcut"),
+    ],
+)
+def test_residual_graphs_cosim_cannot_run_are_refused(digits, kw, match):
+    m = residual_block(np.random.default_rng(1), **kw)
+    with pytest.raises(OnnxImportError, match=match):
+        _import(m, digits)
+
+
+def test_layer_tuning_energy_goes_to_the_crossbar_layers_only(block, digits, library):
+    """Per-layer tuning charges every hidden layer beyond the first, never the Add's row."""
+    model = _import(block, digits, scheme="per-layer").model
+    x, y = digits.x_test[:30], digits.y_test[:30]
+    res = evaluate(model, library, x, y, EngineConfig(chips=1, batch=30, layer_tuning=True))
+    tuning = {lay.layer: lay.energy_per_inference_j.layer_tuning for lay in res.layers}
+    assert tuning["3:add"] == 0.0
+    assert tuning["0:conv2d"] == 0.0
+    assert tuning["1:conv2d"] > 0 and tuning["1:conv2d"] == tuning["2:conv2d"]
+
+
+def test_a_sequential_model_keeps_its_file_and_its_evaluation_rows(digits, library, tmp_path):
+    """A model without Adds: the file holds no new key, the evaluation no new row, and the
+    reference, the engine's ideal mode and a reload agree (the byte-level comparison with
+    the code before residual Adds is in docs/architecture.md)."""
+    import json
+
+    from cosim.model import read_npz
+
+    rng = np.random.default_rng(5)
+    nodes = [
+        oh.make_node("Conv", ["x", "W1"], ["c1"], pads=[1, 1, 1, 1]),
+        oh.make_node("Relu", ["c1"], ["r1"]),
+        oh.make_node("MaxPool", ["r1"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        oh.make_node("Flatten", ["m"], ["f"]),
+        oh.make_node("Gemm", ["f", "W2"], ["y"], transB=1),
+    ]
+    inits = [_t("W1", rng.standard_normal((4, 1, 3, 3))), _t("W2", rng.standard_normal((10, 64)))]
+    g = oh.make_graph(
+        nodes,
+        "seq",
+        [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    proto = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    out = import_onnx(graph_from_proto(proto, "seq"), digits, ImportOptions(calibrate=100))
+    assert out.net is not None and not out.model.residual
+    p = tmp_path / "seq.npz"
+    save_model(out.model, p)
+    meta = json.loads(str(read_npz(p)["meta"]))
+    keys = {
+        "conv2d": {"kind", "role", "in_shape", "out_shape", "kernel", "stride", "padding",
+                   "w_grid", "in_grid", "out_grid", "b_grid"},
+        "maxpool2d": {"kind", "size", "in_shape", "out_shape"},
+        "flatten": {"kind", "in_shape", "out_shape"},
+        "dense": {"kind", "role", "in_shape", "out_shape", "w_grid", "in_grid", "out_grid",
+                  "b_grid"},
+    }  # fmt: skip
+    assert [set(d) for d in meta["layers"]] == [keys[d["kind"]] for d in meta["layers"]]
+    x, y = digits.x_test[:40], digits.y_test[:40]
+    ref = integer_forward(load_model(p), x)
+    ideal = evaluate(out.model, library, x, y, EngineConfig.ideal_mode())
+    assert ideal.predictions[0].tolist() == ref.predictions.tolist()
+    res = evaluate(out.model, library, x, y, EngineConfig(chips=1, batch=40))
+    assert [lay.layer for lay in res.layers] == ["0:conv2d"]
