@@ -1436,7 +1436,7 @@ def call_cli(world: World, argv: list[str], seconds: float) -> Outcome:
     return Outcome(argv, rc, out.getvalue(), err.getvalue() + shown, escaped)
 
 
-ERROR_LINE = re.compile(r"cosim(?: (?:characterize|train|evaluate|report))?: error: \S")
+ERROR_LINE = re.compile(r"cosim(?: (?:characterize|train|evaluate|report|import|export))?: error: \S")
 
 
 def cli_problems(o: Outcome) -> list[str]:
@@ -1610,3 +1610,30 @@ def test_cli_evaluate_mutated_inputs(world_lib, base_library, data):
     tokens = ["evaluate", "--model", model, "--library", library, "--limit", "20"]
     tokens += data.draw(st.sampled_from([[], ["--chips", "2"], ["--ideal"], ["--adc-bits", "2"]]))
     run_command(world_lib, tokens, seconds=60, reset=False)
+
+
+BAD_ONNX = ["@missing", "@notes", "@empty_file", "@foreign_dir", "@fifo", "@dev_zero",
+            "@link_dev_zero", "@dangling_link", "@nul", "@long"]  # fmt: skip
+
+
+@fuzz(60)
+@given(data=st.data())
+def test_cli_import_fails_fast(world, data):
+    """Every import option with hostile values, from an unreadable or non-ONNX file or an
+    unusable dataset: one line, exit 2, nothing written."""
+    out = data.draw(st.sampled_from(OUT_PATHS), label="--out")
+    valid = data.draw(st.booleans(), label="in-range values only")
+    flags = data.draw(flag_tokens("import", exclude=("dataset",), valid=valid), label="flags")
+    model = data.draw(st.sampled_from(BAD_ONNX), label="MODEL.onnx")
+    dataset = data.draw(st.sampled_from(["digits", *BAD_DATASETS]), label="dataset")
+    run_command(world, ["import", model, "--out", out, *flags, "--dataset", dataset], seconds=20)
+
+
+@fuzz(40)
+@given(data=st.data())
+def test_cli_export_fails_fast(world, data):
+    """Export of an unreadable or non-model file, to hostile output paths: one line."""
+    out = data.draw(st.sampled_from(OUT_PATHS), label="--out")
+    flags = data.draw(flag_tokens("export"), label="flags")
+    model = data.draw(st.sampled_from(BAD_ONNX), label="MODEL.npz")
+    run_command(world, ["export", model, "--out", out, *flags], seconds=20)
