@@ -1436,7 +1436,9 @@ def call_cli(world: World, argv: list[str], seconds: float) -> Outcome:
     return Outcome(argv, rc, out.getvalue(), err.getvalue() + shown, escaped)
 
 
-ERROR_LINE = re.compile(r"cosim(?: (?:characterize|train|evaluate|report|import|export))?: error: \S")
+ERROR_LINE = re.compile(
+    r"cosim(?: (?:characterize|train|evaluate|report|import|export))?: error: \S"
+)
 
 
 def cli_problems(o: Outcome) -> list[str]:
