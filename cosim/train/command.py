@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from cosim import argcheck as ac
+from cosim.train.arguments import add_bit_widths, add_lr, add_seed, add_unipolar_fraction
 
 #: The names of :data:`cosim.train.config.RECIPES` (kept here so ``configure`` imports no
 #: NumPy; a test checks they agree).
@@ -70,22 +71,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="activation L1 strength in [0, 10] (default 0: off): adds act-l1 x the hidden "
         "activations per sample in units of their range; useful 1e-5 .. 1e-2",
     )
-    bits = ac.integer(1, 8)
-    parser.add_argument("--w-bits", type=bits, default=4, help="weight bits 1..8 (default 4)")
-    parser.add_argument("--a-bits", type=bits, default=3, help="activation bits 1..8 (default 3)")
-    parser.add_argument("--in-bits", type=bits, default=8, help="input DAC bits 1..8 (default 8)")
-    parser.add_argument(
-        "--b-bits",
-        type=ac.integer(2, 16),
-        default=None,
-        help="bias bits 2..16, sign included (default w-bits + 2)",
-    )
-    parser.add_argument(
-        "--unipolar-fraction",
-        type=ac.fraction,
-        default=0.0,
-        help="fraction of the --unipolar-scope filters made unipolar, 0..1 (default 0)",
-    )
+    add_bit_widths(parser)
+    add_unipolar_fraction(parser, "the --unipolar-scope filters")
     parser.add_argument(
         "--unipolar-scope",
         choices=("hidden", "conv"),  # cosim.train.network.UNIPOLAR_SCOPES (no NumPy here)
@@ -110,16 +97,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="adam (default) or sgd (momentum 0.9)",
     )
-    parser.add_argument(
-        "--lr",
-        type=ac.real(0.0, 10.0, lo_open=True),
-        default=None,
-        help="peak learning rate (cosine decay), in (0, 10]; a run whose loss diverges stops "
+    add_lr(
+        parser,
+        None,
+        "peak learning rate (cosine decay), in (0, 10]; a run whose loss diverges stops "
         "with an error and keeps its last good checkpoint",
     )
-    parser.add_argument(
-        "--seed", type=ac.seed, default=0, help="random seed, 0..2^32-1 (default 0)"
-    )
+    add_seed(parser)
     parser.add_argument("--out", required=True, help="model file to write (.npz)")
     parser.add_argument("--json", default=None, help="also write metrics and history as JSON")
     parser.add_argument(

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from cosim import argcheck as ac
+from cosim.train.arguments import add_bit_widths, add_lr, add_seed, add_unipolar_fraction
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -51,16 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=("global", "per-layer"),
         help="global (default: one shared X/Y/W/B grid set) or per-layer",
     )
-    bits = ac.integer(1, 8)
-    parser.add_argument("--w-bits", type=bits, default=4, help="weight bits 1..8 (default 4)")
-    parser.add_argument("--a-bits", type=bits, default=3, help="activation bits 1..8 (default 3)")
-    parser.add_argument("--in-bits", type=bits, default=8, help="input DAC bits 1..8 (default 8)")
-    parser.add_argument(
-        "--b-bits",
-        type=ac.integer(2, 16),
-        default=None,
-        help="bias bits 2..16, sign included (default w-bits + 2)",
-    )
+    add_bit_widths(parser)
     parser.add_argument(
         "--calibrate",
         type=ac.integer(1, 10**7),
@@ -80,12 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="epochs of cosim's quantization-aware training from the imported weights "
         "(default 0: post-training quantization only)",
     )
-    parser.add_argument(
-        "--lr",
-        type=ac.real(0.0, 10.0, lo_open=True),
-        default=5e-4,
-        help="peak learning rate of the fine-tuning (default 5e-4)",
-    )
+    add_lr(parser, 5e-4, "peak learning rate of the fine-tuning (default 5e-4)")
     parser.add_argument(
         "--batch-size",
         type=ac.integer(1, 100_000),
@@ -93,12 +80,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="mini-batch size of the fine-tuning (default 64; small datasets gain from "
         "smaller batches: more steps per epoch)",
     )
-    parser.add_argument(
-        "--unipolar-fraction",
-        type=ac.fraction,
-        default=0.0,
-        help="fraction of the hidden filters made unipolar, 0..1 (default 0)",
-    )
+    add_unipolar_fraction(parser, "the hidden filters")
     parser.add_argument(
         "--input-mean",
         type=_floats,
@@ -112,9 +94,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="per-channel standard deviation of that normalization (default 1)",
     )
-    parser.add_argument(
-        "--seed", type=ac.seed, default=0, help="random seed, 0..2^32-1 (default 0)"
-    )
+    add_seed(parser)
     parser.add_argument(
         "--recalibrate",
         action="store_true",

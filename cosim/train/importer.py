@@ -112,6 +112,66 @@ def _accuracy(model: mf.Model, dataset: Dataset) -> float:
     return float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
 
 
+def _report(
+    g: Graph,
+    conv: Converted,
+    dataset: Dataset,
+    opts: ImportOptions,
+    n_calibration: int,
+    cal: dict[str, Any],
+    float_acc: float,
+    folded_acc: float,
+    ptq_acc: float,
+    residual_adds: int | None,
+    masks: list[np.ndarray],
+    t_convert: float,
+    t_calibrate: float,
+) -> dict[str, Any]:
+    """The import report after post-training quantization (sequential and residual graphs);
+    ``residual_adds`` (None: a sequential graph, no entry) follows ``ptq_accuracy``."""
+    report: dict[str, Any] = {
+        "graph": g.name,
+        "dataset": dataset.name,
+        "scheme": opts.scheme,
+        "w_bits": opts.w_bits,
+        "a_bits": opts.a_bits,
+        "calibration_samples": n_calibration,
+        "calibration": cal,
+        "layers": [s.kind for s in conv.specs],
+        "notes": list(conv.notes),
+        "input_assumed": "x01 in [0, 1] per the dataset's preprocessing, then "
+        "(x01 - input_mean) / input_std",
+        "float_accuracy": float_acc,
+        "float_accuracy_folded": folded_acc,
+        "ptq_accuracy": ptq_acc,
+    }
+    if residual_adds is not None:
+        report["residual_adds"] = residual_adds
+    report["unipolar_filters"] = int(sum(int(m.sum()) for m in masks))
+    report["convert_time_s"] = t_convert
+    report["calibrate_time_s"] = t_calibrate
+    report["n_test"] = len(dataset.x_test)
+    return report
+
+
+def _outcome(
+    model: mf.Model,
+    net: Network | None,
+    report: dict[str, Any],
+    dataset: Dataset,
+    float_acc: float,
+    t0: float,
+) -> ImportOutcome:
+    """The final model's test accuracy, grids and wall time into ``report`` (and the
+    accuracies into the model's info), as the import's outcome."""
+    report["test_accuracy"] = _accuracy(model, dataset)
+    report["grids"] = grids_summary(model)
+    report["wall_time_s"] = time.perf_counter() - t0
+    model.info["test_accuracy"] = report["test_accuracy"]
+    model.info["float_accuracy"] = float_acc
+    return ImportOutcome(model, net, report)
+
+
 def _adopt_export(
     g: Graph,
     conv: Converted,
@@ -232,38 +292,15 @@ def import_onnx(
     }
     model = export_model(net, scheme, masks, dataset, dict(info))
     ptq_acc = _accuracy(model, dataset)
-    report: dict[str, Any] = {
-        "graph": g.name,
-        "dataset": dataset.name,
-        "scheme": opts.scheme,
-        "w_bits": opts.w_bits,
-        "a_bits": opts.a_bits,
-        "calibration_samples": len(idx),
-        "calibration": cal,
-        "layers": [s.kind for s in conv.specs],
-        "notes": list(conv.notes),
-        "input_assumed": "x01 in [0, 1] per the dataset's preprocessing, then "
-        "(x01 - input_mean) / input_std",
-        "float_accuracy": float_acc,
-        "float_accuracy_folded": folded_acc,
-        "ptq_accuracy": ptq_acc,
-        "unipolar_filters": int(sum(int(m.sum()) for m in masks)),
-        "convert_time_s": t_convert,
-        "calibrate_time_s": t_calibrate,
-        "n_test": len(dataset.x_test),
-    }
+    report = _report(g, conv, dataset, opts, len(idx), cal, float_acc, folded_acc, ptq_acc,
+                     None, masks, t_convert, t_calibrate)  # fmt: skip
     if log is not None:
         log(f"float {100 * float_acc:.2f}%  post-training quantized {100 * ptq_acc:.2f}%")
     if opts.finetune > 0:
         model = _finetune(
             net, scheme.state(), scheme.hi_target, model, dataset, opts, rng, info, report, log
         )
-    report["test_accuracy"] = _accuracy(model, dataset)
-    report["grids"] = grids_summary(model)
-    report["wall_time_s"] = time.perf_counter() - t0
-    model.info["test_accuracy"] = report["test_accuracy"]
-    model.info["float_accuracy"] = float_acc
-    return ImportOutcome(model, net, report)
+    return _outcome(model, net, report, dataset, float_acc, t0)
 
 
 def _finetune(
@@ -385,32 +422,10 @@ def _import_residual(
         ptq_acc = _accuracy(model, dataset)
     if log is not None:
         log(f"float {100 * float_acc:.2f}%  post-training quantized {100 * ptq_acc:.2f}%")
-    report: dict[str, Any] = {
-        "graph": g.name,
-        "dataset": dataset.name,
-        "scheme": opts.scheme,
-        "w_bits": opts.w_bits,
-        "a_bits": opts.a_bits,
-        "calibration_samples": len(idx),
-        "calibration": cal,
-        "layers": [s.kind for s in conv.specs],
-        "notes": list(conv.notes),
-        "input_assumed": "x01 in [0, 1] per the dataset's preprocessing, then "
-        "(x01 - input_mean) / input_std",
-        "float_accuracy": float_acc,
-        "float_accuracy_folded": cal.pop("float_accuracy_folded"),
-        "ptq_accuracy": ptq_acc,
-        "residual_adds": sum(sp.kind == "add" for sp in conv.specs),
-        "unipolar_filters": int(sum(int(m.sum()) for m in masks)),
-        "convert_time_s": t_convert,
-        "calibrate_time_s": t_calibrate,
-        "n_test": len(dataset.x_test),
-    }
+    folded_acc = cal.pop("float_accuracy_folded")
+    adds = sum(sp.kind == "add" for sp in conv.specs)
+    report = _report(g, conv, dataset, opts, len(idx), cal, float_acc, folded_acc, ptq_acc,
+                     adds, masks, t_convert, t_calibrate)  # fmt: skip
     if net is not None and opts.finetune > 0:
         model = _finetune(net, state, model.input_hi, model, dataset, opts, rng, info, report, log)
-    report["test_accuracy"] = _accuracy(model, dataset)
-    report["grids"] = grids_summary(model)
-    report["wall_time_s"] = time.perf_counter() - t0
-    model.info["test_accuracy"] = report["test_accuracy"]
-    model.info["float_accuracy"] = float_acc
-    return ImportOutcome(model, net, report)
+    return _outcome(model, net, report, dataset, float_acc, t0)
