@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ def train_torch(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             n += len(idx)
         losses.append(total / n)
     model.eval()
@@ -144,9 +145,20 @@ def torch_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
-def export_onnx(model: Any, path: Path, dynamo: bool) -> list[str]:
-    """``torch.onnx.export`` with a dynamic batch axis; returns the graph's operator types."""
+def export_onnx(model: Any, path: Path, dynamo: bool) -> tuple[list[str], list[str]]:
+    """``torch.onnx.export`` with a dynamic batch axis; returns the graph's operator types
+    and the exporter's warnings (recorded, not raised: the TorchScript exporter is
+    deprecated)."""
     import onnx
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _export(model, path, dynamo)
+    said = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
+    return sorted({n.op_type for n in onnx.load(str(path)).graph.node}), said
+
+
+def _export(model: Any, path: Path, dynamo: bool) -> None:
     import torch
 
     x = torch.zeros(2, 1, 28, 28)
@@ -170,7 +182,6 @@ def export_onnx(model: Any, path: Path, dynamo: bool) -> list[str]:
             output_names=["logits"],
             dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
         )
-    return sorted({n.op_type for n in onnx.load(str(path)).graph.node})
 
 
 # ------------------------------------------------------------------------------ cosim's CLI
@@ -273,9 +284,11 @@ def main(
           f"{100 * res['float_accuracy_torch']:.2f} %", flush=True)  # fmt: skip
 
     onnx_path = out / "resnet.onnx"
-    res["onnx_ops"] = export_onnx(model, onnx_path, dynamo=True)
+    res["onnx_ops"], res["export_warnings"] = export_onnx(model, onnx_path, dynamo=True)
     ts_path = out / "resnet-torchscript.onnx"
-    res["onnx_ops_torchscript"] = export_onnx(model, ts_path, dynamo=False)
+    res["onnx_ops_torchscript"], res["export_warnings_torchscript"] = export_onnx(
+        model, ts_path, dynamo=False
+    )
     print(f"exported: dynamo {res['onnx_ops']}; TorchScript {res['onnx_ops_torchscript']}")
 
     ptq = cosim_import(cosim_python, onnx_path, out / "ptq.npz", [])
