@@ -263,7 +263,10 @@ def main(
     y_tr = ds.y_train[:train_limit].astype(np.int64)
     x_te = ds.preprocessing.unit(ds.x_test).astype(np.float32)
     y_te = ds.y_test.astype(np.int64)
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
     res: dict[str, Any] = {
+        "cosim_commit": git.stdout.strip() or None,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "train_samples": len(x_tr),
