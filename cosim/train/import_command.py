@@ -176,7 +176,8 @@ def summary(r: dict) -> str:
             )
         )
     if r.get("residual_adds"):
-        rows.append(("residual adds", f"{r['residual_adds']} (post-training quantization only)"))
+        how = "fine-tuned" if "finetune_accuracy" in r else "post-training quantization"
+        rows.append(("residual adds", f"{r['residual_adds']} ({how})"))
     rows += [
         ("unipolar filters", str(r["unipolar_filters"])),
         ("wall time", f"{r['wall_time_s']:.1f} s"),

@@ -14,7 +14,8 @@ Conv (square kernel, equal strides, symmetric padding, group 1, dilation 1), Gem
 (+ Add of a constant: the bias), BatchNormalization (folded into the preceding Conv, Gemm or
 MatMul), Relu, Clip(0, m) (ReLU6 and the like: a ReLU whose ADC range is capped at ``m``),
 MaxPool and AveragePool (square, stride = kernel, no padding: cosim's pools are
-non-overlapping), GlobalAveragePool (square maps: one pool of the map's size), Flatten,
+non-overlapping), GlobalAveragePool (square maps: one pool of the map's size) and ReduceMean
+over the two spatial axes (PyTorch's dynamo exporter writes ``AdaptiveAvgPool2d(1)`` so), Flatten,
 Reshape to ``(N, -1)`` (with its shape constant or computed by Shape/Gather/Unsqueeze/Concat
 chains, which are folded to constants), Squeeze of 1x1 maps, Identity, Dropout, a trailing
 Softmax/LogSoftmax (dropped: the arg-max is unchanged), and leading Sub/Div/Mul/Add of
@@ -58,6 +59,7 @@ SUPPORTED = (
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
+    "ReduceMean",
     "Flatten",
     "Reshape",
     "BatchNormalization",
@@ -299,6 +301,11 @@ def eval_node(node: Node, args: list[Any]) -> np.ndarray:
         return _pool(node, x)
     if op == "GlobalAveragePool":
         return x.mean(axis=(2, 3), keepdims=True)
+    if op == "ReduceMean":
+        axes = _axes(node, args, x.ndim)
+        if not axes and a.get("noop_with_empty_axes", 0):
+            return np.asarray(x)
+        return x.mean(axis=tuple(axes) or None, keepdims=bool(a.get("keepdims", 1)))
     if op == "BatchNormalization":
         scale, bias, mean, var = args[1:5]
         sh = (1, -1) + (1,) * (x.ndim - 2)
@@ -514,7 +521,7 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             consts[node.outputs[0]] = full[lo:hi]
             continue
         if not ins:  # constant arithmetic (shape chains): fold it
-            if node.op not in (*_SHAPE_OPS, "Add", "Sub", "Mul", "Div", *_QDQ_OPS):
+            if node.op not in (*_SHAPE_OPS, "Identity", "Add", "Sub", "Mul", "Div", *_QDQ_OPS):
                 raise _unsupported(node)
             args = [consts.get(i) if i else None for i in node.inputs]
             consts[node.outputs[0]] = eval_node(node, args)
@@ -677,11 +684,17 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
                     f"{op} does not follow a Conv/Gemm/MatMul (optionally with BatchNormalization"
                     " and a max pool)"
                 )
-        elif op in ("MaxPool", "AveragePool", "GlobalAveragePool"):
+        elif op in ("MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean"):
             if len(shape) != 3:
                 raise OnnxImportError(f"{node.label()}: pooling of a feature vector")
             n_ch, h, ww = shape
-            if op == "GlobalAveragePool":
+            if op == "ReduceMean" and sorted(_axes(node, [None, *const_args[1:]], 4)) != [2, 3]:
+                # PyTorch's dynamo exporter writes AdaptiveAvgPool2d(1) as this ReduceMean
+                raise OnnxImportError(
+                    f"{node.label()}: only a mean over the two spatial axes (a global average "
+                    "pool) is supported"
+                )
+            if op in ("GlobalAveragePool", "ReduceMean"):
                 if h != ww:
                     raise OnnxImportError(
                         f"{node.label()}: global average pooling of a {h}x{ww} map; cosim's pools"
@@ -708,6 +721,9 @@ def convert(g: Graph, sample_shape: tuple[int, ...]) -> Converted:
             if k > 1:
                 specs.append(Spec(kind, node.name, size=k))
             new_shape = (n_ch, h // k, ww // k)
+            if op == "ReduceMean" and not node.attrs.get("keepdims", 1):
+                specs.append(Spec("flatten", node.name))
+                new_shape = (n_ch,)
         elif op in ("Flatten", "Reshape", "Squeeze"):
             n_feat = int(np.prod(shape))
             if op == "Flatten":
