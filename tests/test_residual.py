@@ -5,9 +5,7 @@ nonideal evaluation counting the Adds' energy, and the model file round trip."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto
 from onnx import helper as oh
 from onnx import numpy_helper as nh
 from onnx.reference import ReferenceEvaluator
@@ -22,6 +20,7 @@ from cosim.model.forward import add_ratios
 from cosim.quant import ActGrid, residual_add
 from cosim.train.importer import ImportOptions, import_onnx
 from cosim.train.onnx_graph import graph_from_proto
+from tests.test_onnx_import import make_model
 
 N_TEST = 120  # digits test images the engine runs (fast)
 
@@ -74,16 +73,7 @@ def residual_block(rng, relu_after=True, projection=False, conv_after=False):
         inits.append(_t("Wp", rng.standard_normal((c, c, 1, 1))))
     if conv_after:
         inits.append(_t("W5", rng.standard_normal((c, c, 3, 3)) * 0.3))
-    g = oh.make_graph(
-        nodes,
-        "resblock",
-        [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    m = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
-    onnx.checker.check_model(m)
-    return m
+    return make_model(nodes, inits, (1, 8, 8), 10, name="resblock")
 
 
 @pytest.fixture(scope="module")
@@ -264,14 +254,7 @@ def test_a_sequential_model_keeps_its_file_and_its_evaluation_rows(digits, libra
         oh.make_node("Gemm", ["f", "W2"], ["y"], transB=1),
     ]
     inits = [_t("W1", rng.standard_normal((4, 1, 3, 3))), _t("W2", rng.standard_normal((10, 64)))]
-    g = oh.make_graph(
-        nodes,
-        "seq",
-        [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    proto = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    proto = make_model(nodes, inits, (1, 8, 8), 10, name="seq", check=False)
     out = import_onnx(graph_from_proto(proto, "seq"), digits, ImportOptions(calibrate=100))
     assert out.net is not None and not out.model.residual
     p = tmp_path / "seq.npz"
