@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 
 from cosim.report.context import ALL_OFF, StudyContext
-from cosim.report.experiments.base import Experiment, Results, precision_name
+from cosim.report.experiments.base import (
+    Experiment,
+    Results,
+    other_seeds,
+    precision_name,
+    seeded,
+)
 from cosim.report.plan import DESIGN_POINT, HIGH_PRECISION
 from cosim.report.tasks import Task
 
@@ -141,7 +147,7 @@ class ClipBound(Experiment):
 
     @staticmethod
     def _key(hi: float, seed: int, ctx: StudyContext) -> str:
-        return f"{hi:g}" if seed == ctx.plan.seed else f"{hi:g} s{seed}"
+        return seeded(f"{hi:g}", seed, ctx)
 
     def declare(self, ctx: StudyContext) -> dict[str, Task]:
         from cosim.train.config import RECIPES
@@ -234,23 +240,16 @@ class Robustness(Experiment):
             for a2 in p.a_bits:
                 out[f"nva {precision_name(w, a2)}"] = sweep("nva", w, a2)
         # the trends at the design point's precisions, repeated over the other seeds
-        for seed in self._other_seeds(ctx):
+        for seed in other_seeds(ctx):
             for w in p.w_bits:
-                out[f"nvw {precision_name(w, p.nvw_a_bits)} s{seed}"] = sweep(
-                    "nvw", w, p.nvw_a_bits, seed
-                )
+                name = precision_name(w, p.nvw_a_bits)
+                out[seeded(f"nvw {name}", seed, ctx)] = sweep("nvw", w, p.nvw_a_bits, seed)
             for a2 in p.a_bits:
                 name = precision_name(p.nvw_w_bits, a2)
-                out[f"nvw-by-a {name} s{seed}"] = sweep("nvw", p.nvw_w_bits, a2, seed)
+                out[seeded(f"nvw-by-a {name}", seed, ctx)] = sweep("nvw", p.nvw_w_bits, a2, seed)
                 if self._nva_seeded_w(ctx) is not None:
-                    out[f"nva {precision_name(p.nvw_w_bits, a2)} s{seed}"] = sweep(
-                        "nva", p.nvw_w_bits, a2, seed
-                    )
+                    out[seeded(f"nva {name}", seed, ctx)] = sweep("nva", p.nvw_w_bits, a2, seed)
         return out
-
-    @staticmethod
-    def _other_seeds(ctx: StudyContext) -> list[int]:
-        return [s for s in ctx.plan.seeds if s != ctx.plan.seed]
 
     @staticmethod
     def _nva_seeded_w(ctx: StudyContext) -> int | None:
@@ -267,14 +266,8 @@ class Robustness(Experiment):
         from cosim.report.stats import interval
         from cosim.report.verdicts import half_change
 
-        seeds = [ctx.plan.seed, *self._other_seeds(ctx)]
-        per_seed = [
-            [
-                r[f"{prefix} {n}" + ("" if s == ctx.plan.seed else f" s{s}")]["largest"]
-                for n in names
-            ]
-            for s in seeds
-        ]
+        seeds = [ctx.plan.seed, *other_seeds(ctx)]
+        per_seed = [[r[seeded(f"{prefix} {n}", s, ctx)]["largest"] for n in names] for s in seeds]
         trend = [half_change(x, vals) for vals in per_seed]
         return {
             "seeds": seeds,

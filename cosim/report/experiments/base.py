@@ -14,6 +14,18 @@ def precision_name(w: int, a: int) -> str:
     return f"W{w}A{a}"
 
 
+def other_seeds(ctx: StudyContext) -> list[int]:
+    """The plan's seeds besides its own (:attr:`StudyPlan.seed`), in plan order."""
+    return [s for s in ctx.plan.seeds if s != ctx.plan.seed]
+
+
+def seeded(name: str, seed: int, ctx: StudyContext) -> str:
+    """A task's name for ``seed``: ``name`` for the plan's own seed (the name it had before
+    experiments were repeated over seeds, so cached experiments keep their keys), else
+    ``name s{seed}``."""
+    return name if seed == ctx.plan.seed else f"{name} s{seed}"
+
+
 class Experiment:
     """Base class: ``name`` (cache and figure name), ``title`` and the two steps."""
 

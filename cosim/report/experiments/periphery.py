@@ -16,7 +16,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from cosim.report.context import StudyContext
-from cosim.report.experiments.base import Experiment, Results, precision_name
+from cosim.report.experiments.base import (
+    Experiment,
+    Results,
+    other_seeds,
+    precision_name,
+    seeded,
+)
 from cosim.report.plan import DESIGN_POINT
 from cosim.report.tasks import Task
 
@@ -169,10 +175,11 @@ class PeripherySavings(Experiment):
                 out[f"{fam.key} {d} accuracy"] = ctx.evaluation(
                     m, ACCURACY_CONFIG, limit=ctx.plan.energy_limit, label=f"{fam.key} {d} accuracy"
                 )
-            for seed in _other_seeds(ctx):
+            for seed in other_seeds(ctx):
                 for d, m in self._designs(ctx, fam, seed).items():
-                    out[f"{fam.key} {d} s{seed} model"] = m
-                    out[f"{fam.key} {d} s{seed} accuracy"] = ctx.evaluation(
+                    name = seeded(f"{fam.key} {d}", seed, ctx)
+                    out[f"{name} model"] = m
+                    out[f"{name} accuracy"] = ctx.evaluation(
                         m,
                         ACCURACY_CONFIG,
                         limit=ctx.plan.energy_limit,
@@ -185,17 +192,13 @@ class PeripherySavings(Experiment):
         paper's claims rest on: global versus per-layer, proposed versus shared."""
         from cosim.report.stats import interval, paired
 
-        seeds = [ctx.plan.seed, *_other_seeds(ctx)]
+        seeds = [ctx.plan.seed, *other_seeds(ctx)]
 
-        def sfx(s: int) -> str:
-            return "" if s == ctx.plan.seed else f" s{s}"
+        def values(d: str, task: str, field: str) -> list[float]:
+            return [r[f"{seeded(f'{k} {d}', s, ctx)} {task}"][field] for s in seeds]
 
-        soft = {
-            d: [r[f"{k} {d}{sfx(s)} model"]["test_accuracy"] for s in seeds] for d in self.SEEDED
-        }
-        chip = {
-            d: [r[f"{k} {d}{sfx(s)} accuracy"]["accuracy_mean"] for s in seeds] for d in self.SEEDED
-        }
+        soft = {d: values(d, "model", "test_accuracy") for d in self.SEEDED}
+        chip = {d: values(d, "accuracy", "accuracy_mean") for d in self.SEEDED}
         return {
             "seeds": seeds,
             "accuracy": {d: interval(v) for d, v in soft.items()},
@@ -284,7 +287,7 @@ class PeripherySavings(Experiment):
                 }
             if fam.stand_in:
                 sec["float_accuracy"] = r[f"{k} float model"]["test_accuracy"]
-            if _other_seeds(ctx):
+            if other_seeds(ctx):
                 sec["seeded"] = self._seeded(ctx, r, k)
             out[k] = sec
         return {"periphery_savings": out}
@@ -319,10 +322,10 @@ class UnipolarTradeoff(Experiment):
             )
             if f not in self._seeded_fractions(ctx):
                 continue
-            for seed in _other_seeds(ctx):
+            for seed in other_seeds(ctx):
                 m = ctx.main_model(w, a, unipolar=f, epochs=p.unipolar_epochs, seed=seed, **kw)
-                out[f"{f:g} s{seed} model"] = m
-                out[f"{f:g} s{seed} accuracy"] = ctx.evaluation(
+                out[f"{seeded(f'{f:g}', seed, ctx)} model"] = m
+                out[f"{seeded(f'{f:g}', seed, ctx)} accuracy"] = ctx.evaluation(
                     m, ACCURACY_CONFIG, limit=p.energy_limit, label=f"unipolar {f:g} seed {seed}"
                 )
         return out
@@ -339,11 +342,11 @@ class UnipolarTradeoff(Experiment):
     def _seeded(self, ctx: StudyContext, r: Results) -> dict[str, Any]:
         from cosim.report.stats import interval, paired
 
-        seeds = [ctx.plan.seed, *_other_seeds(ctx)]
+        seeds = [ctx.plan.seed, *other_seeds(ctx)]
         fr = self._seeded_fractions(ctx)
 
         def acc(f: float, key: str, field: str) -> list[float]:
-            return [r[f"{f:g}{'' if s == ctx.plan.seed else f' s{s}'}{key}"][field] for s in seeds]
+            return [r[f"{seeded(f'{f:g}', s, ctx)}{key}"][field] for s in seeds]
 
         soft = {f: acc(f, " model", "test_accuracy") for f in fr}
         chip = {f: acc(f, " accuracy", "accuracy_mean") for f in fr}
@@ -383,10 +386,6 @@ class UnipolarTradeoff(Experiment):
             counts = [conv_filter_counts(r[f"{f:g} model"], arch) for f in fr]
             sec["unipolar_conv_filters"] = [c[0] for c in counts]
             sec["conv_filters"] = counts[0][1]
-        if _other_seeds(ctx):
+        if other_seeds(ctx):
             sec["seeded"] = self._seeded(ctx, r)
         return {"unipolar_tradeoff": sec}
-
-
-def _other_seeds(ctx: StudyContext) -> list[int]:
-    return [s for s in ctx.plan.seeds if s != ctx.plan.seed]
