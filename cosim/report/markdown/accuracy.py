@@ -89,15 +89,19 @@ def grid(rep: Report) -> str:
         f"{d['device_level_bits']}-bit device levels still train (this is a training "
         "experiment); the hardware experiments run them on an 8-bit-level what-if card."
     )
+    cells = len(d["w_bits"]) * len(d["a_bits"])
+    converged = (
+        " (the converged float, W4A3 and W8A8 over seeds are in section 0)"
+        if "headline" in rep
+        else ""
+    )
     why = (
         f"{net(rep)} ({training(rep, d['epochs'])}, one seed) instead of LeNet-5 on MNIST "
         f"trained for 300 iteration cycles; {data_note(rep, d['float_accuracy'])}; this grid "
-        "is a relative comparison of the 64 precisions with short training, which lowers "
-        "every cell (the converged float, W4A3 and W8A8 over seeds are in section 0), and "
-        "global quantization shares one set of ranges across all layers."
+        f"is a relative comparison of the {cells} precisions with short training, which "
+        f"lowers every cell{converged}, and global quantization shares one set of ranges "
+        "across all layers."
     )
-    if "headline" not in rep:
-        why = why.replace(" (the converged float, W4A3 and W8A8 over seeds are in section 0)", "")
     rows = [["", "ours", "published (LeNet-5, MNIST)"]]
     rows.append(["W4A3", pct(g["W4A3"], 2), pct(ref["W4A3"], 2)])
     rows.append(["float", pct(d["float_accuracy"], 2), pct(ref["float"], 2)])
