@@ -12,8 +12,9 @@ global average pool, Linear 32->10), global W4A3, on the 10k Fashion-MNIST test 
   so no PyTorch is needed;
 * ``t_float``: a plain float32 NumPy forward of the graph (the model's dequantized weights;
   im2col + matmul, ReLU, max and average pooling, the residual Adds; the signed operand of
-  an Add computed once, as the graph does, not as the chip's ``[W; -W]`` pair), batch 1000,
-  single-threaded BLAS like the engine;
+  an Add computed once, as the graph does and as the chip reads it: one signed conversion
+  per output of ``W``'s differential pairs, :func:`cosim.engine.mapping.signed_half`),
+  batch 1000, single-threaded BLAS like the engine;
 * ``t_engine``: ``cosim evaluate``'s engine, every non-ideality on, one chip (programming
   included), single-threaded;
 * the float32 forward's predictions checked against :func:`cosim.model.forward.float_forward`
@@ -99,7 +100,8 @@ class Float32Forward:
     """A plain float32 NumPy forward of a model file's graph (dequantized weights).
 
     A hidden weight layer whose output is the signed operand of a residual Add (a pair,
-    ``[W; -W]`` on the chip) is computed once with ``W``, without a ReLU, as in the graph.
+    ``[W; -W]`` in the model file) is computed once with ``W``, without a ReLU, as in the
+    graph.
     """
 
     def __init__(self, model) -> None:

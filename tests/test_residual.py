@@ -13,6 +13,7 @@ from onnx.reference import ReferenceEvaluator
 from cosim.engine.config import EngineConfig
 from cosim.engine.core import Engine
 from cosim.engine.evaluate import evaluate
+from cosim.engine.mapping import map_layer, signed_half
 from cosim.errors import ModelFileError, OnnxImportError
 from cosim.library import load_library
 from cosim.model import AddLayer, integer_forward, load_model, save_model
@@ -20,6 +21,7 @@ from cosim.model.forward import add_ratios
 from cosim.quant import ActGrid, residual_add
 from cosim.train.importer import ImportOptions, import_onnx
 from cosim.train.onnx_graph import graph_from_proto
+from tests.engine_models import ALL_OFF, evaluate_recording, reference_codes
 from tests.test_onnx_import import make_model
 
 N_TEST = 120  # digits test images the engine runs (fast)
@@ -204,7 +206,10 @@ def test_nonideal_evaluation_counts_the_adds_energy(imported, digits, library):
     add_rows = [lay for lay in res.layers if lay.layer.endswith(":add")]
     assert len(add_rows) == 1
     add = next(lay for lay in model.layers if isinstance(lay, AddLayer))
-    n_adds = 2 * int(np.prod(add.out_shape))  # a pair: a subtraction and an addition
+    # the pair's operand is read as one signed code (mapping.signed_half): one add each
+    src = model.layers.index(add) - 1
+    assert signed_half(model, src) is not None
+    n_adds = int(np.prod(add.out_shape))
     e_add = library.card.digital.e_add_j
     assert e_add > 0
     got = add_rows[0].energy_per_inference_j.digital
@@ -275,3 +280,56 @@ def test_a_sequential_model_keeps_its_file_and_its_evaluation_rows(digits, libra
     assert ideal.predictions[0].tolist() == ref.predictions.tolist()
     res = evaluate(out.model, library, x, y, EngineConfig(chips=1, batch=40))
     assert [lay.layer for lay in res.layers] == ["0:conv2d"]
+
+
+def _columns(lm):
+    """Physical crossbar columns of a layer map (a pair two, a unipolar filter one)."""
+    first = [t for t in lm.tiles if t.row_tile == 0]
+    return sum(1 + (q is not None) for t in first for _, _, q in t.outputs)
+
+
+def test_signed_operand_is_read_once_from_one_pair_and_gives_the_ideal_codes(
+    imported, digits, library
+):
+    """The Add's signed operand (``[W; -W]`` in the model) is programmed once (``C`` pairs,
+    half the columns of mapping both halves) and read as one signed offset-binary code per
+    output; with every hardware effect off the analog path gives the integer reference's
+    codes, both halves, exactly."""
+    model = imported.model
+    add = next(i for i, lay in enumerate(model.layers) if isinstance(lay, AddLayer))
+    src = add - 1
+    lay = model.layers[src]
+    maps = {m.index: m for m in Engine(model, library, EngineConfig()).maps}
+    assert maps[src].signed and not any(m.signed for i, m in maps.items() if i != src)
+    assert maps[src].n_out * 2 == lay.out_shape[0]
+    both = map_layer(src, lay, library.card)  # the [W; -W] filters as they are
+    assert not both.signed and 2 * _columns(maps[src]) == _columns(both)
+    x, y = digits.x_test[:N_TEST], digits.y_test[:N_TEST]
+    res, codes = evaluate_recording(
+        model, library, x, y, EngineConfig(**ALL_OFF, partial_sums="analog")
+    )
+    pred_ref, codes_ref = reference_codes(model, x)
+    assert set(codes) == set(codes_ref)
+    for i in codes_ref:
+        np.testing.assert_array_equal(codes[i], codes_ref[i], err_msg=f"layer {i}")
+    np.testing.assert_array_equal(res.predictions[0], pred_ref)
+    # the negative half is not zero everywhere: the signed read gives both signs
+    c = lay.out_shape[0] // 2
+    assert codes[src][:, c:].any() and codes[src][:, :c].any()
+
+
+def test_signed_half_needs_an_exact_mirror(imported):
+    """A pair whose halves are not exact negatives (a hand-edited file) is mapped as it is,
+    both halves programmed."""
+    from dataclasses import replace
+
+    model = imported.model
+    add = next(i for i, lay in enumerate(model.layers) if isinstance(lay, AddLayer))
+    lay = model.layers[add - 1]
+    assert signed_half(model, add - 1) is not None
+    n_w = np.array(lay.n_w, copy=True)
+    n_w[-1].flat[0] += 1
+    layers = list(model.layers)
+    layers[add - 1] = replace(lay, n_w=n_w)
+    assert signed_half(replace(model, layers=tuple(layers)), add - 1) is None
+    assert signed_half(model, 0) is None  # not an Add's operand

@@ -160,6 +160,6 @@ class DriftCompensation:
             c = g.codes.astype(np.float64)
             value[:, o] += c
             valid[:, o] &= (c > 0) & (c < (1 << g.bits) - 1)
-            if g.row_tile >= 0:  # offset binary: the signed partial sum is the code less half
+            if g.offset_binary:  # a partial sum or signed operand: the code less half
                 halves[o] += 1 << (g.bits - 1)
         return value - halves, valid

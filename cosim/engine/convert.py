@@ -85,6 +85,17 @@ class Conversions:
         """Resolution of partial-sum conversions: the card's, unless --adc-bits says else."""
         return self.cfg.adc_bits if self.cfg.adc_bits is not None else self.card.adc.bits
 
+    def signed_bits(self, lm: LayerMap) -> int:
+        """Resolution of a signed operand's conversion (:attr:`LayerMap.signed`, one
+        conversion of every row tile joined): one bit more than the final conversion's
+        (:meth:`_conv_bits`), so ``±hi`` around half scale keeps the output grid's step;
+        at most the card's ``adc.bits`` (then the step doubles)."""
+        return min(self._conv_bits(lm) + 1, self.card.adc.bits)
+
+    def signed_r_t(self, lm: LayerMap) -> float:
+        """Transimpedance of a signed operand's conversion: ``±hi`` spans the ADC."""
+        return lm.periphery.r_t_ohm / 2.0
+
     def psum_r_t(self, lm: LayerMap) -> float:
         """Transimpedance of a partial-sum conversion: ``±psum_range·hi`` spans the ADC."""
         return lm.periphery.r_t_ohm / (2.0 * self.cfg.psum_range)

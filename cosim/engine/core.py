@@ -30,7 +30,9 @@ Pooling, flattening, residual Adds and the classifier head run digitally, exactl
 :func:`cosim.model.forward.integer_forward`. In ideal mode the same mapping is evaluated in
 exact integers and reproduces that function bit for bit. A residual Add
 (:class:`cosim.model.AddLayer`, :func:`cosim.model.forward.add_codes`) costs
-``digital.e_add_j`` per add (two per output where its operand is a signed pair), tallied
+``digital.e_add_j`` per add (one per output: a signed operand, :attr:`LayerMap.signed`, is
+read as one signed code, converted offset binary at :meth:`signed_bits` over ``±hi``; two
+where a pair is mapped as both halves), tallied
 in its own layer row ``"{index}:add"``.
 
 Where it lives: this module holds :class:`Engine` (chip instances, batches, the layer pass,
@@ -146,7 +148,8 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         streams = ChipStreams(cfg.seed, k)
         out = []
         for m in self.maps:
-            bits_final = self._conv_bits(m)
+            # a signed operand: one offset-binary conversion, a bit more than the grid's
+            bits_final = self.signed_bits(m) if m.signed else self._conv_bits(m)
 
             def factory(rt: int, rng_for: RngFor, bits_final=bits_final):
                 bits = bits_final if rt < 0 else self.psum_bits()
@@ -245,7 +248,9 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
             elif isinstance(lay, AddLayer):  # digital, between tiles: the reference's adds
                 k = add_codes(self.model, i, k, saved[lay.source])
                 st = stats.setdefault(i, LayerStats(f"{i}:add"))
-                st.count("digital", self.card.digital.e_add_j, k.size * (2 if lay.pair else 1))
+                # a pair's operand: two adds per output, one where the chip read it signed
+                n_add = 2 if lay.pair and not self._by_index[i - 1].signed else 1
+                st.count("digital", self.card.digital.e_add_j, k.size * n_add)
             if i in sources:
                 saved[i] = k
         assert logits is not None
@@ -310,6 +315,8 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
                 y = self._analog_layer(
                     lm, st, k, unroll_codes, noise, stats, VectorRows(start * per, per), record
                 )
+            if lm.signed:  # the signed codes as the model's halves (relu(z), relu(-z))
+                y = np.concatenate([np.maximum(y, 0), np.maximum(-y, 0)], axis=1)
         if record is not None:
             record.outputs(i, y)
         stats.outputs += y.size
@@ -356,6 +363,10 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
         stats.vectors_sampled += len(range((-rows.first) % ENERGY_STRIDE, n, ENERGY_STRIDE))
         out = np.empty((n, lm.n_out), dtype=CODE_DTYPE)
         split = lm.n_row_tiles > 1 and cfg.partial_sums == "digital"
+        # the signed operand of a residual Add: offset-binary conversions, signed codes
+        signed = lm.signed
+        top = (1 << per.adc_bits) - 1
+        low = -top if signed else 0
         # drift compensation's per-output scales, set by the chip's calibration read
         scale = st.derived[SCALE_KEY] if SCALE_KEY in st.derived else None
         hist: dict[int, np.ndarray] = {}  # (skip, code) histograms of the conversions
@@ -368,38 +379,51 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
                     n,
                     stats,
                     periphery=split or t.row_tile == 0,
-                    sense=not split and t.row_tile == 0 and self._sense_on(),
+                    sense=not split and not signed and t.row_tile == 0 and self._sense_on(),
                 )
             outs = ts_ct[0].tile.outputs
             o_idx = np.array([o for o, _, _ in outs])
             o_sel: np.ndarray | slice = o_idx
             if np.array_equal(o_idx, np.arange(o_idx[0], o_idx[0] + o_idx.size)):
                 o_sel = slice(int(o_idx[0]), int(o_idx[0]) + o_idx.size)  # a plain copy
-            if split:
-                # partial sums convert at the card's resolution unless --adc-bits says else
-                b_ps = self.psum_bits()
+            if split or signed:
+                # partial sums convert at the card's resolution unless --adc-bits says else,
+                # each spanning ±psum_range·hi; a signed operand read whole (every row tile
+                # joined, row tile -1) converts once over ±hi (signed_bits, signed_r_t)
+                if split:
+                    b_ps, r_t, span = self.psum_bits(), self.psum_r_t(lm), cfg.psum_range
+                    groups = [(rt, [ts]) for rt, ts in enumerate(ts_ct)]
+                else:
+                    b_ps, r_t, span = self.signed_bits(lm), self.signed_r_t(lm), 1.0
+                    groups = [(-1, ts_ct)]
                 total = np.zeros((n, len(outs)), dtype=np.int64)
-                for rt, ts in enumerate(ts_ct):
+                for rt, grp in groups:
                     v_out, _ = self._group_voltages(
-                        st, ct, [ts], drive, noisy, noise, self.psum_r_t(lm), True, stats,
+                        st, ct, grp, drive, noisy, noise, r_t, True, stats,
                         rows=rows, key=(lm.index, ct, rt + 1),
                     )  # fmt: skip
                     c = self._adc_codes(
                         st, ct, rt, v_out, b_ps, True, None, stats, hist, row0=rows.first
                     )
                     if record is not None:
-                        r_t = self.psum_r_t(lm)
                         g = GroupTrace(ct, rt, r_t, b_ps, True, v_out, None, None, c)
                         record.group(lm.index, g)
                     total += c
-                    stats.count("digital", card.digital.e_add_j, c.size)
-                total -= len(ts_ct) << (b_ps - 1)  # offset binary: each code less half scale
+                    if split:
+                        stats.count("digital", card.digital.e_add_j, c.size)
+                total -= len(groups) << (b_ps - 1)  # offset binary: each code less half scale
                 shift = per.adc_bits + 1 - b_ps
+                neg = None
+                if signed:  # round the magnitude (half away from zero), as the reference
+                    neg = total < 0  # rounds relu(z) and relu(-z) alike
+                    np.abs(total, out=total)
                 if scale is None:
-                    y = round_scaled(total, cfg.psum_range * 2.0**shift)
+                    y = round_scaled(total, span * 2.0**shift)
                 else:  # drift compensation: the summed signed code, one rounding
-                    y = apply_scale(total, scale[o_idx], cfg.psum_range * 2.0**shift)
-                np.clip(y, 0, (1 << per.adc_bits) - 1, out=y)
+                    y = apply_scale(total, scale[o_idx], span * 2.0**shift)
+                if neg is not None:
+                    np.negative(y, where=neg, out=y)
+                np.clip(y, low, top, out=y)
             else:
                 b = self._conv_bits(lm)
                 v_out, i_sense = self._group_voltages(

@@ -19,6 +19,13 @@ For every hidden weight layer (dense, or conv unrolled by im2col, fan-in ``F`` i
 * **transimpedance** ``R_t`` that maps the output grid's full scale ``hi_out`` onto the ADC's
   ``V_ref``: one value for every hidden layer of a globally quantized model (the shared
   periphery), one per layer otherwise.
+* **signed operands**: a hidden layer whose output is the signed operand of a residual Add
+  (:class:`cosim.model.AddLayer` with ``pair``) holds ``[W; -W]`` and ``[b; -b]`` in the
+  model file. Only ``W`` is programmed (``C`` differential pairs, not ``2 C``), and the
+  layer map is marked :attr:`LayerMap.signed`: the chip reads the signed ``z`` of each pair
+  once, as an offset-binary conversion around half scale (the way a digital partial sum is
+  read), and the digital side splits the signed code into the model's two halves
+  ``(relu(z), relu(-z))``. The same devices give both halves, as in the model's arithmetic.
 
 A model whose precisions the card cannot hold is refused with an error naming both.
 """
@@ -26,14 +33,14 @@ A model whose precisions the card cannot hold is refused with an error naming bo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
 from cosim.card import Card
 from cosim.errors import CosimError
-from cosim.model import Model, WeightLayer
+from cosim.model import AddLayer, Model, WeightLayer
 from cosim.model.forward import exact_matmul
 from cosim.quant import requantize
 
@@ -98,6 +105,9 @@ class LayerMap:
     n_bias_inverted: int
     row_chunks: list[tuple[int, int]]
     tiles: list[Tile] = field(default_factory=list)
+    #: the signed operand of a residual Add: ``layer`` is the model layer's first half
+    #: (``W``), read as signed codes; the engine gives ``(relu, relu of the negation)``
+    signed: bool = False
 
     @property
     def n_row_tiles(self) -> int:
@@ -270,6 +280,36 @@ def map_layer(
     return lm
 
 
+def signed_half(model: Model, index: int) -> WeightLayer | None:
+    """The first half (``W``, ``b``) of hidden layer ``index`` when it is the signed operand
+    of a residual Add (the next layer an :class:`~cosim.model.AddLayer` with ``pair``) and
+    its second half is exactly ``[-W; -b]`` with no unipolar filter; else None (mapped as
+    it is, ``2 C`` filters)."""
+    lay = model.layers[index]
+    nxt = model.layers[index + 1] if index + 1 < len(model.layers) else None
+    if not (isinstance(lay, WeightLayer) and isinstance(nxt, AddLayer) and nxt.pair):
+        return None
+    if lay.n_w is None or lay.n_b is None:
+        return None
+    c = lay.n_w.shape[0] // 2
+    n_w, n_b = np.asarray(lay.n_w), np.asarray(lay.n_b)
+    mirrored = (
+        lay.n_w.shape[0] == 2 * c
+        and np.array_equal(n_w[c:], -n_w[:c])
+        and np.array_equal(n_b[c:], -n_b[:c])
+        and not np.any(lay.unipolar)
+    )
+    if not mirrored:
+        return None
+    return replace(
+        lay,
+        out_shape=(c, *lay.out_shape[1:]),
+        unipolar=np.asarray(lay.unipolar)[:c],
+        n_w=n_w[:c],
+        n_b=n_b[:c],
+    )
+
+
 def map_model(model: Model, card: Card) -> list[LayerMap]:
     """Map every hidden layer; a globally quantized model shares one periphery setting."""
     check_model(model, card)
@@ -278,7 +318,12 @@ def map_model(model: Model, card: Card) -> list[LayerMap]:
         for i, lay in enumerate(model.layers)
         if isinstance(lay, WeightLayer) and lay.is_hidden
     ]
-    maps = [map_layer(i, lay, card) for i, lay in hidden]
+    maps = []
+    for i, lay in hidden:
+        half = signed_half(model, i)
+        lm = map_layer(i, half if half is not None else lay, card)
+        lm.signed = half is not None
+        maps.append(lm)
     if model.scheme == "global" and maps:
         r = {round(m.periphery.r_t_ohm, 6) for m in maps}
         if len(r) > 1:
@@ -292,7 +337,8 @@ def map_model(model: Model, card: Card) -> list[LayerMap]:
 def ideal_layer(lm: LayerMap, cols: np.ndarray) -> np.ndarray:
     """The layer's output codes for unrolled input codes ``cols`` (n, fan_in) through its
     tiles, columns, bias rows and partial sums in exact integers (no hardware): ideal mode,
-    bit-exact with :func:`cosim.model.forward.integer_forward`."""
+    bit-exact with :func:`cosim.model.forward.integer_forward`. A :attr:`~LayerMap.signed`
+    layer gives the model's ``2 C`` outputs: the codes of ``acc`` and of ``-acc``."""
     n = cols.shape[0]
     acc = np.zeros((n, lm.n_out), dtype=np.int64)
     full = 1 << lm.periphery.in_bits
@@ -305,4 +351,7 @@ def ideal_layer(lm: LayerMap, cols: np.ndarray) -> np.ndarray:
         for o, p, q in t.outputs:
             diff = cur[:, p] - (cur[:, q] if q is not None else 0)
             acc[:, o] += diff // lm.level_scale
-    return requantize(acc, lm.layer.scale, lm.periphery.adc_bits)
+    y = requantize(acc, lm.layer.scale, lm.periphery.adc_bits)
+    if lm.signed:
+        y = np.concatenate([y, requantize(-acc, lm.layer.scale, lm.periphery.adc_bits)], axis=1)
+    return y

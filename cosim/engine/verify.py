@@ -197,6 +197,7 @@ def verify_spice(
         per = lm.periphery
         cols = captured[li][np.array(g["vecs"])]
         split = lm.n_row_tiles > 1 and vcfg.partial_sums == "digital"
+        ob = split or lm.signed  # offset binary: sampled against V_ref/2
         v_tab = np.arange(1 << per.in_bits) * per.v_in_lsb
         u = eng.crossbar.drive(v_tab)[cols] if vcfg.nonlinearity else v_tab[cols]
         m_tia, bias_tia = ts.tia_transfer()
@@ -204,7 +205,7 @@ def verify_spice(
         i_ref = u[:, t.f0 : t.f1] @ (ts.m_eff - m_tia)[t.data_rows] + (ts.bias_current - bias_tia)
         group = trace.layers[li].group(t.col_tile, t.row_tile if split else -1)
         r_t, bits = group.r_t_ohm, group.bits
-        chain = eng.chain_stages(st, t.col_tile, [ts], r_t, split)
+        chain = eng.chain_stages(st, t.col_tile, [ts], r_t, ob)
         # what the engine adds to a unipolar column's TIA output: -gain * I_ref, + V_ref/2
         v_adj = np.zeros((cols.shape[0], len(t.outputs)))
         uni = ~chain.pair
@@ -260,7 +261,7 @@ def verify_spice(
             np.array(sub_off),
             title=f"cosim verify layer {li} tile {ti}",
             subtractors=subs,
-            sub_ref_v=card.adc.v_ref_v / 2 if split else 0.0,
+            sub_ref_v=card.adc.v_ref_v / 2 if ob else 0.0,
         )
         jobs_list.append(SpiceJob(text, vectors, 1800.0, f"verify layer {li} tile {ti}"))
         contexts.append(

@@ -213,8 +213,9 @@ class AddLayer:
 
     ``pair``: the current activation holds a signed operand as two halves of channels
     (features), ``(positive, negative)``: a hidden layer whose weights and biases are
-    ``[W; -W]``, ``[b; -b]`` gives ``relu(z)`` and ``relu(-z)`` on two ADC columns each,
-    and the operand is their difference (``in_shape`` has ``2 C`` channels, ``out_shape``
+    ``[W; -W]``, ``[b; -b]`` gives ``relu(z)`` and ``relu(-z)`` (the chip programs ``W`` once
+    and reads the signed code, :func:`cosim.engine.mapping.signed_half`), and the operand
+    is their difference (``in_shape`` has ``2 C`` channels, ``out_shape``
     ``C``). Quantized models give ``out_grid``, the grid of the sum; each operand is
     rescaled onto it by :func:`cosim.quant.residual_add` (on one shared grid: the sum of
     the codes, clipped to the grid).
