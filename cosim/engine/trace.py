@@ -22,7 +22,7 @@ class GroupTrace:
     row_tile: int  # −1: every row tile of the column tile together
     r_t_ohm: float  # the transimpedance the group converts at (ohm)
     bits: int  # the ADCs' resolution
-    offset_binary: bool  # a partial sum, sampled against V_ref/2
+    offset_binary: bool  # a partial sum or a signed operand, sampled against V_ref/2
     v_out: np.ndarray  # (n, outputs) float32: the voltages the ADCs sampled (V)
     i_sense: np.ndarray | None  # (n,) the sense-line current (A); None: not read
     skip: np.ndarray | None  # (n,) MSB cycles each conversion skipped; None: no skips
