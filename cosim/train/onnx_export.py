@@ -9,21 +9,32 @@ Float export (:func:`export_onnx` ``quantized=False``)
     Conv/Gemm with the **dequantized** weights and biases (``w = n_w * u``,
     ``b = n_b * step_b``; a float-scheme model's own weights), Relu after every hidden
     layer, MaxPool/AveragePool (kernel = stride = size) and Flatten. Activations are *not*
-    re-quantized: the graph is the float network the integer levels define.
+    re-quantized: the graph is the float network the integer levels define. A residual Add
+    (:class:`~cosim.model.format.AddLayer`) is ``Relu(Add(x, s))``, ``s`` the output tensor
+    of its ``source`` layer; a ``pair`` Add's hidden layer (levels ``[W; -W]``, ``[b; -b]``)
+    is one Conv/Gemm of ``W``, ``b`` with no Relu, whose output ``z`` is the signed operand
+    (``relu(z) - relu(-z)`` of the two halves, as :func:`cosim.model.forward.float_forward`).
 Quantized export (``quantized=True``, quantized models only)
     The same layers with QuantizeLinear/DequantizeLinear (QDQ) around the activations and
     the weights as QDQ initializers: the input ``x01`` on the input grid (scale
     ``2**-in_bits``), every hidden layer's ReLU output on its output grid (scale
     ``step = hi / 2**a``, zero point 0, uint8, then ``Clip(0, 2**a - 1)`` on the uint8 codes),
     an average pool's output on the same grid; weights ``DequantizeLinear(n_w, u)`` (int8,
-    int32 for 8-bit weights) and biases ``DequantizeLinear(n_b, step_b)`` (int32).
+    int32 for 8-bit weights) and biases ``DequantizeLinear(n_b, step_b)`` (int32). A pair's
+    signed operand ``z`` goes on its layer's grid as a signed code (int8 QuantizeLinear with
+    the grid's step, ``Clip(-(2**a - 1), 2**a - 1)``; int16 and opset :data:`OPSET_WIDE` for
+    ``a = 8``): the difference of the two halves' codes. An Add's operands are dequantized
+    real values on their own grids, so their sum rescales each onto the Add's grid (the
+    per-layer scheme's ``add_ratios``) and the Add's QDQ (uint8, ``Clip(0, 2**a - 1)``) after
+    its Relu is the one rounding of :func:`cosim.quant.residual_add`.
 
 Rounding: cosim rounds half up (``floor(t + 1/2)``), ONNX's QuantizeLinear half to even.
 They differ only at exact ties. Every QuantizeLinear here divides by ``step * (1 -
 2**-16)`` (:data:`TIE_SHRINK`) while its DequantizeLinear multiplies by ``step``: a
 non-negative value ``t`` in steps becomes ``t (1 + 1.5e-5)``, which moves an exact tie above
 the half (round half up) and leaves every value that is more than ``t * 1.5e-5`` below a
-half where it was. That makes average pooling exact (its ``sum / n`` sits at least ``1/n``
+half where it was (a signed operand's negative ``t`` moves away from zero: half away from
+zero, which is what the difference of a pair's two round-half-up codes gives). That makes average pooling exact (its ``sum / n`` sits at least ``1/n``
 from a half, ``n <= 256``) and the input exact for cosim's datasets (``raw / 255`` and
 ``raw / 16`` never fall on a half of ``2**-in_bits``); a weight layer's requantization is
 computed from float32 sums, so a code can differ where ``acc * scale`` lies within float32
@@ -333,7 +344,9 @@ def model_from_export(
     metadata, :data:`UNIPOLAR_KEY`: the unipolar masks); ``specs`` the importer's layer
     specs of the graph (:func:`cosim.train.onnx_graph.convert`): the levels are read back
     from the graph's weights, ``n_w = rint(w / u)``, ``n_b = rint(b / step_b)`` (the first
-    layer's weights divided by ``input_hi``, folded by the export), and must lie on the grid.
+    layer's weights divided by ``input_hi``, folded by the export), and must lie on the grid;
+    a pair Add's hidden layer gets ``[n_w; -n_w]``, ``[n_b; -n_b]`` from the graph's ``W``, and
+    every Add's source and pair flag must be the graph's.
     ``preprocessing`` (the dataset's, which defines ``x01``) replaces the exported one, its
     ``in_bits`` kept.
 
