@@ -329,3 +329,13 @@ def test_residual_export_without_metadata_or_edited_is_calibrated_anew(residual,
     assert out.report["calibration"]["method"] == "mse"
     assert any("calibrated anew" in n and "off the exported grid" in n
                for n in out.report["notes"])  # fmt: skip
+
+
+def test_cli_exports_a_residual_model(residual, tmp_path, capsys):
+    src = tmp_path / "res.npz"
+    save_model(residual["pair", "global"], src)
+    out = tmp_path / "res.onnx"
+    assert main(["export", str(src), "--out", str(out), "--quantized"]) == 0
+    assert "quantized (QDQ)" in capsys.readouterr().out
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("Add") == 1 and "Relu" in ops[ops.index("Add") + 1 :]
