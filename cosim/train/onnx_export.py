@@ -34,8 +34,9 @@ They differ only at exact ties. Every QuantizeLinear here divides by ``step * (1
 non-negative value ``t`` in steps becomes ``t (1 + 1.5e-5)``, which moves an exact tie above
 the half (round half up) and leaves every value that is more than ``t * 1.5e-5`` below a
 half where it was (a signed operand's negative ``t`` moves away from zero: half away from
-zero, which is what the difference of a pair's two round-half-up codes gives). That makes average pooling exact (its ``sum / n`` sits at least ``1/n``
-from a half, ``n <= 256``) and the input exact for cosim's datasets (``raw / 255`` and
+zero, which is what the difference of a pair's two round-half-up codes gives). That makes
+average pooling exact (its ``sum / n`` sits at least ``1/n`` from a half, ``n <= 256``) and
+the input exact for cosim's datasets (``raw / 255`` and
 ``raw / 16`` never fall on a half of ``2**-in_bits``); a weight layer's requantization is
 computed from float32 sums, so a code can differ where ``acc * scale`` lies within float32
 rounding of a half (measured in docs/import.md).
