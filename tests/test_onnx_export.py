@@ -157,3 +157,185 @@ def test_unsupported_layer_kind(models):
     odd = replace(m, layers=(PoolLayer("minpool2d", 2), *m.layers))
     with pytest.raises(ExportError, match="layer 0 of kind 'minpool2d' cannot be exported"):
         export_onnx(odd)
+
+
+# --- residual models: cosim import of a residual ONNX graph (tests/test_residual.py) ---
+
+
+def plain_add_block(rng):
+    """conv-relu, conv-relu, Add of the two activations (no pair), relu, max pool, Gemm head,
+    for 8x8 digits."""
+    from onnx import helper as oh
+
+    from tests.test_onnx_import import make_model
+    from tests.test_residual import _t
+
+    nodes = [
+        oh.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
+        oh.make_node("Relu", ["c1"], ["r1"]),
+        oh.make_node("Conv", ["r1", "W2", "B2"], ["c2"], pads=[1, 1, 1, 1]),
+        oh.make_node("Relu", ["c2"], ["r2"]),
+        oh.make_node("Add", ["r2", "r1"], ["s"]),
+        oh.make_node("Relu", ["s"], ["r3"]),
+        oh.make_node("MaxPool", ["r3"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        oh.make_node("Flatten", ["m"], ["f"]),
+        oh.make_node("Gemm", ["f", "W4", "B4"], ["y"], transB=1),
+    ]
+    inits = [
+        _t("W1", rng.standard_normal((4, 1, 3, 3)) * 0.5),
+        _t("B1", rng.standard_normal(4) * 0.1),
+        _t("W2", rng.standard_normal((4, 4, 3, 3)) * 0.3),
+        _t("B2", rng.standard_normal(4) * 0.1),
+        _t("W4", rng.standard_normal((10, 64)) * 0.3),
+        _t("B4", rng.standard_normal(10) * 0.1),
+    ]
+    return make_model(nodes, inits, (1, 8, 8), 10, name="plainadd")
+
+
+@pytest.fixture(scope="module")
+def residual(data):
+    """Imported residual models on digits (W4A3 unless named): a pair block with a conv
+    reading the Add's codes, and a plain Add of two activations, global and per-layer."""
+    from tests.test_residual import residual_block
+
+    d = data["digits"]
+    graphs = {
+        "pair": residual_block(np.random.default_rng(3), conv_after=True),
+        "plain": plain_add_block(np.random.default_rng(4)),
+    }
+    out = {}
+    for block, proto in graphs.items():
+        for scheme in ("global", "per-layer"):
+            opts = ImportOptions(calibrate=200, scheme=scheme)
+            out[block, scheme] = import_onnx(graph_from_proto(proto, block), d, opts).model
+    opts = ImportOptions(calibrate=200, a_bits=8)
+    out["pair", "a8"] = import_onnx(graph_from_proto(graphs["pair"], "a8"), d, opts).model
+    return out
+
+
+RES_CASES = [("pair", "global"), ("pair", "per-layer"), ("plain", "global"), ("plain", "per-layer")]
+
+
+@pytest.mark.parametrize("case", RES_CASES)
+def test_residual_float_export_is_the_dequantized_network(residual, data, case):
+    """The pair is one Conv of W (no Relu) feeding the Add: float_forward's relu(z) -
+    relu(-z) of the two halves, which is z."""
+    m, d = residual[case], data["digits"]
+    assert m.residual
+    proto = export_onnx(m)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Add") == 1 and ops.count("Conv") == sum(
+        lay.kind == "conv2d" for lay in m.weight_layers
+    )
+    x = d.x_test
+    logits = run_onnx(proto, d.preprocessing.unit(x))
+    ref = float_forward(dequantized(m), x)
+    assert np.array_equal(logits.argmax(1), ref.predictions)
+    np.testing.assert_allclose(logits, ref.logits, rtol=1e-4, atol=1e-4 * np.abs(ref.logits).max())
+
+
+@pytest.mark.parametrize("case", [*RES_CASES, ("pair", "a8")])
+def test_residual_quantized_export_codes_follow_the_integer_reference(residual, data, case):
+    """Every hidden layer's, signed operand's and Add's codes of the QDQ graph against
+    integer_forward (a pair's signed code against the difference of its halves), and the
+    predictions where cosim's integer logits do not tie."""
+    from onnx.reference import ReferenceEvaluator
+
+    from cosim.model.format import AddLayer
+    from cosim.model.forward import add_operand
+
+    m, d = residual[case], data["digits"]
+    x = d.x_test
+    proto = export_onnx(m, quantized=True)
+    ref = integer_forward(m, x, keep_codes=True)
+    q_layers = [
+        i
+        for i, lay in enumerate(m.layers)
+        if (isinstance(lay, WeightLayer) and lay.is_hidden) or isinstance(lay, AddLayer)
+    ]
+    # the codes each activation's DequantizeLinear reads (a Clip's or a QuantizeLinear's
+    # output), after the input's
+    inits = {t.name for t in proto.graph.initializer}
+    dqs = [n for n in proto.graph.node if n.op_type == "DequantizeLinear"]
+    codes_at = [n.input[0] for n in dqs if n.input[0] not in inits][1:]
+    assert len(codes_at) == len(q_layers)
+    outs = ReferenceEvaluator(proto).run(
+        [*codes_at, "logits"], {"x01": d.preprocessing.unit(x).astype(np.float32)}
+    )
+    a8 = case[1] == "a8"
+    signed = 0
+    for i, codes in zip(q_layers, outs[:-1], strict=True):
+        want = ref.codes[i]
+        nxt = m.layers[i + 1]
+        if isinstance(nxt, AddLayer) and nxt.pair:
+            assert codes.dtype == (np.int16 if a8 else np.int8)
+            want = add_operand(nxt, want)
+            signed += 1
+        else:
+            assert codes.dtype == np.uint8
+        # float32 sums near a half, and (8 bits) the tie correction's lift of t * 1.5e-5
+        # steps at codes t up to 255 (module doc of onnx_export), and what later layers inherit
+        assert np.mean(codes.astype(np.int64) != want) < (1e-2 if a8 else 1e-3), f"layer {i}"
+    assert signed == (case[0] == "pair")
+    assert proto.opset_import[0].version == (21 if a8 else 19)
+    top2 = np.sort(ref.codes[-1], axis=1)[:, -2:]
+    untied = top2[:, 1] > top2[:, 0]
+    assert untied.mean() > 0.9
+    assert np.mean(outs[-1].argmax(1)[untied] == ref.predictions[untied]) > 0.99
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.parametrize("case", [*RES_CASES, ("pair", "a8")])
+def test_residual_round_trip_keeps_grids_levels_and_predictions(residual, data, case, quantized):
+    from dataclasses import asdict
+
+    from cosim.model.format import AddLayer
+
+    m, d = residual[case], data["digits"]
+    out = import_onnx(graph_from_proto(export_onnx(m, quantized=quantized), "rt"), d,
+                      ImportOptions())  # fmt: skip
+    got = out.model
+    assert out.report["calibration"]["method"] == "graph"
+    assert got.scheme == m.scheme and len(got.layers) == len(m.layers)
+    for a, b in zip(got.layers, m.layers, strict=True):
+        assert a.geometry() == b.geometry()
+        if isinstance(a, WeightLayer):
+            assert isinstance(b, WeightLayer)
+            assert np.array_equal(a.n_w, b.n_w) and np.array_equal(a.n_b, b.n_b)
+            assert (a.w_grid, a.in_grid, a.out_grid, a.b_grid) == (
+                b.w_grid, b.in_grid, b.out_grid, b.b_grid
+            )  # fmt: skip
+        elif isinstance(a, AddLayer):
+            assert isinstance(b, AddLayer) and asdict(a.out_grid) == asdict(b.out_grid)
+    assert np.array_equal(
+        integer_forward(got, d.x_test).predictions, integer_forward(m, d.x_test).predictions
+    )
+
+
+def test_residual_export_without_metadata_or_edited_is_calibrated_anew(residual, data):
+    m, d = residual["pair", "per-layer"], data["digits"]
+    proto = export_onnx(m)
+    del proto.metadata_props[:]
+    out = import_onnx(graph_from_proto(proto, "stripped"), d, ImportOptions(calibrate=200))
+    assert out.report["calibration"]["method"] == "mse"
+    assert out.report["residual_adds"] == 1 and out.model.residual
+    assert not any("cosim export" in n for n in out.report["notes"])
+    edited = export_onnx(m)
+    w = next(t for t in edited.graph.initializer if t.name.startswith("L2_w"))
+    arr = onnx.numpy_helper.to_array(w).copy()
+    arr.flat[0] += 0.3 * float(np.abs(arr).max())
+    w.CopyFrom(onnx.numpy_helper.from_array(arr, w.name))
+    out = import_onnx(graph_from_proto(edited, "edited"), d, ImportOptions(calibrate=200))
+    assert out.report["calibration"]["method"] == "mse"
+    assert any("calibrated anew" in n and "off the exported grid" in n
+               for n in out.report["notes"])  # fmt: skip
+
+
+def test_cli_exports_a_residual_model(residual, tmp_path, capsys):
+    src = tmp_path / "res.npz"
+    save_model(residual["pair", "global"], src)
+    out = tmp_path / "res.onnx"
+    assert main(["export", str(src), "--out", str(out), "--quantized"]) == 0
+    assert "quantized (QDQ)" in capsys.readouterr().out
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("Add") == 1 and "Relu" in ops[ops.index("Add") + 1 :]

@@ -177,7 +177,7 @@ def _adopt_export(
     conv: Converted,
     dataset: Dataset,
     opts: ImportOptions,
-    net: Network,
+    net: Network | None,
     float_acc: float,
     t0: float,
 ) -> ImportOutcome | None:
@@ -248,7 +248,13 @@ def import_onnx(
         None if opts.input_std is None else list(opts.input_std),
     )
     if any(sp.kind == "add" for sp in conv.specs):
-        return _import_residual(g, conv, alpha, beta, dataset, opts, t0, log)
+        float_acc = None
+        if META_KEY in g.meta and opts.grids == "graph":  # a cosim export: its own grids
+            float_acc = graph_accuracy(g, conv, dataset, alpha, beta)
+            kept = _adopt_export(g, conv, dataset, opts, None, float_acc, t0)
+            if kept is not None:
+                return kept
+        return _import_residual(g, conv, alpha, beta, dataset, opts, t0, log, float_acc)
     hi = DEFAULT_HI
     net, caps = build_imported(conv, alpha, beta, hi, g.name)
     t_convert = time.perf_counter() - t0
@@ -367,16 +373,19 @@ def _import_residual(
     opts: ImportOptions,
     t0: float,
     log: Any = None,
+    float_acc: float | None = None,
 ) -> ImportOutcome:
     """The import of a graph with residual Adds (:mod:`cosim.train.residual_import`):
     post-training quantization, then (``--unipolar-fraction``, ``--finetune``) the trainer's
-    residual network from it; the outcome's ``net`` is None without either."""
+    residual network from it; the outcome's ``net`` is None without either. ``float_acc``:
+    the graph's own accuracy where the caller measured it."""
     from dataclasses import replace
 
     from cosim.train.residual_import import build_residual_model, network_from_model
 
     t_convert = time.perf_counter() - t0
-    float_acc = graph_accuracy(g, conv, dataset, alpha, beta)
+    if float_acc is None:
+        float_acc = graph_accuracy(g, conv, dataset, alpha, beta)
     if dataset.preprocessing.in_bits != opts.in_bits:
         dataset = replace(
             dataset, preprocessing=replace(dataset.preprocessing, in_bits=opts.in_bits)
