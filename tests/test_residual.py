@@ -275,3 +275,37 @@ def test_a_sequential_model_keeps_its_file_and_its_evaluation_rows(digits, libra
     assert ideal.predictions[0].tolist() == ref.predictions.tolist()
     res = evaluate(out.model, library, x, y, EngineConfig(chips=1, batch=40))
     assert [lay.layer for lay in res.layers] == ["0:conv2d"]
+
+
+def test_a_groups_joint_range_errs_less_than_its_largest_tensors_range():
+    """The global scheme's residual group range (ptq.shared_act_range) against the rule it
+    replaced, the largest of the tensors' own ranges: on a group of a small and a large
+    tensor the summed relative error is lower, the large one clipped a little."""
+    from cosim.train.ptq import _act_error, shared_act_range
+    from cosim.train.scheme import best_act_range
+
+    rng = np.random.default_rng(0)
+    small = np.maximum(rng.standard_normal(5000), 0.0)
+    large = np.maximum(4.0 * rng.standard_normal(5000), 0.0)
+    r_max = max(best_act_range(small, 3), best_act_range(large, 3))
+    r = shared_act_range([small, large, np.zeros(10)], 3, [r_max])  # a dead tensor ignored
+
+    def err(rr: float) -> float:
+        return float(sum(_act_error(y, 3, np.array([rr]))[0] for y in (small, large)))
+
+    assert err(r) < 0.8 * err(r_max)
+    assert r < r_max
+    assert shared_act_range([np.zeros(3)], 3) == 0.0
+
+
+def test_the_group_rule_sets_the_global_grids_gauge(block, digits):
+    """``group_rule="max"`` puts a group's largest range on the grid, "joint" the searched
+    one; a single tensor's group keeps its own range either way."""
+    joint = _import(block, digits).report["calibration"]
+    old = _import(block, digits, group_rule="max").report["calibration"]
+    assert joint["act_ranges"] == old["act_ranges"]
+    assert set(old["group_ranges"]) <= set(old["act_ranges"])
+    assert len(old["group_ranges"]) == 2  # the residual stage and the middle activation
+    assert len(set(joint["group_ranges"]) & set(old["group_ranges"])) == 1
+    with pytest.raises(OnnxImportError, match="group_rule"):
+        ImportOptions(group_rule="mean")

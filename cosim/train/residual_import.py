@@ -49,7 +49,9 @@ from cosim.model.forward import im2col
 from cosim.quant import DEFAULT_HI, ActGrid, BiasGrid, WeightGrid, default_bias_bits
 from cosim.train.network import Network
 from cosim.train.onnx_graph import Converted, Spec, fold_input
-from cosim.train.ptq import METHODS, _shared, act_range, weight_range
+from cosim.train.ptq import METHODS, _shared, act_range, shared_act_range, weight_range
+
+GROUP_RULES = ("joint", "max")
 
 
 def _weighted(sp: Spec, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -127,15 +129,20 @@ def build_residual_model(
     architecture: str,
     info: dict[str, Any],
     shadow: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    group_rule: str = "joint",
 ) -> tuple[mf.Model, dict[str, Any]]:
     """The deployed model of a converted residual graph (see the module docstring).
 
     ``x01_cal``: calibration samples in ``[0, 1]`` (the dataset's preprocessing applied), in
     the dataset's layout. Returns the model and the calibration's report. ``shadow``, when
     given, receives the rescaled float ``(W, b)`` of every weight layer in order (a pair's
-    ``W`` once), the starting point of fine-tuning (:func:`network_from_model`)."""
+    ``W`` once), the starting point of fine-tuning (:func:`network_from_model`).
+    ``group_rule`` (global scheme, ``method="mse"``): ``"joint"`` (default) or ``"max"``, the
+    range of a residual group (step 3 of the module docstring)."""
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}: choose one of {METHODS}")
+    if group_rule not in GROUP_RULES:
+        raise ValueError(f"unknown group rule {group_rule!r}: choose one of {GROUP_RULES}")
     specs = conv.specs
     hi = DEFAULT_HI
     index = {id(sp): i for i, sp in enumerate(specs)}
@@ -164,6 +171,7 @@ def build_residual_model(
     tensor: dict[int, int] = {}  # spec index -> the spec index naming its activation tensor
     ranges: dict[int, float] = {}
     vals: dict[int, np.ndarray] = {}
+    pos: dict[int, np.ndarray] = {}  # each tensor's values on its grid (relu'd, capped)
     cur = -1  # the input
     for i, sp in enumerate(specs):
         if sp.kind in ("conv", "dense"):
@@ -176,25 +184,34 @@ def build_residual_model(
             else:
                 vals[i] = z.ravel()
             r = act_range(vals[i], a_bits, method)
+            pos[i] = np.maximum(vals[i][:: max(1, vals[i].size // 20_000)], 0.0)
             if nxt.kind != "add":
                 if nxt.cap is not None:
                     r = min(r, nxt.cap * (1 << a_bits) / ((1 << a_bits) - 1))
+                    pos[i] = np.minimum(pos[i], nxt.cap)
             ranges[i] = r if r > 0 else 1.0
             cur = i
         elif sp.kind == "add":
             assert sp.source is not None
             vals[i] = outs[i].ravel()
             r = act_range(vals[i], a_bits, method)
+            pos[i] = vals[i][:: max(1, vals[i].size // 20_000)]
             ranges[i] = r if r > 0 else 1.0
             groups.union(i, cur)
             groups.union(i, tensor[index[id(sp.source)]])
             cur = i
         tensor[i] = cur
     big: dict[int, float] = {}
+    members: dict[int, list[int]] = {}
     for i, r in ranges.items():
         root = groups.find(i)
         big[root] = max(big.get(root, 0.0), r)
+        members.setdefault(root, []).append(i)
     tied = scheme == "global"  # per-layer: every tensor its own grid, no gauge
+    if tied and method == "mse" and group_rule == "joint":
+        for root, ts in members.items():
+            if len(ts) > 1:
+                big[root] = shared_act_range([pos[t] for t in ts], a_bits, [big[root]]) or 1.0
 
     def gauge(t: int) -> float:
         return 1.0 if t < 0 or not tied else hi / big[groups.find(t)]
@@ -305,6 +322,7 @@ def build_residual_model(
         "method": method,
         "act_ranges": [ranges[i] for i in sorted(ranges)],
         "residual_groups": len(big),
+        "group_ranges": [big[root] for root in sorted(big)],
         "w_max": [w_maxes[i] for i in weights],
         "hi": hi,
         "clipped_biases": clipped,
