@@ -10,9 +10,10 @@ Accuracies are the integer reference's on the 359 test samples.
 
     python benchmarks/residual_finetune.py --json benchmarks/results/residual_finetune.json
 
-With ``--onnx PATH --dataset NAME`` it measures that graph instead (global W4A3, batch 64,
+With ``--onnx PATH --dataset NAME`` it measures that graph instead (global W4A3,
 3 epochs): every combination of ``--group-rule`` (the residual groups' range rule of
-:func:`cosim.train.residual_import.build_residual_model`), ``--lr`` and ``--seeds``, one
+:func:`cosim.train.residual_import.build_residual_model`), ``--lr``, ``--batch`` and
+``--seeds``, one
 run at a time; ``--ptq`` adds post-training rows (no fine-tuning) for every range method and
 group rule. ``--append`` keeps the JSON's earlier rows (a row with the same settings is
 replaced), so a long measurement can be run in pieces. The ResNet-style network of
@@ -87,10 +88,14 @@ def _graph_runs(args: argparse.Namespace) -> list[ImportOptions]:
     if args.ptq:
         for method, rule in (("mse", "joint"), ("mse", "max"), ("minmax", "max")):
             runs += [ImportOptions(method=method, group_rule=rule, seed=s) for s in args.seeds]
-    for rule in args.group_rule:
+    for rule in args.group_rule if args.epochs > 0 else ():
         for lr in args.lr:
-            for seed in args.seeds:
-                runs.append(ImportOptions(finetune=args.epochs, lr=lr, seed=seed, group_rule=rule))
+            for batch in args.batch:
+                for seed in args.seeds:
+                    opts = ImportOptions(
+                        finetune=args.epochs, lr=lr, batch_size=batch, seed=seed, group_rule=rule
+                    )
+                    runs.append(opts)
     return runs
 
 
@@ -107,6 +112,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="digits", help="its dataset (with --onnx)")
     ap.add_argument("--lr", type=float, nargs="+", default=[2e-3], help="with --onnx")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="with --onnx")
+    ap.add_argument("--batch", type=int, nargs="+", default=[64], help="with --onnx")
     ap.add_argument(
         "--group-rule", nargs="+", default=["joint"], choices=("joint", "max"), help="with --onnx"
     )

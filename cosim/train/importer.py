@@ -60,7 +60,7 @@ class ImportOptions:
     calibrate: int = 512
     method: str = "mse"
     finetune: int = 0
-    lr: float = 5e-4
+    lr: float = 2e-3
     batch_size: int = 64
     unipolar_fraction: float = 0.0
     input_mean: tuple[float, ...] | None = None
