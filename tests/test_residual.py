@@ -128,15 +128,20 @@ def test_imported_block_has_one_pair_add_reading_the_first_activation(imported):
 
 @pytest.mark.parametrize("scheme", ["global", "per-layer"])
 def test_integer_reference_is_close_to_onnx_reference_evaluator(block, digits, scheme):
-    """At 8-bit weights and activations the quantized graph's logits follow the float ones."""
-    out = _import(block, digits, scheme=scheme, w_bits=8, a_bits=8)
+    """At 8-bit weights and activations the quantized graph's logits follow the float ones
+    (with the group rule "max", which clips nothing, within 5 % of the largest logit and 95 %
+    of the arg-maxes equal; the default "joint" rule clips the group's largest tensor a
+    little, which this random-weight block, whose logits lie close together, feels more:
+    10 % and 90 %)."""
     x01 = digits.preprocessing.unit(digits.x_test[:300])
     ref = ReferenceEvaluator(block).run(None, {"x": x01.astype(np.float32)})[0]
-    got = integer_forward(out.model, digits.x_test[:300]).logits
-    got = got / out.report["calibration"]["head_scale"]
-    err = np.abs(got - ref).max() / np.abs(ref).max()
-    assert err < 0.05, err
-    assert np.mean(got.argmax(1) == ref.argmax(1)) > 0.95
+    for rule, tol, agree in (("max", 0.05, 0.95), ("joint", 0.10, 0.90)):
+        out = _import(block, digits, scheme=scheme, w_bits=8, a_bits=8, group_rule=rule)
+        got = integer_forward(out.model, digits.x_test[:300]).logits
+        got = got / out.report["calibration"]["head_scale"]
+        err = np.abs(got - ref).max() / np.abs(ref).max()
+        assert err < tol, (rule, err)
+        assert np.mean(got.argmax(1) == ref.argmax(1)) > agree, rule
     # a coarse grid is further off: the comparison can fail
     coarse = _import(block, digits, scheme=scheme, w_bits=2, a_bits=2)
     got2 = integer_forward(coarse.model, digits.x_test[:300]).logits

@@ -76,8 +76,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=ac.integer(1, 100_000),
-        default=64,
-        help="mini-batch size of the fine-tuning (default 64; small datasets gain from "
+        default=32,
+        help="mini-batch size of the fine-tuning (default 32; small datasets gain from "
         "smaller batches: more steps per epoch)",
     )
     add_unipolar_fraction(parser, "the hidden filters")

@@ -61,7 +61,7 @@ class ImportOptions:
     method: str = "mse"
     finetune: int = 0
     lr: float = 2e-3
-    batch_size: int = 64
+    batch_size: int = 32
     unipolar_fraction: float = 0.0
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
