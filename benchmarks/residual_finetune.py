@@ -18,10 +18,16 @@ With ``--onnx PATH --dataset NAME`` it measures that graph instead (global W4A3,
 run at a time; ``--ptq`` adds post-training rows (no fine-tuning) for every range method and
 group rule. ``--append`` keeps the JSON's earlier rows (a row with the same settings is
 replaced), so a long measurement can be run in pieces. The ResNet-style network of
-``examples/pytorch_to_cosim.py`` (``resnet.onnx``, Fashion-MNIST):
+``examples/pytorch_to_cosim.py`` (``resnet.onnx``, Fashion-MNIST), the committed
+``benchmarks/results/residual_finetune_fashion.json`` (one run at a time, ~4 min each on 2
+cores; ``J`` standing for ``--json benchmarks/results/residual_finetune_fashion.json``):
 
-    python benchmarks/residual_finetune.py --onnx out/resnet.onnx --dataset fashion-mnist \
-        --ptq --lr 2e-3 5e-4 --seeds 0 1 --json benchmarks/results/residual_finetune_fashion.json
+    R="python benchmarks/residual_finetune.py --onnx resnet.onnx --dataset fashion-mnist"
+    $R --lr 2e-3 --batch 64 --seeds 0 1 $J
+    $R --lr 2e-3 --batch 32 --seeds 1 0 --append $J
+    $R --ptq --epochs 0 --seeds 0 --append $J
+    $R --group-rule max --lr 2e-3 --batch 32 --seeds 0 1 --append $J
+    $R --lr 5e-4 --batch 64 --seeds 0 --append $J
 """
 
 from __future__ import annotations
