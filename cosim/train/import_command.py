@@ -72,12 +72,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="epochs of cosim's quantization-aware training from the imported weights "
         "(default 0: post-training quantization only)",
     )
-    add_lr(parser, 5e-4, "peak learning rate of the fine-tuning (default 5e-4)")
+    add_lr(parser, 2e-3, "peak learning rate of the fine-tuning (default 2e-3)")
     parser.add_argument(
         "--batch-size",
         type=ac.integer(1, 100_000),
-        default=64,
-        help="mini-batch size of the fine-tuning (default 64; small datasets gain from "
+        default=32,
+        help="mini-batch size of the fine-tuning (default 32; small datasets gain from "
         "smaller batches: more steps per epoch)",
     )
     add_unipolar_fraction(parser, "the hidden filters")

@@ -60,17 +60,20 @@ class ImportOptions:
     calibrate: int = 512
     method: str = "mse"
     finetune: int = 0
-    lr: float = 5e-4
-    batch_size: int = 64
+    lr: float = 2e-3
+    batch_size: int = 32
     unipolar_fraction: float = 0.0
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
     seed: int = 0
     grids: str = "graph"
+    group_rule: str = "joint"  # a residual group's range (global, mse): "joint" or "max"
 
     def __post_init__(self) -> None:
         if self.grids not in ("graph", "calibrate"):
             raise OnnxImportError(f"grids {self.grids!r}: choose graph or calibrate")
+        if self.group_rule not in ("joint", "max"):
+            raise OnnxImportError(f"group_rule {self.group_rule!r}: choose joint or max")
         if self.scheme not in IMPORT_SCHEMES:
             raise OnnxImportError(
                 f"--scheme {self.scheme!r}: choose one of {', '.join(IMPORT_SCHEMES)}"
@@ -404,6 +407,7 @@ def _import_residual(
     model, cal = build_residual_model(
         conv, alpha, beta, dataset, x_cal, opts.scheme, opts.w_bits, opts.a_bits,
         opts.in_bits, opts.b_bits, opts.method, f"onnx:{g.name}", dict(info), shadow,
+        opts.group_rule,
     )  # fmt: skip
     ptq_acc = _accuracy(model, dataset)
     net = None

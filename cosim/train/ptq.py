@@ -80,6 +80,37 @@ def shared_weight_range(ws: list[np.ndarray], bits: int) -> float:
     return float(cands[int(np.argmin(err))])
 
 
+def _act_error(y: np.ndarray, bits: int, cands: np.ndarray) -> np.ndarray:
+    """Relative quantization error ``sum (y - Q(y; R))**2 / sum y**2`` of non-negative
+    activations ``y`` on the ``bits``-bit grid of every candidate range ``R`` (the grid of
+    :class:`cosim.quant.ActGrid`: step ``R / 2**bits``, codes ``0 .. 2**bits - 1``)."""
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if y.size > 20_000:
+        y = y[:: y.size // 20_000]
+    step = cands[:, None] / (1 << bits)
+    k = np.clip(np.floor(y[None, :] / step + 0.5), 0, (1 << bits) - 1)
+    return ((y[None, :] - k * step) ** 2).sum(axis=1) / max(float((y * y).sum()), 1e-300)
+
+
+def shared_act_range(ys: list[np.ndarray], bits: int, extra: list[float] | None = None) -> float:
+    """The one activation range ``R`` minimizing the sum over tensors of each tensor's
+    *relative* quantization error on the ``bits``-bit grid ``[0, R]``.
+
+    ``ys`` are the tensors' non-negative values (after their ReLU or clip; an all-zero
+    tensor does not count). The candidates are 96 ranges from 1 % to 100 % of the one whose
+    top code's rounding boundary is the largest value (no clipping), plus ``extra`` (so the
+    result's error is at most that of any range in ``extra``). Returns 0 if every tensor
+    is zero."""
+    live = [y for y in ys if float(np.max(y, initial=0.0)) > 0.0]
+    if not live:
+        return 0.0
+    top = max(float(np.max(y)) for y in live)
+    cands = top * np.geomspace(0.01, 1.0, 96) * (1 << bits) / ((1 << bits) - 0.5)
+    cands = np.concatenate([cands, [r for r in extra or [] if r > 0]])
+    err = sum(_act_error(y, bits, cands) for y in live)
+    return float(cands[int(np.argmin(err))])
+
+
 def _shared(ws: list[np.ndarray], bits: int, method: str) -> float:
     if method == "mse":
         return shared_weight_range(ws, bits)
