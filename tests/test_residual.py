@@ -364,7 +364,7 @@ def test_a_groups_joint_range_errs_less_than_its_largest_tensors_range():
 def test_the_group_rule_sets_the_global_grids_gauge(block, digits):
     """``group_rule="max"`` puts a group's largest range on the grid, "joint" the searched
     one; a single tensor's group keeps its own range either way."""
-    joint = _import(block, digits).report["calibration"]
+    joint = _import(block, digits, group_rule="joint").report["calibration"]
     old = _import(block, digits, group_rule="max").report["calibration"]
     assert joint["act_ranges"] == old["act_ranges"]
     assert set(old["group_ranges"]) <= set(old["act_ranges"])
@@ -372,3 +372,12 @@ def test_the_group_rule_sets_the_global_grids_gauge(block, digits):
     assert len(set(joint["group_ranges"]) & set(old["group_ranges"])) == 1
     with pytest.raises(OnnxImportError, match="group_rule"):
         ImportOptions(group_rule="mean")
+    # the default, "auto": both built, the one right on more calibration samples kept
+    auto = _import(block, digits).report["calibration"]
+    accs = auto["group_rule_calibration_accuracy"]
+    assert set(accs) == {"joint", "max"}
+    assert accs[auto["group_rule"]] == max(accs.values())
+    assert auto["group_ranges"] == {"joint": joint, "max": old}[auto["group_rule"]]["group_ranges"]
+    # per-layer grids have no shared group range: one model, no choice
+    per = _import(block, digits, scheme="per-layer").report["calibration"]
+    assert "group_rule_calibration_accuracy" not in per

@@ -66,6 +66,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="mse (default: ranges minimizing the quantization error) or minmax (naive)",
     )
     parser.add_argument(
+        "--group-range",
+        choices=("auto", "joint", "max"),
+        default="auto",
+        help="residual graphs, global scheme, mse: the range shared by a residual stage's "
+        "tensors; joint (minimizes their summed relative error), max (the largest tensor's, "
+        "nothing clipped) or auto (default: both, keeping the one right on more calibration "
+        "samples)",
+    )
+    parser.add_argument(
         "--finetune",
         type=ac.integer(0, 100_000),
         default=0,
@@ -129,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         b_bits=args.b_bits,
         calibrate=args.calibrate,
         method=args.range_method,
+        group_rule=args.group_range,
         finetune=args.finetune,
         lr=args.lr,
         batch_size=args.batch_size,
@@ -164,6 +174,14 @@ def summary(r: dict) -> str:
             f"w_max {', '.join(f'{w:.4g}' for w in r['calibration']['w_max'])}, "
             f"{r['calibration']['clipped_biases']} biases clipped",
         ),
+    ]
+    accs = r["calibration"].get("group_rule_calibration_accuracy")
+    if accs:  # residual, global: the group range rule chosen on the calibration samples
+        tried = ", ".join(f"{k} {100 * v:.1f}%" for k, v in accs.items())
+        rows.append(
+            ("residual group range", f"{r['calibration']['group_rule']} (calibration: {tried})")
+        )
+    rows += [
         ("float accuracy (graph)", f"{100 * r['float_accuracy']:.2f}%"),
         ("float accuracy (folded)", f"{100 * r['float_accuracy_folded']:.2f}%"),
         ("post-training quantized", f"{100 * r['ptq_accuracy']:.2f}%  (integer_forward)"),

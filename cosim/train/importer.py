@@ -17,6 +17,7 @@ channel, with ``--input-mean``/``--input-std`` (default 0 and 1: the graph takes
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 from cosim import model as mf
 from cosim.datasets import Dataset
 from cosim.errors import OnnxImportError
-from cosim.model import predict
+from cosim.model import integer_forward, predict
 from cosim.quant import DEFAULT_HI, DEFAULT_W_MAX
 from cosim.train.export import batch_inputs, evaluate, export_model, grids_summary
 from cosim.train.network import IMPORTED, Network
@@ -67,13 +68,15 @@ class ImportOptions:
     input_std: tuple[float, ...] | None = None
     seed: int = 0
     grids: str = "graph"
-    group_rule: str = "joint"  # a residual group's range (global, mse): "joint" or "max"
+    # a residual group's range (global, mse): "joint", "max", or "auto" (the one of the two
+    # whose model classifies more calibration samples right)
+    group_rule: str = "auto"
 
     def __post_init__(self) -> None:
         if self.grids not in ("graph", "calibrate"):
             raise OnnxImportError(f"grids {self.grids!r}: choose graph or calibrate")
-        if self.group_rule not in ("joint", "max"):
-            raise OnnxImportError(f"group_rule {self.group_rule!r}: choose joint or max")
+        if self.group_rule not in ("auto", "joint", "max"):
+            raise OnnxImportError(f"group_rule {self.group_rule!r}: choose auto, joint or max")
         if self.scheme not in IMPORT_SCHEMES:
             raise OnnxImportError(
                 f"--scheme {self.scheme!r}: choose one of {', '.join(IMPORT_SCHEMES)}"
@@ -403,12 +406,37 @@ def _import_residual(
         "imported_from": g.name,
         "import": {k: v for k, v in asdict(opts).items() if v is not None},
     }
-    shadow: list[tuple[np.ndarray, np.ndarray]] = []
-    model, cal = build_residual_model(
-        conv, alpha, beta, dataset, x_cal, opts.scheme, opts.w_bits, opts.a_bits,
-        opts.in_bits, opts.b_bits, opts.method, f"onnx:{g.name}", dict(info), shadow,
-        opts.group_rule,
-    )  # fmt: skip
+    rules = [opts.group_rule]
+    if opts.group_rule == "auto":  # both where they differ; else the one that applies
+        rules = ["joint", "max"] if opts.scheme == "global" and opts.method == "mse" else ["max"]
+    built = []
+    for k, rule in enumerate(rules):
+        n_notes = len(conv.notes)
+        shadow: list[tuple[np.ndarray, np.ndarray]] = []
+        model, cal = build_residual_model(
+            conv, alpha, beta, dataset, x_cal, opts.scheme, opts.w_bits, opts.a_bits,
+            opts.in_bits, opts.b_bits, opts.method, f"onnx:{g.name}", dict(info), shadow,
+            rule, folded=k == 0,
+        )  # fmt: skip
+        if k > 0:
+            del conv.notes[n_notes:]  # the same folds, noted once
+        cal["group_rule"] = rule
+        if len(rules) > 1:  # the calibration samples' accuracy of the quantized model
+            pred = integer_forward(model, dataset.x_train[idx]).predictions
+            cal_acc = float(np.mean(pred == dataset.y_train[idx]))
+        else:
+            cal_acc = math.nan
+        built.append((cal_acc, model, cal, shadow))
+    if len(built) > 1:
+        # the higher calibration accuracy; a tie keeps "joint" (the first)
+        best = max(range(len(built)), key=lambda k: (built[k][0], -k))
+        accs = {r: b[0] for r, b in zip(rules, built, strict=True)}
+        folded_first = built[0][2]["float_accuracy_folded"]
+        _, model, cal, shadow = built[best]
+        cal["float_accuracy_folded"] = folded_first
+        cal["group_rule_calibration_accuracy"] = accs
+    else:
+        _, model, cal, shadow = built[0]
     ptq_acc = _accuracy(model, dataset)
     net = None
     masks: list[np.ndarray] = []
