@@ -165,31 +165,9 @@ def test_unsupported_layer_kind(models):
 def plain_add_block(rng):
     """conv-relu, conv-relu, Add of the two activations (no pair), relu, max pool, Gemm head,
     for 8x8 digits."""
-    from onnx import helper as oh
+    from tests.test_residual import residual_block
 
-    from tests.test_onnx_import import make_model
-    from tests.test_residual import _t
-
-    nodes = [
-        oh.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
-        oh.make_node("Relu", ["c1"], ["r1"]),
-        oh.make_node("Conv", ["r1", "W2", "B2"], ["c2"], pads=[1, 1, 1, 1]),
-        oh.make_node("Relu", ["c2"], ["r2"]),
-        oh.make_node("Add", ["r2", "r1"], ["s"]),
-        oh.make_node("Relu", ["s"], ["r3"]),
-        oh.make_node("MaxPool", ["r3"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
-        oh.make_node("Flatten", ["m"], ["f"]),
-        oh.make_node("Gemm", ["f", "W4", "B4"], ["y"], transB=1),
-    ]
-    inits = [
-        _t("W1", rng.standard_normal((4, 1, 3, 3)) * 0.5),
-        _t("B1", rng.standard_normal(4) * 0.1),
-        _t("W2", rng.standard_normal((4, 4, 3, 3)) * 0.3),
-        _t("B2", rng.standard_normal(4) * 0.1),
-        _t("W4", rng.standard_normal((10, 64)) * 0.3),
-        _t("B4", rng.standard_normal(10) * 0.1),
-    ]
-    return make_model(nodes, inits, (1, 8, 8), 10, name="plainadd")
+    return residual_block(rng, plain=True, name="plainadd")
 
 
 @pytest.fixture(scope="module")

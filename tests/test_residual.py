@@ -31,22 +31,26 @@ def _t(name, a):
     return nh.from_array(np.asarray(a, dtype=np.float32), name)
 
 
-def residual_block(rng, relu_after=True, projection=False, conv_after=False):
+def residual_block(
+    rng, relu_after=True, projection=False, conv_after=False, plain=False, name="resblock"
+):
     """conv-relu, then a residual block (conv-relu-conv + identity skip, relu after the add),
     (with ``conv_after`` a conv-relu reading the Add's codes), a max pool and a Gemm head,
-    for 8x8 digits."""
+    for 8x8 digits. ``plain``: the block is conv-relu + identity skip, an Add of two
+    activations (no signed operand)."""
     nodes = [
         oh.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
         oh.make_node("Relu", ["c1"], ["r1"]),
         oh.make_node("Conv", ["r1", "W2", "B2"], ["c2"], pads=[1, 1, 1, 1]),
         oh.make_node("Relu", ["c2"], ["r2"]),
-        oh.make_node("Conv", ["r2", "W3", "B3"], ["c3"], pads=[1, 1, 1, 1]),
     ]
+    if not plain:
+        nodes.append(oh.make_node("Conv", ["r2", "W3", "B3"], ["c3"], pads=[1, 1, 1, 1]))
     skip = "r1"
     if projection:
         nodes.append(oh.make_node("Conv", ["r1", "Wp"], ["p"]))
         skip = "p"
-    nodes.append(oh.make_node("Add", ["c3", skip], ["s"], name="skip"))
+    nodes.append(oh.make_node("Add", ["r2" if plain else "c3", skip], ["s"], name="skip"))
     last = "s"
     if relu_after:
         nodes.append(oh.make_node("Relu", ["s"], ["r3"]))
@@ -66,8 +70,13 @@ def residual_block(rng, relu_after=True, projection=False, conv_after=False):
         _t("B1", rng.standard_normal(c) * 0.1),
         _t("W2", rng.standard_normal((c, c, 3, 3)) * 0.3),
         _t("B2", rng.standard_normal(c) * 0.1),
-        _t("W3", rng.standard_normal((c, c, 3, 3)) * 0.3),
-        _t("B3", rng.standard_normal(c) * 0.1),
+    ]
+    if not plain:
+        inits += [
+            _t("W3", rng.standard_normal((c, c, 3, 3)) * 0.3),
+            _t("B3", rng.standard_normal(c) * 0.1),
+        ]
+    inits += [
         _t("W4", rng.standard_normal((10, c * 16)) * 0.3),
         _t("B4", rng.standard_normal(10) * 0.1),
     ]
@@ -75,7 +84,7 @@ def residual_block(rng, relu_after=True, projection=False, conv_after=False):
         inits.append(_t("Wp", rng.standard_normal((c, c, 1, 1))))
     if conv_after:
         inits.append(_t("W5", rng.standard_normal((c, c, 3, 3)) * 0.3))
-    return make_model(nodes, inits, (1, 8, 8), 10, name="resblock")
+    return make_model(nodes, inits, (1, 8, 8), 10, name=name)
 
 
 @pytest.fixture(scope="module")
