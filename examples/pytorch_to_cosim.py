@@ -12,8 +12,8 @@
    exporter (``dynamo=False``; ``GlobalAveragePool``, ``Identity`` of weights).
 3. ``cosim import`` both at global W4A3 (post-training quantization; the two must agree),
    then ``cosim import --finetune E`` (cosim's quantization-aware training from the imported
-   weights). Where this cosim does not fine-tune residual graphs yet, the refusal is printed
-   and recorded and the example goes on with the post-training model.
+   weights, at the default ``--lr`` and ``--batch-size``). If the fine-tuning import fails,
+   its error is printed and recorded and the example goes on with the post-training model.
 4. ``cosim evaluate`` on the default chip (a committed surrogate library of the default
    card), every non-ideality on.
 
