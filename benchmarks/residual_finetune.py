@@ -28,6 +28,7 @@ cores; ``J`` standing for ``--json benchmarks/results/residual_finetune_fashion.
     $R --ptq --epochs 0 --seeds 0 --append $J
     $R --group-rule max --lr 2e-3 --batch 32 --seeds 0 1 --append $J
     $R --lr 5e-4 --batch 64 --seeds 0 --append $J
+    $R --group-rule auto --lr 2e-3 --batch 32 --seeds 2 --append $J   # cosim import's defaults
 """
 
 from __future__ import annotations
@@ -121,7 +122,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="with --onnx")
     ap.add_argument("--batch", type=int, nargs="+", default=[64], help="with --onnx")
     ap.add_argument(
-        "--group-rule", nargs="+", default=["joint"], choices=("joint", "max"), help="with --onnx"
+        "--group-rule",
+        nargs="+",
+        default=["joint"],
+        choices=("auto", "joint", "max"),
+        help="with --onnx (auto: cosim import's default)",
     )
     ap.add_argument("--ptq", action="store_true", help="with --onnx: post-training rows too")
     ap.add_argument("--append", action="store_true", help="keep the JSON's other rows")
