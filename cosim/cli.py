@@ -175,6 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CosimError as exc:
         _eprint(f"cosim {args.command}: error: {_one_line(exc)}")
         return 2
+    except OSError as exc:  # the system refused a read or write the checks could not foresee
+        from cosim.messages import error_text, show_path
+
+        where = f"{show_path(exc.filename)}: " if exc.filename is not None else ""
+        _eprint(f"cosim {args.command}: error: {where}{error_text(exc)}")
+        return 2
     except Terminated:
         _eprint(f"cosim {args.command}: interrupted (SIGTERM); finished work is kept")
         return 128 + signal.SIGTERM

@@ -193,6 +193,17 @@ def test_really_unwritable_parent(tmp_path):
         ro.chmod(0o700)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_directory_that_takes_no_files_is_refused_before_the_work(tmp_path):
+    """access() says root may write in /proc, but no file can be created there: the probe
+    finds out before any work (tests/test_fuzz.py sends every command's outputs there)."""
+    with pytest.raises(CosimError, match="takes no new files"):
+        check_output_file("/proc/cosim-out.json", kind="json")
+    before = sorted(os.listdir(tmp_path))
+    check_output_file(tmp_path / "new.json", kind="json")  # the probe leaves nothing behind
+    assert sorted(os.listdir(tmp_path)) == before
+
+
 def test_current_directory(tmp_path, foreign, monkeypatch):
     monkeypatch.chdir(foreign)
     for check in (_lib, _report):

@@ -676,6 +676,7 @@ class World:
             "dev_zero": "/dev/zero",
             "dev_zero_sub": "/dev/zero/x.json",
             "proc_status": "/proc/self/status",
+            "proc_out": "/proc/cosim-fuzz-out.json",  # access() says yes, creating says no
             "nul": str(s / "nul\x00byte"),
         }
         if name in fixed:
@@ -1278,7 +1279,7 @@ NUMBERS = ["nan", "NaN", "-nan", "inf", "+inf", "-inf", "Infinity", "-1", "0", "
 OUT_PATHS = ["@fresh_json", "@fresh_npz", "@fresh_png", "@fresh_dir", "@fresh_deep",
              "@out_empty_dir", "@notes", "@foreign_dir", "@fifo", "@link_dev_zero",
              "@dangling_link", "@under_file", "@dev_zero_sub", "@nul", "@long", "@newline_out",
-             "", "."]  # fmt: skip
+             "@proc_out", "", "."]  # fmt: skip
 BAD_CARDS = ["@card_badkey", "@card_nan", "@card_nonutf8", "@card_truncated", "@card_huge",
              "@notes", "@empty_file", "@foreign_dir", "@empty_dir", "@missing", "@fifo",
              "@link_dev_zero", "@dangling_link", "@dev_zero", "@proc_status", "@nul", "@long",

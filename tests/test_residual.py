@@ -390,3 +390,21 @@ def test_the_group_rule_sets_the_global_grids_gauge(block, digits):
     # per-layer grids have no shared group range: one model, no choice
     per = _import(block, digits, scheme="per-layer").report["calibration"]
     assert "group_rule_calibration_accuracy" not in per
+
+
+def test_a_grid_as_fine_as_the_adc_keeps_both_halves(block, digits, library):
+    """The signed read needs one ADC bit more than the grid: an A8 model on the card's
+    8-bit ADC programs both halves (``2 C`` filters, each read unsigned) and stays exact."""
+    assert library.card.adc.bits == 8
+    model = _import(block, digits, a_bits=8).model
+    maps = Engine(model, library, EngineConfig()).maps
+    assert not any(m.signed for m in maps)
+    add = next(i for i, lay in enumerate(model.layers) if isinstance(lay, AddLayer))
+    assert signed_half(model, add - 1) is not None  # a mirror, mapped whole all the same
+    x, y = digits.x_test[:N_TEST], digits.y_test[:N_TEST]
+    _, codes = evaluate_recording(
+        model, library, x, y, EngineConfig(**ALL_OFF, partial_sums="analog")
+    )
+    _, codes_ref = reference_codes(model, x)
+    for i in codes_ref:
+        np.testing.assert_array_equal(codes[i], codes_ref[i], err_msg=f"layer {i}")

@@ -250,7 +250,8 @@ class Engine(FoldedPath, SenseRow, Conversions, EnergyTally, DriftCompensation):
                 st = stats.setdefault(i, LayerStats(f"{i}:add"))
                 # a pair's operand: two adds per output, one where the chip read it signed
                 n_add = 2 if lay.pair and not self._by_index[i - 1].signed else 1
-                st.count("digital", self.card.digital.e_add_j, k.size * n_add)
+                if not self.cfg.ideal:  # ideal mode models no energy
+                    st.count("digital", self.card.digital.e_add_j, k.size * n_add)
             if i in sources:
                 saved[i] = k
         assert logits is not None

@@ -40,7 +40,7 @@ class LayerStats:
     cycles: int = 0  # SAR cycles that a full conversion would take
     skipped_cycles: int = 0
     bound_violations: int = 0  # skipped conversions whose full code needed the MSBs
-    psum_clipped: int = 0  # partial-sum conversions at either end of their range
+    psum_clipped: int = 0  # offset-binary conversions (partial sums, signed operands) at an end
     energy_j: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
     # exact tallies of a chip's batches, turned into energy_j by Engine.finish_energy: integers
     # add up the same however the samples are batched, where float sums would not

@@ -26,6 +26,9 @@ For every hidden weight layer (dense, or conv unrolled by im2col, fan-in ``F`` i
   once, as an offset-binary conversion around half scale (the way a digital partial sum is
   read), and the digital side splits the signed code into the model's two halves
   ``(relu(z), relu(-z))``. The same devices give both halves, as in the model's arithmetic.
+  The signed read needs one ADC bit more than the output grid; on a card whose ADC has no
+  bit to spare (``a`` bits = ``adc.bits``) both halves are programmed as ``2 C`` filters,
+  each converted unsigned.
 
 A model whose precisions the card cannot hold is refused with an error naming both.
 """
@@ -320,7 +323,10 @@ def map_model(model: Model, card: Card) -> list[LayerMap]:
     ]
     maps = []
     for i, lay in hidden:
-        half = signed_half(model, i)
+        # the signed read needs one ADC bit more than the grid (the sign); where the card's
+        # ADC has none to spare, both halves are programmed, each read as an unsigned code
+        assert lay.out_grid is not None  # check_model
+        half = signed_half(model, i) if lay.out_grid.bits < card.adc.bits else None
         lm = map_layer(i, half if half is not None else lay, card)
         lm.signed = half is not None
         maps.append(lm)

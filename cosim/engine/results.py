@@ -205,7 +205,8 @@ class LayerResult:
     tia_saturation_rate: float  # fraction of column TIA reads within 20 mV of a rail
     skipped_cycle_fraction: float  # fraction of SAR cycles skipped by the sense row
     bound_violations: int  # skipped conversions whose full code needed the skipped MSBs
-    psum_clipping_rate: float  # fraction of partial-sum conversions at either end
+    psum_clipping_rate: float  # fraction of offset-binary conversions (partial sums and
+    # a residual Add's signed operand) at either end of their range
     conversions_per_inference: float  # ADC conversions per sample (partial sums included)
     energy_per_inference_j: EnergyBreakdown  # J per sample, by component
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from cosim.errors import CosimError
@@ -108,6 +109,17 @@ def _check_creatable(path: str | os.PathLike[str], start: Path, what: str) -> No
                 f"cannot create {what} {shown}: no permission to write in {show_path(d)}; "
                 "choose a writable location"
             )
+        # access() answers for the mode bits only: a read-only mount, a pseudo file system
+        # (/proc) or a quota still refuse; a probe file, removed at once, asks the system
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".cosim-write-check-", dir=d)
+        except OSError as exc:
+            raise CosimError(
+                f"cannot create {what} {shown}: {show_path(d)} takes no new files "
+                f"({error_text(exc)}); choose a writable location"
+            ) from None
+        os.close(fd)
+        os.unlink(probe)
         return
 
 

@@ -261,6 +261,8 @@ def import_onnx(
             if kept is not None:
                 return kept
         return _import_residual(g, conv, alpha, beta, dataset, opts, t0, log, float_acc)
+    if opts.group_rule != "auto":
+        conv.notes.append(f"--group-range {opts.group_rule} ignored: the graph has no residual Add")
     hi = DEFAULT_HI
     net, caps = build_imported(conv, alpha, beta, hi, g.name)
     t_convert = time.perf_counter() - t0
@@ -407,6 +409,11 @@ def _import_residual(
         "import": {k: v for k, v in asdict(opts).items() if v is not None},
     }
     rules = [opts.group_rule]
+    if opts.group_rule != "auto" and not (opts.scheme == "global" and opts.method == "mse"):
+        conv.notes.append(
+            f"--group-range {opts.group_rule} ignored: it chooses the range of a residual "
+            "stage on the global scheme's shared grid with mse ranges"
+        )
     if opts.group_rule == "auto":  # both where they differ; else the one that applies
         rules = ["joint", "max"] if opts.scheme == "global" and opts.method == "mse" else ["max"]
     built = []
